@@ -1,0 +1,1 @@
+"""PyTorch experiments: multitask sparse parity training and quanta discovery from gradients."""

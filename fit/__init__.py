@@ -1,0 +1,1 @@
+"""Scaling-law fitting with bootstrap error bars, checked against the quantization model."""

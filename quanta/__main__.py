@@ -1,0 +1,3 @@
+from quanta.cli import main
+
+raise SystemExit(main())

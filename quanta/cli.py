@@ -1,0 +1,75 @@
+"""``quanta``: one command, a subcommand per capability.
+
+A subcommand exists once its module in ``quanta.commands`` exists; errors from the
+layers (``ValueError``, ``CommandError``, missing files) become one line on stderr and
+exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from quanta.io import CommandError
+
+#: Subcommands in layer order; a name whose module is missing is simply not offered.
+COMMANDS = ("theory", "simulate", "fit", "parity", "qdg")
+
+
+def available_commands():
+    """The command modules that exist, imported, in layer order."""
+    mods = []
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"quanta.commands.{name}") is not None:
+            mods.append(importlib.import_module(f"quanta.commands.{name}"))
+    return mods
+
+
+def run_demo(args) -> int:
+    """The README's main job: every layer's demo, written into ``--out``."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for mod in available_commands():
+        demo = getattr(mod, "demo", None)
+        if demo is None:
+            continue
+        name = mod.__name__.rsplit(".", 1)[-1]
+        print(f"[demo] {name} ...", flush=True)
+        for path in demo(out) or []:
+            print(f"[demo]   wrote {path}", flush=True)
+    print(f"[demo] done: results in {out}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quanta",
+        description="The Quantization Model of Neural Scaling: theory, Monte Carlo, fits, "
+                    "training and QDG.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for mod in available_commands():
+        mod.add_parser(sub)
+    demo = sub.add_parser("demo", help="run the small end-to-end demo of every layer (CPU)")
+    demo.add_argument("--out", default="quanta-out", help="output folder (default quanta-out)")
+    demo.set_defaults(func=run_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except (CommandError, ValueError, FileNotFoundError, KeyError) as err:
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, KeyError):
+            msg = msg.strip("'\"")
+        print(f"quanta {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

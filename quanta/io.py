@@ -1,0 +1,98 @@
+"""Output conventions shared by every subcommand: ``--json FILE`` (``-`` for stdout),
+``--plot FILE``, atomic writes and one-line errors."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class CommandError(Exception):
+    """An error reported to the user as one line, without a traceback."""
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, dataclasses and paths into plain JSON types.
+
+    Non-finite floats become ``None`` so the output is strict JSON.
+    """
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(obj: Any, dest: str | os.PathLike | None) -> None:
+    """Write ``obj`` as JSON to ``dest``; ``-`` means standard output, None does nothing."""
+    if dest is None:
+        return
+    text = json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
+    if str(dest) == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        atomic_write_bytes(dest, text.encode())
+
+
+def save_figure(fig, dest: str | os.PathLike | None, dpi: int = 150) -> None:
+    """Save a matplotlib figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    if dest is None:
+        plt.close(fig)
+        return
+    import io
+
+    dest = Path(dest)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=dest.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(dest, buf.getvalue())
+
+
+def add_output_args(parser, plot: bool = True) -> None:
+    """Add the standard ``--json FILE`` and (optionally) ``--plot FILE`` options."""
+    parser.add_argument("--json", metavar="FILE", default=None,
+                        help="write results as JSON to FILE ('-' for standard output)")
+    if plot:
+        parser.add_argument("--plot", metavar="FILE", default=None,
+                            help="save a figure to FILE (format from the suffix)")

@@ -1,0 +1,1 @@
+"""Numba Monte Carlo of Zipfian quanta learning (data, steps and parameter regimes)."""

@@ -1,0 +1,34 @@
+"""The command-line conventions every subcommand shares."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from quanta import cli, io
+
+
+def test_unknown_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["no-such-command"])
+    assert exc.value.code == 2
+
+
+def test_json_dash_writes_stdout(capsys):
+    io.write_json({"a": np.float64(1.5), "b": np.arange(3), "c": float("nan")}, "-")
+    out = json.loads(capsys.readouterr().out)
+    assert out == {"a": 1.5, "b": [0, 1, 2], "c": None}
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "sub" / "x.json"
+    io.write_json({"v": 1}, target)
+    io.write_json({"v": 2}, target)
+    assert json.loads(target.read_text()) == {"v": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["x.json"]
+
+
+def test_console_entry_point_runs():
+    res = subprocess.run([sys.executable, "-m", "quanta", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "quanta" in res.stdout
