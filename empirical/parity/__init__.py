@@ -1,0 +1,11 @@
+"""Multitask sparse parity: the task, fused training of whole sweeps, run directories and
+their analysis (Michaud et al. 2023, section 3)."""
+from .config import ModelConfig, RunConfig, TaskConfig, TrainConfig
+from .model import MLP, FusedMLP
+from .run import Run, load_run
+from .task import SparseParityTask
+from .train import evaluate, log_steps, network_table, train
+
+__all__ = ["SparseParityTask", "TaskConfig", "ModelConfig", "TrainConfig", "RunConfig",
+           "MLP", "FusedMLP", "train", "evaluate", "log_steps", "network_table",
+           "Run", "load_run"]

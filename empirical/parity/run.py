@@ -1,0 +1,80 @@
+"""Reading a run directory back: ``config.json``, ``metrics.npz``, ``checkpoints/``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .model import MLP
+from .task import SparseParityTask
+from .train import CHECKPOINT_DIR, build_model, checkpoint_path, make_task, network_table
+
+
+class Run:
+    """A finished (or partly finished) parity run.
+
+    ``config`` is the :class:`RunConfig`, ``task`` the :class:`SparseParityTask` rebuilt
+    from it, ``metrics`` a dict of arrays (``test_loss``/``test_acc``: network × eval step ×
+    subtask, nats; ``mean_test_loss``: frequency-weighted; ``steps``, ``widths``, ``seeds``,
+    ``D`` (0 = online), ``n_params``, ``frequencies``, ``train_loss``, ``n_evals``).
+    """
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir)
+        cfg = self.path / "config.json"
+        if not cfg.exists():
+            raise FileNotFoundError(f"no parity run in {self.path} (config.json missing)")
+        self.config = RunConfig.from_json(cfg.read_text())
+        self.task: SparseParityTask = make_task(self.config)
+        mpath = self.path / "metrics.npz"
+        if mpath.exists():
+            with np.load(mpath) as z:
+                self.metrics = {k: z[k] for k in z.files}
+        else:
+            self.metrics = {}
+
+    def info(self) -> list[dict]:
+        """One dict per network: index, width, seed, D (0 = online), n_params."""
+        rows = network_table(self.config)
+        for r in rows:
+            r["n_params"] = self.task.n_params(r["width"], self.config.model.depth)
+        return rows
+
+    def checkpoint_steps(self) -> list[int]:
+        """Steps with a saved checkpoint, ascending."""
+        ckdir = self.path / CHECKPOINT_DIR
+        if not ckdir.is_dir():
+            return []
+        return sorted(int(p.stem.split("_")[1]) for p in ckdir.glob("step_*.pt"))
+
+    def checkpoint(self, step: int | None = None) -> dict:
+        """The raw checkpoint dict of ``step`` (None = last) on the CPU."""
+        steps = self.checkpoint_steps()
+        if not steps:
+            raise FileNotFoundError(f"no checkpoints in {self.path / CHECKPOINT_DIR}")
+        step = steps[-1] if step is None else int(step)
+        if step not in steps:
+            raise ValueError(f"step {step} has no checkpoint; available: {steps}")
+        return torch.load(checkpoint_path(self.path, step), map_location="cpu", weights_only=True)
+
+    def networks(self, step: int | None = None) -> list[tuple[dict, MLP]]:
+        """Every network at the checkpoint of ``step`` (None = last) as (info dict, standalone
+        :class:`MLP` on the CPU taking the encoded input and returning 2 logits)."""
+        ck = self.checkpoint(step)
+        model = build_model(self.config, self.task)
+        model.load_state_dict(ck["model"])
+        out = []
+        for info in self.info():
+            mlp = model.network(info["index"]).eval()
+            out.append((dict(info, step=int(ck["step"])), mlp))
+        return out
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, networks={len(self.info())})"
+
+
+def load_run(run_dir) -> Run:
+    """Open a run directory written by :func:`empirical.parity.train`."""
+    return Run(run_dir)
