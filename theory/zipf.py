@@ -1,0 +1,83 @@
+"""Zipfian quanta: frequencies p_k = k^-(α+1) / Z, their normalisation and tails.
+
+Z is ζ(α+1) for infinitely many quanta (``K=None``) and the generalised harmonic number
+H_K^(α+1) = Σ_{k≤K} k^-(α+1) for K quanta. Tails use the Hurwitz zeta function
+ζ(s, q) = Σ_{j≥0} (q+j)^-s (``scipy.special.zeta(s, q)``).
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from scipy import special
+
+from theory._checks import check_alpha, check_K, check_sizes, finish
+
+#: Below this many terms a finite sum is done term by term instead of by Hurwitz differences.
+DIRECT_TERMS = 100_000
+
+
+@functools.lru_cache(maxsize=256)
+def _normalization(alpha: float, K: int | None) -> float:
+    s = alpha + 1.0
+    if K is None:
+        return float(special.zeta(s))
+    if K <= DIRECT_TERMS:
+        return math.fsum(np.arange(K, 0, -1, dtype=float) ** -s)
+    return float(special.zeta(s) - special.zeta(s, K + 1.0))
+
+
+def normalization(alpha, K=None) -> float:
+    """Z = Σ_{k≤K} k^-(α+1): ζ(α+1) when K is None, else the generalised harmonic number."""
+    return _normalization(check_alpha(alpha), check_K(K))
+
+
+def frequencies(alpha, K=None, k=None):
+    """p_k = k^-(α+1)/Z for 1-based ``k`` (all k = 1..K when ``k`` is None and K finite).
+
+    Ranks beyond a finite K have frequency 0; non-integer k gives the smooth interpolation.
+    """
+    alpha, K = check_alpha(alpha), check_K(K)
+    if k is None:
+        if K is None:
+            raise ValueError("k must be given when K is None (infinitely many quanta)")
+        k = np.arange(1, K + 1, dtype=float)
+    else:
+        k = check_sizes(k, "k")
+        if k.size and (k < 1).any():
+            raise ValueError("k must be >= 1 (ranks are 1-based)")
+    p = k ** -(alpha + 1.0) / _normalization(alpha, K)
+    if K is not None:
+        p = np.where(k > K, 0.0, p)
+    return finish(p)
+
+
+def _hurwitz_between(s: float, n: np.ndarray, K: int | None) -> np.ndarray:
+    """ζ(s, n+1) − ζ(s, K+1) for real n ≤ K (Σ_{n<k≤K} k^-s at integer n), computed
+    term by term where the two zetas would nearly cancel."""
+    n = np.asarray(n, dtype=float)
+    head = special.zeta(s, n + 1.0)
+    if K is None:
+        return head
+    out = head - special.zeta(s, K + 1.0)
+    near = np.flatnonzero((K - n) <= DIRECT_TERMS)
+    flat_n, flat_out = n.reshape(-1), out.reshape(-1)
+    for i in near:
+        m = int(math.floor(K - flat_n[i]))
+        terms = (flat_n[i] + 1.0 + np.arange(m - 1, -1, -1, dtype=float)) ** -s
+        rest = special.zeta(s, flat_n[i] + 1.0 + m) - special.zeta(s, K + 1.0)
+        flat_out[i] = math.fsum(terms) + rest
+    return np.maximum(flat_out.reshape(n.shape), 0.0)
+
+
+def tail_mass(n, alpha, K=None):
+    """Σ_{k>n} p_k, the mass of the quanta beyond rank n.
+
+    Exact at integer n; between integers it is the Hurwitz interpolation
+    (ζ(α+1, n+1) − ζ(α+1, K+1))/Z, smooth in n (so local exponents exist). 0 for n ≥ K.
+    """
+    alpha, K = check_alpha(alpha), check_K(K)
+    n = check_sizes(n, "n")
+    m = n if K is None else np.minimum(n, K)
+    return finish(_hurwitz_between(alpha + 1.0, m, K) / _normalization(alpha, K))
