@@ -1,0 +1,296 @@
+"""``fit.fit``: one entry point for every form, with bootstrap error bars and warnings."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, jackknife_weights, pair_weights,
+                           residual_indices)
+from fit.data import check_xy
+from fit.forms import FORMS, JOINT_FORMS, form_spec, objective, solve_batch, to_public
+from fit.result import FitResult
+
+#: Fewest points below which a fit is flagged (not refused).
+FEW_POINTS = 8
+#: Shortest x range, in decades, below which the exponent is flagged as poorly determined.
+MIN_DECADES = 1.0
+#: Default exponents of the starting grids.
+START_EXPONENTS = (0.1, 0.3, 0.7, 1.5)
+
+
+def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
+        bootstrap_method="pairs", ci_method="percentile", loss=None, delta=1e-3, grid=None,
+        bounds=None, smooth=0.1, jackknife=True, variable=None, maxiter=500) -> FitResult:
+    """Fit a scaling law of ``form`` to sizes ``x`` (and ``x2``) and losses ``y``.
+
+    form: "power" (A x^-alpha, OLS/WLS on log-log axes with statsmodels), "offset"
+    (E + A x^-alpha), "broken" (two regimes joined by a smooth bend of width ``smooth`` in
+    ln x), "chinchilla" (E + A N^-alpha + B D^-beta) or "max" (E + max(A N^-alpha, B D^-beta),
+    the quantization model's joint form, theory.expected_loss_ND). All are fitted on log
+    residuals, scaled by y/sigma when ``sigma`` (per-point errors of y) is given.
+
+    loss: "l2" (default for one variable) or "huber" (default for the joint forms, Hoffmann et
+    al. 2022 approach 3, threshold ``delta`` on log residuals). The nonlinear forms start from a
+    grid (``grid``: internal name → values, e.g. ``{"logE": [...], "logA": [...], "logB": [...],
+    "alpha": [...], "beta": [...]}``, all combinations; default a data-scaled grid) and keep
+    the best converged start; ``bounds``: internal name → (low, high).
+
+    bootstrap: number of resamples (0 = none), ``bootstrap_method`` "pairs" or "residuals",
+    seeded by ``seed``; intervals are ``ci_method`` "percentile" or "bca" (BCa uses the
+    jackknife, run when ``jackknife``). ``variable``: "N", "D" or "S" (what x is), used for the
+    quantization-model reading of a one-variable exponent.
+    """
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
+    joint = form in JOINT_FORMS
+    if joint and x2 is None:
+        raise ValueError(f"x2: form {form!r} is a joint law L(N, D) and needs x2 (D)")
+    if not joint and x2 is not None:
+        raise ValueError(f"x2 given but form {form!r} has one variable; use chinchilla or max")
+    spec = form_spec(form, smooth=smooth)
+    loss = spec.default_loss if loss is None else loss
+    if loss not in ("l2", "huber"):
+        raise ValueError(f"loss must be 'l2' or 'huber', got {loss!r}")
+    if form == "power" and loss != "l2":
+        raise ValueError("loss: the power form is an OLS/WLS fit; use loss='l2'")
+    if not delta > 0:
+        raise ValueError(f"delta must be positive, got {delta!r}")
+    if bootstrap_method not in BOOTSTRAP_METHODS:
+        raise ValueError(f"bootstrap_method must be one of {BOOTSTRAP_METHODS}, "
+                         f"got {bootstrap_method!r}")
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    bootstrap = int(bootstrap)
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be >= 0, got {bootstrap!r}")
+    if variable not in (None, "N", "D", "S"):
+        raise ValueError(f"variable must be 'N', 'D' or 'S', got {variable!r}")
+    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
+    n, p = len(x), len(spec.public)
+    X = (np.log(x),) if x2 is None else (np.log(x), np.log(x2))
+    logy = np.log(y)
+    scale = np.ones(n) if sigma is None else y / sigma
+    lower, upper = _bounds(form, X, logy, bounds, spec)
+    opts = dict(loss=loss, delta=delta, lower=lower, upper=upper, maxiter=maxiter)
+
+    if form == "power":
+        theta, cov, llf, info = _power_statsmodels(X[0], logy, scale)
+        conv = True
+    else:
+        starts = _starts(form, X, logy, grid, spec)
+        sol = solve_batch(spec, starts, X, logy, scale=scale, **opts)
+        obj = np.where(sol.converged, sol.objective, np.inf)
+        if not np.any(np.isfinite(obj)):
+            obj = np.where(np.isfinite(sol.objective), sol.objective, np.inf)
+        best = int(np.argmin(obj))
+        theta, conv = sol.theta[best], bool(sol.converged[best])
+        cov = _covariance(spec, theta, X, logy, scale, loss, delta)
+        r = (logy - spec.model(theta[None], X)[0][0]) * scale
+        llf = _gaussian_llf(r, scale)
+        info = {"n_starts": len(starts), "n_starts_converged": int(sol.converged.sum()),
+                "best_start": starts[best].tolist(), "theta": theta.tolist()}
+    obj_value = float(objective(spec, theta, X, logy, scale, None, loss, delta)[0])
+    params = {k: float(v) for k, v in to_public(spec, theta).items()}
+    se_theta = np.sqrt(np.clip(np.diag(cov), 0, None))
+    stderr = {pub: float(params[pub] * se_theta[i] if pub in spec.log_params else se_theta[i])
+              for i, pub in enumerate(spec.public)}
+    aic, bic = -2 * llf + 2 * p, -2 * llf + p * np.log(n)
+
+    config = dict(form=form, bootstrap=bootstrap, level=level, seed=seed,
+                  bootstrap_method=bootstrap_method, ci_method=ci_method, loss=loss,
+                  delta=delta if loss == "huber" else None, variable=variable,
+                  smooth=smooth if form == "broken" else None,
+                  grid=None if grid is None else {k: list(map(float, v)) for k, v in grid.items()},
+                  weighted=sigma is not None)
+    boot = jack = None
+    n_failed = 0
+    if bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        if bootstrap_method == "pairs":
+            W, Y = pair_weights(n, bootstrap, rng), logy
+        else:
+            pred = spec.model(theta[None], X)[0][0]
+            r = (logy - pred) * scale
+            r = r - r.mean()
+            W, Y = None, pred + r[residual_indices(n, bootstrap, rng)] / scale
+        th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
+        n_failed = int(bootstrap - ok.sum())
+        boot = {k: v for k, v in to_public(spec, th[ok]).items()}
+        if jackknife:
+            thj, okj = _refit(spec, theta, X, logy, scale, jackknife_weights(n), n, opts)
+            thj[~okj] = np.nan
+            jack = to_public(spec, thj)
+    result = FitResult(form=form, x=x, y=y, x2=x2, sigma=sigma, params=params, stderr=stderr,
+                       theta=np.asarray(theta, dtype=float), cov_theta=cov, aic=float(aic),
+                       bic=float(bic), llf=float(llf), objective=obj_value, n_points=n,
+                       loss=loss, converged=conv, n_failed_bootstrap=n_failed,
+                       bootstrap_params=boot, jackknife_params=jack, level=level,
+                       ci_method=ci_method, config=config, info=info)
+    result.warnings.extend(_warnings(result, X, lower, upper, spec))
+    return result
+
+
+def power_law(x, y, **options) -> FitResult:
+    """``fit("power", x, y, ...)``: L = A x^-alpha by OLS (WLS with ``sigma``) on log-log axes."""
+    return fit("power", x, y, **options)
+
+
+def offset_power_law(x, y, **options) -> FitResult:
+    """``fit("offset", x, y, ...)``: L = E + A x^-alpha with an irreducible loss E."""
+    return fit("offset", x, y, **options)
+
+
+# ---------------------------------------------------------------------------- internals
+def _power_statsmodels(u, logy, scale):
+    """log y = log A - alpha log x by statsmodels OLS, or WLS with weights (y/sigma)²."""
+    import statsmodels.api as sm
+
+    design = np.column_stack([np.ones_like(u), -u])
+    model = sm.OLS(logy, design) if np.all(scale == 1) else sm.WLS(logy, design,
+                                                                    weights=scale ** 2)
+    res = model.fit()
+    return (np.asarray(res.params), np.asarray(res.cov_params()), float(res.llf),
+            {"statsmodels": type(model).__name__, "rsquared": float(res.rsquared)})
+
+
+def _wls_batch(u, Y, W, scale):
+    """Closed-form weighted least squares of log y on (1, -log x) for every resample."""
+    Wt = (np.ones_like(Y) if W is None else W) * scale ** 2
+    Y = np.broadcast_to(Y, Wt.shape)
+    s0, s1, s2 = Wt.sum(1), (Wt * u).sum(1), (Wt * u * u).sum(1)
+    t0, t1 = (Wt * Y).sum(1), (Wt * Y * u).sum(1)
+    det = s0 * s2 - s1 * s1
+    ok = det > 1e-12 * np.maximum(s0 * s2, 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (s0 * t1 - s1 * t0) / det            # d log y / d log x
+        icpt = (t0 - slope * s1) / s0
+    theta = np.column_stack([icpt, -slope])
+    return theta, ok & np.all(np.isfinite(theta), axis=1)
+
+
+def _refit(spec, theta, X, Y, scale, W, count, opts):
+    """Refit ``count`` weighted/resampled problems at once, warm-started at ``theta``."""
+    if spec.name == "power":
+        return _wls_batch(X[0], np.atleast_2d(Y), W, scale)
+    sol = solve_batch(spec, np.tile(theta, (count, 1)), X, Y, scale=scale, weights=W, **opts)
+    return sol.theta, sol.converged
+
+
+def _gaussian_llf(r, scale):
+    """Gaussian log-likelihood of the (scaled) log residuals, as statsmodels' OLS/WLS."""
+    n = len(r)
+    rss = max(float(np.sum(r * r)), 1e-300)
+    return -0.5 * n * (np.log(2 * np.pi * rss / n) + 1) + float(np.sum(np.log(scale)))
+
+
+def _covariance(spec, theta, X, logy, scale, loss, delta):
+    """Asymptotic covariance of theta: s² (JᵀJ)⁻¹ (least squares) or, for the Huber loss,
+    Huber's (1981, §7.6) [Σψ²/(n-p)] / [mean ψ']² (JᵀJ)⁻¹ (rough: prefer the bootstrap)."""
+    pred, J = spec.model(theta[None], X)
+    J = J[0] * scale[:, None]
+    r = (logy - pred[0]) * scale
+    n, p = J.shape
+    dof = max(n - p, 1)
+    if loss == "l2":
+        s2 = np.sum(r * r) / dof
+    else:
+        # Huber's (1981) asymptotic form; the p residuals the fit interpolates are not
+        # counted among those inside ±delta (they sit there by construction).
+        psi = np.clip(r, -delta, delta)
+        inside = max(int(np.sum(np.abs(r) <= delta)) - p, 1) / dof
+        s2 = np.sum(psi * psi) / dof / inside ** 2
+    try:
+        return s2 * np.linalg.inv(J.T @ J)
+    except np.linalg.LinAlgError:
+        return np.full((p, p), np.nan)
+
+
+def _bounds(form, X, logy, user, spec):
+    """Default bounds on theta (exponents, log E, break point), overridden by ``user``."""
+    p = len(spec.internal)
+    lo, hi = np.full(p, -np.inf), np.full(p, np.inf)
+    for i, name in enumerate(spec.internal):
+        if name in ("alpha", "beta"):
+            lo[i], hi[i] = (-10.0, 10.0) if form in ("broken", "power") else (0.0, 10.0)
+        elif name == "alpha2":
+            lo[i], hi[i] = -10.0, 10.0
+        elif name == "logE":
+            lo[i], hi[i] = logy.min() - 50.0, logy.max()
+        elif name == "log_x_break":
+            lo[i], hi[i] = X[0].min(), X[0].max()
+    for name, (a, b) in (user or {}).items():
+        if name not in spec.internal:
+            raise ValueError(f"bounds: unknown parameter {name!r} (one of {spec.internal})")
+        i = spec.internal.index(name)
+        lo[i], hi[i] = a, b
+    return lo, hi
+
+
+def _starts(form, X, logy, grid, spec):
+    """Starting points: the user's grid (all combinations) or a grid scaled to the data."""
+    if grid is not None:
+        missing = [k for k in spec.internal if k not in grid]
+        if missing:
+            raise ValueError(f"grid: give values for {', '.join(spec.internal)} "
+                             f"(missing {', '.join(missing)})")
+        return np.array(list(itertools.product(*(np.atleast_1d(grid[k]).astype(float)
+                                                 for k in spec.internal))))
+    u = X[0]
+    y = np.exp(logy)
+    ymin, ymed, umed = y.min(), np.median(y), np.median(u)
+    if form == "offset":
+        rows = []
+        for fe, al in itertools.product((1e-4, 0.3, 0.6, 0.9), (0.05,) + START_EXPONENTS):
+            E = fe * ymin
+            rows.append((np.log(E), np.log(ymed - E) + al * umed, al))
+        return np.array(rows)
+    if form == "broken":
+        rows = []
+        for q in np.linspace(0.15, 0.85, 8):
+            ub = np.quantile(u, q)
+            left, right = u <= ub, u > ub
+            if left.sum() < 2 or right.sum() < 2 or np.ptp(u[left]) == 0 or np.ptp(u[right]) == 0:
+                continue
+            s1, c1 = np.polyfit(u[left], logy[left], 1)
+            s2, _ = np.polyfit(u[right], logy[right], 1)
+            rows.append((c1, -s1, -s2, ub))
+        s, c = np.polyfit(u, logy, 1)
+        rows.append((c, -s, -s, umed))
+        return np.array(rows)
+    v, vmed = X[1], np.median(X[1])
+    rows = []
+    for fe, al, be in itertools.product((1e-3, 0.5, 0.9), START_EXPONENTS, START_EXPONENTS):
+        E = fe * ymin
+        half = np.log((ymed - E) / 2)
+        rows.append((np.log(E), half + al * umed, half + be * vmed, al, be))
+    return np.array(rows)
+
+
+def _warnings(res, X, lower, upper, spec):
+    """Conditions that do not stop a fit but limit what it can say."""
+    out = []
+    names = ("x", "x2")
+    for name, u in zip(names, X):
+        decades = np.ptp(u) / np.log(10)
+        if decades < MIN_DECADES:
+            out.append(f"{name} spans only {decades:.2g} decades (< {MIN_DECADES:g}); "
+                       f"the exponent is poorly determined")
+    if res.n_points < FEW_POINTS:
+        out.append(f"only {res.n_points} points; intervals rest on few points")
+    if not res.converged:
+        out.append("the fit did not converge from any starting point")
+    for i, name in enumerate(spec.internal):
+        if name in ("alpha", "beta", "alpha2", "logE", "log_x_break"):
+            t = res.theta[i]
+            if np.isfinite(lower[i]) and abs(t - lower[i]) < 1e-6 * (1 + abs(t)) or \
+                    np.isfinite(upper[i]) and abs(t - upper[i]) < 1e-6 * (1 + abs(t)):
+                pub = spec.public[i]
+                out.append(f"{pub} sits on its bound ({res.params[pub]:.4g}); "
+                           f"the form may not suit the data")
+    if res.n_bootstrap and res.n_failed_bootstrap > 0.05 * res.n_bootstrap:
+        out.append(f"{res.n_failed_bootstrap} of {res.n_bootstrap} bootstrap refits failed; "
+                   f"the intervals describe the rest")
+    return out
