@@ -1,0 +1,190 @@
+"""The fused trainer: fused equals separate training, resume equals an uninterrupted run,
+checkpoints and run directories, and a tiny sweep that learns."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, load_run,
+                              log_steps, network_table, train)
+from empirical.parity.train import DataStream, build_model, make_task
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the CI machine has 2 cores shared with other tests; one thread is faster and stable
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_config(**train_kw):
+    tk = dict(steps=12, batch=64, seeds=[0, 1], eval_points=5, checkpoints=3, test_per_task=8,
+              eval_chunk=40, device="cpu")
+    tk.update(train_kw)
+    return RunConfig(TaskConfig(n_tasks=6, n_bits=8, k=3, alpha=0.4),
+                     ModelConfig(widths=[3, 7, 12]),
+                     TrainConfig(**tk))
+
+
+def train_alone(config, info, steps):
+    """One network trained by itself with a plain nn.Module and torch.optim.Adam, fed by a
+    fresh DataStream with the same seed (so the same batches as in the fused run)."""
+    task = make_task(config)
+    mlp = build_model(config, task).network(info["index"])
+    opt = torch.optim.Adam(mlp.parameters(), lr=config.train.lr)
+    stream = DataStream(task, info["seed"], info["D"], config.train.batch, "cpu")
+    for _ in range(steps):
+        x, y = stream.next()
+        opt.zero_grad()
+        F.cross_entropy(mlp(x), y).backward()
+        opt.step()
+    return mlp
+
+
+@pytest.mark.parametrize("depth,D", [(1, None), (2, None), (1, [50, 200]), (3, [100])])
+def test_fused_training_equals_separate_training(tmp_path, depth, D):
+    config = tiny_config(D=D, steps=15)
+    config.model.depth = depth
+    run = load_run(train(config, tmp_path / "run"))
+    fused = run.networks()
+    assert len(fused) == len(network_table(config)) == 3 * 2 * (len(D) if D else 1)
+    for info, mlp in fused:
+        alone = train_alone(config, info, 15)
+        for p, q in zip(mlp.parameters(), alone.parameters()):
+            torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4,
+                                       msg=f"network {info} differs from its separate training")
+    # and the fused networks did move away from their initialisation
+    init = build_model(config, make_task(config)).network(2)
+    assert not torch.allclose(fused[2][1].net[-1].weight, init.net[-1].weight)
+
+
+class Killed(Exception):
+    pass
+
+
+def _kill_at(step):
+    def cb(s, losses):
+        if s == step:
+            raise Killed
+    return cb
+
+
+@pytest.mark.parametrize("D,save_every", [(None, None), ([30, 100], None), ([30], 0.0)])
+def test_resume_after_kill_equals_uninterrupted(tmp_path, D, save_every):
+    config = tiny_config(D=D, steps=40, eval_points=12, checkpoints=4)
+    full = load_run(train(config, tmp_path / "full"))
+    kill_step = 29 if save_every is None else 33   # between checkpoints (1, 3, 12, 40) or not
+    with pytest.raises(Killed):
+        train(config, tmp_path / "cut", callback=_kill_at(kill_step), save_every_s=save_every)
+    part = load_run(tmp_path / "cut")
+    assert part.metrics["n_evals"] < len(full.metrics["steps"])   # the kill lost the end
+    with pytest.raises(ValueError, match="resume"):
+        train(config, tmp_path / "cut")
+    resumed = load_run(train(config, tmp_path / "cut", resume=True))
+    for key, value in full.metrics.items():
+        if key == "wall_time":
+            continue
+        np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
+    assert resumed.checkpoint_steps() == full.checkpoint_steps()
+    for (_, a), (_, b) in zip(resumed.networks(), full.networks()):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+    assert not (tmp_path / "cut" / "checkpoints" / "resume.pt").exists()
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    train(tiny_config(steps=3), tmp_path / "r")
+    with pytest.raises(ValueError, match="config"):
+        train(tiny_config(steps=3, lr=2e-3), tmp_path / "r", resume=True)
+
+
+def test_run_directory_layout_and_contents(tmp_path):
+    config = tiny_config(steps=20, D=[40])
+    out = train(config, tmp_path / "r")
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["checkpoints", "config.json", "metrics.npz"]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["device"] == "cpu" and saved["train"]["precision"] == "fp32"
+    run = load_run(out)
+    steps = log_steps(20, 3)
+    assert run.checkpoint_steps() == steps
+    assert all(p.name == f"step_{s:08d}.pt" for p, s in
+               zip(sorted((out / "checkpoints").iterdir()), steps))
+    ck = run.checkpoint(steps[1])
+    assert ck["step"] == steps[1] and ck["config"] == saved
+    assert {"model", "optimizer", "streams", "metrics"} <= set(ck)
+    m = run.metrics
+    M, E, T = 6, len(m["steps"]), 6
+    assert m["test_loss"].shape == m["test_acc"].shape == (M, E, T)
+    assert np.isfinite(m["test_loss"]).all() and int(m["n_evals"]) == E
+    np.testing.assert_array_equal(m["widths"], [3, 7, 12, 3, 7, 12])
+    np.testing.assert_array_equal(m["D"], [40] * 6)
+    np.testing.assert_allclose(m["mean_test_loss"], m["test_loss"] @ run.task.frequencies,
+                               rtol=1e-6)
+    assert run.task.describe() == saved["task"]
+    # the standalone networks reproduce the fused model's test losses
+    info, mlp = run.networks()[4]
+    sub, bits = run.task.test_set(config.train.test_per_task, config.train.test_seed)
+    x, y = run.task.encode(sub, bits), run.task.label(sub, bits)
+    with torch.no_grad():
+        loss = F.cross_entropy(mlp(x), y, reduction="none").view(T, -1).mean(1)
+    np.testing.assert_allclose(loss.numpy(), m["test_loss"][4, -1], rtol=1e-5, atol=1e-6)
+    assert info == dict(index=4, width=7, seed=1, D=40, n_params=run.task.n_params(7),
+                        step=20)
+
+
+def test_initialisation_is_pytorch_default_and_depends_on_seed_and_width():
+    config = tiny_config()
+    model = build_model(config, make_task(config))
+    w = model.network(2).net[0].weight       # width 12, fan_in 14
+    bound = 1 / np.sqrt(14)
+    assert w.abs().max() <= bound and w.abs().max() > 0.8 * bound
+    again = build_model(config, make_task(config)).network(2).net[0].weight
+    assert torch.equal(w, again)
+    other_seed = model.network(5).net[0].weight  # width 12, seed 1
+    assert not torch.equal(w, other_seed)
+
+
+def test_bad_config_raises_value_error(tmp_path):
+    with pytest.raises(ValueError, match="precision"):
+        train(tiny_config(precision="fp8"), tmp_path / "a")
+    with pytest.raises(ValueError, match="D"):
+        train(tiny_config(D=[0]), tmp_path / "b")
+
+
+def test_bf16_option_runs_and_is_recorded(tmp_path):
+    run = load_run(train(tiny_config(steps=4, precision="bf16"), tmp_path / "r"))
+    assert run.config.train.precision == "bf16"
+    assert np.isfinite(run.metrics["test_loss"]).all()
+
+
+@pytest.mark.slow
+def test_tiny_sweep_learns(tmp_path):
+    """Wider networks reach lower loss; frequent subtasks are learned first."""
+    config = RunConfig(TaskConfig(n_tasks=10, n_bits=16, k=3, alpha=0.4),
+                       ModelConfig(widths=[4, 16, 64, 256]),
+                       TrainConfig(steps=600, batch=2000, eval_points=15, checkpoints=2,
+                                   test_per_task=200, device="cpu"))
+    m = load_run(train(config, tmp_path / "r")).metrics
+    final = m["mean_test_loss"][:, -1]
+    assert np.all(np.diff(final) < 0), f"final loss not decreasing with width: {final}"
+    assert final[-1] < 0.5 * np.log(2)
+    widest = m["test_loss"][-1, -1]
+    rho = __import__("scipy").stats.spearmanr(np.arange(10), widest).statistic
+    assert rho > 0.5, f"frequent subtasks not learned first (Spearman {rho:.2f}): {widest}"
+    assert widest[:3].mean() < 0.3 < widest[-5:].mean()
+
+
+@pytest.mark.gpu
+def test_fused_training_on_cuda_equals_cpu(tmp_path):
+    config = tiny_config(steps=10)
+    config.train.device = "cuda"
+    gpu = load_run(train(config, tmp_path / "g"))
+    assert gpu.config.train.device == "cuda"
+    for info, mlp in gpu.networks():
+        assert all(torch.isfinite(p).all() for p in mlp.parameters())
+    assert np.isfinite(gpu.metrics["test_loss"]).all()
