@@ -1,0 +1,177 @@
+"""Plots of parity runs: observed against the quantization model's predicted slopes.
+
+Each function takes data (and ``ax=None``: a new figure only then), draws, returns the Axes.
+The predicted line has the theory's exponent and is anchored where the fit crosses the
+geometric middle of its window (the model predicts slopes, not the prefactor).
+"""
+from __future__ import annotations
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+from .analysis import LN2, _seed_mean, convergence_steps
+
+
+def _ax(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.2, 3.8))
+    return ax
+
+
+def _fit_and_theory(ax, f: dict, sign: float = 1.0, label_x: str = "x") -> None:
+    """Draw the fitted power law over its window and the theory slope through its middle."""
+    if f.get("exponent") is None:
+        return
+    lo, hi = f["window"]["x_min"], f["window"]["x_max"]
+    x = np.geomspace(lo, hi, 50)
+    e = sign * f["exponent"]
+    y = f["amplitude"] * x ** (-e)
+    ci = f["conf_int"]
+    ax.plot(x, y, "k-", lw=1.2,
+            label=f"fit: {f['exponent']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
+    xm = np.sqrt(lo * hi)
+    ym = f["amplitude"] * xm ** (-e)
+    t = sign * f["theory_exponent"]
+    ax.plot(x, ym * (x / xm) ** (-t), "r--", lw=1.2,
+            label=f"theory: {f['theory_exponent']:+.2f}")
+
+
+def plot_loss_vs_N(n_params, loss, fitres: dict | None = None, ax=None):
+    """Final test loss (nats) against parameters N; fit and theory slope −α."""
+    ax = _ax(ax)
+    ax.loglog(n_params, loss, "o", color="C0", label="observed (final, seed mean)")
+    if fitres:
+        _fit_and_theory(ax, fitres)
+    ax.axhline(LN2, color="0.6", lw=0.8, ls=":")
+    ax.set(xlabel="parameters N", ylabel="mean test loss (nats)", title="L(N)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_loss_vs_S(steps, curves, widths, fitres: dict | None = None, ax=None):
+    """Test loss (nats) against steps, one curve per width; fit and theory for the widest."""
+    ax = _ax(ax)
+    cmap = plt.get_cmap("viridis")
+    s = np.asarray(steps)
+    keep = s > 0
+    for j, (w, c) in enumerate(zip(widths, curves)):
+        ax.loglog(s[keep], np.asarray(c)[keep], color=cmap(j / max(1, len(widths) - 1)), lw=1,
+                  label=f"width {w}" if j in (0, len(widths) - 1) else None)
+    if fitres:
+        _fit_and_theory(ax, fitres)
+    ax.set(xlabel="steps S", ylabel="mean test loss (nats)", title="L(S)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_loss_vs_D(D, loss_min, loss_final, fitres: dict | None = None, ax=None):
+    """Test loss (nats) against training-set size: minimum over training (fitted, as the
+    paper) and final; fit and theory slope −α/(α+1)."""
+    ax = _ax(ax)
+    ax.loglog(D, loss_min, "o", color="C0", label="observed: minimum over training")
+    ax.loglog(D, loss_final, "x", color="C1", label="observed: final")
+    if fitres:
+        _fit_and_theory(ax, fitres)
+    ax.set(xlabel="training samples D", ylabel="mean test loss (nats)", title="L(D)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_convergence(frequencies, conv_steps, fitres: dict | None = None, ax=None):
+    """Step at which each subtask's loss first falls below the threshold, against its
+    frequency; fit and theory slope −1."""
+    ax = _ax(ax)
+    ok = np.isfinite(conv_steps)
+    ax.loglog(np.asarray(frequencies)[ok], np.asarray(conv_steps)[ok], "o", color="C0",
+              label="observed")
+    if fitres:
+        _fit_and_theory(ax, fitres, sign=-1.0)
+        ax.set_title(f"convergence (loss < {fitres.get('threshold')} {fitres.get('unit')})")
+    ax.set(xlabel="subtask frequency", ylabel="convergence step")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_learned_vs_D(D, learned, fitres: dict | None = None, ax=None):
+    """Number of subtasks learned against D; fit and theory slope 1/(α+1)."""
+    ax = _ax(ax)
+    ax.loglog(D, np.maximum(learned, 0.5), "o", color="C0", label="observed")
+    if fitres:
+        _fit_and_theory(ax, fitres, sign=-1.0)
+    ax.set(xlabel="training samples D", ylabel="subtasks learned", title="learned vs D")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_heatmap(values, x, xlabel: str, ax=None, log_x: bool = True):
+    """Subtask (rows, most frequent on top) × ``x`` map of test loss in nats."""
+    ax = _ax(ax)
+    v = np.asarray(values)
+    im = ax.pcolormesh(np.arange(len(x) + 1), np.arange(v.shape[0] + 1), v, cmap="magma_r",
+                       vmin=0, vmax=LN2, shading="flat")
+    ticks = np.unique(np.linspace(0, len(x) - 1, min(len(x), 6)).astype(int))
+    ax.set_xticks(ticks + 0.5, [f"{x[t]:g}" for t in ticks], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel=xlabel, ylabel="subtask (by frequency rank)")
+    ax.figure.colorbar(im, ax=ax, label="test loss (nats)")
+    return ax
+
+
+def plot_alpha_sweep(sweep: dict, ax=None):
+    """Fitted N and S exponents against α with the theory lines α and α/(α+1) (Figure 10)."""
+    ax = _ax(ax)
+    a = np.asarray(sweep["alpha"], float)
+    grid = np.linspace(max(0.0, a.min() - 0.1), a.max() + 0.1, 100)
+    ax.plot(grid, grid, "C0--", label="theory α_N = α")
+    ax.plot(grid, grid / (grid + 1), "C1--", label="theory α_S = α/(α+1)")
+    for reg, col in (("N", "C0"), ("S", "C1")):
+        e = np.array([np.nan if v is None else v for v in sweep[reg]], float)
+        ci = np.array([[np.nan, np.nan] if c is None else c for c in sweep[f"{reg}_conf_int"]])
+        ax.errorbar(a, e, yerr=[e - ci[:, 0], ci[:, 1] - e], fmt="o", color=col,
+                    label=f"observed α_{reg}")
+    ax.set(xlabel="α (frequencies ∝ i^-(α+1))", ylabel="fitted exponent", title="exponents vs α")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def figures(runs, result: dict):
+    """Every figure for these runs and their analysis, as (name, Figure) pairs."""
+    out = []
+    multi = len(runs) > 1
+
+    def new(name):
+        fig, ax = plt.subplots(figsize=(5.2, 3.8))
+        out.append((name, fig))
+        return ax
+
+    for run, r in zip(runs, result["runs"]):
+        tag = f"_{run.path.name}" if multi else ""
+        n_evals = int(run.metrics["n_evals"])
+        steps = run.metrics["steps"][:n_evals]
+        keys, mean_loss = _seed_mean(run, "mean_test_loss")
+        _, task_loss = _seed_mean(run, "test_loss")
+        mean_loss, task_loss = mean_loss[:, :n_evals], task_loss[:, :n_evals]
+        widths = [k[0] for k in keys]
+        if "N" in r:
+            plot_loss_vs_N(r["N"]["x"], r["N"]["y"], r["N"], ax=new(f"loss_vs_N{tag}"))
+            plot_loss_vs_S(steps, mean_loss, widths, r["S"], ax=new(f"loss_vs_S{tag}"))
+            i = int(np.argmax(widths))
+            plot_convergence(run.task.frequencies,
+                             np.array([np.nan if c is None else c
+                                       for c in r["convergence"]["steps"]]),
+                             r["convergence"], ax=new(f"convergence_vs_frequency{tag}"))
+            plot_heatmap(task_loss[:, -1].T, widths, "width", ax=new(f"emergence_width{tag}"))
+            plot_heatmap(task_loss[i].T, steps, f"step (width {widths[i]})",
+                         ax=new(f"emergence_steps{tag}"))
+        if "D" in r:
+            plot_loss_vs_D(r["D"]["x"], r["D"]["y"], r["D"]["y_final"], r["D"],
+                           ax=new(f"loss_vs_D{tag}"))
+            plot_learned_vs_D(r["learned_vs_D"]["x"], r["learned_vs_D"]["y"],
+                              r["learned_vs_D"], ax=new(f"learned_vs_D{tag}"))
+            Ds = [k[1] for k in keys]
+            best = np.nanargmin(mean_loss, axis=1)
+            plot_heatmap(task_loss[np.arange(len(keys)), best].T, Ds,
+                         "training samples D (at the best step)", ax=new(f"emergence_D{tag}"))
+    if "alpha_sweep" in result:
+        plot_alpha_sweep(result["alpha_sweep"], ax=new("exponents_vs_alpha"))
+    return out

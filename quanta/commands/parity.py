@@ -1,0 +1,133 @@
+"""``quanta parity``: train sweeps of multitask-sparse-parity MLPs (``train``) and turn run
+directories into scaling exponents and plots (``analyze``)."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from quanta.io import CommandError, save_figure, write_json
+
+#: committed CPU-scale results used by ``analyze`` examples and the demo
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "parity"
+
+
+def _grid(lo: float, hi: float, count: int) -> list[int]:
+    if not (0 < lo <= hi) or count < 1:
+        raise ValueError(f"a grid needs 0 < MIN <= MAX and COUNT >= 1, got {lo} {hi} {count}")
+    return sorted({int(round(v)) for v in np.geomspace(lo, hi, int(count))})
+
+
+def config_from_args(args):
+    """The RunConfig a ``quanta parity train`` command line describes."""
+    from empirical.parity import ModelConfig, RunConfig, TaskConfig, TrainConfig
+
+    if args.widths is not None and args.width_grid is not None:
+        raise ValueError("give --widths or --width-grid, not both")
+    widths = args.widths if args.widths is not None else _grid(*args.width_grid) \
+        if args.width_grid is not None else _grid(9, 500, 30)
+    if args.D is not None and args.D_grid is not None:
+        raise ValueError("give --D or --D-grid, not both")
+    D = args.D if args.D is not None else _grid(*args.D_grid) if args.D_grid is not None else None
+    return RunConfig(
+        TaskConfig(n_tasks=args.n_tasks, n_bits=args.n_bits, k=args.k, alpha=args.alpha,
+                   offset=args.offset, seed=args.task_seed),
+        ModelConfig(widths=[int(w) for w in widths], depth=args.depth),
+        TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seeds=args.seeds,
+                    D=None if D is None else [int(d) for d in D], eval_points=args.eval_points,
+                    checkpoints=args.checkpoints, test_per_task=args.test_per_task,
+                    device=args.device, precision=args.precision, compile=args.compile),
+    ).validate()
+
+
+def cmd_train(args) -> int:
+    from empirical.parity import RunConfig, train
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if args.resume and (out / "config.json").exists():
+        config = RunConfig.from_json((out / "config.json").read_text())
+        print(f"resuming {out} with its saved config")
+    else:
+        config = config_from_args(args)
+    log = None if args.quiet else (lambda s: print(s, flush=True))
+    t0 = time.perf_counter()
+    train(config, out, resume=args.resume, save_every_s=args.save_every, log=log)
+    print(f"done: {out} ({time.perf_counter() - t0:.1f} s this call)")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from empirical.parity import analysis, load_run
+
+    runs = [load_run(d) for d in args.run_dirs]
+    result = analysis.analyze(runs, threshold=args.threshold, unit=args.unit,
+                              window=args.window)
+    write_json(result, args.json)
+    if args.json != "-":
+        print(analysis.summary(result))
+    if args.plot_dir:
+        from empirical.parity import plots
+        for name, fig in plots.figures(runs, result):
+            dest = Path(args.plot_dir) / f"{name}.png"
+            save_figure(fig, dest)
+            print(f"wrote {dest}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
+    sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
+
+    t = sub.add_parser("train", help="train a sweep of MLPs together (widths × seeds × D)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--out", required=True, help="run directory")
+    t.add_argument("--n-tasks", type=int, default=500)
+    t.add_argument("--n-bits", type=int, default=100)
+    t.add_argument("--k", type=int, default=3)
+    t.add_argument("--alpha", type=float, default=0.4,
+                   help="the paper's α: subtask frequencies ∝ (i+offset)^-(α+1)")
+    t.add_argument("--offset", type=int, default=1)
+    t.add_argument("--task-seed", type=int, default=0, help="seed of the subtask subsets")
+    t.add_argument("--widths", type=int, nargs="+", default=None,
+                   help="hidden widths (default: --width-grid 9 500 30)")
+    t.add_argument("--width-grid", type=float, nargs=3, metavar=("MIN", "MAX", "COUNT"))
+    t.add_argument("--depth", type=int, default=1, help="hidden layers")
+    t.add_argument("--seeds", type=int, nargs="+", default=[0])
+    t.add_argument("--D", type=int, nargs="+", default=None,
+                   help="training-set sizes (default: online, fresh samples every step)")
+    t.add_argument("--D-grid", type=float, nargs=3, metavar=("MIN", "MAX", "COUNT"))
+    t.add_argument("--steps", type=int, default=200_000)
+    t.add_argument("--batch", type=int, default=20_000)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--eval-points", type=int, default=100, help="log-spaced evaluations")
+    t.add_argument("--checkpoints", type=int, default=20, help="log-spaced checkpoints")
+    t.add_argument("--test-per-task", type=int, default=1000)
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
+    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint")
+    t.add_argument("--save-every", type=float, default=None, metavar="SECONDS",
+                   help="also save a resume checkpoint this often (machines with time limits)")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+
+    a = sub.add_parser("analyze", help="exponents and plots from run directories")
+    a.add_argument("run_dirs", nargs="+", metavar="DIR",
+                   help="run directories (several: e.g. one per α for the α sweep)")
+    a.add_argument("--json", metavar="FILE", default=None,
+                   help="write the analysis as JSON to FILE ('-' for standard output)")
+    a.add_argument("--plot-dir", metavar="DIR", default=None, help="write PNG plots here")
+    a.add_argument("--threshold", type=float, default=0.1,
+                   help="loss below which a subtask counts as learned")
+    a.add_argument("--unit", choices=["nats", "bits"], default="nats",
+                   help="unit of --threshold")
+    a.add_argument("--window", type=float, nargs=2, default=(0.05, 0.9), metavar=("LO", "HI"),
+                   help="fit where the loss lies between LO and HI times ln 2 (the chance loss)")
+    a.set_defaults(func=cmd_analyze)
