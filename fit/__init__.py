@@ -6,7 +6,7 @@ and ``fit.discrete_power_law_mle`` estimate the exponent of a size distribution;
 ``fit.consistency`` reads fitted exponents against the quantization model.
 """
 from fit.core import fit, offset_power_law, power_law
-from fit.data import check_xy, load_xy, read_table
+from fit.inputs import check_xy, load_xy, read_table
 from fit.forms import FORMS, JOINT_FORMS
 from fit.result import FitResult
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, jackknife_weights, pair_weights,
                            residual_indices)
-from fit.data import check_xy
+from fit.inputs import check_xy
 from fit.forms import FORMS, JOINT_FORMS, form_spec, objective, solve_batch, to_public
 from fit.result import FitResult
 

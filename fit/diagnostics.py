@@ -1,0 +1,100 @@
+"""Checks around a fit: the local exponent, an extrapolation test and model comparison."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fit.inputs import check_positive
+
+
+def local_exponent(x, y, window=5, offset=0.0):
+    """The sliding-window exponent of data: −slope of log(y − offset) on log x by least
+    squares over each run of ``window`` consecutive points (sorted by x).
+
+    Returns ``(x_mid, exponent)`` with x_mid the geometric mean of each window. A curve that
+    has reached its asymptote shows a flat local exponent; a drifting one says the range is
+    still pre-asymptotic (or that an irreducible loss, ``offset``, should be subtracted).
+    """
+    x, y = check_positive(x, "x"), np.asarray(y, dtype=float)
+    if len(y) != len(x):
+        raise ValueError(f"y has {len(y)} values but x has {len(x)}")
+    window = int(window)
+    if window < 2 or window > len(x):
+        raise ValueError(f"window must be between 2 and the number of points ({len(x)}), "
+                         f"got {window}")
+    z = y - offset
+    bad = np.flatnonzero(~(z > 0))
+    if bad.size:
+        raise ValueError(f"y, row {bad[0] + 1}: y - offset must be positive")
+    order = np.argsort(x, kind="stable")
+    u, v = np.log(x[order]), np.log(z[order])
+    uw = np.lib.stride_tricks.sliding_window_view(u, window)
+    vw = np.lib.stride_tricks.sliding_window_view(v, window)
+    uc = uw - uw.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.sum(uc * (vw - vw.mean(1, keepdims=True)), 1) / np.sum(uc * uc, 1)
+    return np.exp(uw.mean(1)), -slope
+
+
+@dataclass(frozen=True)
+class Extrapolation:
+    """A fit on the smaller scales and its prediction of the held-out largest ones."""
+    form: str
+    n_train: int
+    x_train_max: float
+    x_test: np.ndarray
+    y_test: np.ndarray
+    y_pred: np.ndarray
+    rel_error: np.ndarray           # (pred − obs)/obs per held-out point
+    mean_abs_rel_error: float
+    fit: object                     # the FitResult on the training points
+
+    def to_dict(self) -> dict:
+        return {"form": self.form, "n_train": self.n_train, "x_train_max": self.x_train_max,
+                "x_test": self.x_test.tolist(), "y_test": self.y_test.tolist(),
+                "y_pred": self.y_pred.tolist(), "rel_error": self.rel_error.tolist(),
+                "mean_abs_rel_error": self.mean_abs_rel_error}
+
+
+def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extrapolation:
+    """Fit ``form`` on all but the largest scales and predict the held-out ones.
+
+    ``holdout``: fraction (0 < h < 1) or number of points held out, those with the largest
+    x (for joint forms, the largest x·x2, i.e. compute). Options go to :func:`fit.fit`.
+    """
+    from fit.core import fit
+
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    n = len(x)
+    n_out = int(round(holdout * n)) if 0 < holdout < 1 else int(holdout)
+    if not 1 <= n_out < n:
+        raise ValueError(f"holdout must leave between 1 and {n - 1} points out, got {holdout!r}")
+    key = x if x2 is None else x * np.asarray(x2, dtype=float)
+    order = np.argsort(key, kind="stable")
+    train, test = order[:n - n_out], order[n - n_out:]
+    res = fit(form, x[train], y[train], x2=None if x2 is None else np.asarray(x2)[train],
+              **options)
+    pred = res.predict(x[test], None if x2 is None else np.asarray(x2)[test])
+    rel = (pred - y[test]) / y[test]
+    return Extrapolation(form, len(train), float(key[train].max()), x[test], y[test], pred,
+                         rel, float(np.mean(np.abs(rel))), res)
+
+
+def compare(results) -> str:
+    """A text table of AIC and BIC (and their differences from the best) of fits to the same
+    data; lower is better, differences above ~10 are decisive."""
+    results = list(results)
+    if not results:
+        raise ValueError("results: give at least one FitResult")
+    n = {r.n_points for r in results}
+    if len(n) > 1:
+        raise ValueError(f"results: fits to different numbers of points {sorted(n)} "
+                         f"cannot be compared by AIC/BIC")
+    amin, bmin = min(r.aic for r in results), min(r.bic for r in results)
+    lines = [f"{'form':>12} {'k':>3} {'AIC':>12} {'dAIC':>9} {'BIC':>12} {'dBIC':>9}"]
+    for r in sorted(results, key=lambda r: r.aic):
+        lines.append(f"{r.form:>12} {len(r.params):>3} {r.aic:12.3f} {r.aic - amin:9.3f} "
+                     f"{r.bic:12.3f} {r.bic - bmin:9.3f}")
+    return "\n".join(lines)

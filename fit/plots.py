@@ -1,0 +1,168 @@
+"""Plots of fits. Each takes data and ``ax=None``, draws there (a new figure only when ax is
+None) and returns the Axes; nothing is saved or shown here."""
+from __future__ import annotations
+
+import numpy as np
+
+from fit.forms import JOINT_FORMS
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+        _, ax = plt.subplots(figsize=(5, 3.8))
+    return ax
+
+
+def _bootstrap_theta(result):
+    """Internal parameters of the bootstrap refits (B, p), or None."""
+    if result.bootstrap_params is None:
+        return None
+    spec = result.spec
+    cols = [np.log(result.bootstrap_params[k]) if k in spec.log_params
+            else result.bootstrap_params[k] for k in spec.public]
+    return np.column_stack(cols) if len(cols[0]) else None
+
+
+def prediction_band(result, x, x2=None, level=None):
+    """Pointwise bootstrap percentile band (low, high) of the fitted curve at x (None
+    without a bootstrap)."""
+    theta = _bootstrap_theta(result)
+    if theta is None:
+        return None
+    level = result.level if level is None else level
+    X = result._design(x, x2)
+    pred = np.exp(result.spec.model(theta, X)[0])
+    tail = 50 * (1 - level)
+    return tuple(np.percentile(pred, [tail, 100 - tail], axis=0))
+
+
+def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="nats"):
+    """Data, fitted curve and its bootstrap band on log-log axes.
+
+    ``theory``: optional (x, loss) of the quantization model's prediction, drawn beside the
+    fit. Joint forms draw one curve per value of ``x2_values`` (default: up to five distinct
+    x2 of the data, else quantiles) with the data coloured by x2.
+    """
+    ax = _axes(ax)
+    x = result.x
+    grid = np.geomspace(x.min(), x.max(), n_grid)
+    if result.form in JOINT_FORMS:
+        import matplotlib as mpl
+        d = result.x2
+        vals = np.unique(d) if np.unique(d).size <= 5 else np.quantile(d, [0.05, .3, .5, .7, .95])
+        vals = vals if x2_values is None else np.asarray(x2_values, dtype=float)
+        norm = mpl.colors.LogNorm(d.min(), d.max())
+        cmap = mpl.colormaps["viridis"]
+        ax.scatter(x, result.y, c=cmap(norm(d)), s=12, label="data (colour: x2)")
+        for v in vals:
+            ax.plot(grid, result.predict(grid, np.full_like(grid, v)), color=cmap(norm(v)),
+                    lw=1.2)
+            band = prediction_band(result, grid, np.full_like(grid, v))
+            if band is not None:
+                ax.fill_between(grid, *band, color=cmap(norm(v)), alpha=0.2, lw=0)
+        ax.plot([], [], color="k", label=f"{result.form} fit (lines: x2 = {', '.join(f'{v:.2g}' for v in vals)})")
+    else:
+        ax.scatter(x, result.y, s=14, color="C0", label="observed", zorder=3)
+        a = result.params.get("alpha2" if result.form == "broken" else "alpha")
+        ci = result.conf_int().get("alpha2" if result.form == "broken" else "alpha")
+        lab = f"{result.form} fit, alpha = {a:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
+        ax.plot(grid, result.predict(grid), color="C1", label=lab)
+        band = prediction_band(result, grid)
+        if band is not None:
+            ax.fill_between(grid, *band, color="C1", alpha=0.25, lw=0,
+                            label=f"{result.level:.0%} bootstrap band")
+    if theory is not None:
+        tx, ty = theory
+        ax.plot(tx, ty, color="k", ls="--", lw=1, label="quantization model")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("x")
+    ax.set_ylabel(f"loss ({units})")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_residuals(result, ax=None):
+    """Log residuals (log y − log fitted) against x, with the Huber threshold if used."""
+    ax = _axes(ax)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.scatter(result.x, result.resid, s=12)
+    if result.loss == "huber":
+        d = result.config["delta"]
+        for s in (-d, d):
+            ax.axhline(s, color="grey", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("x")
+    ax.set_ylabel("log residual (log y − log fit)")
+    return ax
+
+
+def plot_local_exponent(x, y, window=5, offset=0.0, ax=None, expected=None, label=None):
+    """The sliding-window exponent of the data, with the expected asymptote if given."""
+    from fit.diagnostics import local_exponent
+
+    ax = _axes(ax)
+    xm, ex = local_exponent(x, y, window=window, offset=offset)
+    ax.plot(xm, ex, marker="o", ms=3, label=label or f"local exponent (window {window})")
+    if expected is not None:
+        ax.axhline(expected, color="k", ls="--", lw=1, label=f"predicted {expected:.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("x")
+    ax.set_ylabel("−d log L / d log x")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_literature(points, ax=None, show_paper_swap=True):
+    """Published α_D against α_N with the model's α_D = α_N/(α_N+1) (the paper's Figure 18).
+
+    ``points``: :func:`fit.literature.figure18_points`. The pair Figure 18 drew swapped is
+    shown where the paper put it as a hollow marker joined to its corrected position.
+    """
+    import theory
+
+    ax = _axes(ax)
+    for i, (label, grp) in enumerate(points.groupby("label", sort=False)):
+        ax.scatter(grp["alpha_N"], grp["alpha_D"], s=22, color=f"C{i}", label=label, zorder=3)
+        if show_paper_swap:
+            for rec in grp[grp["swapped_in_paper"]].to_dict("records"):
+                ax.scatter(rec["paper_alpha_N"], rec["paper_alpha_D"], s=22, facecolor="none",
+                           edgecolor=f"C{i}", zorder=3, label=f"{label} as drawn in the paper")
+                ax.annotate("", xy=(rec["alpha_N"], rec["alpha_D"]),
+                            xytext=(rec["paper_alpha_N"], rec["paper_alpha_D"]),
+                            arrowprops=dict(arrowstyle="->", color=f"C{i}", lw=0.8))
+    aN = np.geomspace(5e-3, 10, 300)
+    ax.plot(aN, [theory.alpha_D(a) for a in aN], color="k",
+            label=r"model: $\alpha_D = \alpha_N/(\alpha_N+1)$")
+    ax.plot(aN, aN, color="grey", ls="--", label=r"$\alpha_D = \alpha_N$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(5e-3, 10)
+    ax.set_ylim(5e-3, 10)
+    ax.set_xlabel(r"parameter exponent $\alpha_N$")
+    ax.set_ylabel(r"data exponent $\alpha_D$")
+    ax.legend(fontsize=6, loc="upper left")
+    return ax
+
+
+def plot_rank_frequency(sizes, result=None, ax=None):
+    """Sizes against rank on log-log axes, with the fitted slope over its rank window."""
+    ax = _axes(ax)
+    s = np.sort(np.asarray(sizes, dtype=float))[::-1]
+    s = s[s > 0]
+    r = np.arange(1, len(s) + 1)
+    ax.plot(r, s, marker=".", ls="none", ms=3, label="observed")
+    if result is not None:
+        lo, hi = result.rank_window
+        rr = np.geomspace(lo, hi, 50)
+        a = result.rank_exponent
+        c = np.exp(np.mean(np.log(s[lo - 1:hi]) + a * np.log(r[lo - 1:hi])))
+        ax.plot(rr, c * rr ** -a, color="C1",
+                label=f"{result.method}: slope −{a:.3g}, alpha = {result.alpha_hat:.3g}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("size")
+    ax.legend(fontsize=7)
+    return ax

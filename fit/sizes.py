@@ -1,0 +1,239 @@
+"""The exponent of a size or rank-frequency distribution (used by QDG on cluster sizes).
+
+Conventions. Items (quanta, clusters, words) with sizes s (counts) sorted in decreasing order
+have a rank-frequency curve s_r ∝ r^-a; the quantization model writes the frequencies as
+p_k ∝ k^-(α+1), so ``alpha_hat = a - 1`` (``theory.alpha_from_rank_slope(-a)``). The same
+sizes, read as a distribution, have P(s) ∝ s^-γ in the tail; since the rank of size s is
+n·P(S ≥ s) ∝ s^(1-γ), the two exponents are tied by ``a = 1/(γ-1)``, i.e. ``γ = 1 + 1/a``
+(tested on synthetic samples in tests/test_fit_sizes.py).
+
+Methods: "ols" — least squares of log size on log rank over a rank window (the paper's
+method; its standard error ignores the strong correlation of neighbouring ranks, so use the
+bootstrap interval); "mle" — the discrete power-law maximum-likelihood estimator of γ with
+x_min chosen by the Kolmogorov–Smirnov distance (Clauset, Shalizi & Newman 2009, SIAM Rev.
+51:661, §3), likelihood via the Hurwitz zeta function; "envelope" — OLS on the upper envelope
+(rank-wise maximum of the normalised frequencies) of several rank-frequency curves, e.g.
+clusterings with different cluster counts, whose individual curves dip where a cluster
+split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize, special
+
+from fit.bootstrap import percentile_interval
+
+METHODS = ("ols", "mle", "envelope")
+
+
+@dataclass(frozen=True)
+class DiscretePowerLaw:
+    """Discrete power law P(s) = s^-gamma / ζ(gamma, xmin) for s ≥ xmin, fitted by ML."""
+    gamma: float
+    xmin: float
+    n_tail: int
+    n: int
+    ks: float
+    stderr: float
+    loglik: float
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+        return asdict(self)
+
+
+def _tail_fit(logs_sum, n_tail, xmin):
+    """ML gamma for n_tail samples ≥ xmin with Σ log s = logs_sum (bounded 1 < γ < 20)."""
+    def nll(g):
+        return g * logs_sum + n_tail * np.log(special.zeta(g, xmin))
+    res = optimize.minimize_scalar(nll, bounds=(1.0 + 1e-6, 20.0), method="bounded",
+                                   options={"xatol": 1e-10})
+    return float(res.x), float(-res.fun)
+
+
+def _ks(tail_sorted, gamma, xmin):
+    """KS distance between the empirical and fitted CCDF at the distinct tail values."""
+    vals, counts = np.unique(tail_sorted, return_counts=True)
+    emp = 1.0 - np.concatenate([[0], np.cumsum(counts)[:-1]]) / tail_sorted.size  # P(S >= v)
+    model = special.zeta(gamma, vals) / special.zeta(gamma, xmin)
+    return float(np.max(np.abs(emp - model)))
+
+
+def discrete_power_law_mle(samples, xmin=None, min_tail=10) -> DiscretePowerLaw:
+    """ML exponent γ of integer samples with P(s) ∝ s^-γ for s ≥ x_min.
+
+    ``xmin``: fixed, or None to choose it among the distinct sample values (keeping at least
+    ``min_tail`` samples in the tail) by the smallest KS distance (Clauset et al. 2009).
+    The standard error is the inverse Fisher information, n·d²/dγ² log ζ(γ, x_min).
+    """
+    s = np.asarray(samples, dtype=float).ravel()
+    if s.size == 0:
+        raise ValueError("samples: empty")
+    bad = np.flatnonzero(~np.isfinite(s) | (s < 1) | (s != np.round(s)))
+    if bad.size:
+        raise ValueError(f"samples, row {bad[0] + 1}: {s[bad[0]]!r} is not a positive integer")
+    s = np.sort(s)
+    logs = np.log(s)
+    csum = np.concatenate([[0.0], np.cumsum(logs[::-1])])[::-1]   # Σ_{j≥i} log s_j
+    if xmin is None:
+        cands = np.unique(s)
+        first = np.searchsorted(s, cands, side="left")
+        keep = (s.size - first) >= min_tail
+        if not np.any(keep):
+            raise ValueError(f"samples: fewer than min_tail={min_tail} samples in any tail")
+        best = None
+        for xm, i in zip(cands[keep], first[keep]):
+            g, ll = _tail_fit(csum[i], s.size - i, xm)
+            d = _ks(s[i:], g, xm)
+            if best is None or d < best[0]:
+                best = (d, xm, g, ll, i)
+        d, xm, g, ll, i = best
+    else:
+        xm = float(xmin)
+        if not xm >= 1:
+            raise ValueError(f"xmin must be >= 1, got {xmin!r}")
+        i = int(np.searchsorted(s, xm, side="left"))
+        if s.size - i < 2:
+            raise ValueError(f"xmin={xmin!r} leaves fewer than 2 samples in the tail")
+        g, ll = _tail_fit(csum[i], s.size - i, xm)
+        d = _ks(s[i:], g, xm)
+    n_tail = s.size - i
+    h = 1e-4
+    lz = lambda gg: np.log(special.zeta(gg, xm))                   # noqa: E731
+    info = (lz(g + h) - 2 * lz(g) + lz(g - h)) / h ** 2
+    se = 1.0 / np.sqrt(n_tail * info) if info > 0 else np.nan
+    return DiscretePowerLaw(gamma=g, xmin=float(xm), n_tail=int(n_tail), n=int(s.size),
+                            ks=float(d), stderr=float(se), loglik=float(ll))
+
+
+@dataclass(frozen=True)
+class RankFrequencyResult:
+    """A rank-frequency exponent: ``alpha_hat`` in the paper's α (frequency exponent − 1)."""
+    method: str
+    alpha_hat: float
+    rank_exponent: float            # a, with s_r ∝ r^-a
+    stderr: float                   # of alpha_hat (= of a)
+    rank_window: tuple
+    n: int
+    gamma: float | None = None      # size-distribution exponent (mle)
+    xmin: float | None = None
+    ks: float | None = None
+    bootstrap: np.ndarray | None = None
+    level: float = 0.95
+    warnings: list = field(default_factory=list)
+
+    def conf_int(self, level: float | None = None) -> tuple:
+        """Bootstrap percentile interval of alpha_hat, else ±z·stderr."""
+        from scipy.stats import norm
+        level = self.level if level is None else level
+        if self.bootstrap is not None and self.bootstrap.size:
+            return percentile_interval(self.bootstrap, level)
+        z = norm.ppf(0.5 + level / 2)
+        return (self.alpha_hat - z * self.stderr, self.alpha_hat + z * self.stderr)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "alpha_hat": self.alpha_hat,
+                "rank_exponent": self.rank_exponent, "stderr": self.stderr,
+                "ci": list(self.conf_int()), "level": self.level,
+                "rank_window": list(self.rank_window), "n": self.n, "gamma": self.gamma,
+                "xmin": self.xmin, "ks": self.ks,
+                "n_bootstrap": 0 if self.bootstrap is None else int(self.bootstrap.size),
+                "warnings": list(self.warnings)}
+
+    def summary(self) -> str:
+        lo, hi = self.conf_int()
+        lines = [f"rank-frequency exponent ({self.method}), {self.n} items, ranks "
+                 f"{self.rank_window[0]}..{self.rank_window[1]}",
+                 f"  s_r ∝ r^-a: a = {self.rank_exponent:.4g}",
+                 f"  alpha_hat = a - 1 = {self.alpha_hat:.4g} ± {self.stderr:.2g}  "
+                 f"[{self.level:.0%}: {lo:.4g}, {hi:.4g}]"]
+        if self.gamma is not None:
+            lines.append(f"  size distribution P(s) ∝ s^-gamma: gamma = {self.gamma:.4g}, "
+                         f"x_min = {self.xmin:g}, KS = {self.ks:.3g}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def _alpha_from_a(a):
+    """alpha_hat from the rank exponent a via theory (NaN where a ≤ 1)."""
+    import theory
+    try:
+        return float(theory.alpha_from_rank_slope(-a))
+    except ValueError:
+        return float("nan")
+
+
+def _ols_slopes(logr, logs):
+    """Least-squares slopes of each row of logs (B, m) on logr (m,)."""
+    rc = logr - logr.mean()
+    return ((logs - logs.mean(-1, keepdims=True)) @ rc) / (rc @ rc)
+
+
+def _curve(sizes):
+    s = np.sort(np.asarray(sizes, dtype=float))[::-1]
+    return s[s > 0]
+
+
+def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bootstrap=0,
+                            level=0.95, seed=0, min_tail=10) -> RankFrequencyResult:
+    """Estimate the rank-frequency exponent of ``sizes`` and report it as the paper's α.
+
+    ``sizes``: counts per item (any order; zeros are dropped), or for "envelope" a list of
+    such arrays. ``rank_window``: (first, last) ranks (1-based, inclusive) used by "ols" and
+    "envelope" (default all). ``bootstrap``: resamples of the items (seeded by ``seed``) for
+    the interval; for "mle" x_min is held at its full-data value in the resamples.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    rng = np.random.default_rng(seed)
+    warnings = []
+    if method == "envelope":
+        curves = [sizes] if np.ndim(sizes[0]) == 0 else list(sizes)
+        curves = [_curve(c) / _curve(c).sum() for c in curves]
+        m = max(len(c) for c in curves)
+        padded = np.array([np.pad(c, (0, m - len(c))) for c in curves])
+        s = padded.max(0)
+    else:
+        s = _curve(sizes)
+    n = len(s)
+    if n < 3:
+        raise ValueError(f"sizes: {n} positive sizes; need at least 3")
+    if method == "mle":
+        pl = discrete_power_law_mle(s, xmin=xmin, min_tail=min_tail)
+        a = 1.0 / (pl.gamma - 1.0)
+        se = pl.stderr / (pl.gamma - 1.0) ** 2
+        boot = None
+        if bootstrap:
+            tail = s[s >= pl.xmin]
+            draws = rng.choice(tail, size=(int(bootstrap), tail.size), replace=True)
+            gs = np.array([_tail_fit(np.log(d).sum(), d.size, pl.xmin)[0] for d in draws])
+            boot = np.array([_alpha_from_a(1.0 / (g - 1.0)) for g in gs])
+        window = (1, int(np.sum(s >= pl.xmin)))
+        return RankFrequencyResult("mle", _alpha_from_a(a), a, se, window, n, pl.gamma,
+                                   pl.xmin, pl.ks, boot, level, warnings)
+    lo, hi = (1, n) if rank_window is None else (int(rank_window[0]), int(rank_window[1]))
+    if not 1 <= lo < hi <= n or hi - lo < 2:
+        raise ValueError(f"rank_window must satisfy 1 <= first < last <= {n} with at least "
+                         f"3 ranks, got {rank_window!r}")
+    import statsmodels.api as sm
+    r = np.arange(1, n + 1, dtype=float)
+    logr, logs = np.log(r[lo - 1:hi]), np.log(s[lo - 1:hi])
+    res = sm.OLS(logs, sm.add_constant(logr)).fit()
+    a, se = -float(res.params[1]), float(res.bse[1])
+    boot = None
+    if bootstrap:
+        if method == "envelope":
+            warnings.append("bootstrap of the envelope resamples its points, not the curves")
+        idx = rng.integers(0, n, size=(int(bootstrap), n))
+        draws = -np.sort(-s[idx], axis=1)[:, lo - 1:hi]
+        with np.errstate(divide="ignore"):
+            slopes = _ols_slopes(logr, np.log(draws))
+        boot = np.array([_alpha_from_a(-v) for v in slopes])
+    if a <= 1:
+        warnings.append(f"rank exponent a = {a:.3g} <= 1: no positive alpha")
+    if np.log10(hi / lo) < 1:
+        warnings.append(f"the rank window spans {np.log10(hi / lo):.2g} decades (< 1)")
+    return RankFrequencyResult(method, _alpha_from_a(a), a, se, (lo, hi), n, None, None, None,
+                               boot, level, warnings)
