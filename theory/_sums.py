@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy import integrate, special
 
-from theory.zipf import _normalization
+from theory.zipf import _normalization, tail_mass
 
 #: Numerical tail integrals stop at rank e^t with t = min(40/α, T_MAX): the neglected
 #: part is relatively below e^{-α t} (1e-17, or 1e-15 at α = 0.05).
@@ -153,7 +153,8 @@ def learned_prob(D, p, tau: int):
 
 def step_presence(p, batch: float):
     """q = 1 − (1 − p)^B, the chance that a batch of B samples contains quantum k."""
-    return -np.expm1(batch * np.log1p(-np.asarray(p, dtype=float)))
+    with np.errstate(divide="ignore"):
+        return -np.expm1(batch * np.log1p(-np.asarray(p, dtype=float)))
 
 
 def _closed_tail(alpha: float, Z: float, D: np.ndarray, tau: int, x: np.ndarray):
@@ -201,7 +202,13 @@ def unlearned_mass_samples(alpha: float, K: int | None, D, tau: int, hi) -> np.n
         terms = pk * unlearned_prob(D[sl, None], pk, tau)
         terms = np.where(k <= hi[sl, None], terms, 0.0)
         out[sl] = terms[:, ::-1].sum(axis=1)
-    tail = hi > k0
+    blind = D <= tau - 1         # nothing can be learned: the whole mass up to hi
+    if blind.any():
+        top = hi[blind]
+        fin = np.isfinite(top)
+        out[blind] = 1.0
+        out[np.flatnonzero(blind)[fin]] = 1.0 - np.asarray(tail_mass(top[fin], alpha, K))
+    tail = (hi > k0) & ~blind
     if tail.any():
         Dt, ht = D[tail], hi[tail]
         A = np.full(Dt.shape, k0 + 0.5)
@@ -220,4 +227,4 @@ def unlearned_mass_samples(alpha: float, K: int | None, D, tau: int, hi) -> np.n
         if fin.any():
             dg[fin] -= (g(B[fin] + h, Dt[fin]) - g(B[fin] - h, Dt[fin])) / (2 * h)
         out[tail] += integral + dg / 24.0
-    return out.reshape(shape)
+    return np.maximum(out, 0.0).reshape(shape)   # round-off below 0 where all is learned

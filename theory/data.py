@@ -103,8 +103,13 @@ def expected_loss_S(S, alpha, batch, tau=1, rule="samples", K=None, a=0, b=1):
         return expected_loss_D(S * batch, alpha, tau=tau, K=K, a=a, b=b)
     return finish(_expected(alpha, K, tau, a, b, S, np.full(S.shape, math.inf),
                             lambda x: (lambda p: unlearned_prob(x, step_presence(p, batch), tau)),
-                            lambda x: -math.expm1(math.log1p(-min(tau / x, 1.0)) / batch)
-                            if x > 0 else 0.0))
+                            lambda x: _step_p_star(x, tau, batch)))
+
+
+def _step_p_star(S, tau, batch):
+    """The p at which a quantum is present in about τ of S steps."""
+    q = tau / S if S > 0 else math.inf
+    return 1.0 if q >= 1 else -math.expm1(math.log1p(-q) / batch)
 
 
 def loss_S_asymptote(S, alpha, batch, tau=1, rule="samples", a=0, b=1):

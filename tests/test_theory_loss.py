@@ -1,0 +1,113 @@
+"""L(n) and L(N): limits, monotonicity, brute-force sums, asymptotes."""
+import math
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import theory
+from tests.strategies import Ks, alphas, log_sizes, seeds, sorted_log_sizes
+
+
+def _brute_loss(alpha, K, a, b, n):
+    """Σ_{k≤n} p_k a_k + Σ_{k>n} p_k b_k term by term."""
+    k = np.arange(1, K + 1, dtype=float)
+    p = k ** -(alpha + 1) / math.fsum(k ** -(alpha + 1))
+    return math.fsum(p[:n] * a[:n]) + math.fsum(p[n:] * b[n:])
+
+
+@given(alpha=alphas, K=st.integers(1, 400), seed=seeds, data=st.data())
+def test_loss_n_with_arrays_matches_brute_force(alpha, K, seed, data):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0, 1, K)
+    b = a + rng.uniform(0, 2, K)
+    n = data.draw(st.integers(0, K))
+    want = _brute_loss(alpha, K, a, b, n)
+    assert theory.loss_n(n, alpha, K, a=a, b=b) == pytest.approx(want, rel=1e-12)
+    # the same losses as a callable of k
+    got = theory.loss_n(n, alpha, K, a=lambda k: a[k.astype(int) - 1], b=lambda k: b[k.astype(int) - 1])
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+@given(alpha=alphas, K=Ks, a=st.floats(-2, 2), gap=st.floats(0.01, 3))
+def test_limits_mean_of_b_at_zero_and_L_inf_at_K(alpha, K, a, gap):
+    b = a + gap
+    assert theory.loss_n(0, alpha, K, a=a, b=b) == pytest.approx(b, rel=1e-12)
+    assert theory.loss_n(K, alpha, K, a=a, b=b) == pytest.approx(a, rel=1e-12, abs=1e-12)
+    assert theory.loss_infinity(alpha, K, a=a) == a
+
+
+@given(alpha=alphas, K=st.integers(1, 300), seed=seeds)
+def test_limits_with_per_quantum_losses(alpha, K, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0, 1, K), rng.uniform(1, 2, K)
+    p = theory.frequencies(alpha, K)
+    assert theory.loss_n(0, alpha, K, a=a, b=b) == pytest.approx(math.fsum(p * b), rel=1e-12)
+    assert theory.loss_n(K, alpha, K, a=a, b=b) == pytest.approx(math.fsum(p * a), rel=1e-12)
+    assert theory.loss_infinity(alpha, K, a=a) == pytest.approx(math.fsum(p * a), rel=1e-12)
+
+
+@given(alpha=alphas, ns=sorted_log_sizes(0, 14, size=6), K=st.one_of(st.none(), st.integers(10, 10**9)))
+def test_loss_n_decreases_in_n(alpha, ns, K):
+    L = theory.loss_n(np.array(ns), alpha, K)
+    assert np.all(np.diff(L) <= 0)
+    assert np.all(L >= 0) and np.all(L <= 1)
+
+
+@given(alpha=alphas, N=log_sizes(0, 10), C=st.floats(0.1, 1e4))
+def test_loss_N_is_loss_n_at_N_over_C(alpha, N, C):
+    assert theory.loss_N(N, alpha, C=C) == pytest.approx(theory.loss_n(N / C, alpha), rel=1e-14)
+
+
+@given(alpha=alphas)
+def test_asymptote_ratio_tends_to_one(alpha):
+    n = np.array([1e3, 1e5, 1e7, 1e9])
+    exact = theory.loss_n(n, alpha)
+    plain = np.abs(theory.loss_n_asymptote(n, alpha) / exact - 1)
+    mid = np.abs(theory.loss_n_asymptote(n, alpha, midpoint=True) / exact - 1)
+    # plain form: error ~ (α/2)/n, midpoint form: O(n^-2)
+    assert np.all(np.diff(plain) < 0) and plain[-1] < 1e-8
+    assert np.all(plain <= (alpha + 1) / n)
+    assert np.all(mid <= 0.5 * (alpha + 1) ** 2 / n ** 2 + 1e-12)
+
+
+@given(alpha=st.floats(0.3, 3.0))
+def test_callable_losses_at_infinite_K_match_high_precision_entropy(alpha):
+    """b_k = −log p_k (paper's Appendix A): Σ_k p_k b_k is the entropy of the Zipf law,
+    s·(−ζ'(s))/ζ(s) + log ζ(s) with s = α+1, computed here with mpmath."""
+    s = mpmath.mpf(alpha) + 1
+    entropy = float(-s * mpmath.zeta(s, derivative=1) / mpmath.zeta(s) + mpmath.log(mpmath.zeta(s)))
+    logZ = math.log(theory.normalization(alpha))
+    neg_log_p = lambda k: (alpha + 1) * np.log(k) + logZ  # noqa: E731
+    assert theory.loss_n(0, alpha, b=neg_log_p) == pytest.approx(entropy, rel=1e-9)
+    # after learning n quanta (a = 0) what remains is Σ_{k>n} p_k b_k
+    # = [−s ζ'(s, n+1) + log ζ(s) ζ(s, n+1)]/ζ(s) (Hurwitz zeta and its s-derivative)
+    n = 50_000
+    zs = mpmath.zeta(s)
+    tail = (-s * mpmath.zeta(s, n + 1, derivative=1) + mpmath.log(zs) * mpmath.zeta(s, n + 1)) / zs
+    assert theory.loss_n(n, alpha, b=neg_log_p) == pytest.approx(float(tail), rel=1e-8)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(n=-1, alpha=0.5), "n"),
+    (dict(n=[1, float("nan")], alpha=0.5), "n"),
+    (dict(n=1, alpha=0), "alpha"),
+    (dict(n=1, alpha=0.5, K=10, b=np.ones(9)), "b"),
+    (dict(n=1, alpha=0.5, K=None, a=np.zeros(3)), "a"),
+    (dict(n=1, alpha=0.5, K=0), "K"),
+    (dict(n=1, alpha=0.5, b=float("inf")), "b"),
+])
+def test_bad_input_names_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        theory.loss_n(**kwargs)
+
+
+def test_bad_C_and_asymptote_input():
+    with pytest.raises(ValueError, match="C"):
+        theory.loss_N(10, 0.5, C=0)
+    with pytest.raises(ValueError, match="N"):
+        theory.loss_N(-10, 0.5)
+    with pytest.raises(ValueError, match="a and b"):
+        theory.loss_n_asymptote(10, 0.5, b=lambda k: k)
