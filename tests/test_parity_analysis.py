@@ -1,0 +1,154 @@
+"""Analysis of run directories: exponents recovered from planted power laws, the CLI, and
+the committed CPU results."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, analysis,
+                              load_run, plots)
+from empirical.parity.train import network_table
+from quanta import cli
+
+LN2 = np.log(2)
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "parity"
+
+
+def planted_run(path, *, D=None, alpha=0.4, n_tasks=30):
+    """A run directory whose metrics follow known laws (no training): L(N) ∝ N^-0.4,
+    L(S) = 0.6 S^-0.3 for every width, per-subtask convergence at step 50/p_i, and for D runs
+    minimum loss 2 D^-0.25 (final 1.2× that) and D^0.7/10 learned subtasks."""
+    widths = [4, 8, 16, 32, 64, 128, 256, 512]
+    cfg = RunConfig(TaskConfig(n_tasks=n_tasks, n_bits=12, alpha=alpha),
+                    ModelConfig(widths=widths if D is None else [512]),
+                    TrainConfig(steps=100_000, batch=10, seeds=[0, 1], D=D))
+    run_dir = Path(path)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    nets = network_table(cfg)
+    task = load_run(run_dir).task
+    steps = np.unique(np.round(np.geomspace(1, 100_000, 80)).astype(int))
+    steps = np.concatenate([[0], steps])
+    M, E, T = len(nets), len(steps), n_tasks
+    n_params = np.array([task.n_params(n["width"]) for n in nets])
+    Ds = np.array([n["D"] for n in nets])
+    p = task.frequencies
+    conv = 50.0 / p
+    test_loss = np.where(steps[None, :, None] >= conv[None, None, :], 1e-3, LN2)
+    test_loss = np.broadcast_to(test_loss, (M, E, T)).astype(np.float32).copy()
+    s = np.maximum(steps, 1).astype(float)
+    if D is None:
+        mean = 0.6 * s[None, :] ** -0.3 * np.ones((M, 1))
+        # final losses on the N law, meeting the S law at the widest network
+        mean[:, -1] = mean[0, -1] * (n_params / n_params.max()) ** -0.4
+    else:
+        lmin = 2.0 * Ds.astype(float) ** -0.25
+        mean = np.tile(lmin[:, None] * 1.5, (1, E))
+        mean[:, E // 2] = lmin
+        mean[:, -1] = 1.2 * lmin
+        learned = np.floor(Ds ** 0.7 / 10).astype(int)
+        for m in range(M):
+            test_loss[m, E // 2] = np.where(np.arange(T) < learned[m], 1e-3, LN2)
+    metrics = dict(steps=steps, widths=np.array([n["width"] for n in nets]),
+                   seeds=np.array([n["seed"] for n in nets]), D=Ds, n_params=n_params,
+                   frequencies=p, test_loss=test_loss, test_acc=np.ones_like(test_loss),
+                   mean_test_loss=mean, n_evals=np.array(E))
+    np.savez(run_dir / "metrics.npz", **metrics)
+    return run_dir
+
+
+def test_planted_online_exponents_are_recovered(tmp_path):
+    run = load_run(planted_run(tmp_path / "r"))
+    r = analysis.analyze([run])["runs"][0]
+    assert r["N"]["exponent"] == pytest.approx(0.4, abs=1e-6)
+    assert r["N"]["theory_exponent"] == pytest.approx(0.4)
+    assert r["S"]["exponent"] == pytest.approx(0.3, abs=1e-6)
+    assert r["S"]["theory_exponent"] == pytest.approx(0.4 / 1.4)
+    for reg in ("N", "S", "convergence"):
+        lo, hi = r[reg]["conf_int"]
+        assert lo <= r[reg]["exponent"] <= hi
+        assert {"exponent", "conf_int", "window", "theory_exponent"} <= set(r[reg])
+    # only points inside the stated window were fitted
+    w = r["N"]["window"]
+    y = np.array(r["N"]["y"])
+    assert w["n_points"] == int(((y > 0.05 * LN2) & (y < 0.9 * LN2)).sum())
+    # convergence at 50/p_i, seen on a log grid: slope −1 up to the grid's resolution
+    assert r["convergence"]["exponent"] == pytest.approx(-1.0, abs=0.05)
+    assert r["convergence"]["theory_exponent"] == -1.0
+
+
+def test_planted_D_exponents_are_recovered(tmp_path):
+    run = load_run(planted_run(tmp_path / "r", D=[100, 300, 1000, 3000, 10_000, 30_000]))
+    r = analysis.analyze([run])["runs"][0]
+    assert r["D"]["exponent"] == pytest.approx(0.25, abs=1e-6)
+    assert r["D"]["exponent_final"] == pytest.approx(0.25, abs=1e-6)
+    assert "minimum" in r["D"]["loss"]
+    assert r["learned_vs_D"]["exponent"] == pytest.approx(0.7, abs=0.1)
+    assert r["learned_vs_D"]["theory_exponent"] == pytest.approx(1 / 1.4)
+
+
+def test_alpha_sweep_and_all_figures(tmp_path):
+    runs = [load_run(planted_run(tmp_path / f"a{a}", alpha=a)) for a in (0.2, 0.4)]
+    runs.append(load_run(planted_run(tmp_path / "d", D=[100, 1000, 10_000, 100_000])))
+    result = analysis.analyze(runs)
+    assert result["alpha_sweep"]["alpha"] == [0.2, 0.4]
+    assert result["alpha_sweep"]["theory_N"] == [0.2, 0.4]
+    import matplotlib.pyplot as plt
+    figs = plots.figures(runs, result)
+    names = [n for n, _ in figs]
+    try:
+        assert "exponents_vs_alpha" in names and "loss_vs_D_d" in names
+        assert any(n.startswith("emergence_width") for n in names)
+        for _, fig in figs:
+            assert fig.axes and fig.axes[0].has_data()
+    finally:
+        for _, fig in figs:
+            plt.close(fig)
+
+
+def test_threshold_in_bits_is_converted(tmp_path):
+    run = load_run(planted_run(tmp_path / "r"))
+    a = analysis.analyze_run(run, threshold=0.1, unit="bits")
+    assert a["convergence"]["unit"] == "bits"
+    with pytest.raises(ValueError, match="unit"):
+        analysis.analyze_run(run, unit="decibels")
+
+
+def test_cli_train_then_analyze(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main(["parity", "train", "--out", str(out), "--n-tasks", "6", "--n-bits", "8",
+                     "--widths", "4", "16", "--steps", "8", "--batch", "64", "--eval-points", "4",
+                     "--checkpoints", "2", "--test-per-task", "8", "--device", "cpu", "--quiet"])
+    assert code == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"]["widths"] == [4, 16] and cfg["task"]["n_tasks"] == 6
+    assert cli.main(["parity", "train", "--out", str(out), "--resume"]) == 0
+    capsys.readouterr()
+    assert cli.main(["parity", "analyze", str(out), "--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"N", "S", "convergence"} <= set(data["runs"][0])
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert cli.main(["parity", "analyze", str(tmp_path / "missing")]) == 2
+    assert "error" in capsys.readouterr().err
+    assert cli.main(["parity", "train", "--out", str(tmp_path / "x"), "--k", "0",
+                     "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "k" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not (RESULTS / "online_alpha0.4" / "metrics.npz").exists(),
+                    reason="committed CPU results not present")
+def test_committed_results_analyze(tmp_path):
+    runs = sorted(p for p in RESULTS.iterdir() if (p / "config.json").exists())
+    result = analysis.analyze([load_run(p) for p in runs])
+    by_name = {Path(r["run"]).name: r for r in result["runs"]}
+    r = by_name["online_alpha0.4"]
+    assert r["complete"] and r["N"]["exponent"] is not None
+    final = np.array(r["N"]["y"])
+    assert final[-1] < final[0], "the widest network must reach a lower loss than the narrowest"
+    run = load_run(RESULTS / "online_alpha0.4")
+    nets = run.networks()
+    assert len(nets) == len(run.config.model.widths)
