@@ -188,3 +188,19 @@ def test_fused_training_on_cuda_equals_cpu(tmp_path):
     for info, mlp in gpu.networks():
         assert all(torch.isfinite(p).all() for p in mlp.parameters())
     assert np.isfinite(gpu.metrics["test_loss"]).all()
+
+
+def test_export_keeps_metrics_and_networks_but_not_resume(tmp_path):
+    from empirical.parity import export_run
+    config = tiny_config(steps=20)
+    src = load_run(train(config, tmp_path / "r"))
+    steps = src.checkpoint_steps()
+    dest = load_run(export_run(tmp_path / "r", tmp_path / "e", checkpoint_steps=steps[-2:]))
+    assert dest.checkpoint_steps() == steps[-2:]
+    np.testing.assert_allclose(dest.metrics["test_loss"], src.metrics["test_loss"], rtol=1e-3)
+    assert dest.metrics["test_loss"].dtype == np.float32
+    np.testing.assert_array_equal(dest.metrics["mean_test_loss"], src.metrics["mean_test_loss"])
+    for (ia, a), (ib, b) in zip(dest.networks(), src.networks()):
+        assert ia == ib and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="resume"):
+        train(config, tmp_path / "e", resume=True)

@@ -2,10 +2,10 @@
 their analysis (Michaud et al. 2023, section 3)."""
 from .config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from .model import MLP, FusedMLP
-from .run import Run, load_run
+from .run import Run, export_run, load_run
 from .task import SparseParityTask
 from .train import evaluate, log_steps, network_table, train
 
 __all__ = ["SparseParityTask", "TaskConfig", "ModelConfig", "TrainConfig", "RunConfig",
            "MLP", "FusedMLP", "train", "evaluate", "log_steps", "network_table",
-           "Run", "load_run"]
+           "Run", "load_run", "export_run"]

@@ -31,7 +31,8 @@ class Run:
         mpath = self.path / "metrics.npz"
         if mpath.exists():
             with np.load(mpath) as z:
-                self.metrics = {k: z[k] for k in z.files}
+                self.metrics = {k: z[k].astype(np.float32) if z[k].dtype == np.float16
+                                else z[k] for k in z.files}
         else:
             self.metrics = {}
 
@@ -78,3 +79,36 @@ class Run:
 def load_run(run_dir) -> Run:
     """Open a run directory written by :func:`empirical.parity.train`."""
     return Run(run_dir)
+
+
+def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
+               drop_optimizer: bool = True) -> Path:
+    """Copy a run's compact results to ``dest`` for keeping in a repository: ``config.json``,
+    ``metrics.npz`` (per-subtask arrays as float16 when ``half``: about 3 significant digits)
+    and the checkpoints of ``checkpoint_steps`` (model only when ``drop_optimizer``; such
+    checkpoints serve :meth:`Run.networks` but cannot be resumed)."""
+    import io
+    import os
+
+    from .train import _atomic_torch_save, _atomic_write
+
+    src = Run(run_dir)
+    dest = Path(dest)
+    if dest.resolve() == src.path.resolve():
+        raise ValueError("dest must differ from run_dir")
+    dest.mkdir(parents=True, exist_ok=True)
+    _atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
+    arrays = dict(src.metrics)
+    if half:
+        for key in ("test_loss", "test_acc"):
+            arrays[key] = arrays[key].astype(np.float16)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _atomic_write(dest / "metrics.npz", buf.getvalue())
+    for step in checkpoint_steps:
+        ck = src.checkpoint(step)
+        if drop_optimizer:
+            ck = {k: v for k, v in ck.items() if k not in ("optimizer", "streams", "metrics")}
+        _atomic_torch_save(ck, checkpoint_path(dest, int(ck["step"])))
+    os.sync()
+    return dest

@@ -281,6 +281,8 @@ def train(config: RunConfig, out_dir, resume: bool = False,
         old = RunConfig.from_json(existing.read_text()).to_dict()
         if old != config.to_dict():
             raise ValueError(f"config differs from the run in {out}; resume with the same config")
+        if (out / "metrics.npz").exists() and not (out / CHECKPOINT_DIR).is_dir():
+            raise ValueError(f"{out} holds exported results without checkpoints; cannot resume")
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(existing, config.to_json().encode())
 
@@ -293,7 +295,8 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     task = make_task(config)
     nets = network_table(config)
     model = build_model(config, task).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
+    # fused Adam on CUDA: the same elementwise update in one kernel
+    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, fused=device.type == "cuda")
     groups: list[_Group] = []
     for i, n in enumerate(nets):
         if groups and (nets[groups[-1].start]["seed"], nets[groups[-1].start]["D"]) == (n["seed"], n["D"]):
@@ -311,6 +314,9 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     last = _latest_checkpoint(out) if resume else None
     if last is not None:
         ck = torch.load(last, map_location="cpu", weights_only=True)
+        if "optimizer" not in ck:
+            raise ValueError(f"{last} is an exported checkpoint without optimizer state; "
+                             "it cannot be resumed")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         for g, sd in zip(groups, ck["streams"]):

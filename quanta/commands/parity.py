@@ -79,6 +79,16 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from empirical.parity import export_run
+
+    dest = export_run(args.run_dir, args.dest, checkpoint_steps=args.checkpoints or (),
+                      half=not args.full_precision)
+    size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
+    print(f"exported {args.run_dir} -> {dest} ({size / 1e6:.2f} MB)")
+    return 0
+
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
     sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
@@ -131,3 +141,48 @@ def add_parser(subparsers) -> None:
     a.add_argument("--window", type=float, nargs=2, default=(0.05, 0.9), metavar=("LO", "HI"),
                    help="fit where the loss lies between LO and HI times ln 2 (the chance loss)")
     a.set_defaults(func=cmd_analyze)
+
+    e = sub.add_parser("export", help="copy a run's compact results (to keep in a repository)")
+    e.add_argument("run_dir", metavar="DIR")
+    e.add_argument("dest", metavar="DEST")
+    e.add_argument("--checkpoints", type=int, nargs="+", metavar="STEP",
+                   help="also copy these checkpoints (model only)")
+    e.add_argument("--full-precision", action="store_true",
+                   help="keep per-subtask arrays in float32 (default float16)")
+    e.set_defaults(func=cmd_export)
+
+
+def demo(out_dir: Path) -> list[Path]:
+    """Analyse the committed CPU-scale results (plots + parity.json), then train a tiny
+    sweep live (a few seconds) to show the trainer end to end."""
+    from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, analysis,
+                                  load_run, plots, train)
+
+    out = Path(out_dir) / "parity"
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    dirs = sorted(p for p in RESULTS.iterdir() if (p / "config.json").exists()) \
+        if RESULTS.is_dir() else []
+    if dirs:
+        runs = [load_run(d) for d in dirs]
+        result = analysis.analyze(runs)
+        print(analysis.summary(result))
+        write_json(result, out / "parity.json")
+        written.append(out / "parity.json")
+        for name, fig in plots.figures(runs, result):
+            save_figure(fig, out / f"{name}.png")
+            written.append(out / f"{name}.png")
+    live = out / "live_run"
+    if live.exists():
+        import shutil
+        shutil.rmtree(live)
+    cfg = RunConfig(TaskConfig(n_tasks=10, n_bits=12, k=3, alpha=0.4),
+                    ModelConfig(widths=[8, 32, 128]),
+                    TrainConfig(steps=300, batch=1000, eval_points=12, checkpoints=3,
+                                test_per_task=100, device="cpu"))
+    train(cfg, live)
+    m = load_run(live).metrics
+    print("live tiny sweep, final mean test loss (nats) by width: " + ", ".join(
+        f"{w}: {v:.3f}" for w, v in zip(m["widths"], m["mean_test_loss"][:, -1])))
+    written += [live / "config.json", live / "metrics.npz"]
+    return written
