@@ -49,8 +49,8 @@ def _uniform_(t: torch.Tensor, fan_in: int, generator: torch.Generator) -> None:
 class FusedMLP(nn.Module):
     """``len(widths)`` MLPs of one depth as a single module.
 
-    ``forward(x, start, stop)`` evaluates networks ``start:stop`` on a shared input ``x``
-    (B × in_dim) and returns logits (B × (stop-start) × 2).
+    ``forward(x)`` gives every network's logits for a shared input; ``forward(xs, groups=G)``
+    feeds block g of networks its own input ``xs[g]`` (see :meth:`forward`).
     """
 
     def __init__(self, in_dim: int, widths, depth: int = 1, out_dim: int = 2):
@@ -129,22 +129,41 @@ class FusedMLP(nn.Module):
         lins[-1].bias.copy_(self.b_out[i].float().cpu())
         return mlp
 
-    def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
-        stop = self.n_networks if stop is None else stop
-        ua, ub = self.offsets[start], self.offsets[stop]
-        m = stop - start
-        h = F.relu(F.linear(x, self.w_in[ua:ub], self.b_in[ua:ub]))  # B × Hr
-        net = self.unit_net[ua:ub] - start
+    def forward(self, x: torch.Tensor, groups: int = 1) -> torch.Tensor:
+        """Logits of every network.
+
+        ``x`` (B × in_dim): one input shared by all networks → logits (B × M × 2).
+        ``x`` (G × B × in_dim) with ``groups=G``: network block g (networks g·M/G … (g+1)·M/G−1,
+        which must have the same widths in every block) sees ``x[g]`` → (G × B × M/G × 2).
+        All blocks go through batched matrix products, without a loop over blocks.
+        """
+        shared = x.dim() == 2
+        if shared:
+            x = x[None]
+        G, M, H = groups, self.n_networks, self.offsets[-1]
+        if x.shape[0] != G or M % G:
+            raise ValueError(f"x has {x.shape[0]} blocks for groups={G} and {M} networks")
+        Mg, Hg = M // G, H // G
+        if G > 1 and self.widths[:Mg] * G != self.widths:
+            raise ValueError("groups need the same widths in every block of networks")
+        w_in = self.w_in.view(G, Hg, self.in_dim).transpose(1, 2)  # noqa: F841 (G > 1)
+        if G == 1:   # one product with the one-hot-plus-bits input (the measured design)
+            h = F.relu(F.linear(x, self.w_in, self.b_in))                      # 1 × B × H
+        else:
+            h = F.relu(torch.baddbmm(self.b_in.view(G, 1, Hg), x, w_in))     # G × B × Hg
         if self.depth > 1:
-            pos = self.unit_pos[ua:ub]
-            mask = self.mask[start:stop, :, None]
-            hp = h.new_zeros(m, self.mask.shape[1], h.shape[0]).index_put((net, pos), h.T)
+            B = h.shape[1]
+            hp = h.new_zeros(M, self.mask.shape[1], B).index_put(
+                (self.unit_net, self.unit_pos), h.transpose(1, 2).reshape(H, B))
             for w, b in zip(self.w_hidden, self.b_hidden):
-                w = w[start:stop] * mask
-                hp = F.relu(torch.baddbmm(b[start:stop, :, None], w, hp)) * mask
-            h = hp[net, pos].T
-        units = torch.arange(ub - ua, device=h.device)
-        block = self.w_out.new_zeros(ub - ua, m, self.out_dim).index_put(
-            (units, net), self.w_out[ua:ub])
-        logits = h @ block.reshape(ub - ua, m * self.out_dim).to(h.dtype)
-        return logits.view(-1, m, self.out_dim) + self.b_out[start:stop]
+                hp = F.relu(torch.baddbmm(b[:, :, None], w * self.mask[:, :, None], hp)) \
+                    * self.mask[:, :, None]
+            h = hp[self.unit_net, self.unit_pos].view(G, Hg, B).transpose(1, 2)
+        net = self.unit_net[:Hg]                                                  # local to a block
+        units = torch.arange(Hg, device=h.device)
+        block = self.w_out.new_zeros(Hg, Mg, G, self.out_dim).index_put(
+            (units, net), self.w_out.view(G, Hg, self.out_dim).transpose(0, 1))
+        block = block.permute(2, 0, 1, 3).reshape(G, Hg, Mg * self.out_dim)
+        logits = torch.bmm(h, block.to(h.dtype)).view(G, -1, Mg, self.out_dim) \
+            + self.b_out.view(G, 1, Mg, self.out_dim)
+        return logits[0] if shared else logits

@@ -356,17 +356,20 @@ def train(config: RunConfig, out_dir, resume: bool = False,
         checkpoint_and_eval(0)
     for step in range(start + 1, tc.steps + 1):
         opt.zero_grad(set_to_none=True)
-        losses = []
-        for g in groups:
-            x, y = g.stream.next()
-            with autocast():
-                logits = fwd(x, g.start, g.stop).float()
-            l = F.cross_entropy(logits.permute(0, 2, 1), y[:, None].expand(-1, g.stop - g.start),
-                                reduction="none").mean(0)
-            l.sum().backward()
-            losses.append(l.detach())
+        batches = [g.stream.next() for g in groups]
+        if len(batches) == 1:
+            x, y = batches[0][0][None], batches[0][1][None]
+        else:
+            x = torch.stack([b[0] for b in batches])             # G × B × in_dim
+            y = torch.stack([b[1] for b in batches])             # G × B
+        with autocast():
+            logits = fwd(x, len(groups)).float()                # G × B × M/G × 2
+        logp = F.log_softmax(logits, -1)
+        nll = -logp.gather(-1, y[:, :, None, None].expand(*logits.shape[:3], 1))[..., 0]
+        batch_loss = nll.mean(1).reshape(-1)                     # per network, network order
+        batch_loss.sum().backward()
         opt.step()
-        batch_loss = losses[0] if len(losses) == 1 else torch.cat(losses)
+        batch_loss = batch_loss.detach()
         checkpoint_and_eval(step)
         if save_every_s is not None and time.perf_counter() - last_save > save_every_s:
             save(step, out / CHECKPOINT_DIR / RESUME_NAME)
