@@ -180,15 +180,34 @@ def test_tiny_sweep_learns(tmp_path):
 
 
 @pytest.mark.gpu
-def test_fused_training_on_cuda_equals_cpu(tmp_path):
-    config = tiny_config(steps=10)
-    config.train.device = "cuda"
-    gpu = load_run(train(config, tmp_path / "g"))
-    assert gpu.config.train.device == "cuda"
-    for info, mlp in gpu.networks():
-        assert all(torch.isfinite(p).all() for p in mlp.parameters())
-    assert np.isfinite(gpu.metrics["test_loss"]).all()
+@pytest.mark.parametrize("D", [None, [50, 200]])
+def test_fused_training_on_cuda_equals_separate(tmp_path, D):
+    """On the GPU (fp32, TF32 off), fused training equals each network trained alone on the
+    same CUDA batches."""
+    config = tiny_config(steps=10, D=D, device="cuda")
+    run = load_run(train(config, tmp_path / "g"))
+    assert run.config.train.device == "cuda"
+    task = make_task(config)
+    for info, mlp in run.networks():
+        alone = build_model(config, task).network(info["index"]).cuda()
+        opt = torch.optim.Adam(alone.parameters(), lr=config.train.lr)
+        stream = DataStream(task, info["seed"], info["D"], config.train.batch, "cuda")
+        for _ in range(10):
+            x, y = stream.next()
+            opt.zero_grad()
+            F.cross_entropy(alone(x), y).backward()
+            opt.step()
+        for p, q in zip(mlp.parameters(), alone.cpu().parameters()):
+            torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-3)
 
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision,compile", [("tf32", False), ("bf16", False), ("bf16", True)])
+def test_cuda_precisions_and_compile_run(tmp_path, precision, compile):
+    run = load_run(train(tiny_config(steps=20, device="cuda", precision=precision,
+                                     compile=compile), tmp_path / "g"))
+    assert run.config.train.precision == precision and run.config.train.compile == compile
+    assert np.isfinite(run.metrics["test_loss"]).all()
 
 def test_export_keeps_metrics_and_networks_but_not_resume(tmp_path):
     from empirical.parity import export_run
