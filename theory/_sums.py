@@ -16,8 +16,8 @@ from scipy import integrate, special
 
 from theory.zipf import _normalization, tail_mass
 
-#: Numerical tail integrals stop at rank e^t with t = min(40/α, T_MAX): the neglected
-#: part is relatively below e^{-α t} (1e-17, or 1e-15 at α = 0.05).
+#: A numerical tail integral from rank x0 stops at x0·e^(40/α) (or e^T_MAX): the
+#: neglected part is relatively below e^-40 (or (e^T_MAX/x0)^-α, 1e-14 for α=0.05, x0=1e9).
 T_MAX = 690.0
 
 
@@ -91,8 +91,9 @@ def head_size(alpha: float, tau: int) -> int:
 
 def _log_integral(g, lo: float, hi: float, alpha: float, points=()) -> float:
     """∫_lo^hi g(x) dx by adaptive quadrature in t = log x (hi may be inf)."""
-    t_end = min(40.0 / alpha, T_MAX)
-    t_lo, t_hi = math.log(lo), min(math.log(hi) if math.isfinite(hi) else t_end, t_end)
+    t_lo = math.log(lo)
+    t_end = min(t_lo + 40.0 / alpha, T_MAX)
+    t_hi = min(math.log(hi) if math.isfinite(hi) else t_end, t_end)
     if t_hi <= t_lo:
         return 0.0
     marks = sorted(t for t in (math.log(p) for p in points if p > 0) if t_lo < t < t_hi)

@@ -36,12 +36,11 @@ def _expected(alpha, K, tau, a, b, size, hi, unlearned_of, p_star):
     a_, b_, d = _losses(a, b, K)
     l_inf = _total(alpha, K, a_)
     Z = _normalization(alpha, K)
-    total_d = _total(alpha, K, d)
     out = np.empty(size.shape)
     for i, (x, top) in enumerate(zip(size.reshape(-1), hi.reshape(-1))):
         pts = (_transition_rank(alpha, Z, p_star(x)),)
         head = weighted_sum(alpha, K, d, 1, top, unlearned_of(x), tau, pts)
-        rest = 0.0 if not math.isfinite(top) else total_d - weighted_sum(alpha, K, d, 1, top)
+        rest = 0.0 if not math.isfinite(top) else weighted_sum(alpha, K, d, int(top) + 1, math.inf)
         out.reshape(-1)[i] = l_inf + head + rest
     return out
 

@@ -44,8 +44,10 @@ def loss_n(n, alpha, K=None, a=0, b=1):
     l_inf = _total(alpha, K, a_)
     if d.is_const:
         return finish(l_inf + d.value * np.asarray(tail_mass(n, alpha, K)))
-    total_b = _total(alpha, K, b_)
-    out = np.array([total_b - weighted_sum(alpha, K, d, 1, math.floor(v)) for v in n.reshape(-1)])
+    # Σ_{k≤n} p_k a_k + Σ_{k>n} p_k b_k as two sums (no cancellation when L(n) ≪ L(0))
+    out = np.array([weighted_sum(alpha, K, a_, 1, math.floor(v))
+                    + weighted_sum(alpha, K, b_, math.floor(v) + 1, math.inf)
+                    for v in n.reshape(-1)])
     return finish(out.reshape(n.shape))
 
 

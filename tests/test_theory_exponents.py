@@ -1,0 +1,95 @@
+"""Exponent relations, their inverses, local exponents and the finite-K cut-off."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import theory
+from tests.strategies import alphas, batches, small_taus, taus
+
+
+@given(alpha=alphas)
+def test_relations_invert_exactly(alpha):
+    assert theory.alpha_N(alpha) == alpha
+    assert theory.alpha_D(alpha) == theory.alpha_S(alpha) == pytest.approx(alpha / (alpha + 1), rel=1e-15)
+    assert theory.alpha_from_alpha_N(theory.alpha_N(alpha)) == alpha
+    assert theory.alpha_from_alpha_D(theory.alpha_D(alpha)) == pytest.approx(alpha, rel=1e-12)
+    assert theory.alpha_from_rank_slope(-(alpha + 1)) == pytest.approx(alpha, rel=1e-12)
+    # α_D = α_N/(α_N + 1)
+    assert theory.alpha_D(alpha) == pytest.approx(theory.alpha_N(alpha) / (theory.alpha_N(alpha) + 1), rel=1e-15)
+
+
+@given(alpha=alphas, gamma=st.floats(-0.04, 3.0))
+def test_tilted_pair_identifies_alpha_and_gamma(alpha, gamma):
+    aN, aD = theory.tilted_exponents(alpha, gamma)
+    assert aN == pytest.approx(alpha + gamma) and aD == pytest.approx((alpha + gamma) / (alpha + 1))
+    a2, g2 = theory.alpha_gamma_from_exponents(aN, aD)
+    assert a2 == pytest.approx(alpha, rel=1e-10, abs=1e-12)
+    assert g2 == pytest.approx(gamma, rel=1e-9, abs=1e-9)
+    assert theory.tilted_exponents(alpha, 0.0) == pytest.approx((theory.alpha_N(alpha), theory.alpha_D(alpha)))
+
+
+@given(alpha=alphas)
+def test_local_exponent_of_L_n_is_alpha_times_one_minus_half_over_n_plus_one(alpha):
+    n = np.array([10.0, 100.0, 1000.0, 1e5])
+    le = theory.local_exponent(lambda x: theory.loss_n(x, alpha), n, h=1e-4)
+    assert np.all(np.abs(le - alpha * (1 - 1 / (2 * (n + 1)))) <= alpha * (alpha + 1) / n ** 2 + 1e-9)
+
+
+@given(alpha=alphas, tau=taus)
+@settings(max_examples=25)
+def test_local_exponent_of_E_L_D_tends_to_alpha_D(alpha, tau):
+    D = np.array([1e6, 1e12]) * tau
+    err = np.abs(theory.local_exponent(lambda x: theory.expected_loss_D(x, alpha, tau), D)
+                 - theory.alpha_D(alpha))
+    assert err[1] <= err[0] + 1e-9 and err[1] < 1e-6, err
+
+
+@given(alpha=st.floats(0.1, 3.0), tau=small_taus, batch=batches, rule=st.sampled_from(["samples", "steps"]))
+@settings(max_examples=8)
+def test_local_exponent_of_E_L_S_tends_to_alpha_S(alpha, tau, batch, rule):
+    S = np.array([1e10]) * tau
+    le = theory.local_exponent(lambda x: theory.expected_loss_S(x, alpha, batch, tau, rule), S)
+    assert le[0] == pytest.approx(theory.alpha_S(alpha), abs=1e-3)
+    ratio = theory.loss_S_asymptote(S, alpha, batch, tau, rule) / theory.expected_loss_S(S, alpha, batch, tau, rule)
+    assert ratio[0] == pytest.approx(1.0, abs=5e-3)
+
+
+@given(alpha=st.floats(0.2, 2.0), gamma=st.floats(0.0, 1.0))
+@settings(max_examples=5)
+def test_tilted_losses_have_tilted_exponents(alpha, gamma):
+    """b_k = k^−γ (a callable at infinite K): local exponents approach the tilted pair."""
+    b = lambda k: k ** -gamma  # noqa: E731
+    aN, aD = theory.tilted_exponents(alpha, gamma)
+    le_n = theory.local_exponent(lambda x: theory.loss_n(np.floor(x), alpha, b=b), np.array([1e8]), h=0.05)
+    le_D = theory.local_exponent(lambda x: theory.expected_loss_D(x, alpha, b=b), np.array([1e12]), h=0.05)
+    assert le_n[0] == pytest.approx(aN, rel=1e-3)
+    assert le_D[0] == pytest.approx(aD, rel=1e-2)
+
+
+@given(alpha=alphas, K=st.integers(1000, 10**6), tau=taus)
+def test_rarest_quantum_is_learned_about_half_the_time_at_the_cutoff(alpha, K, tau):
+    D = theory.finite_K_cutoff(alpha, K, tau)
+    assert D == pytest.approx(tau / float(theory.frequencies(alpha, K, K)), rel=1e-14)
+    # at D = τ/p_K (p_K small) the count of quantum K is ≈ Poisson(τ): P(count ≥ τ) ∈ [0.5, 0.64]
+    assert 0.45 <= theory.prob_learned_D(K, math.ceil(D), alpha, tau, K) <= 0.66
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: theory.alpha_from_alpha_D(1.0), "alpha_D"),
+    (lambda: theory.alpha_from_alpha_D(0.0), "alpha_D"),
+    (lambda: theory.alpha_from_alpha_N(-0.1), "alpha_N"),
+    (lambda: theory.alpha_from_rank_slope(-0.5), "slope"),
+    (lambda: theory.alpha_from_rank_slope(float("nan")), "slope"),
+    (lambda: theory.tilted_exponents(0.5, -0.6), "gamma"),
+    (lambda: theory.alpha_gamma_from_exponents(0.3, 0.5), "alpha_N"),
+    (lambda: theory.alpha_D(0.0), "alpha"),
+    (lambda: theory.finite_K_cutoff(0.5, None), "K"),
+    (lambda: theory.finite_K_cutoff(0.5, 10, tau=0), "tau"),
+    (lambda: theory.local_exponent(np.exp, [-1.0]), "x"),
+])
+def test_bad_input_names_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
