@@ -1,0 +1,138 @@
+"""Reading fitted exponents against the quantization model; the literature table; plots."""
+import json
+
+import numpy as np
+import pytest
+
+import fit
+import theory
+from fit.consistency import consistency
+from fit.literature import FIGURE18_ROWS, figure18_points, load_literature
+from quanta import cli
+
+
+def _noisy_power(x, A, alpha, rng, noise=0.01):
+    return A * x ** -alpha * np.exp(noise * rng.standard_normal(x.size))
+
+
+def test_model_exponents_give_zero_gap_and_matching_alphas():
+    alpha = 0.5
+    c = consistency(alpha, alpha / (alpha + 1))       # exact model pair, no samples
+    assert c.gap == pytest.approx(0.0, abs=1e-15)
+    assert c.alpha_from_N == pytest.approx(alpha) and c.alpha_from_D == pytest.approx(alpha)
+    assert c.gamma_tilted == pytest.approx(0.0, abs=1e-12)
+    assert c.consistent is None                       # no bootstrap samples, no verdict
+
+
+def test_tilted_pair_round_trips_through_theory():
+    aN, aD = theory.tilted_exponents(0.4, 0.3)
+    c = consistency(aN, aD)
+    assert (c.alpha_tilted, c.gamma_tilted) == pytest.approx((0.4, 0.3))
+    assert c.gap == pytest.approx(aD - theory.alpha_D(aN))
+
+
+def test_bootstrap_consistency_of_model_and_off_model_data():
+    rng = np.random.default_rng(0)
+    x = np.geomspace(10, 1e5, 30)
+    alpha = 0.4
+    fN = fit.power_law(x, _noisy_power(x, 2, alpha, rng), bootstrap=400, seed=1)
+    fD = fit.power_law(x, _noisy_power(x, 2, alpha / (1 + alpha), rng), bootstrap=400, seed=2)
+    good = consistency(fN, fD)
+    assert good.consistent is True and good.n_samples == 400 and not good.paired
+    lo, hi = good.alpha_from_D_ci
+    assert lo < alpha < hi
+    fD_bad = fit.power_law(x, _noisy_power(x, 2, alpha, rng), bootstrap=400, seed=3)
+    bad = consistency(fN, fD_bad)                    # alpha_D = alpha_N: not the model
+    assert bad.consistent is False and bad.gap_ci[0] > 0
+    assert "consistent: False" in bad.summary()
+
+
+def test_joint_fit_is_read_with_paired_draws():
+    N = np.repeat(np.geomspace(1e6, 1e9, 6), 6)
+    D = np.tile(np.geomspace(1e7, 1e11, 6), 6)
+    aN = 0.5
+    y = (1.5 + 300 * N ** -aN + 300 * D ** -(aN / (1 + aN))) * np.exp(
+        0.003 * np.random.default_rng(4).standard_normal(36))
+    res = fit.fit("chinchilla", N, y, x2=D, bootstrap=200, seed=0)
+    c = consistency(res)
+    assert c.paired and c.n_samples == 200 - res.n_failed_bootstrap
+    assert c.gap_ci[0] <= 0 <= c.gap_ci[1]
+    implied = res.alpha_implied()
+    assert implied["N"]["value"] == pytest.approx(res.params["alpha"])
+    assert implied["D"]["value"] == pytest.approx(theory.alpha_from_alpha_D(res.params["beta"]))
+
+
+def test_literature_table_columns_and_rows():
+    table = load_literature()
+    assert len(table) == 137
+    for col in ("Compute range max (FLOP)", "Data range max", "Size range max (parameters)"):
+        assert col in table.columns
+    assert not any(str(c).startswith("Unnamed") for c in table.columns)
+    # the upper ends really are the upper ends
+    both = table[["Size range (parameters)", "Size range max (parameters)"]].dropna()
+    assert (both.iloc[:, 1] >= both.iloc[:, 0]).all()
+
+
+def test_figure18_rows_read_parameters_and_data_and_fix_the_swap():
+    pts = figure18_points()
+    assert len(pts) == sum(len(rows) for _, _, rows in FIGURE18_ROWS) == 16
+    hoffmann = pts[pts.label == "Hoffmann et al. 2022"].iloc[0]
+    assert (hoffmann.alpha_N, hoffmann.alpha_D) == (0.34, 0.28)
+    ard = pts[pts.label == "Ardalani et al. 2022"].iloc[0]
+    table = load_literature()
+    assert table.loc[ard.row_N, "Scaling Variable 1"] == "Parameters"
+    assert table.loc[ard.row_D, "Scaling Variable 1"] == "Data"
+    assert (ard.alpha_N, ard.alpha_D) == (4.0, 0.1)
+    assert (ard.paper_alpha_N, ard.paper_alpha_D) == (0.1, 4.0) and ard.swapped_in_paper
+    assert pts.swapped_in_paper.sum() == 1
+
+
+def test_figure18_refuses_a_table_whose_rows_moved():
+    table = load_literature().iloc[1:].reset_index(drop=True)
+    with pytest.raises(ValueError, match="literature table row"):
+        figure18_points(table)
+
+
+def test_plots_return_their_axes():
+    import matplotlib.pyplot as plt
+
+    from fit.plots import (plot_fit, plot_literature, plot_local_exponent,
+                           plot_rank_frequency, plot_residuals)
+    from fit.sizes import rank_frequency_exponent
+
+    rng = np.random.default_rng(5)
+    x = np.geomspace(10, 1e4, 15)
+    res = fit.offset_power_law(x, 1 + _noisy_power(x, 3, 0.5, rng), bootstrap=50)
+    fig, axes = plt.subplots(2, 3)
+    try:
+        assert plot_fit(res, ax=axes[0, 0], theory=(x, 1 + 3 * x ** -0.5)) is axes[0, 0]
+        assert len(axes[0, 0].collections) >= 2          # data and the bootstrap band
+        assert plot_residuals(res, ax=axes[0, 1]) is axes[0, 1]
+        assert plot_local_exponent(x, res.y, ax=axes[0, 2], offset=1.0, expected=0.5) \
+            is axes[0, 2]
+        assert plot_literature(figure18_points(), ax=axes[1, 0]) is axes[1, 0]
+        sizes = np.round(1e6 * np.arange(1, 300) ** -1.5)
+        rf = rank_frequency_exponent(sizes, method="ols", rank_window=(1, 100))
+        assert plot_rank_frequency(sizes, rf, ax=axes[1, 1]) is axes[1, 1]
+        N = np.repeat(np.geomspace(1e6, 1e9, 4), 4)
+        D = np.tile(np.geomspace(1e7, 1e11, 4), 4)
+        joint = fit.fit("max", N, 1.5 + np.maximum(300 * N ** -0.4, 300 * D ** -0.3), x2=D)
+        assert plot_fit(joint, ax=axes[1, 2]) is axes[1, 2]
+    finally:
+        plt.close(fig)
+
+
+def test_cli_literature_and_sizes(tmp_path, capsys):
+    out = tmp_path / "lit.json"
+    assert cli.main(["fit", "literature", "--json", str(out), "--plot",
+                     str(tmp_path / "lit.png")]) == 0
+    d = json.loads(out.read_text())
+    assert d["n_points"] == 16 and d["swapped_in_paper"] == "Ardalani et al. 2022"
+    assert "swapped in the paper's figure" in capsys.readouterr().out
+    sizes = tmp_path / "sizes.csv"
+    k = np.arange(1, 400)
+    sizes.write_text("count\n" + "\n".join(str(int(v)) for v in np.round(1e7 * k ** -1.5)))
+    res = tmp_path / "s.json"
+    assert cli.main(["fit", "sizes", str(sizes), "--method", "ols", "--rank-window", "1",
+                     "100", "--bootstrap", "0", "--json", str(res)]) == 0
+    assert json.loads(res.read_text())["alpha_hat"] == pytest.approx(0.5, abs=1e-3)

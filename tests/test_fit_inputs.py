@@ -1,0 +1,114 @@
+"""Bad input is refused with one line naming the column or row, in the library and the CLI."""
+import json
+
+import numpy as np
+import pytest
+
+import fit
+from quanta import cli
+
+GOOD = "N,D,loss\n" + "\n".join(f"{n},{d},{2 + 50 * n ** -0.3 + 60 * d ** -0.3}"
+                                for n, d in [(1e6, 1e8), (3e6, 1e9), (1e7, 1e8), (3e7, 1e10),
+                                             (1e8, 1e9), (3e8, 1e10), (1e9, 1e11),
+                                             (3e9, 1e9)]) + "\n"
+
+
+@pytest.mark.parametrize("x, y, kwargs, message", [
+    ([1, 2, np.nan, 4], [1, 2, 3, 4], {}, "x, row 3: is NaN"),
+    ([1, 2, 3, 4], [1, -2, 3, 4], {}, "y, row 2: is not positive (-2)"),
+    ([1, 0, 3, 4], [1, 2, 3, 4], {}, "x, row 2: is not positive (0)"),
+    ([1, 2, 3, np.inf], [1, 2, 3, 4], {}, "x, row 4: is infinite"),
+    ([1, 2], [3, 4], {"form": "offset"}, "2 points for 3 parameters"),
+    ([5, 5, 5, 5], [1, 2, 3, 4], {}, "x: a single distinct value"),
+    ([1, 2, 3], [1, 2, 3, 4], {}, "y has 4 values but x has 3"),
+    (["a", 2, 3], [1, 2, 3], {}, "x: not numeric"),
+])
+def test_library_refuses_bad_input_with_one_line(x, y, kwargs, message):
+    form = kwargs.pop("form", "power")
+    with pytest.raises(ValueError) as err:
+        fit.fit(form, x, y, **kwargs)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(form="chinchilla"), "needs x2"),
+    (dict(form="power", x2=[1, 2, 3, 4]), "has one variable"),
+    (dict(form="cubic"), "form must be one of"),
+    (dict(form="power", level=1.5), "level must lie in (0, 1)"),
+    (dict(form="power", bootstrap_method="jackknife"), "bootstrap_method must be one of"),
+    (dict(form="chinchilla", x2=[1, 1, 1, 1, 1, 1, 1]), "x2: a single distinct value"),
+])
+def test_library_refuses_bad_options(kwargs, message):
+    form = kwargs.pop("form")
+    n = len(kwargs.get("x2", [1, 2, 3, 4]))
+    x = np.arange(1, n + 1, dtype=float)
+    with pytest.raises(ValueError, match=None) as err:
+        fit.fit(form, x, 1 / x, **kwargs)
+    assert message in str(err.value)
+
+
+def _run_cli(tmp_path, capsys, text, *args):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    code = cli.main(["fit", str(path), *args])
+    return code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("edit, args, message", [
+    (lambda t: t, ["--x", "N", "--y", "logloss"], "no column 'logloss' (columns: N, D, loss)"),
+    (lambda t: t.replace("1000000.0,", "abc,", 1), ["--x", "N", "--y", "loss"],
+     "column 'N', row 1: not a number ('abc')"),
+    (lambda t: t.replace("\n3000000.0,", "\n,", 1), ["--x", "N", "--y", "loss"],
+     "N, row 2: is NaN"),
+    (lambda t: t.replace("\n10000000.0,", "\n-1,", 1), ["--x", "N", "--y", "loss"],
+     "N, row 3: is not positive (-1)"),
+    (lambda t: "\n".join(t.splitlines()[:3]) + "\n",
+     ["--x", "N", "--x2", "D", "--y", "loss", "--form", "chinchilla"],
+     "2 points for 5 parameters"),
+    (lambda t: "N,loss\n" + "".join(f"7,{v}\n" for v in (1, 2, 3, 4)), ["--x", "N", "--y", "loss"],
+     "N: a single distinct value"),
+    (lambda t: t, ["--y", "loss"], "--x and --y name"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, edit, args, message):
+    code, out = _run_cli(tmp_path, capsys, edit(GOOD), *args, "--bootstrap", "0")
+    assert code == 2
+    err = out.err.strip()
+    assert message in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_missing_file_is_one_line(tmp_path, capsys):
+    code = cli.main(["fit", str(tmp_path / "nope.csv"), "--x", "N", "--y", "loss"])
+    assert code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_cli_fit_writes_the_json_interface(tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    plot = tmp_path / "fit.png"
+    code, printed = _run_cli(tmp_path, capsys, GOOD, "--x", "N", "--y", "loss",
+                             "--form", "offset", "--bootstrap", "50", "--json", str(out),
+                             "--plot", str(plot))
+    assert code == 0 and "Scaling-law fit: offset" in printed.out
+    d = json.loads(out.read_text())
+    for key in ("form", "params", "ci", "stderr", "n_points", "aic", "bic",
+                "n_failed_bootstrap", "alpha_implied"):
+        assert key in d, key
+    assert set(d["params"]) == {"E", "A", "alpha"} and d["n_points"] == 8
+    assert set(d["alpha_implied"]) == {"N"}          # --x N: x is the parameter count
+    assert plot.stat().st_size > 0
+
+
+def test_parquet_input(tmp_path, capsys):
+    import pandas as pd
+
+    x = np.geomspace(10, 1e4, 12)
+    pd.DataFrame({"D": x, "loss": 2 * x ** -0.3}).to_parquet(tmp_path / "d.parquet")
+    code = cli.main(["fit", str(tmp_path / "d.parquet"), "--x", "D", "--y", "loss",
+                     "--bootstrap", "0", "--json", "-"])
+    out = capsys.readouterr().out
+    d = json.loads(out[out.index("\n{") + 1:])
+    assert code == 0
+    assert d["params"]["alpha"] == pytest.approx(0.3, rel=1e-9)
+    assert set(d["alpha_implied"]) == {"D"}
+    assert d["alpha_implied"]["D"]["value"] == pytest.approx(0.3 / 0.7, rel=1e-9)

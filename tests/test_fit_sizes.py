@@ -1,0 +1,102 @@
+"""Size and rank-frequency exponents: discrete MLE, KS x_min, OLS window, envelope."""
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from fit.sizes import discrete_power_law_mle, rank_frequency_exponent
+
+
+def _discrete_power_law(gamma, n, rng, xmin=1, smax=10**6):
+    """Exact draws from P(s) ∝ s^-gamma on xmin..smax (the cut tail holds < 1e-5 of the mass
+    for the gammas used here)."""
+    s = np.arange(xmin, smax + 1, dtype=float)
+    p = s ** -gamma
+    return rng.choice(s, size=n, p=p / p.sum())
+
+
+@pytest.mark.parametrize("gamma", [1.7, 2.0, 2.5])
+def test_discrete_mle_recovers_gamma(gamma):
+    rng = np.random.default_rng(int(gamma * 10))
+    x = _discrete_power_law(gamma, 20000, rng)
+    fitres = discrete_power_law_mle(x, xmin=1)
+    assert abs(fitres.gamma - gamma) < 4 * fitres.stderr, (fitres.gamma, fitres.stderr)
+    assert fitres.stderr < 0.03
+
+
+def test_ks_xmin_finds_the_start_of_the_power_law():
+    """Below x_min = 20 the sizes are uniform on 1..19; the KS choice should land at ≈ 20."""
+    rng = np.random.default_rng(11)
+    tail = _discrete_power_law(2.2, 6000, rng, xmin=20)
+    body = rng.integers(1, 20, size=6000).astype(float)
+    res = discrete_power_law_mle(np.concatenate([body, tail]))
+    assert 15 <= res.xmin <= 30
+    assert res.gamma == pytest.approx(2.2, abs=0.1)
+
+
+def test_reference_word_frequencies_match_clauset_2009():
+    """Clauset, Shalizi & Newman 2009, Table 6.1: Moby Dick word frequencies (n = 18 855),
+    x_min = 7, alpha = 1.95(2). Data: the powerlaw package's words.txt (see fit/data)."""
+    path = resources.files("fit").joinpath("data", "powerlaw_words.txt")
+    with path.open("r") as fh:
+        words = np.loadtxt(fh)
+    res = discrete_power_law_mle(words)
+    assert res.n == 18855 and res.xmin == 7
+    assert res.gamma == pytest.approx(1.95, abs=0.01)
+    assert res.stderr == pytest.approx(0.02, abs=0.005)
+
+
+def test_size_and_rank_exponents_are_tied_by_gamma_equals_one_plus_one_over_a():
+    """Sizes drawn with P(s) ∝ s^-gamma have a rank-frequency slope a = 1/(gamma - 1): the
+    OLS fit over the top ranks and the MLE agree on alpha_hat = a - 1."""
+    gamma = 1.0 + 1.0 / 1.25         # a = 1.25, alpha = 0.25
+    rng = np.random.default_rng(12)
+    x = _discrete_power_law(gamma, 50000, rng)
+    mle = rank_frequency_exponent(x, method="mle")
+    ols = rank_frequency_exponent(x, method="ols", rank_window=(50, 20000))
+    assert mle.gamma == pytest.approx(gamma, abs=0.03)
+    assert mle.rank_exponent == pytest.approx(1.0 / (mle.gamma - 1.0))
+    assert mle.alpha_hat == pytest.approx(0.25, abs=0.04)
+    assert ols.alpha_hat == pytest.approx(0.25, abs=0.03)
+
+
+def test_ols_on_exact_zipf_sizes_gives_alpha():
+    k = np.arange(1, 5001)
+    alpha = 0.6
+    sizes = 1e12 * k ** -(alpha + 1.0)
+    res = rank_frequency_exponent(sizes[::-1], method="ols", rank_window=(1, 5000))
+    assert res.alpha_hat == pytest.approx(alpha, rel=1e-10)
+    assert res.rank_exponent == pytest.approx(alpha + 1, rel=1e-10)
+
+
+def test_envelope_takes_the_rankwise_maximum_of_curves():
+    """Two clusterings of the same samples: one clean Zipf curve, one where every 7th
+    cluster lost 70% of its mass to many tiny fragments (ranked beyond the window). The
+    envelope recovers the clean slope; the dented curve alone does not."""
+    k = np.arange(1, 2001, dtype=float)
+    clean = 1e9 * k ** -1.5
+    dented = clean.copy()
+    dented[::7] *= 0.3
+    lost = clean.sum() - dented.sum()
+    n_fragments = int(lost / (0.5 * dented.min())) + 1
+    fragments = np.full(n_fragments, lost / n_fragments)
+    assert fragments[0] < dented.min()
+    dented = np.concatenate([dented, fragments])
+    res = rank_frequency_exponent([dented, clean], method="envelope", rank_window=(1, 2000))
+    assert res.alpha_hat == pytest.approx(0.5, rel=1e-9)
+    alone = rank_frequency_exponent(dented, method="ols", rank_window=(1, 2000))
+    assert abs(alone.alpha_hat - 0.5) > 0.01
+
+
+def test_bootstrap_interval_and_bad_input():
+    rng = np.random.default_rng(13)
+    x = _discrete_power_law(1.8, 3000, rng)
+    res = rank_frequency_exponent(x, method="mle", bootstrap=100, seed=1)
+    lo, hi = res.conf_int()
+    assert lo < res.alpha_hat < hi
+    with pytest.raises(ValueError, match="not a positive integer"):
+        discrete_power_law_mle([1, 2, 2.5])
+    with pytest.raises(ValueError, match="method must be one of"):
+        rank_frequency_exponent(x, method="fancy")
+    with pytest.raises(ValueError, match="rank_window"):
+        rank_frequency_exponent(x, method="ols", rank_window=(5, 3))
