@@ -1,0 +1,73 @@
+"""Plots of the theory's predictions: exact curves with their asymptotes, and local
+exponents against the asymptotic exponent. Each function draws on ``ax`` (a new figure
+only when ``ax`` is None) and returns the Axes; saving is the command line's job."""
+from __future__ import annotations
+
+import numpy as np
+
+import theory
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(5, 4))
+    return ax
+
+
+def plot_loss(x, loss, asymptote=None, *, xlabel="size", label="exact", ax=None):
+    """Exact expected loss (solid) and, if given, its asymptote (dashed), log-log."""
+    ax = _axes(ax)
+    line, = ax.loglog(x, loss, label=label)
+    if asymptote is not None:
+        ax.loglog(x, asymptote, ls="--", color=line.get_color(), alpha=0.7,
+                  label=f"{label}: asymptote")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("L − L∞ (nats)")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_local_exponent(x, exponent, target=None, *, xlabel="size", label="local", ax=None):
+    """−d log(L − L∞)/d log x of a prediction, with the asymptotic exponent dotted."""
+    ax = _axes(ax)
+    line, = ax.semilogx(x, exponent, label=label)
+    if target is not None:
+        ax.axhline(target, ls=":", color=line.get_color(), label=f"{label}: asymptotic {target:.3g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("local exponent −dlog L/dlog x")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_predictions(alpha, tau=1, K=None, batch=20_000, axes=None):
+    """A 2×2 panel: L(n), E[L(D)], E[L(S)] (both step rules) with asymptotes, and the
+    local exponents of all three against α and α/(α+1). Loss is the unlearned mass
+    (a = 0, b = 1). Returns the array of Axes."""
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(2, 2, figsize=(10, 8))
+    axes = np.asarray(axes).reshape(-1)
+    n = np.logspace(0, 8, 60)
+    D = np.logspace(0, 15, 80)
+    S = np.logspace(0, 10, 30)
+    plot_loss(n, theory.loss_n(n, alpha, K), theory.loss_n_asymptote(n, alpha),
+              xlabel="quanta learned n", label="L(n)", ax=axes[0])
+    plot_loss(D, theory.expected_loss_D(D, alpha, tau, K), theory.loss_D_asymptote(D, alpha, tau),
+              xlabel="samples D", label=f"E[L(D)], τ={tau}", ax=axes[1])
+    for rule in ("samples", "steps"):
+        plot_loss(S, theory.expected_loss_S(S, alpha, batch, tau, rule, K),
+                  theory.loss_S_asymptote(S, alpha, batch, tau) if rule == "samples" else None,
+                  xlabel=f"steps S (batch {batch})", label=f"E[L(S)], {rule} rule", ax=axes[2])
+    if tau == 1:
+        axes[2].set_title("τ = 1: one occurrence, so the two rules coincide", fontsize="small")
+    aD = theory.alpha_D(alpha)
+    plot_local_exponent(n, theory.local_exponent(lambda x: theory.loss_n(x, alpha, K), n),
+                        alpha, xlabel="size (n or D)", label="L(n)", ax=axes[3])
+    plot_local_exponent(D, theory.local_exponent(lambda x: theory.expected_loss_D(x, alpha, tau, K), D),
+                        aD, xlabel="size (n or D)", label="E[L(D)]", ax=axes[3])
+    kname = "∞" if K is None else str(K)
+    axes[0].figure.suptitle(f"Quantization model: α = {alpha:g}, τ = {tau}, K = {kname}")
+    return axes
