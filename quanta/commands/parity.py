@@ -61,10 +61,23 @@ def cmd_train(args) -> int:
     return 0
 
 
+def expand_run_dirs(paths) -> list[Path]:
+    """Run directories named directly, or the runs one level inside a folder of runs."""
+    out = []
+    for p in map(Path, paths):
+        if not (p / "config.json").exists() and p.is_dir():
+            inner = sorted(q for q in p.iterdir() if (q / "config.json").exists())
+            if inner:
+                out += inner
+                continue
+        out.append(p)
+    return out
+
+
 def cmd_analyze(args) -> int:
     from empirical.parity import analysis, load_run
 
-    runs = [load_run(d) for d in args.run_dirs]
+    runs = [load_run(d) for d in expand_run_dirs(args.run_dirs)]
     result = analysis.analyze(runs, threshold=args.threshold, unit=args.unit,
                               window=args.window)
     write_json(result, args.json)
@@ -130,7 +143,7 @@ def add_parser(subparsers) -> None:
 
     a = sub.add_parser("analyze", help="exponents and plots from run directories")
     a.add_argument("run_dirs", nargs="+", metavar="DIR",
-                   help="run directories (several: e.g. one per α for the α sweep)")
+                   help="run directories, or folders of them (several α: the α sweep)")
     a.add_argument("--json", metavar="FILE", default=None,
                    help="write the analysis as JSON to FILE ('-' for standard output)")
     a.add_argument("--plot-dir", metavar="DIR", default=None, help="write PNG plots here")
@@ -161,8 +174,7 @@ def demo(out_dir: Path) -> list[Path]:
     out = Path(out_dir) / "parity"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    dirs = sorted(p for p in RESULTS.iterdir() if (p / "config.json").exists()) \
-        if RESULTS.is_dir() else []
+    dirs = expand_run_dirs([RESULTS]) if RESULTS.is_dir() else []
     if dirs:
         runs = [load_run(d) for d in dirs]
         result = analysis.analyze(runs)
