@@ -87,6 +87,8 @@ def plot_convergence(frequencies, conv_steps, fitres: dict | None = None, ax=Non
     if fitres:
         _fit_and_theory(ax, fitres, sign=-1.0)
         ax.set_title(f"convergence (loss < {fitres.get('threshold')} {fitres.get('unit')})")
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="subtask frequency", ylabel="convergence step")
     ax.legend(fontsize=7)
     return ax
