@@ -1,0 +1,276 @@
+"""The public Monte Carlo: validate, seed, call the kernel, wrap the result."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+
+import numba
+import numpy as np
+
+import theory
+from simulate import _kernels
+
+REGIMES = ("D", "S", "N")
+RULES = ("samples", "steps")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimulationResult:
+    """Monte Carlo of one configuration over a grid ``x`` (D, S or N values).
+
+    ``losses`` is reps × points (one row per realization, the same realization along a row),
+    ``mean`` and ``sem`` summarise it, ``theory`` is ``theory``'s exact expectation at ``x``
+    (NaN where no closed form exists), ``p_learned[j, k-1]`` the fraction of realizations
+    that learned quantum k at ``x[j]`` (None when points × K exceeds ``P_LEARNED_MAX``).
+    """
+
+    config: dict
+    x: np.ndarray
+    mean: np.ndarray
+    sem: np.ndarray
+    losses: np.ndarray
+    theory: np.ndarray
+    p_learned: np.ndarray | None
+
+    @property
+    def theory_exponent(self) -> float:
+        """The predicted exponent: α for N, α/(α+1) for D and S."""
+        alpha = self.config["alpha"]
+        return theory.alpha_N(alpha) if self.config["regime"] == "N" else theory.alpha_D(alpha)
+
+    def asymptotic_window(self) -> tuple[float, float]:
+        """Default fitting window: above the pre-asymptotic start (x ≥ 100 τ-scale units)
+        and a decade below the finite-K cutoff (τ/p_K samples, or K quanta for N)."""
+        cfg = self.config
+        K, tau = cfg["K"], cfg["tau"]
+        if cfg["regime"] == "N":
+            return 10.0 * cfg["C"], 0.01 * K * cfg["C"]
+        cutoff = theory.finite_K_cutoff(cfg["alpha"], K, tau)
+        lo = 100.0 * tau
+        if cfg["regime"] == "S":
+            cutoff, lo = cutoff / cfg["batch"], lo / cfg["batch"]
+        return lo, 0.1 * cutoff
+
+    def truncation_offset(self) -> float:
+        """ε_K (b − a): the loss the cut at K removes, Σ_{k>K} k^-(α+1) / H_K(α+1) times
+        (b − a). Cutting the Zipf law at K makes L − L∞ = A x^-slope − ε_K(b − a) below the
+        cutoff, so adding it back gives the infinite-K exponent; 0 for per-quantum a, b."""
+        cfg = self.config
+        a, b = cfg["a"], cfg["b"]
+        if not (np.isscalar(a) and np.isscalar(b)):
+            return 0.0
+        alpha, K = cfg["alpha"], cfg["K"]
+        cut = theory.tail_mass(K, alpha) * theory.normalization(alpha) \
+            / theory.normalization(alpha, K)
+        return float(cut) * (float(b) - float(a))
+
+    def exponent(self, x_min=None, x_max=None, *, truncation=True) -> float:
+        """−slope of log(mean − L∞ [+ ε_K]) against log x by least squares over
+        [x_min, x_max] (default: ``asymptotic_window()``, or all points if it holds < 3).
+
+        ``truncation=True`` adds back ε_K (see ``truncation_offset``) and so measures the
+        infinite-K exponent; ``False`` gives the raw slope a finite-K experiment would fit.
+        """
+        lo, hi = self.asymptotic_window()
+        lo = lo if x_min is None else x_min
+        hi = hi if x_max is None else x_max
+        x = np.asarray(self.x, float)
+        sel = (x >= lo) & (x <= hi)
+        if x_min is None and x_max is None and sel.sum() < 3:
+            sel = np.ones_like(sel)
+        if sel.sum() < 2:
+            raise ValueError(f"x_min/x_max: fewer than 2 grid points in [{lo:g}, {hi:g}]")
+        y = self.mean[sel] - self.config["loss_infinity"]
+        if truncation:
+            y = y + self.truncation_offset()
+        if np.any(y <= 0):
+            raise ValueError("x_max: the loss reaches L∞ inside the window; lower x_max")
+        slope = np.polyfit(np.log(x[sel]), np.log(y), 1)[0]
+        return float(-slope)
+
+
+#: p_learned is kept when points × K is at most this (a (points+1) × K int32 table per thread).
+P_LEARNED_MAX = 20_000_000
+
+
+def _per_quantum(value, K: int, name: str) -> np.ndarray:
+    """A per-quantum loss as an array over k = 1..K (scalar, length-K array or callable)."""
+    if callable(value):
+        arr = np.asarray(value(np.arange(1, K + 1)), float)
+    else:
+        arr = np.asarray(value, float)
+    arr = np.broadcast_to(arr, (K,)) if arr.ndim == 0 else arr
+    if arr.shape != (K,) or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: need a finite scalar, a length-K array or a callable of k")
+    return np.ascontiguousarray(arr)
+
+
+def _int(value, name: str, low: int) -> int:
+    try:
+        out = operator.index(value)
+    except TypeError:
+        if not (isinstance(value, float) and value.is_integer()):
+            raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}") from None
+        out = int(value)
+    if out < low:
+        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+    return out
+
+
+def _grid(x, regime: str) -> np.ndarray:
+    x = np.atleast_1d(np.asarray(x, float))
+    if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)) or np.any(x < 1):
+        raise ValueError(f"x: need a non-empty 1-d grid of finite {regime} values ≥ 1")
+    if np.any(x > 2.0**62):
+        raise ValueError(f"x: {regime} values above 2^62 do not fit the int64 counters")
+    return np.round(x).astype(np.int64) if regime != "N" else x
+
+
+def _states(seed, reps: int) -> np.ndarray:
+    """Generator state (4 × uint64) per realization from SeedSequence(seed).spawn(reps)."""
+    children = np.random.SeedSequence(seed).spawn(reps)
+    return np.array([c.generate_state(4, np.uint64) for c in children], np.uint64)
+
+
+def _call_kernel(*args):
+    """The kernel; with NUMBA_DISABLE_JIT its np.random calls hit NumPy's global state,
+    which is saved and restored so pure-Python runs (coverage) leave it untouched."""
+    if not numba.config.DISABLE_JIT:
+        return _kernels._simulate(*args)
+    state = np.random.get_state()
+    try:
+        return _kernels._simulate(*args)
+    finally:
+        np.random.set_state(state)
+
+
+def _theory(regime, alpha, x, tau, K, batch, rule, C, a, b, N, D, noisy):
+    """theory's exact expectation at x (NaN where it has no closed form)."""
+    if regime == "N":  # the simulated learner holds whole quanta: n = ⌊N/C⌋
+        return np.asarray(theory.loss_N(np.floor(x / C) * C, alpha, C=C, K=K, a=a, b=b),
+                          float)
+    if N is not None:
+        if regime == "S" and rule == "steps":
+            return np.full(x.size, np.nan)
+        size = x * batch if regime == "S" else x
+        return np.asarray(theory.expected_loss_ND(N, size, alpha, C=C, tau=tau, K=K,
+                                                  a=a, b=b), float)
+    if regime == "D":
+        return np.asarray(theory.expected_loss_D(x, alpha, tau=tau, K=K, a=a, b=b), float)
+    return np.asarray(theory.expected_loss_S(x, alpha, batch, tau=tau, rule=rule, K=K,
+                                             a=a, b=b), float)
+
+
+def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0,
+        reps=1000, seed=0, a=0.0, b=1.0, noisy=False, N=None, D=None) -> SimulationResult:
+    """Monte Carlo of Zipfian quanta learning over a grid x of D, S or N values.
+
+    - ``"D"``: D samples (multi-epoch) from Zipf(α+1) over K quanta; quantum k is learned
+      once seen τ times. With ``N``, only quanta k ≤ ⌊N/C⌋ fit (capacity).
+    - ``"S"``: S steps of ``batch`` fresh samples; ``rule="samples"`` learns at the τ-th
+      occurrence, ``rule="steps"`` once present in τ distinct steps.
+    - ``"N"``: capacity n = ⌊N/C⌋. Plain: the n most frequent quanta (deterministic).
+      ``noisy=True`` (needs ``D``): the n quanta seen most often in D samples, among those
+      seen ≥ τ times.
+
+    Every grid point of a realization comes from the same sample sequence, so one
+    realization gives the whole curve. Each realization has its own seed spawned from
+    ``seed``: the same seed gives the same numbers whatever the number of threads.
+    """
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    alpha = float(alpha)
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+    tau = _int(tau, "tau", 1)
+    K = _int(K, "K", 1)
+    reps = _int(reps, "reps", 1)
+    C = float(C)
+    if not (math.isfinite(C) and C > 0):
+        raise ValueError(f"C must be > 0, got {C!r}")
+    if regime == "S":
+        if batch is None:
+            raise ValueError("batch is required for regime 'S'")
+        batch = _int(batch, "batch", 1)
+    elif batch is not None:
+        batch = _int(batch, "batch", 1)
+    if noisy and regime != "N":
+        raise ValueError("noisy applies to regime 'N' only")
+    if regime == "N" and noisy:
+        if D is None:
+            raise ValueError("D (training samples) is required for noisy=True")
+        D = _int(D, "D", 0)
+    if N is not None:
+        if regime == "N":
+            raise ValueError("N is the grid in regime 'N'; pass it as x")
+        if not (np.isscalar(N) and float(N) >= 0):
+            raise ValueError(f"N must be a number ≥ 0, got {N!r}")
+    xs = _grid(x, regime)
+    a_k = _per_quantum(a, K, "a")
+    b_k = _per_quantum(b, K, "b")
+    seed_value = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
+
+    p = np.asarray(theory.frequencies(alpha, K), float)
+    sf = np.zeros(K + 1)
+    sf[:K] = np.cumsum(p[::-1])[::-1]
+    w = p * (b_k - a_k)
+    loss_inf = float(np.sum(p * a_k))
+
+    grid, inverse = np.unique(xs, return_inverse=True)
+    m = grid.size
+    want_p = m * K <= P_LEARNED_MAX
+    n_grid = np.floor(grid / C).astype(np.int64) if regime == "N" else None
+    if regime == "N" and not noisy:
+        losses, p_learned = _plain_n(w, n_grid, reps, want_p)
+    else:
+        kmax = K if N is None else min(K, int(math.floor(float(N) / C)))
+        if regime == "N":
+            mode, kx = _kernels.MODE_NOISY_N, n_grid
+        elif regime == "S" and rule == "steps":
+            mode, kx = _kernels.MODE_STEPS, grid
+        else:
+            mode, kx = _kernels.MODE_SAMPLES, grid * (batch if regime == "S" else 1)
+        out, hist = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64), tau,
+                                 int(batch or 1), kmax, int(D or 0), _states(seed_value, reps),
+                                 want_p, numba.get_num_threads())
+        losses = out + loss_inf
+        p_learned = np.cumsum(hist[:m], axis=0) / reps if want_p else None
+    if regime == "N" and not noisy:
+        losses = losses + loss_inf
+    losses = losses[:, inverse]
+    p_learned = p_learned[inverse] if p_learned is not None else None
+    x_out = xs.astype(float)
+    config = dict(regime=regime, alpha=alpha, tau=tau, K=K, batch=batch, rule=rule, C=C,
+                  reps=reps, seed=seed_value, a=_config_value(a), b=_config_value(b),
+                  noisy=bool(noisy), N=N, D=D, loss_infinity=loss_inf)
+    mean = losses.mean(axis=0)
+    sem = (losses.std(axis=0, ddof=1) / math.sqrt(reps) if reps > 1
+           else np.full(losses.shape[1], np.nan))
+    exact = _theory(regime, alpha, x_out, tau, K, batch, rule, C, a, b, N, D, noisy)
+    return SimulationResult(config=config, x=x_out, mean=mean, sem=sem, losses=losses,
+                            theory=np.broadcast_to(exact, x_out.shape).copy(),
+                            p_learned=p_learned)
+
+
+def _config_value(v):
+    """a, b as stored in the config: scalars as floats, arrays/callables by description."""
+    if callable(v):
+        return getattr(v, "__name__", "callable")
+    arr = np.asarray(v)
+    return float(arr) if arr.ndim == 0 else "per-quantum array"
+
+
+def _plain_n(w, n_grid, reps, want_p):
+    """The plain capacity model: the ⌊N/C⌋ most frequent quanta are learned, every
+    realization alike (the loss above L∞ is the w-mass of the rest)."""
+    K = w.size
+    suffix = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
+    row = suffix[np.minimum(n_grid, K)]
+    losses = np.broadcast_to(row, (reps, row.size)).copy()
+    p_learned = None
+    if want_p:
+        p_learned = (np.arange(K)[None, :] < n_grid[:, None]).astype(float)
+    return losses, p_learned
