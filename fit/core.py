@@ -21,7 +21,7 @@ START_EXPONENTS = (0.1, 0.3, 0.7, 1.5)
 
 def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         bootstrap_method="pairs", ci_method="percentile", loss=None, delta=1e-3, grid=None,
-        bounds=None, smooth=0.1, jackknife=True, variable=None, maxiter=500) -> FitResult:
+        bounds=None, smooth=0.1, jackknife=None, variable=None, maxiter=500) -> FitResult:
     """Fit a scaling law of ``form`` to sizes ``x`` (and ``x2``) and losses ``y``.
 
     form: "power" (A x^-alpha, OLS/WLS on log-log axes with statsmodels), "offset"
@@ -37,8 +37,9 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     the best converged start; ``bounds``: internal name → (low, high).
 
     bootstrap: number of resamples (0 = none), ``bootstrap_method`` "pairs" or "residuals",
-    seeded by ``seed``; intervals are ``ci_method`` "percentile" or "bca" (BCa uses the
-    jackknife, run when ``jackknife``). ``variable``: "N", "D" or "S" (what x is), used for the
+    seeded by ``seed``; intervals are ``ci_method`` "percentile" or "bca" (BCa needs the
+    jackknife, n leave-one-out refits, run when ``jackknife`` is True; the default None runs
+    it for BCa or when n <= 1000). ``variable``: "N", "D" or "S" (what x is), used for the
     quantization-model reading of a one-variable exponent.
     """
     if form not in FORMS:
@@ -99,7 +100,8 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
               for i, pub in enumerate(spec.public)}
     aic, bic = -2 * llf + 2 * p, -2 * llf + p * np.log(n)
 
-    config = dict(form=form, bootstrap=bootstrap, level=level, seed=seed,
+    seed_repr = seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed)
+    config = dict(form=form, bootstrap=bootstrap, level=level, seed=seed_repr,
                   bootstrap_method=bootstrap_method, ci_method=ci_method, loss=loss,
                   delta=delta if loss == "huber" else None, variable=variable,
                   smooth=smooth if form == "broken" else None,
@@ -119,7 +121,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
         n_failed = int(bootstrap - ok.sum())
         boot = {k: v for k, v in to_public(spec, th[ok]).items()}
-        if jackknife:
+        if jackknife or (jackknife is None and (ci_method == "bca" or n <= 1000)):
             thj, okj = _refit(spec, theta, X, logy, scale, jackknife_weights(n), n, opts)
             thj[~okj] = np.nan
             jack = to_public(spec, thj)
@@ -175,8 +177,19 @@ def _refit(spec, theta, X, Y, scale, W, count, opts):
     """Refit ``count`` weighted/resampled problems at once, warm-started at ``theta``."""
     if spec.name == "power":
         return _wls_batch(X[0], np.atleast_2d(Y), W, scale)
-    sol = solve_batch(spec, np.tile(theta, (count, 1)), X, Y, scale=scale, weights=W, **opts)
-    return sol.theta, sol.converged
+    # chunks of at most ~2e6 residuals keep the batched Jacobians small (B x n x p)
+    n = len(X[0])
+    step = max(1, int(2e6 // n))
+    Y = np.atleast_2d(Y)
+    thetas, oks = [], []
+    for lo in range(0, count, step):
+        hi = min(count, lo + step)
+        sol = solve_batch(spec, np.tile(theta, (hi - lo, 1)), X,
+                          Y if Y.shape[0] == 1 else Y[lo:hi], scale=scale,
+                          weights=None if W is None else W[lo:hi], **opts)
+        thetas.append(sol.theta)
+        oks.append(sol.converged)
+    return np.concatenate(thetas), np.concatenate(oks)
 
 
 def _gaussian_llf(r, scale):

@@ -64,9 +64,9 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
         ax.plot([], [], color="k", label=f"{result.form} fit (lines: x2 = {', '.join(f'{v:.2g}' for v in vals)})")
     else:
         ax.scatter(x, result.y, s=14, color="C0", label="observed", zorder=3)
-        a = result.params.get("alpha2" if result.form == "broken" else "alpha")
-        ci = result.conf_int().get("alpha2" if result.form == "broken" else "alpha")
-        lab = f"{result.form} fit, alpha = {a:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
+        name = "alpha2" if result.form == "broken" else "alpha"
+        a, ci = result.params[name], result.conf_int()[name]
+        lab = f"{result.form} fit, {name} = {a:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
         ax.plot(grid, result.predict(grid), color="C1", label=lab)
         band = prediction_band(result, grid)
         if band is not None:

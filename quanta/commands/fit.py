@@ -90,6 +90,7 @@ def _fit_table(args) -> int:
         a1.set_ylabel(args.y)
         plot_residuals(res, ax=a2)
         a2.set_xlabel(args.x)
+        fig.tight_layout()
         save_figure(fig, args.plot)
     return 0
 
