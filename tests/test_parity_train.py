@@ -223,3 +223,44 @@ def test_export_keeps_metrics_and_networks_but_not_resume(tmp_path):
         assert ia == ib and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     with pytest.raises(ValueError, match="resume"):
         train(config, tmp_path / "e", resume=True)
+
+
+@pytest.mark.slow
+def test_sigkilled_process_resumes_to_the_uninterrupted_result(tmp_path):
+    """A real kill: SIGKILL the training process once it has written a checkpoint, resume
+    with --resume in a new process, compare with an uninterrupted in-process run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["--n-tasks", "6", "--n-bits", "8", "--widths", "3", "7", "--seeds", "0",
+            "--steps", "1200", "--batch", "32", "--eval-points", "20", "--checkpoints", "6",
+            "--test-per-task", "8", "--device", "cpu", "--threads", "1", "--quiet",
+            "--save-every", "0.3"]
+    cut = tmp_path / "cut"
+    cmd = [sys.executable, "-m", "quanta", "parity", "train", "--out", str(cut)] + args
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (cut / "checkpoints" / "resume.pt").exists():
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (cut / "metrics.npz").exists() or \
+        int(np.load(cut / "metrics.npz")["n_evals"]) < 20
+    res = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    from quanta.commands.parity import add_parser, config_from_args
+    import argparse
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="c"))
+    config = config_from_args(parser.parse_args(["parity", "train", "--out", "x"] + args))
+    full = load_run(train(config, tmp_path / "full"))
+    resumed = load_run(cut)
+    for key, value in full.metrics.items():
+        if key != "wall_time":
+            np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
