@@ -1,0 +1,172 @@
+"""Spectral clustering of samples for one or several cluster counts K, scikit-learn style.
+
+:class:`QDGClustering` follows ``sklearn.cluster.SpectralClustering`` with
+``affinity="precomputed"``, ``assign_labels="kmeans"``: the normalised-Laplacian embedding
+``u = D^-1/2 x`` of the eigenvectors x of the smallest eigenvalues (first eigenvector kept,
+``drop_first=False``, signs fixed as sklearn does), then ``k_means`` on it. The embedding is
+computed **once** with ``max(K)`` components and k-means runs on its leading K columns for
+each K, instead of one eigen-solve per K. The random stream is consumed as sklearn consumes
+it (one RandomState(random_state): the ARPACK start vector, then k-means with the state that
+follows), so for one K and ``eigen_solver="arpack"`` the labels are sklearn's
+``SpectralClustering(n_clusters=K, affinity="precomputed", random_state=seed).fit(A).labels_``.
+For several K they agree wherever the leading K eigenvectors are determined (no eigenvalue
+degenerate across the K-th), since an eigen-solve with more components returns the same
+leading eigenvectors to solver precision.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.linalg
+from scipy.sparse import csgraph
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import k_means
+from sklearn.manifold import spectral_embedding
+
+from .similarity import angular_affinity
+
+EIGEN_SOLVERS = ("auto", "arpack", "dense")
+#: "auto" uses the dense LAPACK solver up to this many samples, ARPACK above
+DENSE_MAX_SAMPLES = 6000
+
+
+def _sign_flip(vectors: np.ndarray) -> np.ndarray:
+    """sklearn's deterministic sign: the largest-magnitude entry of each row is positive."""
+    idx = np.argmax(np.abs(vectors), axis=1)
+    signs = np.sign(vectors[np.arange(vectors.shape[0]), idx])
+    signs[signs == 0] = 1
+    return vectors * signs[:, None]
+
+
+def laplacian_embedding(affinity: np.ndarray, n_components: int, *, eigen_solver: str = "auto",
+                        random_state: np.random.RandomState | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The spectral embedding (n × n_components) and the normalised-Laplacian eigenvalues.
+
+    ``"arpack"`` calls ``sklearn.manifold.spectral_embedding`` (shift-invert ARPACK, the
+    route of SpectralClustering); ``"dense"`` takes the same eigenvectors from LAPACK
+    (``scipy.linalg.eigh`` with a subset, in the affinity's float32), faster for a few
+    thousand samples. ARPACK works on a float64 copy, as SpectralClustering does.
+    ``random_state`` (a RandomState) is advanced exactly as ARPACK's start vector does.
+    """
+    if eigen_solver not in EIGEN_SOLVERS:
+        raise ValueError(f"eigen_solver must be one of {EIGEN_SOLVERS}, got {eigen_solver!r}")
+    n = affinity.shape[0]
+    rs = random_state if random_state is not None else np.random.RandomState(0)
+    if eigen_solver == "auto":
+        eigen_solver = "dense" if n <= DENSE_MAX_SAMPLES else "arpack"
+    if eigen_solver == "arpack":
+        emb = spectral_embedding(affinity.astype(np.float64), n_components=n_components,
+                                 eigen_solver="arpack",
+                                 random_state=rs, drop_first=False)
+        dd = np.sqrt(affinity.sum(axis=1, dtype=np.float64)).astype(np.float32)
+        x = (emb * dd[:, None]).astype(np.float32)        # eigenvectors of L = I − D^-½AD^-½
+        mx = (affinity @ (x / dd[:, None])) / dd[:, None]
+        evals = 1.0 - np.einsum("ij,ij->j", x, mx) / np.einsum("ij,ij->j", x, x)
+        return emb, evals
+    rs.uniform(-1, 1, n)  # the draw ARPACK's v0 would make: keeps k-means seeds identical
+    lap, dd = csgraph.laplacian(affinity, normed=True, return_diag=True)
+    evals, vecs = scipy.linalg.eigh(lap, subset_by_index=[0, n_components - 1],
+                                    driver="evr", overwrite_a=True, check_finite=False)
+    emb = _sign_flip((vecs / dd[:, None]).T).T
+    return emb, evals
+
+
+class QDGClustering(ClusterMixin, BaseEstimator):
+    """Spectral clustering of QDG's angular affinity for one or several cluster counts.
+
+    Parameters
+    ----------
+    n_clusters : int or sequence of int
+        K, or several K (the embedding is computed once with max(K) components).
+    affinity : {"gradients", "precomputed"}
+        ``fit(X)`` takes gradient rows (the affinity ``1 − arccos(cos)/π`` is built in
+        blocks) or a precomputed symmetric affinity matrix.
+    eigen_solver : {"auto", "arpack", "dense"}
+    n_init : int
+        k-means restarts per K (sklearn's default 10).
+    random_state : int
+        Seed of the single RandomState used as sklearn uses it.
+    block_size : int
+        Rows per block of the similarity computation.
+
+    Attributes
+    ----------
+    labels_ : ndarray (n_samples,) for one K, (len(K), n_samples) for several
+    labels_by_k_ : dict K → labels
+    affinity_ : ndarray (n_samples, n_samples) float32
+    embedding_ : ndarray (n_samples, max K)
+    eigenvalues_ : ndarray (max K,) of the normalised Laplacian
+    cluster_sizes_ : dict K → cluster sizes sorted in decreasing order
+    """
+
+    def __init__(self, n_clusters: int | Sequence[int] = 8, *, affinity: str = "gradients",
+                 eigen_solver: str = "auto", n_init: int = 10, random_state: int = 0,
+                 block_size: int = 4096):
+        self.n_clusters = n_clusters
+        self.affinity = affinity
+        self.eigen_solver = eigen_solver
+        self.n_init = n_init
+        self.random_state = random_state
+        self.block_size = block_size
+
+    def _ks(self, n_samples: int) -> list[int]:
+        ks = [self.n_clusters] if np.ndim(self.n_clusters) == 0 else list(self.n_clusters)
+        if not ks:
+            raise ValueError("n_clusters: empty list of cluster counts")
+        for k in ks:
+            if int(k) != k or k < 2:
+                raise ValueError(f"n_clusters must be integers >= 2, got {k}")
+            if k >= n_samples:
+                raise ValueError(f"n_clusters={k} is not smaller than the number of samples "
+                                 f"({n_samples})")
+        return [int(k) for k in ks]
+
+    def fit(self, X, y=None):
+        """Cluster the samples (rows of gradients, or a precomputed affinity); returns self."""
+        if self.affinity not in ("gradients", "precomputed"):
+            raise ValueError(f"affinity must be 'gradients' or 'precomputed', got {self.affinity!r}")
+        if self.n_init < 1:
+            raise ValueError(f"n_init must be a positive integer, got {self.n_init}")
+        if self.affinity == "gradients":
+            A = angular_affinity(X, block_size=self.block_size)
+        else:
+            A = np.asarray(X, dtype=np.float32)
+            if A.ndim != 2 or A.shape[0] != A.shape[1]:
+                raise ValueError(f"precomputed affinity must be square, got shape {A.shape}")
+            if A.shape[0] == 0:
+                raise ValueError("affinity: no samples")
+            if not np.isfinite(A).all():
+                raise ValueError("affinity contains NaN/inf")
+            if not np.allclose(A, A.T, atol=1e-6):
+                raise ValueError("precomputed affinity must be symmetric")
+            if (A < 0).any():
+                raise ValueError("precomputed affinity must be non-negative")
+        ks = self._ks(A.shape[0])
+        rs = np.random.RandomState(self.random_state)
+        emb, evals = laplacian_embedding(A, max(ks), eigen_solver=self.eigen_solver,
+                                         random_state=rs)
+        state = rs.get_state()
+        labels = {}
+        for k in ks:
+            rs_k = np.random.RandomState()
+            rs_k.set_state(state)
+            _, labels[k], _ = k_means(emb[:, :k], k, random_state=rs_k, n_init=self.n_init)
+        self.affinity_ = A
+        self.embedding_ = emb
+        self.eigenvalues_ = evals
+        self.labels_by_k_ = labels
+        self.cluster_sizes_ = {k: cluster_sizes(v) for k, v in labels.items()}
+        self.labels_ = labels[ks[0]] if np.ndim(self.n_clusters) == 0 else np.stack(
+            [labels[k] for k in ks])
+        return self
+
+
+def cluster_sizes(labels) -> np.ndarray:
+    """Sizes of the non-empty clusters in ``labels``, in decreasing order (rank-frequency)."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError("labels: no samples")
+    _, counts = np.unique(labels, return_counts=True)
+    return np.sort(counts)[::-1]

@@ -1,0 +1,154 @@
+"""α from cluster sizes: four estimators, each with a bootstrap interval.
+
+Clusters found by QDG, sorted by size, should follow the quanta's frequencies
+p_k ∝ k^-(α+1), i.e. size_r ∝ r^-a with ``a = α + 1``. Estimators (``ESTIMATORS``):
+
+- ``"envelope"`` (the paper's): the rank-wise largest size over all cluster counts K, then
+  least squares of log size on log rank over a rank window (``fit.rank_frequency_exponent``,
+  method "envelope");
+- ``"ols"``: the same least squares on the sizes of one K (method "ols");
+- ``"mle"``: the discrete power-law maximum-likelihood exponent γ of the size distribution,
+  x_min by Kolmogorov–Smirnov (``fit.discrete_power_law_mle``), read as a = 1/(γ−1);
+- ``"zipf"``: maximum likelihood of every sample's cluster rank under a Zipf law truncated at
+  the number of clusters, P(r) = r^-a / H_K(a) — it weights ranks by the samples in them, so
+  the large, well-recovered clusters dominate and the noisy tail of small clusters matters
+  little.
+
+α is reported as ``a − 1`` (the paper's α; it may come out negative). Intervals are
+percentile bootstraps over clusters: each K's cluster sizes are resampled with replacement
+and the estimator is rerun (for "mle" with x_min held at its full-data value).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import optimize
+
+try:
+    from fit import discrete_power_law_mle, rank_frequency_exponent
+except ImportError:  # until fit/__init__ exports them (agreed API)
+    from fit.sizes import discrete_power_law_mle, rank_frequency_exponent
+
+ESTIMATORS = ("envelope", "ols", "mle", "zipf")
+
+
+@dataclass(frozen=True)
+class AlphaEstimate:
+    """One estimate of α (paper's convention) with its bootstrap interval and settings."""
+    estimator: str
+    alpha_hat: float
+    ci: tuple[float, float]
+    level: float
+    n_bootstrap: int
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"estimator": self.estimator, "alpha_hat": self.alpha_hat,
+                "ci": list(self.ci), "level": self.level, "n_bootstrap": self.n_bootstrap,
+                **self.settings}
+
+
+def _positive_sorted(sizes) -> np.ndarray:
+    s = np.sort(np.asarray(sizes, dtype=float).ravel())[::-1]
+    return s[s > 0]
+
+
+def _window(n: int, rank_window) -> tuple[int, int]:
+    if rank_window is None:
+        return (1, n)
+    lo, hi = int(rank_window[0]), min(int(rank_window[1]), n)
+    return (lo, hi)
+
+
+def envelope(sizes_by_k: Mapping[int, Sequence[int]] | Sequence[Sequence[int]]) -> np.ndarray:
+    """The paper's envelope: at each rank, the largest cluster size over all clusterings."""
+    curves = list(sizes_by_k.values()) if isinstance(sizes_by_k, Mapping) else list(sizes_by_k)
+    curves = [_positive_sorted(c) for c in curves]
+    m = max(len(c) for c in curves)
+    return np.array([np.pad(c, (0, m - len(c))) for c in curves]).max(axis=0)
+
+
+def zipf_mle(sizes, n_ranks: int | None = None) -> float:
+    """Exponent a maximising Σ_r s_r log(r^-a / H_R(a)), R = ``n_ranks`` (default: the number
+    of clusters): the Zipf law fitted to every sample's cluster rank."""
+    s = _positive_sorted(sizes)
+    R = len(s) if n_ranks is None else int(n_ranks)
+    logr = np.log(np.arange(1, R + 1))
+    N, sl = s.sum(), float(s @ logr[:len(s)])
+
+    def nll(a):
+        return a * sl + N * np.log(np.exp(-a * logr).sum())
+    res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0), method="bounded",
+                                   options={"xatol": 1e-8})
+    return float(res.x)
+
+
+def _rank_exponent(estimator: str, sizes_by_k: dict, k: int, rank_window, xmin):
+    """(a, details) for one estimator on one set of cluster sizes."""
+    if estimator == "envelope":
+        env = envelope(sizes_by_k)
+        r = rank_frequency_exponent(env, method="ols", rank_window=_window(len(env), rank_window))
+        return r.rank_exponent, {"rank_window": list(r.rank_window)}
+    s = _positive_sorted(sizes_by_k[k])
+    if estimator == "ols":
+        r = rank_frequency_exponent(s, method="ols", rank_window=_window(len(s), rank_window))
+        return r.rank_exponent, {"rank_window": list(r.rank_window)}
+    if estimator == "mle":
+        pl = discrete_power_law_mle(s, xmin=xmin, min_tail=min(10, len(s)))
+        return 1.0 / (pl.gamma - 1.0), {"xmin": pl.xmin, "gamma": pl.gamma, "n_tail": pl.n_tail}
+    return zipf_mle(s), {}
+
+
+def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zipf", *,
+                   k: int | None = None, rank_window: tuple[int, int] | None = None,
+                   bootstrap: int = 200, level: float = 0.95, seed=0) -> AlphaEstimate:
+    """α̂ from cluster sizes (dict K → sizes of the clustering into K clusters).
+
+    ``k``: the clustering used by the single-K estimators (default: the largest K).
+    ``rank_window``: (first, last) ranks for "envelope"/"ols" (default all ranks).
+    ``bootstrap``: resamples for the percentile interval at ``level`` (0: no interval).
+    """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+    if not sizes_by_k:
+        raise ValueError("sizes_by_k: no clusterings")
+    sizes_by_k = {int(kk): _positive_sorted(v) for kk, v in sizes_by_k.items()}
+    k = max(sizes_by_k) if k is None else int(k)
+    if k not in sizes_by_k:
+        raise ValueError(f"k={k} is not one of the clusterings {sorted(sizes_by_k)}")
+    used = [k] if estimator != "envelope" else list(sizes_by_k)
+    if max(len(sizes_by_k[kk]) for kk in used) < 3:
+        raise ValueError(f"clustering K={k} has {len(sizes_by_k[k])} non-empty clusters; need 3")
+    a, details = _rank_exponent(estimator, sizes_by_k, k, rank_window, None)
+    boots = np.empty(0)
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        xmin = details.get("xmin")
+        boots = np.empty(int(bootstrap))
+        for b in range(int(bootstrap)):
+            resampled = {kk: rng.choice(v, size=len(v), replace=True)
+                         for kk, v in sizes_by_k.items()}
+            try:
+                boots[b] = _rank_exponent(estimator, resampled, k, rank_window, xmin)[0] - 1.0
+            except ValueError:
+                boots[b] = np.nan
+    finite = boots[np.isfinite(boots)]
+    if finite.size:
+        tail = 50.0 * (1.0 - level)
+        ci = tuple(float(x) for x in np.percentile(finite, [tail, 100.0 - tail]))
+    else:
+        ci = (float("nan"), float("nan"))
+    settings = {"k": None if estimator == "envelope" else k,
+                "ks": sorted(sizes_by_k), **details}
+    return AlphaEstimate(estimator, float(a - 1.0), ci, level, int(finite.size), settings)
+
+
+def estimate_all(sizes_by_k: Mapping[int, Sequence[int]], *, estimators=ESTIMATORS,
+                 k: int | None = None, rank_window=None, bootstrap: int = 200,
+                 level: float = 0.95, seed=0) -> dict[str, AlphaEstimate]:
+    """Every estimator on the same clusterings: dict name → :class:`AlphaEstimate`."""
+    return {e: estimate_alpha(sizes_by_k, e, k=k, rank_window=rank_window,
+                              bootstrap=bootstrap, level=level, seed=seed)
+            for e in estimators}

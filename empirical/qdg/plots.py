@@ -1,0 +1,89 @@
+"""Plots for QDG: rank-frequency of cluster sizes, estimated against true α, QDG on parity
+over training. Each takes data and ``ax=None``, draws, and returns the Axes."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _ax(ax):
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.2))
+    return ax
+
+
+def plot_rank_frequency(sizes_by_k: dict, alpha_true: float | None = None, alpha_hat=None,
+                        ax=None):
+    """Cluster size against rank (log-log) for each K, their envelope, the planted sizes
+    (key ``"true"``) and the predicted slope −(α+1) through the largest size."""
+    from .estimators import envelope
+    ax = _ax(ax)
+    curves = {k: np.asarray(v, float) for k, v in sizes_by_k.items() if str(k) != "true"}
+    for k, s in curves.items():
+        ax.loglog(np.arange(1, len(s) + 1), s, lw=1, alpha=0.6, label=f"K={k}")
+    env = envelope(list(curves.values()))
+    r = np.arange(1, len(env) + 1)
+    ax.loglog(r, env, "k-", lw=2, label="envelope")
+    if "true" in sizes_by_k:
+        t = np.asarray(sizes_by_k["true"], float)
+        t = t[t > 0]
+        ax.loglog(np.arange(1, len(t) + 1), t, "o", ms=3, mfc="none", color="gray",
+                  label="planted clusters")
+    if alpha_true is not None:
+        ax.loglog(r, env[0] * r ** -(alpha_true + 1.0), "r--",
+                  label=f"predicted slope −(α+1), α={alpha_true:g}")
+    if alpha_hat is not None:
+        ax.loglog(r, env[0] * r ** -(alpha_hat + 1.0), "b:", label=f"fitted α̂={alpha_hat:.2f}")
+    ax.set_xlabel("rank of cluster")
+    ax.set_ylabel("cluster size (samples)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_alpha_recovery(runs, estimator: str, k: int = 0, calibration: dict | None = None,
+                        ax=None):
+    """Estimated α̂ against true α (mean ± SD over reps) for each (dim, σ) setting of a bias
+    study, with the prediction of an unbiased estimator (α̂ = α) and the calibration line."""
+    ax = _ax(ax)
+    d = runs[(runs.estimator == estimator) & (runs.k == k)]
+    for (dim, sigma), g in d.groupby(["dim", "sigma"]):
+        m = g.groupby("alpha_true").alpha_hat.agg(["mean", "std"]).reset_index()
+        ax.errorbar(m.alpha_true, m["mean"], yerr=m["std"], marker="o", ms=4, capsize=2,
+                    label=f"d={dim}, σ={sigma:g}")
+    lims = np.array([0.0, max(1.6, float(d.alpha_true.max()) + 0.1)])
+    ax.plot(lims, lims, "k--", lw=1, label="predicted (unbiased): α̂ = α")
+    if calibration is not None:
+        ax.plot(lims, calibration["c0"] + calibration["c1"] * lims, "r:", lw=1.5,
+                label=f"calibration α̂ = {calibration['c0']:.2f} + {calibration['c1']:.2f}α")
+    ax.set_xlabel("true α")
+    ax.set_ylabel("estimated α̂")
+    ax.set_title(f"{estimator}" + (f", K={k}" if k else ", all K"), fontsize=9)
+    ax.legend(fontsize=6)
+    return ax
+
+
+def plot_bias(summary, ax=None):
+    """Bias (mean α̂ − α) against true α for each estimator (averaged over settings)."""
+    ax = _ax(ax)
+    for (est, k), g in summary.groupby(["estimator", "k"]):
+        m = g.groupby("alpha_true").bias.mean()
+        ax.plot(m.index, m.values, marker="o", ms=3, label=f"{est}" + (f" K={k}" if k else ""))
+    ax.axhline(0, color="k", lw=1, ls="--", label="unbiased (predicted)")
+    ax.set_xlabel("true α")
+    ax.set_ylabel("bias of α̂ (α̂ − α)")
+    ax.legend(fontsize=6, ncol=2)
+    return ax
+
+
+def plot_parity_checkpoints(result: dict, ax=None):
+    """ARI and NMI of QDG clusters against the true subtasks at each checkpoint."""
+    ax = _ax(ax)
+    rows = result["checkpoints"]
+    steps = np.array([max(r["step"], 1) for r in rows])
+    ax.semilogx(steps, [r["ari"] for r in rows], "o-", label="ARI")
+    ax.semilogx(steps, [r["nmi"] for r in rows], "s-", label="NMI")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("agreement with true subtasks")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,182 @@
+"""``quanta qdg``: quanta discovery from gradients (QDG) on toy embeddings and parity runs.
+
+    quanta qdg toy --alpha 0.5 --n-clusters 200 --samples 10000 --dim 64 --sigma 0.5
+                   --ks 50 100 200 400 [--reps 5] [--seed 0] [--json FILE] [--plot FILE]
+    quanta qdg bias --alphas ... --dims ... --sigmas ... [--reps 3] --out DIR
+    quanta qdg parity RUN_DIR [--checkpoints all] [--samples 5000] [--ks ...]
+                   [--json FILE] [--plot-dir DIR]
+
+JSON: per estimator ``alpha_hat`` with its interval ``ci`` (and ``alpha_true`` for toy
+runs); for parity runs ``ari`` and ``nmi`` per checkpoint.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from quanta.io import CommandError, add_output_args, atomic_write_bytes, save_figure, write_json
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("qdg", help="quanta discovery from gradients: toy bias study, parity",
+                              description="Cluster samples by their loss gradients and read α "
+                                          "from the cluster sizes.")
+    sub = p.add_subparsers(dest="qdg_command", required=True, metavar="WHAT")
+
+    t = sub.add_parser("toy", help="QDG on toy embeddings with planted Zipfian clusters")
+    t.add_argument("--alpha", type=float, required=True, help="the paper's α of the planted sizes")
+    t.add_argument("--n-clusters", type=int, default=200)
+    t.add_argument("--samples", type=int, default=10_000)
+    t.add_argument("--dim", type=int, default=64)
+    t.add_argument("--sigma", type=float, default=0.5, help="noise norm relative to the unit centre")
+    t.add_argument("--ks", type=int, nargs="+", default=[50, 100, 200, 400], help="cluster counts K")
+    t.add_argument("--k", type=int, default=None, help="K for the single-K estimators (default: smallest K)")
+    t.add_argument("--reps", type=int, default=1)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for intervals")
+    t.add_argument("--n-init", type=int, default=10, help="k-means restarts per K")
+    add_output_args(t)
+    t.set_defaults(func=run_toy_cmd)
+
+    b = sub.add_parser("bias", help="bias of every α estimator over a grid of toy settings")
+    b.add_argument("--alphas", type=float, nargs="+", required=True)
+    b.add_argument("--dims", type=int, nargs="+", required=True)
+    b.add_argument("--sigmas", type=float, nargs="+", required=True)
+    b.add_argument("--n-clusters", type=int, nargs="+", default=[100])
+    b.add_argument("--samples", type=int, nargs="+", default=[2000])
+    b.add_argument("--ks", type=int, nargs="+", default=[10, 20, 40, 80])
+    b.add_argument("--reps", type=int, default=3)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--n-init", type=int, default=3)
+    b.add_argument("--out", required=True, help="output folder (CSV tables, JSON report, PNG plots)")
+    b.set_defaults(func=run_bias_cmd)
+
+    q = sub.add_parser("parity", help="QDG on a sparse-parity run, checked against the subtasks")
+    q.add_argument("run_dir", help="a parity run directory (quanta parity train)")
+    q.add_argument("--checkpoints", default="last",
+                   help="'all', 'last' (default) or comma-separated steps")
+    q.add_argument("--network", type=int, default=None, help="network index (default: the widest)")
+    q.add_argument("--samples", type=int, default=5000)
+    q.add_argument("--ks", type=int, nargs="+", default=None, help="cluster counts (default: around the subtask count)")
+    q.add_argument("--loss-threshold", type=float, default=0.1,
+                   help="keep samples with loss below this (nats; default 0.1)")
+    q.add_argument("--project-dim", type=int, default=None, help="random projection of gradients")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--n-init", type=int, default=3)
+    q.add_argument("--json", metavar="FILE", default=None, help="write results as JSON ('-' for stdout)")
+    q.add_argument("--plot-dir", default=None, help="folder for PNG plots")
+    q.set_defaults(func=run_parity_cmd)
+
+
+def _print_estimates(estimates: dict, alpha_true=None) -> None:
+    if alpha_true is not None:
+        print(f"alpha_true = {alpha_true:g}")
+    for name, e in estimates.items():
+        lo, hi = e["ci"]
+        ci = "" if lo is None else f"  [{lo:.3f}, {hi:.3f}]"
+        print(f"{name:>9}: alpha_hat = {e['alpha_hat']:.3f}{ci}")
+
+
+def run_toy_cmd(args) -> int:
+    from empirical.qdg.toy import run_toy
+    k = args.k if args.k is not None else min(args.ks)
+    res = run_toy(args.alpha, args.n_clusters, args.samples, args.dim, args.sigma, args.ks,
+                  reps=args.reps, seed=args.seed, k=k, bootstrap=args.bootstrap,
+                  n_init=args.n_init)
+    _print_estimates(res["estimators"], res["alpha_true"])
+    print("ARI vs planted clusters: " + ", ".join(f"K={kk}: {v:.2f}" for kk, v in res["ari"].items()))
+    write_json(res, args.json)
+    if args.plot:
+        from empirical.qdg.plots import plot_rank_frequency
+        ax = plot_rank_frequency(res["sizes"], alpha_true=args.alpha,
+                                 alpha_hat=res["estimators"]["envelope"]["alpha_hat"]
+                                 if "envelope" in res["estimators"] else None)
+        save_figure(ax.figure, args.plot)
+    return 0
+
+
+def run_bias_cmd(args) -> int:
+    import matplotlib.pyplot as plt
+
+    from empirical.qdg.plots import plot_alpha_recovery, plot_bias
+    from empirical.qdg.toy import bias_report, bias_study, summarize_bias
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = bias_study(args.alphas, args.dims, args.sigmas, n_clusters=args.n_clusters,
+                      samples=args.samples, ks=args.ks, reps=args.reps, seed=args.seed,
+                      n_init=args.n_init,
+                      progress=lambda i, n, _: print(f"[bias] {i}/{n} settings", flush=True))
+    summary = summarize_bias(runs)
+    report = bias_report(runs)
+    report["config"] = {k: v for k, v in vars(args).items() if k not in ("func",)}
+    atomic_write_bytes(out / "runs.csv", runs.to_csv(index=False).encode())
+    atomic_write_bytes(out / "summary.csv", summary.to_csv(index=False).encode())
+    write_json(report, out / "report.json")
+    cal = {(t["estimator"], t["k"]): t["calibration"] for t in report["estimators"]}
+    panels = [("envelope", 0)] + [(e, k) for e in ("ols", "mle", "zipf") for k in args.ks]
+    ncol = 1 + len(args.ks)
+    fig, axes = plt.subplots(4, ncol, figsize=(3.2 * ncol, 12), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_visible(False)
+    for i, (e, k) in enumerate(panels):
+        ax = axes[0, 0] if e == "envelope" else axes[1 + ("ols", "mle", "zipf").index(e), args.ks.index(k)]
+        ax.set_visible(True)
+        plot_alpha_recovery(runs, e, k, cal.get((e, k)), ax=ax)
+    fig.tight_layout()
+    save_figure(fig, out / "alpha_hat_vs_alpha.png")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    plot_bias(summary, ax=ax)
+    save_figure(fig, out / "bias.png")
+    best = report["recommended"]
+    for t in report["estimators"]:
+        c = t["calibration"]
+        print(f"{t['estimator']:>9} K={t['k'] or 'all':>4}: bias {t['mean_bias']:+.3f}  "
+              f"rmse {t['rmse']:.3f}  calibrated residual sd "
+              f"{c['residual_sd'] if c['residual_sd'] is None else round(c['residual_sd'], 3)}")
+    if best:
+        print(f"recommended: {best['estimator']} K={best['k'] or 'all'}")
+    print(f"wrote {out}/runs.csv, summary.csv, report.json, alpha_hat_vs_alpha.png, bias.png")
+    return 0
+
+
+def run_parity_cmd(args) -> int:
+    from empirical.qdg.parity import parity_qdg
+    res = parity_qdg(args.run_dir, checkpoints=args.checkpoints, network=args.network,
+                     n_samples=args.samples, ks=args.ks, loss_threshold=args.loss_threshold,
+                     project_dim=args.project_dim, seed=args.seed, n_init=args.n_init)
+    print(f"alpha (data) = {res['alpha_true']:g}; network {res['network']}")
+    for row in res["checkpoints"]:
+        if row["ari"] is None:
+            print(f"step {row['step']:>8}: skipped ({row['skipped']})")
+            continue
+        print(f"step {row['step']:>8}: kept {row['n_kept']:>5} samples, ARI {row['ari']:.3f}, "
+              f"NMI {row['nmi']:.3f}, " + ", ".join(
+                  f"{n} {e['alpha_hat']:.2f}" for n, e in row["estimators"].items()))
+    write_json(res, args.json)
+    if args.plot_dir:
+        from empirical.qdg.plots import plot_parity_checkpoints, plot_rank_frequency
+        d = Path(args.plot_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        save_figure(plot_parity_checkpoints(res).figure, d / "qdg_parity_checkpoints.png")
+        last = res["checkpoints"][-1]
+        save_figure(plot_rank_frequency(last["sizes"], alpha_true=res["alpha_true"]).figure,
+                    d / "qdg_parity_rank_frequency.png")
+    return 0
+
+
+def demo(out_dir: Path) -> list[Path]:
+    """A small toy run (qdg_toy.json/png) and, if a committed parity run exists, QDG on it."""
+    from empirical.qdg.plots import plot_rank_frequency
+    from empirical.qdg.toy import run_toy
+    out_dir = Path(out_dir)
+    res = run_toy(0.5, 50, 1500, 32, 0.2, (10, 20, 40), k=10, bootstrap=100, n_init=3, seed=0)
+    write_json(res, out_dir / "qdg_toy.json")
+    save_figure(plot_rank_frequency(res["sizes"], alpha_true=0.5).figure, out_dir / "qdg_toy.png")
+    paths = [out_dir / "qdg_toy.json", out_dir / "qdg_toy.png"]
+    from empirical.qdg.parity import default_run_dir, parity_qdg
+    run_dir = default_run_dir()
+    if run_dir is not None:
+        pres = parity_qdg(run_dir, checkpoints="last", n_samples=1500, n_init=2)
+        write_json(pres, out_dir / "qdg_parity.json")
+        paths.append(out_dir / "qdg_parity.json")
+    return paths

@@ -1,0 +1,141 @@
+"""QDG pipeline: per-sample gradients, similarity, clustering, bad input."""
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import SpectralClustering
+from sklearn.metrics import adjusted_rand_score
+from torch import nn
+
+from empirical.qdg import (QDGClustering, angular_affinity, cluster_sizes, cosine_similarity,
+                           per_sample_gradients, per_sample_gradients_loop, select_parameters,
+                           toy_embeddings)
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Embedding(10, 6), nn.Flatten(), nn.Linear(12, 16), nn.LayerNorm(16),
+                         nn.ReLU(), nn.Linear(16, 3))
+
+
+def _mlp_data(seed=0, n=37, d=12):
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(d, 20), nn.Tanh(), nn.Linear(20, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    x = torch.randn(n, d, generator=g)
+    y = torch.randint(0, 3, (n,), generator=g)
+    return model, x, y
+
+
+def test_default_parameters_skip_embeddings_and_norms():
+    names = select_parameters(_model())
+    assert names == ["2.weight", "2.bias", "5.weight", "5.bias"]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 8, 64])
+def test_vectorised_gradients_equal_backward_loop(chunk_size):
+    model, x, y = _mlp_data()
+    fast = per_sample_gradients(model, x, y, chunk_size=chunk_size)
+    slow = per_sample_gradients_loop(model, x, y)
+    assert fast.shape == (37, 12 * 20 + 20 + 20 * 3 + 3)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_of_a_model_with_embedding_and_norm_match_loop():
+    model = _model()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 10, (9, 2), generator=g)
+    y = torch.randint(0, 3, (9,), generator=g)
+    fast = per_sample_gradients(model, x, y, chunk_size=4)
+    slow = per_sample_gradients_loop(model, x, y)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+
+
+def test_projection_preserves_cosines_roughly():
+    model, x, y = _mlp_data(n=20)
+    full = cosine_similarity(per_sample_gradients(model, x, y))
+    proj = cosine_similarity(per_sample_gradients(model, x, y, project_dim=2048, seed=3))
+    # Johnson–Lindenstrauss: error of order 1/sqrt(2048) ≈ 0.022
+    assert np.abs(full - proj).max() < 0.15
+    assert np.abs(full - proj).mean() < 0.04
+
+
+def test_similarity_matches_dense_reference_and_is_symmetric():
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((103, 17)).astype(np.float32)
+    cos = cosine_similarity(torch.from_numpy(g), block_size=10)
+    gn = g.astype(np.float64) / np.linalg.norm(g, axis=1, keepdims=True)
+    ref = gn @ gn.T
+    np.testing.assert_allclose(cos, ref, atol=2e-6)
+    aff = angular_affinity(torch.from_numpy(g), block_size=7)
+    np.fill_diagonal(ref, 1.0)
+    # arccos amplifies float32 rounding near ±1: error ≤ sqrt(2·1e-7)/π ≈ 1.5e-4
+    np.testing.assert_allclose(aff, 1 - np.arccos(np.clip(ref, -1, 1)) / np.pi, atol=3e-4)
+    for m in (cos, aff):
+        assert np.array_equal(m, m.T)
+        assert np.all(np.diag(m) == 1.0)
+    assert aff.min() >= 0 and aff.max() <= 1
+
+
+def test_planted_clusters_recovered_exactly():
+    x, truth = toy_embeddings(0.3, 8, 600, 64, 0.05, seed=2)
+    model = QDGClustering(8, n_init=10, random_state=0).fit(torch.from_numpy(x))
+    assert model.labels_.shape == (600,)
+    assert adjusted_rand_score(truth, model.labels_) == 1.0
+    np.testing.assert_array_equal(model.cluster_sizes_[8],
+                                  np.sort(np.bincount(truth))[::-1])
+
+
+@pytest.mark.parametrize("solver", ["arpack", "dense"])
+def test_single_k_matches_sklearn_spectral_clustering(solver):
+    x, _ = toy_embeddings(0.5, 20, 400, 16, 0.6, seed=4)
+    A = angular_affinity(torch.from_numpy(x))
+    ref = SpectralClustering(12, affinity="precomputed", random_state=3).fit(A).labels_
+    ours = QDGClustering(12, affinity="precomputed", eigen_solver=solver, random_state=3).fit(A)
+    if solver == "arpack":           # the same computation: identical labels
+        np.testing.assert_array_equal(ours.labels_, ref)
+    else:                            # LAPACK instead of ARPACK: same eigenvectors
+        assert adjusted_rand_score(ref, ours.labels_) > 0.9
+
+
+def test_several_k_share_one_embedding():
+    x, _ = toy_embeddings(0.5, 20, 400, 16, 0.3, seed=5)
+    A = angular_affinity(torch.from_numpy(x))
+    multi = QDGClustering([6, 12], affinity="precomputed", eigen_solver="arpack",
+                          random_state=1).fit(A)
+    assert multi.labels_.shape == (2, 400) and multi.embedding_.shape == (400, 12)
+    single = QDGClustering(6, affinity="precomputed", eigen_solver="arpack",
+                           random_state=1).fit(A)
+    assert adjusted_rand_score(single.labels_, multi.labels_by_k_[6]) > 0.95
+    assert multi.eigenvalues_[0] == pytest.approx(0, abs=1e-4)
+    assert np.all(np.diff(multi.eigenvalues_) > -1e-4)
+
+
+def test_cluster_sizes_sorted():
+    np.testing.assert_array_equal(cluster_sizes([3, 1, 1, 2, 3, 3]), [3, 2, 1])
+
+
+def test_bad_input_messages():
+    model, x, y = _mlp_data()
+    with pytest.raises(ValueError, match="no samples"):
+        per_sample_gradients(model, x[:0], y[:0])
+    with pytest.raises(ValueError, match="no samples"):
+        QDGClustering(2).fit(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="n_clusters=50 is not smaller than the number of samples"):
+        QDGClustering(50).fit(torch.randn(20, 4, generator=torch.Generator().manual_seed(0)))
+    bad = torch.ones(5, 3)
+    bad[2, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        QDGClustering(2).fit(bad)
+    with pytest.raises(ValueError, match="zero gradient"):
+        angular_affinity(torch.zeros(3, 4))
+    nan_model = nn.Linear(12, 3)
+    with torch.no_grad():
+        nan_model.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN/inf gradients"):
+        per_sample_gradients(nan_model, x, y)
+    with pytest.raises(ValueError, match="params: unknown"):
+        per_sample_gradients(model, x, y, params=["nope"])
+    with pytest.raises(ValueError, match="symmetric"):
+        QDGClustering(2, affinity="precomputed").fit(np.triu(np.ones((4, 4))))
