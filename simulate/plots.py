@@ -1,0 +1,91 @@
+"""Plots of a ``SimulationResult``: simulated (observed) against theory (predicted)."""
+from __future__ import annotations
+
+import numpy as np
+
+import theory
+
+_XLABEL = {"D": "D (training samples)", "S": "S (steps)", "N": "N (parameters)"}
+
+
+def _axes(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots()
+    return ax
+
+
+def asymptote(result) -> np.ndarray | None:
+    """theory's large-x form of L − L∞ at result.x, plus L∞ (None without a closed form)."""
+    cfg = result.config
+    if not (np.isscalar(cfg["a"]) and np.isscalar(cfg["b"])) or cfg.get("N") is not None:
+        return None
+    alpha, tau, a, b = cfg["alpha"], cfg["tau"], cfg["a"], cfg["b"]
+    x = result.x
+    if cfg["regime"] == "D":
+        form = theory.loss_D_asymptote(x, alpha, tau=tau, a=a, b=b)
+    elif cfg["regime"] == "S":
+        form = theory.loss_S_asymptote(x, alpha, cfg["batch"], tau=tau, rule=cfg["rule"],
+                                       a=a, b=b)
+    else:
+        form = theory.loss_n_asymptote(np.floor(x / cfg["C"]), alpha, a=a, b=b)
+    return np.asarray(form, float) + cfg["loss_infinity"]
+
+
+def plot_loss(result, ax=None):
+    """Simulated mean loss ± 2 standard errors against theory's exact expectation and its
+    asymptote, on log-log axes (loss in nats: the per-quantum losses' unit)."""
+    ax = _axes(ax)
+    cfg = result.config
+    x = result.x
+    ax.errorbar(x, result.mean, yerr=2 * np.nan_to_num(result.sem), fmt="o", ms=3,
+                capsize=2, label=f"simulated (mean ± 2 SE, {cfg['reps']} runs)")
+    ax.plot(x, result.theory, "-", label="theory: exact expectation")
+    form = asymptote(result)
+    if form is not None:
+        ax.plot(x, form, "--", color="gray", label="theory: asymptote")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    positive = result.mean[result.mean > 0]
+    if positive.size:  # past the finite-K cutoff the exact loss plunges; keep the data in view
+        ax.set_ylim(bottom=positive.min() / 5)
+    ax.set_xlabel(_XLABEL[cfg["regime"]])
+    ax.set_ylabel("loss (nats)")
+    ax.set_title(f"regime {cfg['regime']}: α = {cfg['alpha']:g}, τ = {cfg['tau']}, "
+                 f"K = {cfg['K']:,}")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def _local_slopes(x, y):
+    """−d log y / d log x between neighbouring points (geometric midpoints)."""
+    ok = y > 0
+    x, y = x[ok], y[ok]
+    lx, ly = np.log(x), np.log(y)
+    return np.exp(0.5 * (lx[1:] + lx[:-1])), -np.diff(ly) / np.diff(lx)
+
+
+def plot_local_exponent(result, ax=None):
+    """Local exponent −d log(L − L∞ + ε_K)/d log x of the simulation and of theory, with
+    the predicted asymptotic exponent and the fitted one over the asymptotic window."""
+    ax = _axes(ax)
+    shift = result.truncation_offset() - result.config["loss_infinity"]
+    xm, sim = _local_slopes(result.x, result.mean + shift)
+    ax.plot(xm, sim, "o", ms=3, label="simulated")
+    xt, th = _local_slopes(result.x, result.theory + shift)
+    ax.plot(xt, th, "-", label="theory: exact")
+    ax.axhline(result.theory_exponent, color="gray", ls="--",
+               label=f"predicted {result.theory_exponent:.4f}")
+    lo, hi = result.asymptotic_window()
+    ax.axvspan(max(lo, result.x.min()), min(hi, result.x.max()), color="0.9", zorder=0)
+    try:
+        fitted = result.exponent()
+        ax.axhline(fitted, color="C3", ls=":", label=f"fitted in window {fitted:.4f}")
+    except ValueError:
+        pass
+    ax.set_xscale("log")
+    ax.set_xlabel(_XLABEL[result.config["regime"]])
+    ax.set_ylabel("local exponent")
+    ax.legend(fontsize="small")
+    return ax
