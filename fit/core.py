@@ -42,6 +42,82 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     it for BCa or when n <= 1000). ``variable``: "N", "D" or "S" (what x is), used for the
     quantization-model reading of a one-variable exponent.
     """
+    spec, loss, bootstrap = _check_options(form, x2, loss, delta, bootstrap_method, ci_method,
+                                           level, bootstrap, variable, smooth)
+    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
+    n, p = len(x), len(spec.public)
+    X = (np.log(x),) if x2 is None else (np.log(x), np.log(x2))
+    logy = np.log(y)
+    scale = np.ones(n) if sigma is None else y / sigma
+    lower, upper = _bounds(form, X, logy, bounds, spec)
+    opts = dict(loss=loss, delta=delta, lower=lower, upper=upper, maxiter=maxiter)
+
+    if form == "power":
+        theta, cov, llf, info = _power_statsmodels(X[0], logy, scale)
+        conv = True
+    else:
+        theta, cov, llf, info, conv = _fit_nonlinear(spec, X, logy, scale, grid, opts)
+    obj_value = float(objective(spec, theta, X, logy, scale, None, loss, delta)[0])
+    params = {k: float(v) for k, v in to_public(spec, theta).items()}
+    se_theta = np.sqrt(np.clip(np.diag(cov), 0, None))
+    stderr = {pub: float(params[pub] * se_theta[i] if pub in spec.log_params else se_theta[i])
+              for i, pub in enumerate(spec.public)}
+    aic, bic = -2 * llf + 2 * p, -2 * llf + p * np.log(n)
+
+    seed_repr = seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed)
+    config = dict(form=form, bootstrap=bootstrap, level=level, seed=seed_repr,
+                  bootstrap_method=bootstrap_method, ci_method=ci_method, loss=loss,
+                  delta=delta if loss == "huber" else None, variable=variable,
+                  smooth=smooth if form == "broken" else None,
+                  grid=None if grid is None else {k: list(map(float, v)) for k, v in grid.items()},
+                  weighted=sigma is not None)
+    boot = jack = None
+    n_failed = 0
+    if bootstrap > 0:
+        if jackknife is None:
+            jackknife = ci_method == "bca" or n <= 1000
+        boot, jack, n_failed = _resample(spec, theta, X, logy, scale, bootstrap,
+                                         bootstrap_method, seed, jackknife, opts)
+    result = FitResult(form=form, x=x, y=y, x2=x2, sigma=sigma, params=params, stderr=stderr,
+                       theta=np.asarray(theta, dtype=float), cov_theta=cov, aic=float(aic),
+                       bic=float(bic), llf=float(llf), objective=obj_value, n_points=n,
+                       loss=loss, converged=conv, n_failed_bootstrap=n_failed,
+                       bootstrap_params=boot, jackknife_params=jack, level=level,
+                       ci_method=ci_method, config=config, info=info)
+    result.warnings.extend(_warnings(result, X, lower, upper, spec))
+    return result
+
+
+def power_law(x, y, **options) -> FitResult:
+    """``fit("power", x, y, ...)``: L = A x^-alpha by OLS (WLS with ``sigma``) on log-log axes."""
+    return fit("power", x, y, **options)
+
+
+def offset_power_law(x, y, **options) -> FitResult:
+    """``fit("offset", x, y, ...)``: L = E + A x^-alpha with an irreducible loss E."""
+    return fit("offset", x, y, **options)
+
+
+# ---------------------------------------------------------------------------- internals
+def _fit_nonlinear(spec, X, logy, scale, grid, opts):
+    """All grid starts as one batch; keep the best converged one (theta, cov, llf, info, ok)."""
+    starts = _starts(spec.name, X, logy, grid, spec)
+    sol = solve_batch(spec, starts, X, logy, scale=scale, **opts)
+    obj = np.where(sol.converged, sol.objective, np.inf)
+    if not np.any(np.isfinite(obj)):
+        obj = np.where(np.isfinite(sol.objective), sol.objective, np.inf)
+    best = int(np.argmin(obj))
+    theta = sol.theta[best]
+    cov = _covariance(spec, theta, X, logy, scale, opts["loss"], opts["delta"])
+    r = (logy - spec.model(theta[None], X)[0][0]) * scale
+    info = {"n_starts": len(starts), "n_starts_converged": int(sol.converged.sum()),
+            "best_start": starts[best].tolist(), "theta": theta.tolist()}
+    return theta, cov, _gaussian_llf(r, scale), info, bool(sol.converged[best])
+
+
+def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bootstrap,
+                   variable, smooth):
+    """Refuse bad options in one line; returns (spec, loss, bootstrap)."""
     if form not in FORMS:
         raise ValueError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
     joint = form in JOINT_FORMS
@@ -69,83 +145,28 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         raise ValueError(f"bootstrap must be >= 0, got {bootstrap!r}")
     if variable not in (None, "N", "D", "S"):
         raise ValueError(f"variable must be 'N', 'D' or 'S', got {variable!r}")
-    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
-    n, p = len(x), len(spec.public)
-    X = (np.log(x),) if x2 is None else (np.log(x), np.log(x2))
-    logy = np.log(y)
-    scale = np.ones(n) if sigma is None else y / sigma
-    lower, upper = _bounds(form, X, logy, bounds, spec)
-    opts = dict(loss=loss, delta=delta, lower=lower, upper=upper, maxiter=maxiter)
+    return spec, loss, bootstrap
 
-    if form == "power":
-        theta, cov, llf, info = _power_statsmodels(X[0], logy, scale)
-        conv = True
+
+def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, opts):
+    """Bootstrap refits (and the jackknife): (bootstrap params, jackknife params, n failed)."""
+    n = len(logy)
+    rng = np.random.default_rng(seed)
+    if method == "pairs":
+        W, Y = pair_weights(n, bootstrap, rng), logy
     else:
-        starts = _starts(form, X, logy, grid, spec)
-        sol = solve_batch(spec, starts, X, logy, scale=scale, **opts)
-        obj = np.where(sol.converged, sol.objective, np.inf)
-        if not np.any(np.isfinite(obj)):
-            obj = np.where(np.isfinite(sol.objective), sol.objective, np.inf)
-        best = int(np.argmin(obj))
-        theta, conv = sol.theta[best], bool(sol.converged[best])
-        cov = _covariance(spec, theta, X, logy, scale, loss, delta)
-        r = (logy - spec.model(theta[None], X)[0][0]) * scale
-        llf = _gaussian_llf(r, scale)
-        info = {"n_starts": len(starts), "n_starts_converged": int(sol.converged.sum()),
-                "best_start": starts[best].tolist(), "theta": theta.tolist()}
-    obj_value = float(objective(spec, theta, X, logy, scale, None, loss, delta)[0])
-    params = {k: float(v) for k, v in to_public(spec, theta).items()}
-    se_theta = np.sqrt(np.clip(np.diag(cov), 0, None))
-    stderr = {pub: float(params[pub] * se_theta[i] if pub in spec.log_params else se_theta[i])
-              for i, pub in enumerate(spec.public)}
-    aic, bic = -2 * llf + 2 * p, -2 * llf + p * np.log(n)
-
-    seed_repr = seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed)
-    config = dict(form=form, bootstrap=bootstrap, level=level, seed=seed_repr,
-                  bootstrap_method=bootstrap_method, ci_method=ci_method, loss=loss,
-                  delta=delta if loss == "huber" else None, variable=variable,
-                  smooth=smooth if form == "broken" else None,
-                  grid=None if grid is None else {k: list(map(float, v)) for k, v in grid.items()},
-                  weighted=sigma is not None)
-    boot = jack = None
-    n_failed = 0
-    if bootstrap > 0:
-        rng = np.random.default_rng(seed)
-        if bootstrap_method == "pairs":
-            W, Y = pair_weights(n, bootstrap, rng), logy
-        else:
-            pred = spec.model(theta[None], X)[0][0]
-            r = (logy - pred) * scale
-            r = r - r.mean()
-            W, Y = None, pred + r[residual_indices(n, bootstrap, rng)] / scale
-        th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
-        n_failed = int(bootstrap - ok.sum())
-        boot = {k: v for k, v in to_public(spec, th[ok]).items()}
-        if jackknife or (jackknife is None and (ci_method == "bca" or n <= 1000)):
-            thj, okj = _refit(spec, theta, X, logy, scale, jackknife_weights(n), n, opts)
-            thj[~okj] = np.nan
-            jack = to_public(spec, thj)
-    result = FitResult(form=form, x=x, y=y, x2=x2, sigma=sigma, params=params, stderr=stderr,
-                       theta=np.asarray(theta, dtype=float), cov_theta=cov, aic=float(aic),
-                       bic=float(bic), llf=float(llf), objective=obj_value, n_points=n,
-                       loss=loss, converged=conv, n_failed_bootstrap=n_failed,
-                       bootstrap_params=boot, jackknife_params=jack, level=level,
-                       ci_method=ci_method, config=config, info=info)
-    result.warnings.extend(_warnings(result, X, lower, upper, spec))
-    return result
-
-
-def power_law(x, y, **options) -> FitResult:
-    """``fit("power", x, y, ...)``: L = A x^-alpha by OLS (WLS with ``sigma``) on log-log axes."""
-    return fit("power", x, y, **options)
-
-
-def offset_power_law(x, y, **options) -> FitResult:
-    """``fit("offset", x, y, ...)``: L = E + A x^-alpha with an irreducible loss E."""
-    return fit("offset", x, y, **options)
-
-
-# ---------------------------------------------------------------------------- internals
+        pred = spec.model(theta[None], X)[0][0]
+        r = (logy - pred) * scale
+        r = r - r.mean()
+        W, Y = None, pred + r[residual_indices(n, bootstrap, rng)] / scale
+    th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
+    boot = dict(to_public(spec, th[ok]))
+    jack = None
+    if jackknife:
+        thj, okj = _refit(spec, theta, X, logy, scale, jackknife_weights(n), n, opts)
+        thj[~okj] = np.nan
+        jack = to_public(spec, thj)
+    return boot, jack, int(bootstrap - ok.sum())
 def _power_statsmodels(u, logy, scale):
     """log y = log A - alpha log x by statsmodels OLS, or WLS with weights (y/sigma)²."""
     import statsmodels.api as sm
