@@ -146,10 +146,10 @@ class FusedMLP(nn.Module):
         Mg, Hg = M // G, H // G
         if G > 1 and self.widths[:Mg] * G != self.widths:
             raise ValueError("groups need the same widths in every block of networks")
-        w_in = self.w_in.view(G, Hg, self.in_dim).transpose(1, 2)  # noqa: F841 (G > 1)
         if G == 1:   # one product with the one-hot-plus-bits input (the measured design)
             h = F.relu(F.linear(x, self.w_in, self.b_in))                      # 1 × B × H
         else:
+            w_in = self.w_in.view(G, Hg, self.in_dim).transpose(1, 2)
             h = F.relu(torch.baddbmm(self.b_in.view(G, 1, Hg), x, w_in))     # G × B × Hg
         if self.depth > 1:
             B = h.shape[1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import matplotlib.pyplot as plt
 
-from .analysis import LN2, _seed_mean, convergence_steps
+from .analysis import LN2, _seed_mean
 
 
 def _ax(ax):

@@ -286,10 +286,20 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     _atomic_write(existing, config.to_json().encode())
 
+    prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     if device.type == "cuda":
         allow = tc.precision in ("tf32", "bf16")
         torch.backends.cuda.matmul.allow_tf32 = allow
         torch.backends.cudnn.allow_tf32 = allow
+    try:
+        return _train(config, out, device, resume, callback, save_every_s, log)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
+
+
+def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, callback,
+           save_every_s, log) -> Path:
+    tc = config.train
     autocast = _autocast_factory(tc.precision, device)
 
     task = make_task(config)

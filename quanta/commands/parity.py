@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quanta.io import CommandError, save_figure, write_json
+from quanta.io import save_figure, write_json
 
 #: committed CPU-scale results used by ``analyze`` examples and the demo
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "parity"
