@@ -100,3 +100,21 @@ def test_bootstrap_interval_and_bad_input():
         rank_frequency_exponent(x, method="fancy")
     with pytest.raises(ValueError, match="rank_window"):
         rank_frequency_exponent(x, method="ols", rank_window=(5, 3))
+
+
+def test_cli_envelope_reads_one_clustering_per_column(tmp_path, capsys):
+    import json
+
+    from quanta import cli
+
+    k = np.arange(1, 500.0)
+    clean = np.round(1e6 * k ** -1.5)
+    dented = clean.copy()
+    dented[::5] *= 0.5
+    path = tmp_path / "clusterings.csv"
+    path.write_text("c1,c2\n" + "".join(f"{a},{b}\n" for a, b in zip(dented, clean)))
+    out = tmp_path / "env.json"
+    assert cli.main(["fit", "sizes", str(path), "--method", "envelope", "--rank-window", "1",
+                     "300", "--bootstrap", "0", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["alpha_hat"] == pytest.approx(0.5, abs=0.01)
+    assert "envelope" in capsys.readouterr().out

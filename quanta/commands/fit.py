@@ -41,7 +41,8 @@ def add_parser(subparsers) -> None:
                    help="what x is, for the quantization-model reading (default: from --x)")
     p.add_argument("--method", default="mle", choices=("mle", "ols", "envelope"),
                    help="(sizes) estimator (default mle)")
-    p.add_argument("--column", help="(sizes) column of sizes (default: the first column)")
+    p.add_argument("--column", help="(sizes) column of sizes (default: the first column; "
+                                    "for envelope, every column is one clustering)")
     p.add_argument("--rank-window", type=int, nargs=2, metavar=("FIRST", "LAST"),
                    help="(sizes, ols/envelope) ranks used")
     add_output_args(p)
@@ -142,7 +143,14 @@ def _sizes(args) -> int:
 
     if args.file is None:
         raise CommandError("quanta fit sizes SIZES.csv: give the file of sizes")
-    sizes = _read_sizes(args.file, args.column)
+    if args.method == "envelope" and args.column is None and \
+            Path(args.file).suffix.lower() != ".txt":
+        # one clustering per column; the envelope is taken over all of them
+        from fit.inputs import column_values, read_table
+        table = read_table(args.file)
+        sizes = [v[np.isfinite(v)] for v in (column_values(table, c) for c in table.columns)]
+    else:
+        sizes = _read_sizes(args.file, args.column)
     res = rank_frequency_exponent(sizes, method=args.method, rank_window=args.rank_window,
                                   bootstrap=min(args.bootstrap, 1000), level=args.level,
                                   seed=args.seed)
@@ -152,7 +160,8 @@ def _sizes(args) -> int:
         import matplotlib.pyplot as plt
         from fit.plots import plot_rank_frequency
         fig, ax = plt.subplots(figsize=(5, 4))
-        plot_rank_frequency(sizes, res, ax=ax)
+        plot_rank_frequency(sizes if np.ndim(sizes[0]) == 0 else max(sizes, key=len), res,
+                            ax=ax)
         save_figure(fig, args.plot)
     return 0
 
