@@ -149,6 +149,8 @@ def test_committed_results_analyze(tmp_path):
     assert r["complete"] and r["N"]["exponent"] is not None
     final = np.array(r["N"]["y"])
     assert final[-1] < final[0], "the widest network must reach a lower loss than the narrowest"
+    assert r["convergence"]["exponent"] < 0, "frequent subtasks must converge first"
+    assert "D" in by_name["D_alpha0.4"] and "alpha_sweep" in result
     run = load_run(RESULTS / "online_alpha0.4")
     nets = run.networks()
     assert len(nets) == len(run.config.model.widths)

@@ -120,3 +120,16 @@ def test_sampling_on_cuda_matches_labels():
     assert x.is_cuda
     _, y_hand = _parity_by_hand(task, x.cpu())
     np.testing.assert_array_equal(y_hand, y.cpu().numpy())
+
+
+def test_docstring_example_encoding():
+    """The module docstring's example: subtask 2 of 4 with subset (0, 3, 5)."""
+    task = SparseParityTask(4, 6, 3, seed=0)
+    task.subsets = task.subsets.copy()
+    task.subsets[2] = [0, 3, 5]
+    task._cache.clear()
+    sub = torch.tensor([2])
+    bits = torch.tensor([[1, 0, 1, 1, 0, 1]], dtype=torch.uint8)
+    x = task.encode(sub, bits)
+    assert x.tolist() == [[0, 0, 1, 0, 1, 0, 1, 1, 0, 1]]
+    assert task.label(sub, bits).tolist() == [1]
