@@ -136,3 +136,21 @@ def test_cli_literature_and_sizes(tmp_path, capsys):
     assert cli.main(["fit", "sizes", str(sizes), "--method", "ols", "--rank-window", "1",
                      "100", "--bootstrap", "0", "--json", str(res)]) == 0
     assert json.loads(res.read_text())["alpha_hat"] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_max_form_recovers_the_model_exponents_from_theory_curves():
+    """On theory.expected_loss_ND (α = 0.5), the quantization model's own joint form finds
+    α_N ≈ α and α_D ≈ α/(α+1), is consistent with the model, and beats the Chinchilla sum by
+    AIC; the sum form, fitted to the same curves, biases α_N upwards."""
+    alpha = 0.5
+    N = np.repeat(np.geomspace(1e2, 1e5, 8), 8)
+    D = np.tile(np.geomspace(1e3, 1e7, 8), 8)
+    L = np.array([float(np.squeeze(theory.expected_loss_ND(n, d, alpha)))
+                  for n, d in zip(N, D)])
+    mx = fit.fit("max", N, L, x2=D)
+    sm = fit.fit("chinchilla", N, L, x2=D)
+    assert mx.params["alpha"] == pytest.approx(alpha, abs=0.01)
+    assert mx.params["beta"] == pytest.approx(theory.alpha_D(alpha), abs=0.01)
+    assert abs(consistency(mx.params["alpha"], mx.params["beta"]).gap) < 0.01
+    assert mx.aic < sm.aic - 100
+    assert sm.params["alpha"] > alpha + 0.1
