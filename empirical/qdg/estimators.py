@@ -15,8 +15,12 @@ p_k ∝ k^-(α+1), i.e. size_r ∝ r^-a with ``a = α + 1``. Estimators (``ESTIM
   little.
 
 α is reported as ``a − 1`` (the paper's α; it may come out negative). Intervals are
-percentile bootstraps over clusters: each K's cluster sizes are resampled with replacement
-and the estimator is rerun (for "mle" with x_min held at its full-data value).
+percentile bootstraps. For the rank estimators ("envelope", "ols", "zipf") the samples are
+the i.i.d. draws: each K's sizes are redrawn as a multinomial of the same total with the
+observed proportions (resampling samples given their clusters), re-sorted, and the
+estimator rerun. For "mle" the clusters are the draws of the size distribution: the sizes
+are resampled with replacement, x_min held at its full-data value (as ``fit`` does). They measure sampling noise, not the clustering's bias (see the toy
+bias study for that).
 """
 from __future__ import annotations
 
@@ -128,8 +132,11 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
         xmin = details.get("xmin")
         boots = np.empty(int(bootstrap))
         for b in range(int(bootstrap)):
-            resampled = {kk: rng.choice(v, size=len(v), replace=True)
-                         for kk, v in sizes_by_k.items()}
+            if estimator == "mle":      # clusters are the i.i.d. draws of a size law
+                resampled = {kk: rng.choice(v, size=len(v)) for kk, v in sizes_by_k.items()}
+            else:                        # samples are the i.i.d. draws of a rank law
+                resampled = {kk: rng.multinomial(int(v.sum()), v / v.sum())
+                             for kk, v in sizes_by_k.items()}
             try:
                 boots[b] = _rank_exponent(estimator, resampled, k, rank_window, xmin)[0] - 1.0
             except ValueError:

@@ -1,0 +1,95 @@
+"""α estimators on cluster sizes with known α, the toy model and its calibration."""
+import numpy as np
+import pytest
+import torch
+
+import theory
+from empirical.qdg import (ESTIMATORS, QDGClustering, angular_affinity, apply_calibration,
+                           calibrate, envelope, estimate_alpha, estimate_all, run_toy,
+                           toy_embeddings, zipf_mle)
+
+
+def _zipf_counts(alpha, n_clusters, n_samples, seed):
+    p = theory.frequencies(alpha, K=n_clusters)
+    return np.random.default_rng(seed).multinomial(n_samples, p / p.sum())
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.6])
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_estimator_recovers_alpha_within_interval_on_large_clean_data(estimator, alpha):
+    # the rank estimators on 30 planted clusters with 20 000 samples; the size-distribution
+    # MLE needs many clusters (3000 clusters, 10^6 samples) for its power-law tail
+    n_clusters, n = (3000, 1_000_000) if estimator == "mle" else (30, 20_000)
+    sizes = _zipf_counts(alpha, n_clusters, n, seed=0)
+    est = estimate_alpha({n_clusters: sizes}, estimator, bootstrap=200, seed=1)
+    lo, hi = est.ci
+    assert lo <= alpha <= hi, f"{estimator}: α={alpha} outside [{lo:.3f}, {hi:.3f}]"
+    assert abs(est.alpha_hat - alpha) < 0.1
+    assert hi - lo < 0.5
+
+
+def test_pipeline_on_clean_toy_data_recovers_alpha():
+    x, truth = toy_embeddings(0.6, 12, 1500, 64, 0.05, seed=3)
+    model = QDGClustering([12], n_init=5, random_state=0).fit(torch.from_numpy(x))
+    for name, e in estimate_all(model.cluster_sizes_, estimators=("ols", "zipf"),
+                                bootstrap=200).items():
+        assert e.ci[0] <= 0.6 <= e.ci[1], f"{name}: {e}"
+
+
+def test_zipf_mle_on_exact_frequencies():
+    # exact expected counts: the MLE returns the exponent that generated them
+    p = theory.frequencies(0.7, K=50)
+    assert zipf_mle(1e6 * p) == pytest.approx(1.7, abs=1e-4)
+
+
+def test_envelope_is_rankwise_maximum():
+    env = envelope({2: [5, 1], 3: [4, 3, 1], 4: [2, 2, 2, 2]})
+    np.testing.assert_array_equal(env, [5, 3, 2, 2])
+
+
+def test_estimates_have_settings_and_json_fields():
+    sizes = {10: _zipf_counts(0.5, 10, 2000, 1), 20: _zipf_counts(0.5, 20, 2000, 2)}
+    est = estimate_all(sizes, k=10, bootstrap=20)
+    assert set(est) == set(ESTIMATORS)
+    d = est["ols"].to_dict()
+    assert {"alpha_hat", "ci", "level", "n_bootstrap", "k"} <= set(d) and d["k"] == 10
+    assert est["envelope"].settings["ks"] == [10, 20]
+
+
+def test_estimator_bad_input():
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        estimate_alpha({5: [3, 2, 1]}, "nope")
+    with pytest.raises(ValueError, match="need 3"):
+        estimate_alpha({2: [3, 2]}, "ols")
+    with pytest.raises(ValueError, match="k=7 is not one of"):
+        estimate_alpha({5: [5, 3, 2, 1]}, "ols", k=7)
+
+
+def test_calibration_inverts_a_linear_bias():
+    rng = np.random.default_rng(0)
+    a = np.repeat([0.2, 0.5, 1.0, 1.5], 50)
+    hat = 0.1 + 0.6 * a + 0.03 * rng.standard_normal(a.size)
+    cal = calibrate(a, hat)
+    assert cal["c1"] == pytest.approx(0.6, abs=0.02) and cal["c0"] == pytest.approx(0.1, abs=0.02)
+    assert cal["residual_sd"] == pytest.approx(0.05, rel=0.2)       # 0.03 / 0.6
+    np.testing.assert_allclose(apply_calibration(0.1 + 0.6 * 0.8, cal), 0.8, atol=0.03)
+
+
+def test_toy_run_reports_truth_and_estimates():
+    res = run_toy(0.5, 10, 600, 32, 0.05, (5, 10), reps=2, k=10, bootstrap=20, n_init=2, seed=0)
+    assert res["alpha_true"] == 0.5
+    assert res["ari"][10] == pytest.approx(1.0)
+    for e in res["estimators"].values():
+        assert len(e["ci"]) == 2 and len(e["per_rep"]) == 2
+    assert list(res["sizes"]["10"]) == list(res["sizes"]["true"][:10])
+
+
+def test_toy_embeddings_are_unit_vectors_with_zipf_labels():
+    x, labels = toy_embeddings(1.0, 5, 20_000, 8, 0.3, seed=0)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    freq = np.bincount(labels, minlength=5) / labels.size
+    p = theory.frequencies(1.0, K=5)
+    se = np.sqrt(p * (1 - p) / labels.size)
+    assert np.all(np.abs(freq - p) < 5 * se)
+    with pytest.raises(ValueError, match="sigma"):
+        toy_embeddings(1.0, 5, 10, 8, -1.0)
