@@ -1,0 +1,151 @@
+"""The Numba kernels against the per-sample NumPy reference and against scipy's laws.
+
+Statistical checks use fixed seeds (deterministic) and state their thresholds: two-sample
+KS tests at p > 1e-3 each (about 20 of them: ≤ 2% false alarms if the seeds were redrawn),
+moment checks at 5 standard errors.
+"""
+import numba
+import numpy as np
+import pytest
+from numba import njit
+from scipy import stats
+
+import simulate
+from simulate import _kernels
+from tests import naive_simulate
+
+
+def _state(seed):
+    return np.random.SeedSequence(seed).generate_state(4, np.uint64)
+
+
+@njit(cache=True)
+def _binomial_draws(state, seed32, n, p, size):
+    np.random.seed(seed32)
+    out = np.empty(size, np.int64)
+    for i in range(size):
+        out[i] = _kernels._binomial(state, n, p)
+    return out
+
+
+@njit(cache=True)
+def _geometric_draws(state, r, U, size):
+    out = np.empty(size)
+    for i in range(size):
+        out[i] = _kernels._geometric_failures(state, r, U)
+    return out
+
+
+def _chi2_pvalue(draws, law, bins=40):
+    """Chi-square goodness of fit of integer draws to a discrete scipy law, on about
+    ``bins`` bins of equal probability (integer cut points from the law's quantiles)."""
+    cuts = np.unique(law.ppf(np.linspace(0, 1, bins + 1)[1:-1]))
+    probs = np.diff(np.concatenate([[0.0], law.cdf(cuts - 1), [1.0]]))
+    observed = np.bincount(np.searchsorted(cuts, draws, side="right"), minlength=probs.size)
+    keep = probs > 0
+    assert observed[~keep].sum() == 0, "draws where the law has no mass"
+    return stats.chisquare(observed[keep], probs[keep] / probs[keep].sum() * draws.size).pvalue
+
+
+@pytest.mark.parametrize("n, p", [
+    (10**12, 3e-12),        # inversion with a tiny p (1 − p rounds in float64)
+    (10**12, 2e-11),        # mean 20: still inversion
+    (10**12, 1e-4),         # BTPE
+    (40, 0.7),              # flipped inversion
+    (7, 0.5),
+])
+def test_binomial_follows_scipy(n, p):
+    draws = _binomial_draws(_state(1), 12345, n, p, 20_000)
+    law = stats.binom(n, p)
+    se = np.sqrt(law.var() / draws.size)
+    assert abs(draws.mean() - law.mean()) < 5 * se, (draws.mean(), law.mean())
+    assert abs(draws.var() / law.var() - 1) < 5 * np.sqrt(2 / draws.size) + 5 / draws.size
+    assert _chi2_pvalue(draws, law) > 1e-3
+
+
+@pytest.mark.parametrize("r, U", [(1, 0.3), (3, 0.05), (1, 1e-10), (4, 1e-12), (2, 1.0)])
+def test_geometric_failures_follow_negative_binomial(r, U):
+    draws = _geometric_draws(_state(2), r, U, 20_000)
+    if U == 1.0:
+        assert np.all(draws == 0)
+        return
+    law = stats.nbinom(r, U)
+    se = np.sqrt(law.var() / draws.size)
+    assert abs(draws.mean() - law.mean()) < 5 * se
+    assert _chi2_pvalue(draws, law) > 1e-3
+
+
+def test_radix_sort_orders_like_numpy():
+    rng = np.random.default_rng(3)
+    keys = np.concatenate([rng.exponential(size=5000) / rng.random(5000) ** 3, [0.0, 1.0]])
+    ids = np.arange(keys.size, dtype=np.int64)
+    tmp_k = np.empty(keys.size, np.uint64)
+    tmp_i = np.empty(keys.size, np.int64)
+    count = np.empty(65536, np.int64)
+    sk, si = _kernels._radix_sort(keys.copy().view(np.uint64), ids.copy(), tmp_k, tmp_i,
+                                  keys.size, count)
+    np.testing.assert_array_equal(sk.view(np.float64), np.sort(keys))
+    np.testing.assert_array_equal(keys[si], np.sort(keys))
+
+
+CONFIGS = {
+    "D tau=1": dict(regime="D", alpha=0.5, x=[3, 20, 150], K=30, tau=1),
+    "D tau=3": dict(regime="D", alpha=0.3, x=[10, 60, 400], K=40, tau=3),
+    "D capacity": dict(regime="D", alpha=0.5, x=[10, 60, 400], K=40, tau=2, N=12, C=1.5),
+    "S samples": dict(regime="S", alpha=0.5, x=[2, 10, 60], K=30, batch=5, tau=2),
+    "S steps": dict(regime="S", alpha=0.5, x=[2, 10, 60], K=30, batch=5, tau=2,
+                    rule="steps"),
+    "S steps big batch": dict(regime="S", alpha=1.0, x=[1, 3, 12], K=12, batch=40, tau=3,
+                              rule="steps"),
+    "N noisy": dict(regime="N", alpha=0.5, x=[3, 10, 25], K=40, noisy=True, D=80, tau=2),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_kernel_matches_per_sample_reference_in_distribution(name):
+    cfg = dict(CONFIGS[name])
+    regime, alpha, x = cfg.pop("regime"), cfg.pop("alpha"), cfg.pop("x")
+    fast = simulate.run(regime, alpha, x, reps=4000, seed=7, **cfg)
+    slow, frac = naive_simulate.losses(regime, alpha, x, reps=1500, seed=8, **cfg)
+    # the same learned set sums to the same loss up to rounding: compare on a 1e-12 lattice
+    fast_l, slow = np.round(fast.losses, 12), np.round(slow, 12)
+    for j in range(len(x)):  # each grid point, and the joint law along a realization
+        p = stats.ks_2samp(fast_l[:, j], slow[:, j]).pvalue
+        assert p > 1e-3, f"{name}: loss at x={x[j]} differs from the reference (KS p={p:.2g})"
+    delta = stats.ks_2samp(fast_l[:, -1] - fast_l[:, 0], slow[:, -1] - slow[:, 0])
+    assert delta.pvalue > 1e-3, f"{name}: L(x_last) − L(x_first) differs (KS)"
+    se = np.sqrt(frac * (1 - frac) / 1500 + fast.p_learned * (1 - fast.p_learned) / 4000)
+    assert np.all(np.abs(fast.p_learned - frac) <= 5 * se + 2e-3), name
+
+
+def test_plain_N_equals_reference_exactly():
+    x = np.array([1, 2.5, 7, 30, 100])
+    res = simulate.run("N", 0.7, x, K=60, C=1.0, reps=3, a=0.1, b=2.0)
+    slow, frac = naive_simulate.losses("N", 0.7, x, K=60, reps=3, seed=0, a=0.1, b=2.0)
+    np.testing.assert_allclose(res.losses, slow, rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(res.p_learned, frac)
+
+
+@pytest.mark.parametrize("kw", [dict(regime="D", tau=2), dict(regime="S", batch=7, rule="steps"),
+                                dict(regime="N", noisy=True, D=5000)])
+def test_same_seed_same_numbers_whatever_the_threads(kw):
+    kw = dict(kw)
+    regime = kw.pop("regime")
+    x = [5, 50, 500] if regime != "N" else [3, 30, 300]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = simulate.run(regime, 0.4, x, K=2000, reps=40, seed=11, **kw)
+        numba.set_num_threads(before)
+        many = simulate.run(regime, 0.4, x, K=2000, reps=40, seed=11, **kw)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one.losses, many.losses)
+    np.testing.assert_array_equal(one.p_learned, many.p_learned)
+    other = simulate.run(regime, 0.4, x, K=2000, reps=40, seed=12, **kw)
+    assert not np.array_equal(one.losses, other.losses)
+
+
+def test_one_realization_gives_a_monotone_curve():
+    res = simulate.run("D", 0.6, np.geomspace(1, 1e6, 25), K=5000, tau=2, reps=50, seed=3)
+    assert np.all(np.diff(res.losses, axis=1) <= 1e-15)
