@@ -63,8 +63,10 @@ def _expected_ND(alpha, tau, K, a, b, D, hi):
     if d.is_const:
         l_inf = a_.value
         unl = unlearned_mass_samples(alpha, K, D, tau, hi)
-        rest = np.where(np.isfinite(hi), np.asarray(tail_mass(np.where(np.isfinite(hi), hi, 0),
-                                                              alpha, K)), 0.0)
+        rest = np.zeros(np.broadcast(D, hi).shape)
+        fin = np.broadcast_to(np.isfinite(hi), rest.shape)
+        if fin.any():
+            rest[fin] = tail_mass(np.broadcast_to(hi, rest.shape)[fin], alpha, K)
         return finish(l_inf + d.value * (unl + rest))
     return finish(_expected(alpha, K, tau, a, b, D, hi,
                             lambda x: (lambda p: unlearned_prob(x, p, tau)),
