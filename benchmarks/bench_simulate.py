@@ -1,0 +1,109 @@
+"""Monte Carlo speed: the per-sample NumPy reference against the Numba kernel.
+
+    .venv/bin/python benchmarks/bench_simulate.py [--quick]
+
+1. Same configuration (α = 0.4, τ = 1, K = 10^5, 30 D values 10^2 … 10^6), time per
+   realization: reference (tests/naive_simulate.py draws every sample) vs kernel, ratio.
+2. The target: 1000 realizations × 30 D values (10^2 … 10^9) × K = 10^5, wall and CPU time.
+3. Memory: peak RSS of a fresh process simulating up to D = 10^3 and up to D = 10^12.
+4. The step rule and the noisy-order N learner on the same scale, for the record.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import simulate  # noqa: E402
+from tests import naive_simulate  # noqa: E402
+
+
+def timed(fn):
+    """(result, wall seconds, CPU seconds of this process and its threads)."""
+    t0, c0 = time.perf_counter(), os.times()
+    out = fn()
+    c1 = os.times()
+    return out, time.perf_counter() - t0, (c1.user - c0.user) + (c1.system - c0.system)
+
+
+def same_configuration(ref_reps: int, reps: int) -> None:
+    x = np.unique(np.round(np.geomspace(1e2, 1e6, 30)))
+    simulate.run("D", 0.4, x, K=100_000, reps=2, seed=0)  # compile / load the cache
+    _, t_ref, _ = timed(lambda: naive_simulate.losses("D", 0.4, x, K=100_000, reps=ref_reps,
+                                                      seed=0))
+    _, t_fast, c_fast = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps, seed=0))
+    per_ref, per_fast = t_ref / ref_reps, t_fast / reps
+    print("1. same configuration: alpha=0.4 tau=1 K=1e5, 30 D values 1e2..1e6")
+    print(f"   reference (per-sample NumPy): {per_ref * 1e3:10.2f} ms / realization "
+          f"({ref_reps} realizations)")
+    print(f"   kernel (Numba, {simulate_threads()} threads):  {per_fast * 1e3:10.3f} ms / "
+          f"realization ({reps} realizations, CPU {c_fast / reps * 1e3:.3f} ms)")
+    print(f"   ratio reference / kernel: {per_ref / per_fast:10.0f}x wall per realization")
+
+
+def simulate_threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
+def target(reps: int) -> None:
+    x = np.geomspace(1e2, 1e9, 30)
+    simulate.run("D", 0.4, x, K=100_000, reps=2, seed=0)
+    res, wall, cpu = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps, seed=0))
+    print(f"2. target: {reps} realizations x 30 D values (1e2..1e9) x K=1e5: "
+          f"{wall:.2f} s wall, {cpu:.2f} s CPU (target < 5 s wall on 2 cores); "
+          f"fitted exponent {res.exponent():.4f} vs {res.theory_exponent:.4f}")
+
+
+MEMORY_CHILD = """
+import resource, numpy as np, simulate
+simulate.run("D", 0.4, np.geomspace(1e2, {d_max:g}, 30), K=100_000, reps=200, seed=0)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def memory() -> None:
+    print("3. peak RSS of a fresh process (K=1e5, 200 realizations, 30 D values from 1e2):")
+    for d_max in (1e3, 1e12):
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD.format(d_max=d_max)],
+                             capture_output=True, text=True, check=True, cwd=ROOT)
+        print(f"   D up to {d_max:7.0e}: {int(out.stdout.split()[-1]) / 1024:8.1f} MiB")
+
+
+def others(reps: int) -> None:
+    x = np.geomspace(1e1, 1e7, 30)
+    simulate.run("S", 0.4, x, batch=16, rule="steps", K=100_000, reps=2, seed=0)
+    _, wall, cpu = timed(lambda: simulate.run("S", 0.4, x, batch=16, rule="steps",
+                                              K=100_000, reps=reps, seed=0))
+    print(f"4. step rule, B=16, 30 S values 1e1..1e7, K=1e5: {wall / reps * 1e3:.2f} ms wall "
+          f"/ realization ({reps} realizations, CPU {cpu / reps * 1e3:.2f} ms)")
+    n = np.geomspace(1, 1e5, 30)
+    simulate.run("N", 0.4, n, K=100_000, reps=2, seed=0, noisy=True, D=10**8)
+    _, wall, cpu = timed(lambda: simulate.run("N", 0.4, n, K=100_000, reps=reps, seed=0,
+                                              noisy=True, D=10**8))
+    print(f"   noisy-order N, D=1e8, 30 N values, K=1e5: {wall / reps * 1e3:.2f} ms wall / "
+          f"realization (CPU {cpu / reps * 1e3:.2f} ms)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer realizations")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    same_configuration(ref_reps=2 if args.quick else 5, reps=200 if args.quick else 1000)
+    target(reps=200 if args.quick else 1000)
+    memory()
+    others(reps=20 if args.quick else 100)
+
+
+if __name__ == "__main__":
+    main()
