@@ -139,3 +139,18 @@ def test_bad_input_messages():
         per_sample_gradients(model, x, y, params=["nope"])
     with pytest.raises(ValueError, match="symmetric"):
         QDGClustering(2, affinity="precomputed").fit(np.triu(np.ones((4, 4))))
+
+
+def test_factored_linear_gradients_give_the_exact_cosines():
+    model, x, y = _mlp_data(n=41)
+    from empirical.qdg import linear_gradient_factors
+    dense = cosine_similarity(per_sample_gradients(model, x, y))
+    factors = linear_gradient_factors(model, x, y, chunk_size=16)
+    np.testing.assert_allclose(cosine_similarity(factors, block_size=9), dense, atol=2e-6)
+    np.testing.assert_allclose(factors.sq_norms().numpy(),
+                               (per_sample_gradients(model, x, y).double() ** 2).sum(1).numpy(),
+                               rtol=1e-5)
+    assert all(p.grad is None for p in model.parameters())
+    with pytest.raises(ValueError, match="not a whole nn.Linear layer"):
+        linear_gradient_factors(_model(), torch.zeros(3, 2, dtype=torch.long),
+                                torch.zeros(3, dtype=torch.long), params=["3.weight", "3.bias"])

@@ -110,8 +110,18 @@ def per_sample_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.
         for start in range(0, n, chunk_size):
             stop = min(start + chunk_size, n)
             g = grad_fn(trained, inputs[start:stop].to(device), targets[start:stop].to(device))
-            flat = torch.cat([g[k].reshape(stop - start, -1) for k in names], dim=1)
-            out[start:stop] = project(flat) if project is not None else flat
+            offset = 0
+            if project is not None:
+                out[start:stop] = 0
+            for k in names:                  # no concatenated copy: one block per parameter
+                blk = g[k].reshape(stop - start, -1)
+                width = blk.shape[1]
+                if project is None:
+                    out[start:stop, offset:offset + width] = blk
+                else:
+                    out[start:stop] += blk @ project.matrix[offset:offset + width]
+                offset += width
+            del g
     finally:
         model.train(was_training)
     bad = ~torch.isfinite(out).all(dim=1)
@@ -136,3 +146,100 @@ def per_sample_gradients_loop(model: nn.Module, inputs: torch.Tensor, targets: t
         gs = torch.autograd.grad(loss, plist)
         rows.append(torch.cat([g.reshape(-1) for g in gs]))
     return torch.stack(rows)
+
+
+class LinearGradientFactors:
+    """Per-sample gradients of ``nn.Linear`` layers kept in factored form.
+
+    For a linear layer y = W a + b, the gradient of sample i's loss is ∂L_i/∂W = δ_i a_iᵀ and
+    ∂L_i/∂b = δ_i (δ_i = ∂L_i/∂y_i), so inner products of whole per-sample gradients are
+    ⟨g_i, g_j⟩ = Σ_layers (δ_i·δ_j)(a_i·a_j + [bias]) — exact, without ever forming the
+    n_params-long gradients (the "ghost" inner product). Stores, per layer, the inputs
+    ``activations`` (n, in) and output gradients ``deltas`` (n, out).
+    """
+
+    def __init__(self, activations, deltas, has_bias):
+        self.activations, self.deltas, self.has_bias = activations, deltas, has_bias
+        self.n_samples = activations[0].shape[0]
+
+    def gram(self, rows: slice, cols: slice) -> torch.Tensor:
+        """⟨g_i, g_j⟩ for i in ``rows``, j in ``cols`` (float32 block)."""
+        out = None
+        for a, d, bias in zip(self.activations, self.deltas, self.has_bias):
+            aa = a[rows] @ a[cols].T
+            if bias:
+                aa += 1.0
+            term = (d[rows] @ d[cols].T) * aa
+            out = term if out is None else out + term
+        return out
+
+    def sq_norms(self) -> torch.Tensor:
+        """|g_i|² of every sample."""
+        out = torch.zeros(self.n_samples, dtype=torch.float64)
+        for a, d, bias in zip(self.activations, self.deltas, self.has_bias):
+            aa = (a.double() ** 2).sum(1) + (1.0 if bias else 0.0)
+            out += (d.double() ** 2).sum(1) * aa.cpu()
+        return out
+
+
+def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
+                            loss_fn=cross_entropy_loss, params: Sequence[str] | None = None,
+                            chunk_size: int = 4096) -> LinearGradientFactors:
+    """Factored per-sample gradients (:class:`LinearGradientFactors`) of a model whose chosen
+    parameters all belong to ``nn.Linear`` layers applied once to (batch, features) inputs,
+    from one batched forward and backward per chunk. The model must treat samples
+    independently (no batch statistics). ValueError otherwise, or for NaN gradients.
+    """
+    if inputs.shape[0] == 0:
+        raise ValueError("inputs: no samples")
+    if targets.shape[0] != inputs.shape[0]:
+        raise ValueError(f"targets: {targets.shape[0]} targets for {inputs.shape[0]} inputs")
+    names = set(select_parameters(model, params))
+    layers = []
+    for mod_name, mod in model.named_modules():
+        own = {f"{mod_name}.{p}" if mod_name else p for p, _ in mod.named_parameters(recurse=False)}
+        chosen = own & names
+        if not chosen:
+            continue
+        if not isinstance(mod, nn.Linear) or (mod.bias is not None and len(chosen) != 2):
+            raise ValueError(f"params: {sorted(chosen)} is not a whole nn.Linear layer; use "
+                             "per_sample_gradients for this model")
+        layers.append(mod)
+    device = next(model.parameters()).device
+    acts = [[] for _ in layers]
+    deltas = [[] for _ in layers]
+    store: dict[int, torch.Tensor] = {}
+
+    def fwd_hook(i):
+        def hook(mod, inp, out):
+            if inp[0].ndim != 2:
+                raise ValueError("linear_gradient_factors needs (batch, features) layer inputs")
+            store[i] = inp[0].detach()
+            out.register_hook(lambda g: deltas[i].append(g.detach()))
+        return hook
+
+    handles = [m.register_forward_hook(fwd_hook(i)) for i, m in enumerate(layers)]
+    per_sample = vmap(lambda o, t: loss_fn(o.unsqueeze(0), t.unsqueeze(0)))
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, inputs.shape[0], chunk_size):
+            x = inputs[start:start + chunk_size].to(device)
+            y = targets[start:start + chunk_size].to(device)
+            with torch.enable_grad():
+                out = model(x)
+                for i in range(len(layers)):
+                    acts[i].append(store.pop(i))
+                torch.autograd.grad(per_sample(out, y).sum(),
+                                    [p for m in layers for p in m.parameters()])
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    factors = LinearGradientFactors([torch.cat(a) for a in acts], [torch.cat(d) for d in deltas],
+                                    [m.bias is not None for m in layers])
+    bad = ~torch.isfinite(factors.sq_norms())
+    if bool(bad.any()):
+        raise ValueError(f"gradients: {int(bad.sum())} sample(s) have NaN/inf gradients "
+                         f"(first: sample {int(bad.nonzero()[0, 0])})")
+    return factors

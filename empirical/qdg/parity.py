@@ -3,7 +3,8 @@
 For a network of a parity run (default: the widest) at each chosen checkpoint: draw
 ``n_samples`` inputs from the task's Zipfian subtask distribution (the same inputs at every
 checkpoint), keep those the network gets right with loss below ``loss_threshold`` (nats; the
-paper keeps low-loss samples), compute their per-sample gradients, cluster them (QDG) and
+paper keeps low-loss samples), compute their per-sample gradients (exactly, in factored form: the MLP is all
+``nn.Linear``; or vmap'ed and randomly projected with ``project_dim``), cluster them (QDG) and
 compare the clusters with the subtask labels (ARI, NMI), the estimated α with the α of the
 data, and record which subtasks have a matching cluster (best Jaccard overlap ≥ 0.5).
 """
@@ -19,7 +20,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from .clustering import QDGClustering, cluster_sizes
 from .estimators import ESTIMATORS, estimate_all
-from .gradients import per_sample_gradients
+from .gradients import linear_gradient_factors, per_sample_gradients
 
 #: a subtask counts as found when some cluster overlaps it with Jaccard index ≥ this
 MATCH_JACCARD = 0.5
@@ -110,7 +111,10 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
             rows.append({**row, "ari": None, "nmi": None, "skipped":
                          f"{int(keep_np.sum())} samples kept, need more than K={max(kks)}"})
             continue
-        g = per_sample_gradients(mlp, x[keep], y[keep], project_dim=project_dim, seed=seed)
+        if project_dim is None:      # exact cosines from factored linear-layer gradients
+            g = linear_gradient_factors(mlp, x[keep], y[keep])
+        else:
+            g = per_sample_gradients(mlp, x[keep], y[keep], project_dim=project_dim, seed=seed)
         model = QDGClustering(kks, n_init=n_init, random_state=int(rng.integers(2**31))).fit(g)
         k_eval = min(kks, key=lambda k: (abs(k - n_present), k))
         ari = {k: adjusted_rand_score(true, v) for k, v in model.labels_by_k_.items()}

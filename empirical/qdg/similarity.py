@@ -1,6 +1,7 @@
 """Cosine similarity of gradients and the angular affinity QDG clusters on.
 
-Rows are L2-normalised once; the similarity is built block by block on the gradients'
+Rows are L2-normalised once (or, for factored linear-layer gradients, the exact inner
+products are formed block by block from the factors, never the gradients themselves); the similarity is built block by block on the gradients'
 device (only the upper block triangle is computed, then mirrored, so the result is exactly
 symmetric with unit diagonal), and copied to a float32 NumPy array on the CPU. The affinity
 is ``1 − arccos(clip(cos, −1, 1)) / π`` (Michaud et al. 2023, section 5): 1 for parallel
@@ -34,16 +35,32 @@ def _blocks(n: int, block_size: int):
     return [(s, min(s + block_size, n)) for s in range(0, n, block_size)]
 
 
+def _factored_products(factors):
+    """Block products of unit gradients from :class:`LinearGradientFactors`."""
+    sq = factors.sq_norms()
+    if bool((sq == 0).any()):
+        raise ValueError(f"gradients: sample {int((sq == 0).nonzero()[0, 0])} has a zero "
+                         "gradient (no direction)")
+    inv = (1.0 / sq.sqrt()).to(torch.float32).to(factors.activations[0].device)
+    return factors.n_samples, lambda a, b, c, d: (
+        factors.gram(slice(a, b), slice(c, d)) * inv[a:b, None] * inv[None, c:d])
+
+
 def _similarity(gradients, transform, block_size: int) -> np.ndarray:
+    from .gradients import LinearGradientFactors
     if block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size}")
-    g = normalize_rows(gradients)
-    n = g.shape[0]
+    if isinstance(gradients, LinearGradientFactors):
+        n, product = _factored_products(gradients)
+    else:
+        g = normalize_rows(gradients)
+        n = g.shape[0]
+        product = lambda a, b, c, d: g[a:b] @ g[c:d].T      # noqa: E731
     out = np.empty((n, n), dtype=np.float32)
     blocks = _blocks(n, block_size)
     for i, (a, b) in enumerate(blocks):
         for c, d in blocks[i:]:
-            cos = g[a:b] @ g[c:d].T
+            cos = product(a, b, c, d)
             if c == a:                       # exact symmetry inside diagonal blocks
                 cos = 0.5 * (cos + cos.T)
             blk = transform(cos.clamp_(-1.0, 1.0)).cpu().numpy()
@@ -55,7 +72,8 @@ def _similarity(gradients, transform, block_size: int) -> np.ndarray:
 
 
 def cosine_similarity(gradients, block_size: int = 4096) -> np.ndarray:
-    """Cosine similarity (n × n float32, symmetric, unit diagonal) of gradient rows."""
+    """Cosine similarity (n × n float32, symmetric, unit diagonal) of gradient rows (a
+    tensor) or of factored linear-layer gradients (:class:`LinearGradientFactors`)."""
     return _similarity(gradients, lambda c: c, block_size)
 
 
