@@ -88,7 +88,7 @@ def test_asymptote_over_exact_tends_to_one(alpha, tau):
     D = np.array([1e9, 1e12, 1e15]) * tau
     ratio = theory.loss_D_asymptote(D, alpha, tau) / theory.expected_loss_D(D, alpha, tau)
     err = np.abs(ratio - 1)
-    assert np.all((np.diff(err) < 0) | (err[1:] < 1e-11)), err
+    assert np.all((np.diff(err) < 0) | (err[1:] < 1e-9)), err  # or already at the accuracy of the exact value
     assert err[-1] < 2e-2
 
 
@@ -126,7 +126,8 @@ def test_step_rule_with_batch_one_is_the_sample_rule(alpha, tau, S, K):
 def test_step_rule_matches_brute_force(alpha, K, tau, S, batch):
     S = math.floor(S)
     p = _p(alpha, K)
-    q = -np.expm1(batch * np.log1p(-p))   # 1 − (1 − p)^B without cancellation (S up to 1e7)
+    with np.errstate(divide="ignore"):     # p = 1 when K = 1
+        q = -np.expm1(batch * np.log1p(-p))  # 1 − (1 − p)^B without cancellation (S up to 1e7)
     want = math.fsum(p * stats.binom.cdf(tau - 1, S, q))
     assert theory.expected_loss_S(S, alpha, batch, tau, "steps", K) == pytest.approx(want, rel=1e-8, abs=1e-100)
 

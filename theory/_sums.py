@@ -222,6 +222,18 @@ def unlearned_mass_samples(alpha: float, K: int | None, D, tau: int, hi) -> np.n
         out[blind] = 1.0
         out[np.flatnonzero(blind)[fin]] = 1.0 - np.asarray(tail_mass(top[fin], alpha, K))
     tail = (hi > k0) & ~blind
+    # A finite range that is steep all the way to its end (s D p(x)/x > 0.05 at x = hi:
+    # everything learned, the sum is e^-(D p_hi)-small and its last terms dominate) is
+    # summed term by term from where D p_k ≤ 2τ + 750, since Euler–Maclaurin needs a
+    # slowly varying summand for relative accuracy there.
+    h_safe = np.where(tail & np.isfinite(hi), hi, 1.0)
+    steep = tail & np.isfinite(hi) & (s * D * h_safe ** (-s - 1.0) / Z > 0.05)
+    for i in np.flatnonzero(steep):
+        k_band = (Z * (2 * tau + 750) / D[i]) ** (-1.0 / s)
+        kk = np.arange(int(hi[i]), max(k0, int(k_band)), -1, dtype=float)
+        pkk = kk ** -s / Z
+        out[i] += float(np.sum(pkk * unlearned_prob(D[i], pkk, tau)))
+    tail &= ~steep
     if tail.any():
         Dt, ht = D[tail], hi[tail]
         A = np.full(Dt.shape, k0 + 0.5)
