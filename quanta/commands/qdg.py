@@ -58,14 +58,18 @@ def add_parser(subparsers) -> None:
     q.add_argument("--network", type=int, default=None, help="network index (default: the widest)")
     q.add_argument("--samples", type=int, default=5000)
     q.add_argument("--ks", type=int, nargs="+", default=None, help="cluster counts (default: around the subtask count)")
-    q.add_argument("--loss-threshold", type=float, default=0.1,
-                   help="keep samples with loss below this (nats; default 0.1)")
+    q.add_argument("--loss-threshold", type=_threshold, default=0.1,
+                   help="keep samples with loss below this (nats; default 0.1; 'none': keep all)")
     q.add_argument("--project-dim", type=int, default=None, help="random projection of gradients")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--n-init", type=int, default=3)
     q.add_argument("--json", metavar="FILE", default=None, help="write results as JSON ('-' for stdout)")
     q.add_argument("--plot-dir", default=None, help="folder for PNG plots")
     q.set_defaults(func=run_parity_cmd)
+
+
+def _threshold(text: str):
+    return None if text.lower() == "none" else float(text)
 
 
 def _print_estimates(estimates: dict, alpha_true=None) -> None:
