@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import theory
-from empirical.qdg import (ESTIMATORS, QDGClustering, angular_affinity, apply_calibration,
+from empirical.qdg import (ESTIMATORS, QDGClustering, apply_calibration,
                            calibrate, envelope, estimate_alpha, estimate_all, run_toy,
                            toy_embeddings, zipf_mle)
 

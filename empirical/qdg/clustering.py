@@ -81,8 +81,8 @@ class QDGClustering(ClusterMixin, BaseEstimator):
     n_clusters : int or sequence of int
         K, or several K (the embedding is computed once with max(K) components).
     affinity : {"gradients", "precomputed"}
-        ``fit(X)`` takes gradient rows (the affinity ``1 − arccos(cos)/π`` is built in
-        blocks) or a precomputed symmetric affinity matrix.
+        ``fit(X)`` takes gradient rows or :class:`LinearGradientFactors` (the affinity
+        ``1 − arccos(cos)/π`` is built in blocks) or a precomputed symmetric affinity matrix.
     eigen_solver : {"auto", "arpack", "dense"}
     n_init : int
         k-means restarts per K (sklearn's default 10).

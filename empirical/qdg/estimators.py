@@ -30,10 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
-try:
-    from fit import discrete_power_law_mle, rank_frequency_exponent
-except ImportError:  # until fit/__init__ exports them (agreed API)
-    from fit.sizes import discrete_power_law_mle, rank_frequency_exponent
+from fit import discrete_power_law_mle, rank_frequency_exponent
 
 ESTIMATORS = ("envelope", "ols", "mle", "zipf")
 

@@ -11,10 +11,9 @@ runs); for parity runs ``ari`` and ``nmi`` per checkpoint.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from quanta.io import CommandError, add_output_args, atomic_write_bytes, save_figure, write_json
+from quanta.io import add_output_args, atomic_write_bytes, save_figure, write_json
 
 
 def add_parser(subparsers) -> None:
