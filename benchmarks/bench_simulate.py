@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_simulate.py [--quick]
 
-1. Same configuration (α = 0.4, τ = 1, K = 10^5, 30 D values 10^2 … 10^6), time per
-   realization: reference (tests/naive_simulate.py draws every sample) vs kernel, ratio.
+1. Same configuration (α = 0.4, τ = 1, K = 10^5, 30 D values 10^2 … 10^6, then … 10^7),
+   time per realization: reference (tests/naive_simulate.py draws every sample) vs
+   kernel, ratio. The reference costs O(D), the kernel O(K): the ratio grows like D.
 2. The target: 1000 realizations × 30 D values (10^2 … 10^9) × K = 10^5, wall and CPU time.
 3. Memory: peak RSS of a fresh process simulating up to D = 10^3 and up to D = 10^12.
 4. The step rule and the noisy-order N learner on the same scale, for the record.
@@ -34,14 +35,14 @@ def timed(fn):
     return out, time.perf_counter() - t0, (c1.user - c0.user) + (c1.system - c0.system)
 
 
-def same_configuration(ref_reps: int, reps: int) -> None:
-    x = np.unique(np.round(np.geomspace(1e2, 1e6, 30)))
+def same_configuration(d_max: float, ref_reps: int, reps: int) -> None:
+    x = np.unique(np.round(np.geomspace(1e2, d_max, 30)))
     simulate.run("D", 0.4, x, K=100_000, reps=2, seed=0)  # compile / load the cache
     _, t_ref, _ = timed(lambda: naive_simulate.losses("D", 0.4, x, K=100_000, reps=ref_reps,
                                                       seed=0))
     _, t_fast, c_fast = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps, seed=0))
     per_ref, per_fast = t_ref / ref_reps, t_fast / reps
-    print("1. same configuration: alpha=0.4 tau=1 K=1e5, 30 D values 1e2..1e6")
+    print(f"1. same configuration: alpha=0.4 tau=1 K=1e5, 30 D values 1e2..{d_max:.0e}")
     print(f"   reference (per-sample NumPy): {per_ref * 1e3:10.2f} ms / realization "
           f"({ref_reps} realizations)")
     print(f"   kernel (Numba, {simulate_threads()} threads):  {per_fast * 1e3:10.3f} ms / "
@@ -99,7 +100,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer realizations")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    same_configuration(ref_reps=2 if args.quick else 5, reps=200 if args.quick else 1000)
+    same_configuration(1e6, ref_reps=2 if args.quick else 5, reps=200 if args.quick else 1000)
+    same_configuration(1e7, ref_reps=1 if args.quick else 2, reps=200 if args.quick else 1000)
     target(reps=200 if args.quick else 1000)
     memory()
     others(reps=20 if args.quick else 100)

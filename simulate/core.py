@@ -90,6 +90,9 @@ class SimulationResult:
         return float(-slope)
 
 
+#: The data kernel holds K·τ occurrence clocks per thread; above this it refuses.
+MAX_CLOCKS = 100_000_000
+
 #: p_learned is kept when points × K is at most this (a (points+1) × K int32 table per thread).
 P_LEARNED_MAX = 20_000_000
 
@@ -134,13 +137,15 @@ def _states(seed, reps: int) -> np.ndarray:
 
 
 def _call_kernel(*args):
-    """The kernel; with NUMBA_DISABLE_JIT its np.random calls hit NumPy's global state,
-    which is saved and restored so pure-Python runs (coverage) leave it untouched."""
+    """The kernel. Under NUMBA_DISABLE_JIT (coverage runs) it runs as Python: its
+    np.random calls then hit NumPy's global state, saved and restored here, and the
+    generator's uint64 arithmetic wraps with NumPy overflow warnings, silenced here."""
     if not numba.config.DISABLE_JIT:
         return _kernels._simulate(*args)
     state = np.random.get_state()
     try:
-        return _kernels._simulate(*args)
+        with np.errstate(over="ignore"):
+            return _kernels._simulate(*args)
     finally:
         np.random.set_state(state)
 
@@ -233,6 +238,11 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
             mode, kx = _kernels.MODE_STEPS, grid
         else:
             mode, kx = _kernels.MODE_SAMPLES, grid * (batch if regime == "S" else 1)
+            if grid[-1] * float(batch if regime == "S" else 1) > 2.0**62:
+                raise ValueError("x: S·batch above 2^62 samples does not fit the counters")
+            if K * tau > MAX_CLOCKS:
+                raise ValueError(f"K·tau = {K * tau:,} clocks exceed {MAX_CLOCKS:,} "
+                                 f"(about 48 bytes each per thread); lower K or tau")
         out, hist = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64), tau,
                                  int(batch or 1), kmax, int(D or 0), _states(seed_value, reps),
                                  want_p, numba.get_num_threads())
