@@ -34,22 +34,25 @@ def test_finite_K_matches_binomial_brute_force(alpha, K, tau, D, a, gap):
     assert got == pytest.approx(want, rel=1e-8, abs=1e-100)
 
 
-@given(alpha=st.floats(0.2, 3.0), tau=small_taus, D=log_sizes(0, 4))
+@given(alpha=st.floats(0.2, 3.0), tau=small_taus, u=st.floats(0, 1))
 @settings(max_examples=15)
-def test_infinite_K_matches_long_brute_force(alpha, tau, D):
+def test_infinite_K_matches_long_brute_force(alpha, tau, u):
     """Head + tail against 10^6 exact terms plus Σ_{k>M} p_k − C(D,τ) Σ_{k>M} p_k^(τ+1),
-    whose neglected part is O((D p_M)^(τ+1)) of the tail mass."""
-    D, M = math.floor(D), 10**6
+    whose neglected part is O((D p_M)^(τ+1)) of the tail mass. D ranges up to where
+    D p_M = 1e-3 (10^15 at α = 3)."""
+    M = 10**6
     Z = float(special.zeta(alpha + 1))
+    p_M = M ** -(alpha + 1) / Z
+    D = math.floor(10 ** (u * min(15.0, math.log10(1e-3 / p_M))))
     k = np.arange(M, 0, -1, dtype=float)
     p = k ** -(alpha + 1) / Z
     head = math.fsum(p * stats.binom.cdf(tau - 1, D, p))
     tail = special.zeta(alpha + 1, M + 1) / Z
     first_order = special.comb(D, tau) * special.zeta((alpha + 1) * (tau + 1), M + 1) / Z ** (tau + 1)
     want = head + tail - first_order
-    slack = tail * (D * M ** -(alpha + 1) / Z) ** (tau + 1)
+    slack = tail * (D * p_M) ** (tau + 1)
     got = theory.expected_loss_D(D, alpha, tau)
-    assert abs(got - want) <= 1e-8 * want + slack
+    assert abs(got - want) <= 1e-8 * want + slack, (D, got, want)
 
 
 @given(alpha=alphas, tau=taus, D=log_sizes(0, 15))
@@ -222,3 +225,69 @@ def test_compute_optimum_minimises_the_asymptotic_loss(alpha, tau, C, compute):
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@pytest.mark.parametrize("alpha, tau", [(0.3, 1), (1.0, 5), (2.0, 1)])
+def test_exact_compute_optimum_has_the_predicted_exponents(alpha, tau):
+    """Minimising the exact E[L(N, D = c/6N)] over N: L* − L∞ and N* scale with the
+    exponents of compute_optimal, and its sum-of-asymptotes L* bounds the exact one."""
+    opt = theory.compute_optimal(alpha, tau)
+
+    def exact_optimum(c):
+        f = lambda logN: theory.expected_loss_ND(math.exp(logN), c / (6 * math.exp(logN)), alpha, 1.0, tau)  # noqa: E731
+        grid = np.linspace(0, math.log(c / 6), 200)
+        i = int(np.argmin([f(g) for g in grid]))
+        res = optimize.minimize_scalar(f, bounds=(grid[max(i - 1, 0)], grid[min(i + 1, 199)]),
+                                       method="bounded", options={"xatol": 1e-6})
+        return math.exp(res.x), res.fun
+
+    (N1, L1), (N2, L2) = exact_optimum(1e18), exact_optimum(1e26)
+    assert math.log(L1 / L2) / math.log(1e8) == pytest.approx(opt.L_exponent, abs=0.01)
+    assert math.log(N2 / N1) / math.log(1e8) == pytest.approx(opt.N_exponent, abs=0.02)
+    assert L2 < opt.L(1e26) and L1 < opt.L(1e18)
+
+
+@given(alpha=st.floats(0.05, 1.5), K=st.integers(2, 10), tau=st.integers(1, 4), batch=st.integers(1, 20),
+       seed=seeds)
+@settings(max_examples=10)
+def test_monte_carlo_step_rule_within_standard_errors(alpha, K, tau, batch, seed):
+    """Draw S batches of B samples; a quantum is learned once present in τ distinct steps."""
+    rng = np.random.default_rng(seed)
+    p = _p(alpha, K)
+    q_K = -math.expm1(batch * math.log1p(-p[-1]))
+    S, reps = min(max(tau, math.ceil(2 * tau / q_K)), 300), 1000  # rarest quantum ~half-learned
+    present = rng.multinomial(batch, p, size=(reps, S)) > 0
+    unlearned = (present.sum(axis=1) < tau) @ p
+    want = theory.expected_loss_S(S, alpha, batch, tau, "steps", K)
+    # the unlearned mass X lies in [0, 1], so Var X ≤ E X: a floor for a sample that shows no spread
+    se = max(unlearned.std(ddof=1), math.sqrt(want) / 10) / math.sqrt(reps)
+    assert abs(unlearned.mean() - want) <= 5 * se + 1e-12, \
+        f"Monte Carlo {unlearned.mean():.6f} ± {se:.2g} vs exact {want:.6f}"
+
+
+@given(alpha=alphas, tau=taus, S=log_sizes(0, 10), batch=batches, k=log_sizes(0, 8))
+def test_prob_learned_S_step_rule_is_the_binomial_survival(alpha, tau, S, batch, k):
+    S, k = math.floor(S), math.floor(k)
+    p = float(theory.frequencies(alpha, None, k))
+    q = -math.expm1(batch * math.log1p(-p))
+    want = stats.binom.sf(tau - 1, S, q)
+    got = theory.prob_learned_S(k, S, alpha, batch, tau, "steps")
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-100)
+    assert theory.prob_learned_S(k, S, alpha, batch, tau, "samples") == pytest.approx(
+        stats.binom.sf(tau - 1, S * batch, p), rel=1e-9, abs=1e-100)
+
+
+@pytest.mark.parametrize("alpha, tau, batch", [(0.1, 1, 1000), (0.5, 3, 50), (2.0, 10, 5)])
+def test_quadrature_tail_over_a_finite_range_matches_brute_force(alpha, tau, batch):
+    """K = 50000 takes the head + adaptive-quadrature path (steps rule; a callable b)."""
+    K = 50_000
+    p = _p(alpha, K)
+    q = -np.expm1(batch * np.log1p(-p))
+    k = np.arange(1, K + 1, dtype=float)
+    b = lambda x: 1 + 1 / np.sqrt(x)  # noqa: E731
+    for S in (1, 30, 10**3, 10**5, 10**7):
+        want = math.fsum(p * stats.binom.cdf(tau - 1, S, q))
+        got = theory.expected_loss_S(S, alpha, batch, tau, "steps", K)
+        assert got == pytest.approx(want, rel=1e-8, abs=1e-100), S
+        want_b = math.fsum(p * b(k) * stats.binom.cdf(tau - 1, S * batch, p))
+        assert theory.expected_loss_D(S * batch, alpha, tau, K, b=b) == pytest.approx(want_b, rel=1e-8, abs=1e-100), S
