@@ -78,10 +78,17 @@ def plot_bias(summary, ax=None):
 def plot_parity_checkpoints(result: dict, ax=None):
     """ARI and NMI of QDG clusters against the true subtasks at each checkpoint."""
     ax = _ax(ax)
-    rows = result["checkpoints"]
+    rows = [r for r in result["checkpoints"] if r.get("ari") is not None]
     steps = np.array([max(r["step"], 1) for r in rows])
-    ax.semilogx(steps, [r["ari"] for r in rows], "o-", label="ARI")
-    ax.semilogx(steps, [r["nmi"] for r in rows], "s-", label="NMI")
+    ax.semilogx(steps, [r["ari"] for r in rows], "o-", label="ARI (subtasks)")
+    ax.semilogx(steps, [r["nmi"] for r in rows], "s-", label="NMI (subtasks)")
+    def pair_ari(r):               # keys are ints in memory, strings after JSON
+        by_k, k2 = r["ari_subtask_label_by_k"], 2 * r["n_subtasks_present"]
+        return by_k.get(k2, by_k.get(str(k2), np.nan))
+    ax.semilogx(steps, [pair_ari(r) for r in rows], "^--",
+                label="ARI (subtask, label) at K = 2×subtasks")
+    ax.set_title(f"QDG on network {result['network']} (width {result['width']}), "
+                 f"loss < {result['loss_threshold']}", fontsize=9)
     ax.set_xlabel("training step")
     ax.set_ylabel("agreement with true subtasks")
     ax.set_ylim(-0.05, 1.05)
