@@ -291,3 +291,31 @@ def test_quadrature_tail_over_a_finite_range_matches_brute_force(alpha, tau, bat
         assert got == pytest.approx(want, rel=1e-8, abs=1e-100), S
         want_b = math.fsum(p * b(k) * stats.binom.cdf(tau - 1, S * batch, p))
         assert theory.expected_loss_D(S * batch, alpha, tau, K, b=b) == pytest.approx(want_b, rel=1e-8, abs=1e-100), S
+
+
+@given(alpha=alphas, tau=small_taus, k=log_sizes(1, 6))
+def test_critical_batch_separates_perfect_scaling_from_waste(alpha, tau, k):
+    """Steps rule: well below B_crit = 1/p_k, halving B and doubling S keeps P(learned);
+    well above it, a bigger batch no longer helps (P ≈ P(Bin(S, 1) ≥ τ) = 1 for S ≥ τ)."""
+    k = math.floor(k)
+    B_crit = theory.critical_batch(k, alpha)
+    assert B_crit == pytest.approx(1 / float(theory.frequencies(alpha, None, k)))
+    small = B_crit / 1e3                           # batches may be fractional here
+    S = 1000 * tau                                 # about τ expected occurrences
+    P1 = theory.prob_learned_S(k, S, alpha, small, tau, "steps")
+    P2 = theory.prob_learned_S(k, 2 * S, alpha, small / 2, tau, "steps")
+    assert 0.45 < P1 < 0.7 and P1 == pytest.approx(P2, abs=3e-3)  # ≈ P(Poisson(τ) ≥ τ)
+    big = 1e3 * B_crit
+    P_big = theory.prob_learned_S(k, tau, alpha, big, tau, "steps")
+    assert P_big == pytest.approx(1.0, abs=1e-6 * tau)
+    assert theory.prob_learned_S(k, tau, alpha, 10 * big, tau, "steps") - P_big < 1e-6 * tau
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: theory.prob_learned_D([1, 2, 3], [10, 20], 0.5), "k and D"),
+    (lambda: theory.expected_loss_ND([1, 2, 3], [10, 20], 0.5), "N and D"),
+    (lambda: theory.prob_learned_N([1, 2], [1, 2, 3], 0.5), "k and N"),
+])
+def test_shape_mismatch_names_the_arguments(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

@@ -6,7 +6,8 @@ p_k = k^-(α+1) / ζ(α+1) (or the generalised harmonic number for finite K).
 (unlearned) default to 0 and 1, so the loss is the unlearned mass; they may be
 constants, arrays of length K, or callables of the 1-based rank k.
 """
-from theory.data import (ComputeOptimal, compute_optimal, expected_loss_D, expected_loss_ND,
+from theory.data import (ComputeOptimal, compute_optimal, critical_batch, expected_loss_D,
+                         expected_loss_ND,
                          expected_loss_S, loss_D_asymptote, loss_S_asymptote, prob_learned_D,
                          prob_learned_N, prob_learned_S)
 from theory.exponents import (alpha_D, alpha_from_alpha_D, alpha_from_alpha_N,
@@ -19,7 +20,7 @@ __all__ = [
     "normalization", "frequencies", "tail_mass",
     "loss_n", "loss_n_asymptote", "loss_infinity", "loss_N",
     "expected_loss_D", "loss_D_asymptote", "expected_loss_S", "loss_S_asymptote",
-    "expected_loss_ND", "prob_learned_D", "prob_learned_S", "prob_learned_N",
+    "expected_loss_ND", "prob_learned_D", "prob_learned_S", "prob_learned_N", "critical_batch",
     "compute_optimal", "ComputeOptimal",
     "alpha_N", "alpha_D", "alpha_S", "alpha_from_alpha_N", "alpha_from_alpha_D",
     "alpha_from_rank_slope", "tilted_exponents", "alpha_gamma_from_exponents",

@@ -77,3 +77,12 @@ def finish(arr):
     """A 0-d result as a Python float, otherwise the array."""
     arr = np.asarray(arr, dtype=float)
     return float(arr) if arr.ndim == 0 else arr
+
+
+def broadcast(**arrays):
+    """Broadcast named arrays together; a shape mismatch names the arguments."""
+    try:
+        return np.broadcast_arrays(*arrays.values())
+    except ValueError:
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in arrays.items())
+        raise ValueError(f"{' and '.join(arrays)} must broadcast together, got shapes {shapes}") from None

@@ -18,8 +18,8 @@ import math
 import numpy as np
 from scipy import special
 
-from theory._checks import (check_alpha, check_K, check_positive, check_rule, check_sizes,
-                            check_tau, finish)
+from theory._checks import (broadcast, check_alpha, check_K, check_positive, check_rule,
+                            check_sizes, check_tau, finish)
 from theory._sums import (PerQuantum, learned_prob, step_presence, unlearned_mass_samples,
                           unlearned_prob, weighted_sum)
 from theory.loss import _losses, _total
@@ -127,7 +127,7 @@ def expected_loss_ND(N, D, alpha, C=1.0, tau=1, K=None, a=0, b=1):
     Σ_{k≤n} p_k [a_k P(learned) + b_k P(not)] + Σ_{k>n} p_k b_k. Broadcasts N and D."""
     alpha, tau, K = check_alpha(alpha), check_tau(tau), check_K(K)
     C = check_positive(C, "C")
-    N, D = np.broadcast_arrays(check_sizes(N, "N"), check_sizes(D, "D"))
+    N, D = broadcast(N=check_sizes(N, "N"), D=check_sizes(D, "D"))
     n = np.floor(N / C + 1e-9)
     return _expected_ND(alpha, tau, K, a, b, D.astype(float), n.astype(float))
 
@@ -136,7 +136,7 @@ def prob_learned_D(k, D, alpha, tau=1, K=None):
     """P(quantum k learned from D samples) = P(Binomial(D, p_k) ≥ τ). Broadcasts k, D."""
     alpha, tau, K = check_alpha(alpha), check_tau(tau), check_K(K)
     D = check_sizes(D, "D")
-    p = np.asarray(frequencies(alpha, K, k))
+    p, D = broadcast(k=np.asarray(frequencies(alpha, K, k)), D=D)
     return finish(learned_prob(D, p, tau))
 
 
@@ -146,7 +146,7 @@ def prob_learned_S(k, S, alpha, batch, tau=1, rule="samples", K=None):
     alpha, tau, K = check_alpha(alpha), check_tau(tau), check_K(K)
     batch, rule = check_positive(batch, "batch"), check_rule(rule)
     S = check_sizes(S, "S")
-    p = np.asarray(frequencies(alpha, K, k))
+    p, S = broadcast(k=np.asarray(frequencies(alpha, K, k)), S=S)
     if rule == "samples":
         return finish(learned_prob(S * batch, p, tau))
     return finish(learned_prob(S, step_presence(p, batch), tau))
@@ -156,10 +156,19 @@ def prob_learned_N(k, N, alpha, C=1.0):
     """1 if quantum k fits in N parameters (k ≤ ⌊N/C⌋), else 0. Broadcasts k, N."""
     check_alpha(alpha)
     C = check_positive(C, "C")
-    k, N = check_sizes(k, "k"), check_sizes(N, "N")
+    k, N = broadcast(k=check_sizes(k, "k"), N=check_sizes(N, "N"))
     if k.size and (k < 1).any():
         raise ValueError("k must be >= 1 (ranks are 1-based)")
     return finish((k <= np.floor(N / C + 1e-9)).astype(float))
+
+
+def critical_batch(k, alpha, K=None):
+    """B_crit(k) ≈ 1/p_k: under the steps rule a batch well below it makes each step
+    count (steps to learn quantum k ∝ 1/B), a batch well above it is wasted (quantum k is
+    in nearly every step, so it still needs τ steps)."""
+    p = np.asarray(frequencies(alpha, K, k))
+    with np.errstate(divide="ignore"):
+        return finish(1.0 / p)
 
 
 @dataclasses.dataclass(frozen=True)
