@@ -20,7 +20,7 @@ from scipy import special
 
 from theory._checks import (broadcast, check_alpha, check_K, check_positive, check_rule,
                             check_sizes, check_tau, finish)
-from theory._sums import (PerQuantum, learned_prob, step_presence, unlearned_mass_samples,
+from theory._sums import (learned_prob, step_presence, unlearned_mass_samples,
                           unlearned_prob, weighted_sum)
 from theory.loss import _losses, _total
 from theory.zipf import _normalization, frequencies, tail_mass

@@ -11,7 +11,7 @@ from scipy import special
 
 from theory._checks import check_alpha, check_K, check_positive, check_sizes, finish
 from theory._sums import PerQuantum, weighted_sum
-from theory.zipf import _normalization, tail_mass
+from theory.zipf import tail_mass
 
 
 def _losses(a, b, K):

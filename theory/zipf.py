@@ -53,6 +53,15 @@ def frequencies(alpha, K=None, k=None):
     return finish(p)
 
 
+@functools.lru_cache(maxsize=16)
+def _suffix_sums(s: float, K: int) -> np.ndarray:
+    """S[m] = Σ_{k=m+1}^{K} k^-s for m = 0..K (K ≤ DIRECT_TERMS), summed from the small end."""
+    terms = np.arange(K, 0, -1, dtype=float) ** -s
+    out = np.concatenate([[0.0], np.cumsum(terms)])[::-1].copy()
+    out.setflags(write=False)
+    return out
+
+
 def _hurwitz_between(s: float, n: np.ndarray, K: int | None) -> np.ndarray:
     """ζ(s, n+1) − ζ(s, K+1) for real n ≤ K (Σ_{n<k≤K} k^-s at integer n), computed
     term by term where the two zetas would nearly cancel."""
@@ -61,9 +70,16 @@ def _hurwitz_between(s: float, n: np.ndarray, K: int | None) -> np.ndarray:
     if K is None:
         return head
     out = head - special.zeta(s, K + 1.0)
-    near = np.flatnonzero((K - n) <= DIRECT_TERMS)
     flat_n, flat_out = n.reshape(-1), out.reshape(-1)
-    for i in near:
+    near = (K - flat_n) <= DIRECT_TERMS
+    whole = near & (flat_n == np.floor(flat_n))
+    if whole.any():                       # integer n near K: cached suffix sums
+        if K <= DIRECT_TERMS:
+            flat_out[whole] = _suffix_sums(s, K)[flat_n[whole].astype(np.int64)]
+        else:
+            near = near.copy()
+            whole[:] = False
+    for i in np.flatnonzero(near & ~whole):
         m = int(math.floor(K - flat_n[i]))
         terms = (flat_n[i] + 1.0 + np.arange(m - 1, -1, -1, dtype=float)) ** -s
         rest = special.zeta(s, flat_n[i] + 1.0 + m) - special.zeta(s, K + 1.0)
