@@ -41,7 +41,7 @@ def _expected(alpha, K, tau, a, b, size, hi, unlearned_of, p_star):
         pts = (_transition_rank(alpha, Z, p_star(x)),)
         head = weighted_sum(alpha, K, d, 1, top, unlearned_of(x), tau, pts)
         rest = 0.0 if not math.isfinite(top) else weighted_sum(alpha, K, d, int(top) + 1, math.inf)
-        out.reshape(-1)[i] = l_inf + head + rest
+        out.flat[i] = l_inf + head + rest
     return out
 
 
@@ -50,8 +50,8 @@ def expected_loss_D(D, alpha, tau=1, K=None, a=0, b=1):
 
     Exact for any D ≥ 0 (non-integer D: the continuous extension 1 − I_p(τ, D−τ+1)) and
     any K. Constant a, b: head sum plus closed-form incomplete-beta tail, vectorised over
-    D (about a millisecond per point). Per-quantum arrays (finite K) are summed term by
-    term; callables use adaptive quadrature beyond the head (slower).
+    D (0.02–1 ms per point, 1e-10 relative). Per-quantum arrays (finite K) are summed
+    term by term; callables use adaptive quadrature beyond the head (a few ms per point).
     """
     alpha, tau, K = check_alpha(alpha), check_tau(tau), check_K(K)
     D = check_sizes(D, "D")
@@ -59,6 +59,7 @@ def expected_loss_D(D, alpha, tau=1, K=None, a=0, b=1):
 
 
 def _expected_ND(alpha, tau, K, a, b, D, hi):
+    """L∞ + Σ_{k≤hi} p_k d_k P(Bin(D, p_k) < τ) + Σ_{k>hi} p_k d_k (hi = inf: all quanta)."""
     a_, b_, d = _losses(a, b, K)
     if d.is_const:
         l_inf = a_.value
