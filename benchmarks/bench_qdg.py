@@ -2,6 +2,7 @@
 
     python benchmarks/bench_qdg.py grads [--width 500] [--n 1000] [--n-loop 200] [--threads 1]
     python benchmarks/bench_qdg.py cluster [--sizes 10000 20000] [--ks 50 100 200] [--threads 1]
+                                           [--solver auto|arpack|dense|lanczos]
 
 ``grads``: the paper-size parity network (500 subtasks, 100 bits: 600 inputs, one hidden
 layer of ``width``, 2 logits), encoded parity samples; the reference is one backward pass
@@ -69,7 +70,7 @@ def bench_grads(args) -> None:
           f"→ loop/factored {loop_total / (t_fac * n + t_cos_fac):.0f}x")
 
 
-def _cluster_one(n: int, ks: list[int], threads: int) -> dict:
+def _cluster_one(n: int, ks: list[int], threads: int, solver: str = "auto") -> dict:
     import numpy as np
     import torch
     from sklearn.cluster import k_means
@@ -83,9 +84,9 @@ def _cluster_one(n: int, ks: list[int], threads: int) -> dict:
     out["affinity_s"] = time.perf_counter() - t
     rs = np.random.RandomState(0)
     t = time.perf_counter()
-    emb, _ = laplacian_embedding(A, max(ks), eigen_solver="auto", random_state=rs)
+    emb, _ = laplacian_embedding(A, max(ks), eigen_solver=solver, random_state=rs)
     out["embedding_s"] = time.perf_counter() - t
-    out["solver"] = "dense" if n <= 6000 else "arpack"
+    out["solver"] = solver if solver != "auto" else ("dense" if n <= 6000 else "lanczos")
     t = time.perf_counter()
     for k in ks:
         k_means(emb[:, :k], k, random_state=0, n_init=1)
@@ -96,7 +97,8 @@ def _cluster_one(n: int, ks: list[int], threads: int) -> dict:
 
 def bench_cluster(args) -> None:
     for n in args.sizes:
-        cmd = [sys.executable, __file__, "_one", str(n), str(args.threads), *map(str, args.ks)]
+        cmd = [sys.executable, __file__, "_one", args.solver, str(n), str(args.threads),
+               *map(str, args.ks)]
         t = time.perf_counter()
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
         if res.returncode != 0:
@@ -111,8 +113,8 @@ def bench_cluster(args) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_one":
-        n, threads, *ks = map(int, sys.argv[2:])
-        print(json.dumps(_cluster_one(n, ks, threads)))
+        n, threads, *ks = map(int, sys.argv[3:])
+        print(json.dumps(_cluster_one(n, ks, threads, sys.argv[2])))
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="what", required=True)
@@ -126,6 +128,7 @@ def main() -> None:
     c.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000])
     c.add_argument("--ks", type=int, nargs="+", default=[50, 100, 200])
     c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--solver", default="auto", choices=("auto", "arpack", "dense", "lanczos"))
     c.add_argument("--timeout", type=int, default=1800)
     args = p.parse_args()
     (bench_grads if args.what == "grads" else bench_cluster)(args)

@@ -87,7 +87,7 @@ def test_planted_clusters_recovered_exactly():
                                   np.sort(np.bincount(truth))[::-1])
 
 
-@pytest.mark.parametrize("solver", ["arpack", "dense"])
+@pytest.mark.parametrize("solver", ["arpack", "dense", "lanczos"])
 def test_single_k_matches_sklearn_spectral_clustering(solver):
     x, _ = toy_embeddings(0.5, 20, 400, 16, 0.6, seed=4)
     A = angular_affinity(torch.from_numpy(x))
@@ -95,7 +95,7 @@ def test_single_k_matches_sklearn_spectral_clustering(solver):
     ours = QDGClustering(12, affinity="precomputed", eigen_solver=solver, random_state=3).fit(A)
     if solver == "arpack":           # the same computation: identical labels
         np.testing.assert_array_equal(ours.labels_, ref)
-    else:                            # LAPACK instead of ARPACK: same eigenvectors
+    else:                            # LAPACK / matrix-free Lanczos: the same eigenvectors
         assert adjusted_rand_score(ref, ours.labels_) > 0.9
 
 
@@ -110,6 +110,10 @@ def test_several_k_share_one_embedding():
     assert adjusted_rand_score(single.labels_, multi.labels_by_k_[6]) > 0.95
     assert multi.eigenvalues_[0] == pytest.approx(0, abs=1e-4)
     assert np.all(np.diff(multi.eigenvalues_) > -1e-4)
+    for solver in ("dense", "lanczos"):
+        other = QDGClustering([6, 12], affinity="precomputed", eigen_solver=solver,
+                              random_state=1).fit(A)
+        np.testing.assert_allclose(other.eigenvalues_[:6], multi.eigenvalues_[:6], atol=1e-4)
 
 
 def test_cluster_sizes_sorted():
