@@ -97,27 +97,16 @@ def _binomial(s, n, p):
             px *= (n - k + 1) * ratio / k
 
 
-@njit(cache=True)
-def _geometric_failures(s, r, U):
-    """Failures before the r-th success of Bernoulli(U) trials (r inverse-CDF geometric
-    draws; log1p keeps tiny U exact)."""
-    if U >= 1.0:
-        return 0.0
-    scale = 1.0 / math.log1p(-U)
-    f = 0.0
-    for _ in range(r):
-        f += math.floor(math.log(_open_uniform(s)) * scale)
-    return f
-
-
 # --- sorting: LSD radix sort of non-negative doubles (their bits order like the values) --
 
 @njit(cache=True)
 def _radix_sort(keys, ids, keys2, ids2, n, count):
     """Sort keys[:n] (uint64 bits of non-negative doubles) carrying ids; returns the
-    arrays holding the result. 16-bit digits; passes whose digit is constant are skipped."""
+    arrays holding the result. LSD radix passes on the top 32 bits (16-bit digits, a pass
+    whose digit is constant is skipped), then an insertion sort on all 64 bits, which only
+    has to reorder the rare keys agreeing in their top 32 bits (relative gap < 2^-20)."""
     src_k, src_i, dst_k, dst_i = keys, ids, keys2, ids2
-    for shift in range(0, 64, 16):
+    for shift in (32, 48):
         sh = uint64(shift)
         count[:] = 0
         for e in range(n):
@@ -136,24 +125,62 @@ def _radix_sort(keys, ids, keys2, ids2, n, count):
             dst_k[pos] = src_k[e]
             dst_i[pos] = src_i[e]
         src_k, src_i, dst_k, dst_i = dst_k, dst_i, src_k, src_i
+    for e in range(1, n):
+        v = src_k[e]
+        if src_k[e - 1] <= v:
+            continue
+        vi = src_i[e]
+        q = e - 1
+        while q >= 0 and src_k[q] > v:
+            src_k[q + 1] = src_k[q]
+            src_i[q + 1] = src_i[q]
+            q -= 1
+        src_k[q + 1] = v
+        src_i[q + 1] = vi
     return src_k, src_i
 
 
 # --- the three realizations ------------------------------------------------------------
 
 @njit(cache=True)
+def _probe(s, r, lam, known_r, known_P, nk):
+    """P at event r of the post-learning Poisson process, drawn given its known values:
+    between known neighbours a < r < b the count splits binomially in proportion to the
+    integrated intensity Λ. Returns (P_r, new number of known points)."""
+    pos = 0
+    while known_r[pos] < r:
+        pos += 1
+    if known_r[pos] == r:
+        return known_P[pos], nk
+    a, b = pos - 1, pos
+    lam_a = 0.0 if known_r[a] < 0 else lam[known_r[a]]
+    width = lam[known_r[b]] - lam_a
+    n_ab = known_P[b] - known_P[a]
+    frac = (lam[r] - lam_a) / width if width > 0.0 else 0.0
+    value = known_P[a] + _binomial(s, n_ab, min(1.0, max(0.0, frac)))
+    for q in range(nk, pos, -1):
+        known_r[q] = known_r[q - 1]
+        known_P[q] = known_P[q - 1]
+    known_r[pos] = r
+    known_P[pos] = value
+    return value, nk + 1
+
+
+@njit(cache=True)
 def _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_key, tmp_id,
-                 u_before, count):
+                 lam, count, known_r, known_P, cross):
     """Multi-epoch data: quantum i is learned at grid point j once it occurred τ times
     among the first x[j] samples.
 
-    Embed the sample sequence in a Poisson process: quantum i's first τ occurrences come at
-    cumulative sums of Exp(p_i) clocks, and the order of all these occurrences is the
-    order in which the sample sequence hits not-yet-learned quanta (competing
-    exponentials). Between two such hits the sequence spends a Geometric(U) number of
-    samples, U the mass not yet learned. Sorting the K·τ clocks and adding geometric waits
-    gives every quantum's learning sample exactly, in O(K τ) (radix sort), whatever D is.
-    Clocks are sorted window by window of Poisson time, so a small D grid sorts few.
+    Embed the sample sequence in a rate-1 Poisson process. Quantum i's first τ occurrences
+    come at sums of Exp(p_i) clocks (its τ-th is its learning time); every later occurrence
+    of a learned quantum belongs to a Poisson process P of intensity λ(t) = the mass learned
+    by t. The sample index of an event at time t is N(t) = (clock events ≤ t) + P(t), so
+    quantum i is learned by sample D iff N(its τ-th clock) ≤ D. After sorting the clocks
+    (radix sort), P is drawn only where needed: its total by the window's end, then by
+    binomial splits (given P at two times, the count between splits in proportion to
+    ∫λ) during a binary search for each grid point's crossing. Exact, O(Kτ) per
+    realization whatever D; clocks are sorted window by window of Poisson time.
     """
     K = p.size
     m = x.size
@@ -164,46 +191,73 @@ def _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_
             key[i * tau + r] = t
     learned_at[:] = m
     d_max = float(x[m - 1])
-    t_lo = -1.0
+    t_lo = 0.0
     t_hi = 2.0 * d_max + 10.0 * math.sqrt(d_max) + 100.0
-    T = 0.0
-    pending = 0
-    j = 0
+    before = 0.0   # samples N(t_lo) before the window
+    mass = 0.0     # learned mass at t_lo (intensity of P)
+    j0 = 0         # first grid point not yet resolved
     while True:
-        u_end = 0.0  # mass not learned by the end of the window, summed from the rare end
+        n = 0
+        left = 0.0  # unlearned mass at the end of the window, summed from the rare end
         for i in range(K - 1, -1, -1):
             if key[i * tau + tau - 1] > t_hi:
-                u_end += p[i]
-        n = 0
+                left += p[i]
         for e in range(K * tau):
             if t_lo < key[e] <= t_hi:
                 ev_key[n] = key[e]
                 ev_id[n] = e
                 n += 1
+        order = ev_id
         if n > 0:
-            _, order = _radix_sort(ev_key.view(np.uint64), ev_id, tmp_key, tmp_id, n, count)
-            acc = u_end
-            for r in range(n - 1, -1, -1):
-                e = order[r]
-                if e % tau == tau - 1:
-                    acc += p[e // tau]
-                u_before[r] = acc
-            for r in range(n):
-                e = order[r]
-                pending += 1
-                if e % tau != tau - 1:
-                    continue
-                T += pending + _geometric_failures(s, pending, u_before[r])
-                pending = 0
-                if T > d_max:
-                    return
-                while x[j] < T:
-                    j += 1
-                i = e // tau
-                if i < kmax:
-                    learned_at[i] = j
-        if u_end <= 0.0:
+            sk, order = _radix_sort(ev_key.view(np.uint64), ev_id, tmp_key, tmp_id, n, count)
+        # integrated intensity of P from t_lo to each event, and to t_hi
+        acc, t_prev, rate = 0.0, t_lo, mass
+        for r in range(n):
+            e = order[r]
+            t = key[e]
+            acc += rate * (t - t_prev)
+            lam[r] = acc
+            t_prev = t
+            if e % tau == tau - 1:
+                rate += p[e // tau]
+        lam[n] = acc + rate * (t_hi - t_prev)
+        known_r[0] = -1
+        known_P[0] = 0
+        p_end = np.random.poisson(lam[n]) if lam[n] > 0.0 else 0
+        known_r[1] = n
+        known_P[1] = p_end
+        nk = 2
+        # crossing c_j = number of events of the window with N ≤ x[j]
+        j = j0
+        lo = 0
+        while j < m and before + n + p_end > x[j]:
+            hi = n  # N(event hi) > x[j] is known for hi = n (the window's end)
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                Pm, nk = _probe(s, mid, lam, known_r, known_P, nk)
+                if before + mid + 1 + Pm <= x[j]:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            cross[j] = lo
+            j += 1
+        for jj in range(j, m):
+            cross[jj] = n  # beyond the window: all its events come first
+        g = j0
+        for r in range(n):
+            e = order[r]
+            if e % tau != tau - 1:
+                continue
+            while g < m and cross[g] <= r:
+                g += 1
+            i = e // tau
+            if i < kmax and g < m:
+                learned_at[i] = g
+        j0 = j
+        if j0 >= m or left <= 0.0:
             return
+        before += n + p_end
+        mass = rate
         t_lo = t_hi
         t_hi *= 4.0
 
@@ -347,12 +401,13 @@ def _tally(w, learned_at, out, hist, want_p):
 
 @njit(cache=True)
 def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, counts, learned_at, key,
-                 ev_key, ev_id, tmp_key, tmp_id, aux, count, out, hist, want_p):
+                 ev_key, ev_id, tmp_key, tmp_id, aux, count, known_r, known_P, cross, out,
+                 hist, want_p):
     """One realization of the chosen mode, tallied into ``out`` (and ``hist``)."""
     np.random.seed(np.uint32(s[3] >> uint64(32)))
     if mode == MODE_SAMPLES:
         _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_key,
-                     tmp_id, aux, count)
+                     tmp_id, aux, count, known_r, known_P, cross)
     elif mode == MODE_STEPS:
         _one_steps(s, p, sf, x, batch, tau, kmax, counts, learned_at, aux)
     else:
@@ -378,8 +433,11 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
     ev_id = np.zeros((nt, ke), np.int64)
     tmp_key = np.zeros((nt, ke), np.uint64)
     tmp_id = np.zeros((nt, ke), np.int64)
-    aux = np.zeros((nt, ke))
+    aux = np.zeros((nt, ke + 1))
     count = np.zeros((nt, 65536), np.int64)
+    known_r = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
+    known_P = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
+    cross = np.zeros((nt, m), np.int64)
     hist = np.zeros((nt, m + 1, K) if want_p else (nt, 1, 1), np.int32)
     out = np.empty((reps, m))
     inv_p = 1.0 / p
@@ -387,5 +445,6 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
         t = numba.get_thread_id()
         _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch, kmax, D,
                      counts[t], learned_at[t], key[t], ev_key[t], ev_id[t], tmp_key[t],
-                     tmp_id[t], aux[t], count[t], out[r], hist[t], want_p)
+                     tmp_id[t], aux[t], count[t], known_r[t], known_P[t], cross[t], out[r],
+                     hist[t], want_p)
     return out, hist.sum(axis=0)
