@@ -324,3 +324,25 @@ def test_critical_batch_separates_perfect_scaling_from_waste(alpha, tau, k):
 def test_shape_mismatch_names_the_arguments(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@given(alpha=alphas, tau=small_taus, batch=batches, Ss=sorted_log_sizes(2, 9, size=4),
+       rule=st.sampled_from(["samples", "steps"]))
+@settings(max_examples=15)
+def test_expected_loss_S_decreases_in_S_and_increases_in_tau(alpha, tau, batch, Ss, rule):
+    S = np.array(Ss)
+    L = theory.expected_loss_S(S, alpha, batch, tau, rule)
+    assert np.all(np.diff(L) <= 1e-13 * L[:-1])
+    assert np.all(theory.expected_loss_S(S, alpha, batch, tau + 1, rule) >= L * (1 - 1e-12))
+
+
+@given(alpha=alphas, tau=small_taus, batch=batches, S=log_sizes(2, 9))
+@settings(max_examples=15)
+def test_step_and_sample_rules_agree_once_the_unlearned_quanta_are_rare_per_batch(alpha, tau, batch, S):
+    """At S steps the quanta still unlearned have B p_k ≈ τ/S ≪ 1; the rules then agree to
+    a relative τ/S, and the step rule is never ahead (a step counts a quantum once)."""
+    S = S * tau
+    steps = theory.expected_loss_S(S, alpha, batch, tau, "steps")
+    samples = theory.expected_loss_S(S, alpha, batch, tau, "samples")
+    assert steps >= samples * (1 - 1e-12)
+    assert steps / samples - 1 <= tau / S + 1e-9
