@@ -62,8 +62,8 @@ def laplacian_embedding(affinity: np.ndarray, n_components: int, *, eigen_solver
     thousand samples. ARPACK works on a float64 copy, as SpectralClustering does.
     ``"lanczos"`` finds the largest eigenvalues of D^-½AD^-½ (= 1 − the smallest of the
     Laplacian) by ARPACK without shift-invert, from float32 matrix products only: no float64
-    copy, no LU factorisation (at 10 000 samples and 200 components 21 s and 1.4 GB against
-    118 s and 4 GB for "arpack"). Eigenvectors inside the near-degenerate bulk of the
+    copy, no LU factorisation (20 000 samples, 200 components: 247 s and 3.6 GB against
+    522 s and 14.6 GB for "arpack"; BENCHMARKS.md). Eigenvectors inside the near-degenerate bulk of the
     spectrum (beyond the real clusters) are not determined by any solver; there the routes
     differ, as they would between machines.
     ``random_state`` (a RandomState) is advanced exactly as ARPACK's start vector does.
