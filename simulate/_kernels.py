@@ -7,9 +7,10 @@ Conventions shared by every kernel (0-based index i is quantum k = i + 1):
 - ``x`` the grid (samples, steps or numbers of quanta), non-decreasing int64;
 - ``learned_at[i]``: the first grid index at which quantum i is learned (``m`` = never);
 - one realization per ``prange`` iteration with its own generator state ``states[r]``
-  (xoshiro256**, seeded from ``SeedSequence.spawn``; large-mean binomials use Numba's
-  BTPE, whose per-thread generator is reseeded from the same state at the start of each
-  realization). Realization r gets the same numbers whatever the thread count.
+  (xoshiro256**, seeded from ``SeedSequence.spawn``; large-mean binomials and Poisson
+  totals use Numba's BTPE and PTRS, whose per-thread generator is reseeded from the same
+  state at the start of each realization). Realization r gets the same numbers whatever
+  the thread count.
 
 Every draw is exact (no normal or Poisson approximation of a count).
 """
@@ -209,7 +210,7 @@ def _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_
                 n += 1
         order = ev_id
         if n > 0:
-            sk, order = _radix_sort(ev_key.view(np.uint64), ev_id, tmp_key, tmp_id, n, count)
+            _, order = _radix_sort(ev_key.view(np.uint64), ev_id, tmp_key, tmp_id, n, count)
         # integrated intensity of P from t_lo to each event, and to t_hi
         acc, t_prev, rate = 0.0, t_lo, mass
         for r in range(n):
