@@ -32,3 +32,13 @@ def test_atomic_write_replaces_whole_file(tmp_path):
 def test_console_entry_point_runs():
     res = subprocess.run([sys.executable, "-m", "quanta", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "quanta" in res.stdout
+
+
+def test_atomic_write_uses_umask_permissions(tmp_path):
+    import os
+    umask = os.umask(0o022)
+    try:
+        path = io.atomic_write_bytes(tmp_path / "f.bin", b"x")
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
