@@ -4,7 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from empirical.qdg.parity import matched_subtasks, parity_qdg
+import torch
+
+from empirical.qdg.gradients import per_sample_gradients_loop
+from empirical.qdg.parity import (margin_affinity, matched_subtasks, parity_qdg,
+                                  subtask_contrast)
+from empirical.qdg.similarity import angular_affinity
 from quanta.cli import main
 
 
@@ -28,6 +33,9 @@ def test_parity_qdg_over_checkpoints(tiny_run):
         assert -1 <= r["ari"] <= 1 and 0 <= r["nmi"] <= 1
         assert set(r["estimators"]) == {"envelope", "ols", "mle", "zipf"}
         assert r["n_kept"] == 400
+        assert set(r["ari_margin_by_k"]) == set(r["ari_by_k"])
+        c = r["margin_contrast"]
+        assert -1 <= c["cos_other_subtasks"] <= 1 and -1 <= c["cos_same_subtask"] <= 1
     # trained: the clusters follow (subtask, label) pairs far better than at initialisation
     k2 = 2 * rows[-1]["n_subtasks_present"]
     assert rows[-1]["ari_subtask_label_by_k"][k2] > rows[0]["ari_subtask_label_by_k"][k2] + 0.1
@@ -43,6 +51,43 @@ def test_parity_qdg_threshold_skips_unlearned_checkpoints(tiny_run):
 def test_parity_qdg_bad_checkpoint(tiny_run):
     with pytest.raises(ValueError, match="not saved"):
         parity_qdg(tiny_run, checkpoints="7", n_samples=50)
+
+
+def test_margin_affinity_is_the_affinity_of_margin_gradients():
+    # the two-class loss gradient is ±(1 − p_y) times the gradient of z0 − z1: removing the
+    # label's sign from the loss-gradient affinity must give the margin gradients' affinity,
+    # computed here independently by one backward pass per sample
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU(), torch.nn.Linear(12, 2))
+    x = torch.randn(40, 6)
+    y = torch.randint(0, 2, (40,))
+    loss_grads = per_sample_gradients_loop(mlp, x, y)
+    margin_grads = per_sample_gradients_loop(mlp, x, y,
+                                             loss_fn=lambda out, t: out[0, 0] - out[0, 1])
+    expected = angular_affinity(margin_grads)
+    got = margin_affinity(angular_affinity(loss_grads), y.numpy())
+    assert np.abs(got - expected).max() < 2e-3
+    assert np.array_equal(got, got.T) and np.all(np.diag(got) == 1)
+    # without the correction, samples with different labels sit on opposite sides
+    diff = y.numpy()[:, None] != y.numpy()[None, :]
+    assert np.abs(angular_affinity(loss_grads)[diff] - (1 - expected[diff])).max() < 2e-3
+
+
+def test_margin_affinity_bad_input():
+    with pytest.raises(ValueError, match="labels must be 0 or 1"):
+        margin_affinity(np.ones((2, 2)), np.array([0, 2]))
+    with pytest.raises(ValueError, match="affinity must be 3 x 3"):
+        margin_affinity(np.ones((2, 2)), np.array([0, 1, 1]))
+
+
+def test_subtask_contrast_planted():
+    # cosines 0.8 within subtasks and 0.2 across, written as QDG affinities 1 − arccos/π
+    sub = np.array([0, 0, 0, 1, 1])
+    cos = np.where(sub[:, None] == sub[None, :], 0.8, 0.2)
+    np.fill_diagonal(cos, 1.0)
+    c = subtask_contrast(1 - np.arccos(cos) / np.pi, sub)
+    assert c["cos_same_subtask"] == pytest.approx(0.8)
+    assert c["cos_other_subtasks"] == pytest.approx(0.2)
 
 
 def test_matched_subtasks():

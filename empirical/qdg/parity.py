@@ -27,9 +27,13 @@ MATCH_JACCARD = 0.5
 
 
 def default_run_dir() -> Path | None:
-    """The committed CPU-scale parity run with checkpoints, if this checkout has it."""
-    p = Path(__file__).resolve().parents[2] / "results" / "parity" / "online_alpha0.4"
-    return p if (p / "checkpoints").is_dir() else None
+    """The committed CPU-scale parity run made for QDG (16 subtasks, 14 learned), else the
+    older 40-subtask run, if this checkout has one."""
+    root = Path(__file__).resolve().parents[2] / "results" / "parity"
+    for p in (root / "qdg_source" / "alpha0.4", root / "online_alpha0.4"):
+        if (p / "checkpoints").is_dir():
+            return p
+    return None
 
 
 def matched_subtasks(labels, subtasks, threshold: float = MATCH_JACCARD) -> dict[int, float]:
@@ -43,6 +47,38 @@ def matched_subtasks(labels, subtasks, threshold: float = MATCH_JACCARD) -> dict
     union = table.sum(1, keepdims=True) + table.sum(0, keepdims=True) - table
     best = (table / union).max(axis=1)
     return {int(s): float(b) for s, b in zip(su, best) if b >= threshold}
+
+
+def margin_affinity(affinity, y) -> np.ndarray:
+    """QDG's affinity of the logit-margin gradients ∂(z₀ − z₁)/∂θ, from the affinity of the
+    cross-entropy gradients of a two-class model with labels ``y`` ∈ {0, 1}.
+
+    With two logits the loss gradient is exactly c·s·∂(z₀ − z₁)/∂θ with c = 1 − p_y > 0
+    and s = +1 for label 1, −1 for label 0, so cos(margin_i, margin_j) =
+    s_i s_j cos(loss_i, loss_j): the label's sign is removed and what is left is the
+    mechanism (which units and inputs the sample uses)."""
+    A = np.asarray(affinity, dtype=np.float64)
+    s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    if A.ndim != 2 or A.shape != (s.size, s.size):
+        raise ValueError(f"affinity must be {s.size} x {s.size} (one row per label), got {A.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("y: labels must be 0 or 1")
+    cos = np.cos(np.pi * (1.0 - A)) * s[:, None] * s[None, :]
+    out = (1.0 - np.arccos(np.clip(cos, -1.0, 1.0)) / np.pi).astype(np.float32)
+    np.fill_diagonal(out, 1.0)
+    return np.maximum(out, out.T)      # exactly symmetric despite float rounding
+
+
+def subtask_contrast(affinity, subtasks) -> dict[str, float]:
+    """Mean cosine (from QDG's affinity) between distinct samples of the same subtask and of
+    different subtasks: how far apart the subtasks are in gradient space."""
+    cos = np.cos(np.pi * (1.0 - np.asarray(affinity, dtype=np.float64)))
+    sub = np.asarray(subtasks)
+    same = sub[:, None] == sub[None, :]
+    np.fill_diagonal(same, False)
+    other = sub[:, None] != sub[None, :]
+    return {"cos_same_subtask": float(cos[same].mean()) if same.any() else None,
+            "cos_other_subtasks": float(cos[other].mean()) if other.any() else None}
 
 
 def _steps(run, checkpoints) -> list[int]:
@@ -77,6 +113,9 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
     against the first step it was found). ``ari_subtask_label_by_k`` scores the clusters
     against (subtask, label) pairs: the loss gradient of a correct sample changes sign with
     its label, so a subtask's two labels fall on opposite sides of the affinity.
+    ``ari_margin_by_k``/``nmi_margin_by_k``/``found_subtasks_margin``: the same clustering of
+    the label-free margin gradients (:func:`margin_affinity`), and ``margin_contrast`` their
+    mean cosine within and across subtasks (:func:`subtask_contrast`).
     """
     from empirical.parity import load_run
     from .estimators import zipf_mle
@@ -121,6 +160,11 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
         nmi = {k: normalized_mutual_info_score(true, v) for k, v in model.labels_by_k_.items()}
         pairs = true * 2 + y[keep].numpy()          # (subtask, label): the gradient's sign
         ari_pairs = {k: adjusted_rand_score(pairs, v) for k, v in model.labels_by_k_.items()}
+        yk = y[keep].numpy()
+        am = margin_affinity(model.affinity_, yk)
+        margin = QDGClustering(kks, affinity="precomputed", n_init=n_init,
+                               random_state=int(rng.integers(2**31))).fit(am)
+        ari_margin = {k: adjusted_rand_score(true, v) for k, v in margin.labels_by_k_.items()}
         found = matched_subtasks(model.labels_by_k_[k_eval], true)
         for s in found:
             first_found.setdefault(s, step)
@@ -130,7 +174,13 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
         sizes["true"] = cluster_sizes(true)
         rows.append({**row, "ks": kks, "k_eval": k_eval, "ari": ari[k_eval], "nmi": nmi[k_eval],
                      "ari_by_k": ari, "nmi_by_k": nmi,
-                     "ari_subtask_label_by_k": ari_pairs, "found_subtasks": sorted(found),
+                     "ari_subtask_label_by_k": ari_pairs, "ari_margin_by_k": ari_margin,
+                     "nmi_margin_by_k": {k: normalized_mutual_info_score(true, v)
+                                         for k, v in margin.labels_by_k_.items()},
+                     "margin_contrast": subtask_contrast(am, true),
+                     "found_subtasks": sorted(found),
+                     "found_subtasks_margin": sorted(matched_subtasks(
+                         margin.labels_by_k_[k_eval], true)),
                      "estimators": {n: e.to_dict() for n, e in est.items()},
                      "alpha_kept": zipf_mle(cluster_sizes(true)) - 1.0, "sizes": sizes})
     order = None

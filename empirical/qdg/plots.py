@@ -76,7 +76,8 @@ def plot_bias(summary, ax=None):
 
 
 def plot_parity_checkpoints(result: dict, ax=None):
-    """ARI and NMI of QDG clusters against the true subtasks at each checkpoint."""
+    """ARI and NMI of QDG clusters against the true subtasks at each checkpoint (and, where
+    the result has them, ARI against (subtask, label) pairs and of the margin gradients)."""
     ax = _ax(ax)
     rows = [r for r in result["checkpoints"] if r.get("ari") is not None]
     steps = np.array([max(r["step"], 1) for r in rows])
@@ -87,6 +88,12 @@ def plot_parity_checkpoints(result: dict, ax=None):
         return by_k.get(k2, by_k.get(str(k2), np.nan))
     ax.semilogx(steps, [pair_ari(r) for r in rows], "^--",
                 label="ARI (subtask, label) at K = 2×subtasks")
+    if all("ari_margin_by_k" in r for r in rows):   # label sign removed (margin gradients)
+        def margin_ari(r):
+            by_k, k = r["ari_margin_by_k"], r["k_eval"]
+            return by_k.get(k, by_k.get(str(k), np.nan))
+        ax.semilogx(steps, [margin_ari(r) for r in rows], "v:",
+                    label="ARI (subtasks), margin gradients (label sign removed)")
     ax.set_title(f"QDG on network {result['network']} (width {result['width']}), "
                  f"loss < {result['loss_threshold']}", fontsize=9)
     ax.set_xlabel("training step")
