@@ -168,8 +168,59 @@ def _probe(s, r, lam, known_r, known_P, nk):
 
 
 @njit(cache=True)
-def _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_key, tmp_id,
-                 lam, count, known_r, known_P, cross):
+def _window_end(d_max):
+    """End of the first window of Poisson time: N(t) ~ Poisson(t) exceeds d_max by then
+    except with probability about Φ(−10); windows are extended exactly if not."""
+    return d_max + 10.0 * math.sqrt(d_max) + 100.0
+
+
+@njit(cache=True)
+def _split(p, sf, tau, t_end):
+    """Number h of head quanta that get clocks: the i minimizing the cost model
+    τ·i (clocks) + t_end·sf[i] (expected tail events up to t_end). h = K (no sparse
+    tail) when the largest grid point hits most quanta."""
+    K = p.size
+    best, h = float(K * tau), K
+    for i in range(K):
+        c = tau * i + t_end * sf[i]
+        if c < best:
+            best, h = c, i
+    return h
+
+
+@njit(cache=True)
+def _guide(sf, h, K):
+    """Guide table for drawing a tail quantum i ≥ h with probability p[i] / sf[h]: for
+    u in bucket b of [0, sf[h]) (M = K − h equal buckets), ``guide[b]`` is an index ≥
+    the answer max{i : sf[i] > u}, from which a short downward search finds it."""
+    M = max(K - h, 1)
+    guide = np.empty(M, np.int64)
+    i = K - 1
+    for b in range(M):
+        th = b * sf[h] / M * (1.0 - 1e-14)
+        while i > h and sf[i] <= th:
+            i -= 1
+        guide[b] = i
+    return guide
+
+
+@njit(cache=True, inline="always")
+def _draw_tail(s, sf, guide, h):
+    """A quantum i ≥ h with probability p[i] / sf[h] (inverse CDF through the guide)."""
+    U = _uniform(s)
+    M = guide.size
+    b = min(int(U * M), M - 1)
+    u = U * sf[h]
+    i = guide[b]
+    while i > h and sf[i] <= u:
+        i -= 1
+    return i
+
+
+@njit(cache=True)
+def _one_samples(s, p, inv_p, sf, x, tau, kmax, h, guide, learned_at, counts, key, ev_key,
+                 ev_id, tmp_key, tmp_id, tail_key, tail_id, merged, lam, count, known_r,
+                 known_P, cross):
     """Multi-epoch data: quantum i is learned at grid point j once it occurred τ times
     among the first x[j] samples.
 
@@ -180,37 +231,92 @@ def _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_
     quantum i is learned by sample D iff N(its τ-th clock) ≤ D. After sorting the clocks
     (radix sort), P is drawn only where needed: its total by the window's end, then by
     binomial splits (given P at two times, the count between splits in proportion to
-    ∫λ) during a binary search for each grid point's crossing. Exact, O(Kτ) per
-    realization whatever D; clocks are sorted window by window of Poisson time.
+    ∫λ) during a binary search for each grid point's crossing. Clocks are sorted window
+    by window of Poisson time.
+
+    Only the h head quanta get clocks drawn; the tail i ≥ h (rarely hit by the largest
+    grid point) is generated as one Poisson process of rate sf[h] over the window, each
+    event assigned to quantum i with probability p[i] / sf[h] (``_draw_tail``): its first
+    τ events per quantum are that quantum's clocks (already in time order, merged with
+    the sorted head clocks), later ones are dropped (P stands for them, by the strong
+    Markov property). Exact; costs O(h τ + tail events) per realization, O(Kτ) at most.
+    Returns the number of tail clocks (their ids stay in ``tail_id`` for the tally).
     """
     K = p.size
     m = x.size
-    for i in range(K):
+    for i in range(h):
         t = 0.0
         for r in range(tau):
             t += _exponential(s) * inv_p[i]
             key[i * tau + r] = t
-    learned_at[:] = m
+    learned_at[:h] = m
     d_max = float(x[m - 1])
     t_lo = 0.0
-    t_hi = 2.0 * d_max + 10.0 * math.sqrt(d_max) + 100.0
+    t_hi = _window_end(d_max)
+    rate_tail = sf[h] if h < K else 0.0
+    tail_left = 0
+    if rate_tail > 0.0:
+        for i in range(K - 1, h - 1, -1):
+            if p[i] > 0.0:
+                tail_left += 1  # tail quanta not yet learned (of positive mass)
+    nt = 0         # tail clocks so far (all windows)
     before = 0.0   # samples N(t_lo) before the window
     mass = 0.0     # learned mass at t_lo (intensity of P)
     j0 = 0         # first grid point not yet resolved
     while True:
         n = 0
-        left = 0.0  # unlearned mass at the end of the window, summed from the rare end
-        for i in range(K - 1, -1, -1):
+        left = 0.0  # unlearned head mass at the end of the window, from the rare end
+        for i in range(h - 1, -1, -1):
             if key[i * tau + tau - 1] > t_hi:
                 left += p[i]
-        for e in range(K * tau):
+        for e in range(h * tau):
             if t_lo < key[e] <= t_hi:
                 ev_key[n] = key[e]
                 ev_id[n] = e
                 n += 1
         order = ev_id
+        sorted_key = ev_key
         if n > 0:
-            _, order = _radix_sort(ev_key.view(np.uint64), ev_id, tmp_key, tmp_id, n, count)
+            sk, order = _radix_sort(ev_key.view(np.uint64), ev_id, tmp_key, tmp_id, n, count)
+            sorted_key = sk.view(np.float64)
+        if rate_tail > 0.0:
+            nt0 = nt
+            t = t_lo
+            inv_rate = 1.0 / rate_tail
+            while True:
+                t += _exponential(s) * inv_rate
+                if t > t_hi:
+                    break
+                i = _draw_tail(s, sf, guide, h)
+                c = counts[i]
+                if c < tau:
+                    counts[i] = c + 1
+                    if c == tau - 1:
+                        tail_left -= 1
+                    e = i * tau + c
+                    key[e] = t
+                    tail_key[nt] = t
+                    tail_id[nt] = e
+                    nt += 1
+            a, b, r = 0, nt0, 0
+            while a < n and b < nt:
+                if sorted_key[a] <= tail_key[b]:
+                    merged[r] = order[a]
+                    a += 1
+                else:
+                    merged[r] = tail_id[b]
+                    b += 1
+                r += 1
+            while a < n:
+                merged[r] = order[a]
+                a += 1
+                r += 1
+            while b < nt:
+                merged[r] = tail_id[b]
+                b += 1
+                r += 1
+            order = merged
+            n = r
         # integrated intensity of P from t_lo to each event, and to t_hi
         acc, t_prev, rate = 0.0, t_lo, mass
         for r in range(n):
@@ -255,8 +361,8 @@ def _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_
             if i < kmax and g < m:
                 learned_at[i] = g
         j0 = j
-        if j0 >= m or left <= 0.0:
-            return
+        if j0 >= m or (left <= 0.0 and tail_left <= 0):
+            return nt
         before += n + p_end
         mass = rate
         t_lo = t_hi
@@ -384,16 +490,32 @@ def _one_noisy_n(s, p, sf, x, D, tau, counts, learned_at, key, ids, tmp_key, tmp
 
 
 @njit(cache=True)
-def _tally(w, learned_at, out, hist, want_p):
+def _tally(w, learned_at, out, hist, want_p, h, w_tail, tail_id, nt, tau, counts):
     """Loss above L∞ at every grid point (Σ of w over quanta not yet learned there) and,
-    if wanted, the histogram of first-learned grid indices."""
+    if wanted, the histogram of first-learned grid indices. Quanta i < h are read from
+    ``learned_at``; the tail i ≥ h (mass ``w_tail``) only through its ``nt`` clocks in
+    ``tail_id``, whose ``counts`` and ``learned_at`` entries are reset here."""
     m = out.size
     acc = np.zeros(m + 1)
-    for i in range(w.size):
+    for i in range(h):
         g = learned_at[i]
         acc[g] += w[i]
         if want_p and g < m:
-            hist[g, i] += 1
+            hist[i, g] += 1
+    acc[m] += w_tail
+    for q in range(nt):
+        e = tail_id[q]
+        i = e // tau
+        if e % tau == 0:
+            counts[i] = 0
+        if e % tau == tau - 1:
+            g = learned_at[i]
+            if g < m:
+                acc[g] += w[i]
+                acc[m] -= w[i]
+                if want_p:
+                    hist[i, g] += 1
+                learned_at[i] = m
     run = acc[m]
     for j in range(m - 1, -1, -1):
         out[j] = run
@@ -401,51 +523,64 @@ def _tally(w, learned_at, out, hist, want_p):
 
 
 @njit(cache=True)
-def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, counts, learned_at, key,
-                 ev_key, ev_id, tmp_key, tmp_id, aux, count, known_r, known_P, cross, out,
-                 hist, want_p):
+def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, h, guide, w_tail, counts,
+                 learned_at, key, ev_key, ev_id, tmp_key, tmp_id, tail_key, tail_id, merged,
+                 aux, count, known_r, known_P, cross, out, hist, want_p):
     """One realization of the chosen mode, tallied into ``out`` (and ``hist``)."""
     np.random.seed(np.uint32(s[3] >> uint64(32)))
+    nt = 0
     if mode == MODE_SAMPLES:
-        _one_samples(s, p, inv_p, x, tau, kmax, learned_at, key, ev_key, ev_id, tmp_key,
-                     tmp_id, aux, count, known_r, known_P, cross)
+        nt = _one_samples(s, p, inv_p, sf, x, tau, kmax, h, guide, learned_at, counts, key,
+                          ev_key, ev_id, tmp_key, tmp_id, tail_key, tail_id, merged, aux,
+                          count, known_r, known_P, cross)
     elif mode == MODE_STEPS:
         _one_steps(s, p, sf, x, batch, tau, kmax, counts, learned_at, aux)
     else:
         _one_noisy_n(s, p, sf, x, D, tau, counts, learned_at, key, ev_id, tmp_key, tmp_id,
                      count)
-    _tally(w, learned_at, out, hist, want_p)
+    _tally(w, learned_at, out, hist, want_p, h, w_tail, tail_id, nt, tau, counts)
 
 
 @njit(cache=True, parallel=True)
 def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
     """All realizations of one configuration: ``out[r, j]`` is realization r's loss above
     L∞ at grid point j; ``hist[j, i]`` counts realizations that learned quantum i first at
-    grid point j (integer sums, so the result does not depend on the thread count).
-    ``nt`` is ``numba.get_num_threads()``, passed in (calling it here defeats caching)."""
+    grid point j (integer sums, so the result does not depend on the thread count; kept
+    per thread as K × (m+1), so that a realization's writes, in order of i, are local).
+    ``nt`` is ``numba.get_num_threads()``, passed in (calling it here defeats caching).
+    The data kernel's head/tail split h (``_split``) depends on the configuration only."""
     K = p.size
     m = x.size
     reps = states.shape[0]
     ke = K * tau if mode == MODE_SAMPLES else K
+    h = _split(p, sf, tau, _window_end(float(x[m - 1]))) if mode == MODE_SAMPLES else K
+    guide = _guide(sf, h, K)
+    w_tail = 0.0
+    for i in range(K - 1, h - 1, -1):
+        w_tail += w[i]
+    kt = (K - h) * tau if h < K else 1
     counts = np.zeros((nt, K), np.int64)
-    learned_at = np.zeros((nt, K), np.int64)
+    learned_at = np.full((nt, K), m, np.int64)
     key = np.zeros((nt, ke))
     ev_key = np.zeros((nt, ke))
     ev_id = np.zeros((nt, ke), np.int64)
     tmp_key = np.zeros((nt, ke), np.uint64)
     tmp_id = np.zeros((nt, ke), np.int64)
+    tail_key = np.zeros((nt, kt))
+    tail_id = np.zeros((nt, kt), np.int64)
+    merged = np.zeros((nt, ke if h < K else 1), np.int64)
     aux = np.zeros((nt, ke + 1))
     count = np.zeros((nt, 65536), np.int64)
     known_r = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
     known_P = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
     cross = np.zeros((nt, m), np.int64)
-    hist = np.zeros((nt, m + 1, K) if want_p else (nt, 1, 1), np.int32)
+    hist = np.zeros((nt, K, m + 1) if want_p else (nt, 1, 1), np.int32)
     out = np.empty((reps, m))
     inv_p = 1.0 / p
     for r in prange(reps):
         t = numba.get_thread_id()
-        _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch, kmax, D,
-                     counts[t], learned_at[t], key[t], ev_key[t], ev_id[t], tmp_key[t],
-                     tmp_id[t], aux[t], count[t], known_r[t], known_P[t], cross[t], out[r],
-                     hist[t], want_p)
-    return out, hist.sum(axis=0)
+        _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch, kmax, D, h,
+                     guide, w_tail, counts[t], learned_at[t], key[t], ev_key[t], ev_id[t],
+                     tmp_key[t], tmp_id[t], tail_key[t], tail_id[t], merged[t], aux[t],
+                     count[t], known_r[t], known_P[t], cross[t], out[r], hist[t], want_p)
+    return out, hist.sum(axis=0).T

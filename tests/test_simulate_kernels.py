@@ -86,6 +86,7 @@ def test_radix_sort_orders_like_numpy():
 CONFIGS = {
     "D tau=1": dict(regime="D", alpha=0.5, x=[3, 20, 150], K=30, tau=1),
     "D tau=3": dict(regime="D", alpha=0.3, x=[10, 60, 400], K=40, tau=3),
+    "D sparse tail": dict(regime="D", alpha=0.5, x=[20, 100, 300], K=2000, tau=2),
     "D capacity": dict(regime="D", alpha=0.5, x=[10, 60, 400], K=40, tau=2, N=12, C=1.5),
     "S samples": dict(regime="S", alpha=0.5, x=[2, 10, 60], K=30, batch=5, tau=2),
     "S steps": dict(regime="S", alpha=0.5, x=[2, 10, 60], K=30, batch=5, tau=2,
