@@ -10,13 +10,7 @@ import numpy as np
 
 def check_alpha(alpha, name: str = "alpha") -> float:
     """α as a finite float > 0."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0, got {alpha!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {alpha!r}")
-    return value
+    return check_positive(alpha, name)
 
 
 def check_tau(tau) -> int:
