@@ -14,7 +14,8 @@ x_min chosen by the Kolmogorov–Smirnov distance (Clauset, Shalizi & Newman 200
 51:661, §3), likelihood via the Hurwitz zeta function; "envelope" — OLS on the upper envelope
 (rank-wise maximum of the normalised frequencies) of several rank-frequency curves, e.g.
 clusterings with different cluster counts, whose individual curves dip where a cluster
-split.
+split. ``envelope`` and ``zipf_mle`` (the Zipf law fitted to every counted unit's rank) are
+also used directly by QDG's estimators.
 """
 from __future__ import annotations
 
@@ -171,9 +172,37 @@ def _ols_slopes(logr, logs):
     return ((logs - logs.mean(-1, keepdims=True)) @ rc) / (rc @ rc)
 
 
-def _curve(sizes):
-    s = np.sort(np.asarray(sizes, dtype=float))[::-1]
+def rank_curve(sizes):
+    """Positive sizes in decreasing order (a rank-frequency curve)."""
+    s = np.sort(np.asarray(sizes, dtype=float).ravel())[::-1]
     return s[s > 0]
+
+
+def envelope(curves, normalize: bool = False) -> np.ndarray:
+    """The paper's envelope: at each rank, the largest size over several rank-frequency
+    curves (e.g. clusterings with different cluster counts); shorter curves count as 0
+    beyond their end. ``normalize`` divides each curve by its total first."""
+    curves = [rank_curve(c) for c in curves]
+    if normalize:
+        curves = [c / c.sum() for c in curves]
+    m = max(len(c) for c in curves)
+    return np.array([np.pad(c, (0, m - len(c))) for c in curves]).max(axis=0)
+
+
+def zipf_mle(sizes, n_ranks: int | None = None) -> float:
+    """Rank exponent a maximising Σ_r s_r log(r^-a / H_R(a)), R = ``n_ranks`` (default: the
+    number of items): the Zipf law truncated at R fitted to every counted unit's rank, so the
+    large items dominate and the noisy tail of small ones matters little."""
+    s = rank_curve(sizes)
+    R = len(s) if n_ranks is None else int(n_ranks)
+    logr = np.log(np.arange(1, R + 1))
+    N, sl = s.sum(), float(s @ logr[:len(s)])
+
+    def nll(a):
+        return a * sl + N * np.log(np.exp(-a * logr).sum())
+    res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0), method="bounded",
+                                   options={"xatol": 1e-8})
+    return float(res.x)
 
 
 def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bootstrap=0,
@@ -190,13 +219,9 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
     rng = np.random.default_rng(seed)
     warnings = []
     if method == "envelope":
-        curves = [sizes] if np.ndim(sizes[0]) == 0 else list(sizes)
-        curves = [_curve(c) / _curve(c).sum() for c in curves]
-        m = max(len(c) for c in curves)
-        padded = np.array([np.pad(c, (0, m - len(c))) for c in curves])
-        s = padded.max(0)
+        s = envelope([sizes] if np.ndim(sizes[0]) == 0 else list(sizes), normalize=True)
     else:
-        s = _curve(sizes)
+        s = rank_curve(sizes)
     n = len(s)
     if n < 3:
         raise ValueError(f"sizes: {n} positive sizes; need at least 3")

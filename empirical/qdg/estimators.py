@@ -28,9 +28,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
 
 from fit import discrete_power_law_mle, rank_frequency_exponent
+from fit.sizes import rank_curve
+from fit.sizes import envelope as fit_envelope
+from fit.sizes import zipf_mle
 
 ESTIMATORS = ("envelope", "ols", "mle", "zipf")
 
@@ -51,11 +53,6 @@ class AlphaEstimate:
                 **self.settings}
 
 
-def _positive_sorted(sizes) -> np.ndarray:
-    s = np.sort(np.asarray(sizes, dtype=float).ravel())[::-1]
-    return s[s > 0]
-
-
 def _window(n: int, rank_window) -> tuple[int, int]:
     if rank_window is None:
         return (1, n)
@@ -64,26 +61,9 @@ def _window(n: int, rank_window) -> tuple[int, int]:
 
 
 def envelope(sizes_by_k: Mapping[int, Sequence[int]] | Sequence[Sequence[int]]) -> np.ndarray:
-    """The paper's envelope: at each rank, the largest cluster size over all clusterings."""
-    curves = list(sizes_by_k.values()) if isinstance(sizes_by_k, Mapping) else list(sizes_by_k)
-    curves = [_positive_sorted(c) for c in curves]
-    m = max(len(c) for c in curves)
-    return np.array([np.pad(c, (0, m - len(c))) for c in curves]).max(axis=0)
-
-
-def zipf_mle(sizes, n_ranks: int | None = None) -> float:
-    """Exponent a maximising Σ_r s_r log(r^-a / H_R(a)), R = ``n_ranks`` (default: the number
-    of clusters): the Zipf law fitted to every sample's cluster rank."""
-    s = _positive_sorted(sizes)
-    R = len(s) if n_ranks is None else int(n_ranks)
-    logr = np.log(np.arange(1, R + 1))
-    N, sl = s.sum(), float(s @ logr[:len(s)])
-
-    def nll(a):
-        return a * sl + N * np.log(np.exp(-a * logr).sum())
-    res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0), method="bounded",
-                                   options={"xatol": 1e-8})
-    return float(res.x)
+    """The paper's envelope of the clusterings' size curves (``fit.sizes.envelope``)."""
+    return fit_envelope(list(sizes_by_k.values()) if isinstance(sizes_by_k, Mapping)
+                        else list(sizes_by_k))
 
 
 def _rank_exponent(estimator: str, sizes_by_k: dict, k: int, rank_window, xmin):
@@ -92,7 +72,7 @@ def _rank_exponent(estimator: str, sizes_by_k: dict, k: int, rank_window, xmin):
         env = envelope(sizes_by_k)
         r = rank_frequency_exponent(env, method="ols", rank_window=_window(len(env), rank_window))
         return r.rank_exponent, {"rank_window": list(r.rank_window)}
-    s = _positive_sorted(sizes_by_k[k])
+    s = rank_curve(sizes_by_k[k])
     if estimator == "ols":
         r = rank_frequency_exponent(s, method="ols", rank_window=_window(len(s), rank_window))
         return r.rank_exponent, {"rank_window": list(r.rank_window)}
@@ -115,7 +95,7 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if not sizes_by_k:
         raise ValueError("sizes_by_k: no clusterings")
-    sizes_by_k = {int(kk): _positive_sorted(v) for kk, v in sizes_by_k.items()}
+    sizes_by_k = {int(kk): rank_curve(v) for kk, v in sizes_by_k.items()}
     k = max(sizes_by_k) if k is None else int(k)
     if k not in sizes_by_k:
         raise ValueError(f"k={k} is not one of the clusterings {sorted(sizes_by_k)}")
