@@ -294,7 +294,7 @@ def _starts(form, X, logy, grid, spec):
         s, c = np.polyfit(u, logy, 1)
         rows.append((c, -s, -s, umed))
         return np.array(rows)
-    v, vmed = X[1], np.median(X[1])
+    vmed = np.median(X[1])
     rows = []
     for fe, al, be in itertools.product((1e-3, 0.5, 0.9), START_EXPONENTS, START_EXPONENTS):
         E = fe * ymin
