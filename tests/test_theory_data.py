@@ -340,9 +340,12 @@ def test_expected_loss_S_decreases_in_S_and_increases_in_tau(alpha, tau, batch, 
 @settings(max_examples=15)
 def test_step_and_sample_rules_agree_once_the_unlearned_quanta_are_rare_per_batch(alpha, tau, batch, S):
     """At S steps the quanta still unlearned have B p_k ≈ τ/S ≪ 1; the rules then agree to
-    a relative τ/S, and the step rule is never ahead (a step counts a quantum once)."""
+    a relative τ/S, and the step rule is never ahead (a step counts a quantum once).
+    The two rules go through different numerical routes (incomplete-beta sums against the
+    steps rule's quadrature tail, about 1e-9 relative), and at τ = 1 they are the same number
+    ((1 − p)^{SB} both), so "never ahead" holds to that accuracy, not to round-off."""
     S = S * tau
     steps = theory.expected_loss_S(S, alpha, batch, tau, "steps")
     samples = theory.expected_loss_S(S, alpha, batch, tau, "samples")
-    assert steps >= samples * (1 - 1e-12)
+    assert steps >= samples * (1 - 1e-9)
     assert steps / samples - 1 <= tau / S + 1e-9
