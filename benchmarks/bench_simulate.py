@@ -40,14 +40,18 @@ def same_configuration(d_max: float, ref_reps: int, reps: int) -> None:
     simulate.run("D", 0.4, x, K=100_000, reps=2, seed=0)  # compile / load the cache
     _, t_ref, _ = timed(lambda: naive_simulate.losses("D", 0.4, x, K=100_000, reps=ref_reps,
                                                       seed=0))
-    _, t_fast, c_fast = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps, seed=0))
-    per_ref, per_fast = t_ref / ref_reps, t_fast / reps
+    per_ref = t_ref / ref_reps
     print(f"1. same configuration: alpha=0.4 tau=1 K=1e5, 30 D values 1e2..{d_max:.0e}")
     print(f"   reference (per-sample NumPy): {per_ref * 1e3:10.2f} ms / realization "
-          f"({ref_reps} realizations)")
-    print(f"   kernel (Numba, {simulate_threads()} threads):  {per_fast * 1e3:10.3f} ms / "
-          f"realization ({reps} realizations, CPU {c_fast / reps * 1e3:.3f} ms)")
-    print(f"   ratio reference / kernel: {per_ref / per_fast:10.0f}x wall per realization")
+          f"({ref_reps} realizations; losses and learned fractions)")
+    for p_learned in (True, False):
+        _, t_fast, c_fast = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps,
+                                                       seed=0, p_learned=p_learned))
+        per_fast = t_fast / reps
+        what = "losses and p_learned" if p_learned else "losses only (the CLI)"
+        print(f"   kernel, {what:22s}: {per_fast * 1e3:8.3f} ms / realization ({reps} "
+              f"realizations, {simulate_threads()} threads, CPU {c_fast / reps * 1e3:.3f} ms)"
+              f"  ratio {per_ref / per_fast:6.0f}x")
 
 
 def simulate_threads() -> int:

@@ -11,6 +11,7 @@ from numba import njit
 from scipy import stats
 
 import simulate
+import theory
 from simulate import _kernels
 from tests import naive_simulate
 
@@ -38,6 +39,32 @@ def _binomial_draws(state, seed32, n, p, size):
     for i in range(size):
         out[i] = _kernels._binomial(state, n, p)
     return out
+
+
+@njit(cache=True)
+def _exponential_draws(state, size):
+    out = np.empty(size)
+    for i in range(size):
+        out[i] = _kernels._exponential(state)
+    return out
+
+
+def test_ziggurat_exponential_follows_the_law():
+    """The ziggurat's three exits: the layer rectangles, the wedges (beyond the next
+    layer's edge) and the tail beyond r = X[1]; each region's frequency against e^-x."""
+    draws = _pure_safe(_exponential_draws, _state(2), 400_000)
+    assert stats.kstest(draws, "expon").pvalue > 1e-3
+    n = draws.size
+    assert abs(draws.mean() - 1.0) < 5 / np.sqrt(n)
+    r = _kernels._ZIG_X[1]
+    for lo, hi in [(0.0, 0.05), (0.05, 1.0), (1.0, 3.0), (3.0, r), (r, np.inf)]:
+        prob = np.exp(-lo) - np.exp(-hi)
+        freq = np.mean((draws >= lo) & (draws < hi))
+        assert abs(freq - prob) < 5 * np.sqrt(prob * (1 - prob) / n) + 1e-6, (lo, hi)
+    edges, dens = _kernels._ZIG_X, _kernels._ZIG_F
+    areas = edges[1:255] * (dens[2:256] - dens[1:255])  # every layer has the same area v
+    np.testing.assert_allclose(areas, areas[0], rtol=1e-12)
+    np.testing.assert_allclose(edges[1] * dens[1] + dens[1], areas[0], rtol=1e-12)
 
 
 def _chi2_pvalue(draws, law, bins=40):
@@ -76,8 +103,23 @@ def test_radix_sort_orders_like_numpy():
     ids = np.arange(keys.size, dtype=np.int64)
     tmp_k = np.empty(keys.size, np.uint64)
     tmp_i = np.empty(keys.size, np.int64)
-    count = np.empty(65536, np.int64)
+    count = np.empty(3 * 2048, np.int64)
     sk, si = _kernels._radix_sort(keys.copy().view(np.uint64), ids.copy(), tmp_k, tmp_i,
+                                  keys.size, count)
+    np.testing.assert_array_equal(sk.view(np.float64), np.sort(keys))
+    np.testing.assert_array_equal(keys[si], np.sort(keys))
+
+
+def test_radix_sort_falls_back_to_three_digits_on_crowded_keys():
+    """3000 keys within a relative 2^-11 share their top 22 bits: the short path's
+    insertion sort would move ~n²/4 elements, over its budget, so it sorts again."""
+    rng = np.random.default_rng(4)
+    keys = 1.0 + rng.random(3000) * 2.0**-11
+    assert keys.size < _kernels.RADIX_SHORT
+    ids = np.arange(keys.size, dtype=np.int64)
+    tmp_k, tmp_i = np.empty(keys.size, np.uint64), np.empty(keys.size, np.int64)
+    count = np.empty(3 * 2048, np.int64)
+    sk, si = _kernels._radix_sort(keys.copy().view(np.uint64), ids, tmp_k, tmp_i,
                                   keys.size, count)
     np.testing.assert_array_equal(sk.view(np.float64), np.sort(keys))
     np.testing.assert_array_equal(keys[si], np.sort(keys))
@@ -145,3 +187,45 @@ def test_same_seed_same_numbers_whatever_the_threads(kw):
 def test_one_realization_gives_a_monotone_curve():
     res = simulate.run("D", 0.6, np.geomspace(1, 1e6, 25), K=5000, tau=2, reps=50, seed=3)
     assert np.all(np.diff(res.losses, axis=1) <= 1e-15)
+
+
+@pytest.mark.parametrize("kw", [dict(regime="D", tau=2), dict(regime="D", tau=1, N=700),
+                                dict(regime="S", batch=7, rule="steps"),
+                                dict(regime="N", noisy=True, D=5000)])
+def test_skipping_p_learned_leaves_the_losses_unchanged(kw):
+    kw = dict(kw)
+    regime = kw.pop("regime")
+    x = [5, 50, 500, 5000] if regime != "N" else [3, 30, 300]
+    full = simulate.run(regime, 0.4, x, K=2000, reps=37, seed=5, **kw)
+    lean = simulate.run(regime, 0.4, x, K=2000, reps=37, seed=5, p_learned=False, **kw)
+    np.testing.assert_array_equal(full.losses, lean.losses)
+    assert lean.p_learned is None and full.p_learned.shape == (len(x), 2000)
+    # the learned fractions and the losses describe the same realizations
+    w = np.asarray(theory.frequencies(0.4, 2000))
+    np.testing.assert_allclose(full.mean, ((1.0 - full.p_learned) * w).sum(axis=1), rtol=1e-9)
+
+
+def test_p_learned_batches_across_flushes():
+    """More realizations than one buffer of learned indices holds (HIST_BATCH per thread):
+    the flushed histogram must count every realization exactly once."""
+    res = simulate.run("D", 0.5, [10, 100, 1000], K=300, reps=333, seed=2)
+    assert np.all(np.diff(res.p_learned, axis=0) >= 0)
+    counts = res.p_learned * 333
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
+    w = np.asarray(theory.frequencies(0.5, 300))
+    np.testing.assert_allclose(res.mean, ((1.0 - res.p_learned) * w).sum(axis=1), rtol=1e-9)
+
+
+@pytest.mark.parametrize("alpha, K, h", [(0.4, 1000, 37), (1.5, 5000, 1), (0.05, 300, 299)])
+def test_alias_table_gives_each_tail_quantum_its_probability(alpha, K, h):
+    """Walker's table: slot b keeps quantum h + b with chance table[b, 0] and otherwise
+    gives its alias; the implied law must be p[i] / sf[h] over the tail i ≥ h."""
+    p = np.asarray(theory.frequencies(alpha, K))
+    sf = np.concatenate([np.cumsum(p[::-1])[::-1], [0.0]])
+    table = _kernels._alias(p, sf, h, K)
+    M = K - h
+    implied = np.zeros(K)
+    np.add.at(implied, h + np.arange(M), table[:, 0] / M)
+    np.add.at(implied, table[:, 1].astype(np.int64), (1.0 - table[:, 0]) / M)
+    np.testing.assert_allclose(implied[h:], p[h:] / sf[h], rtol=1e-9, atol=1e-15)
+    assert implied[:h].sum() == 0.0

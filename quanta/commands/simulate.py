@@ -97,7 +97,8 @@ def _simulate(args, **overrides):
 
     options = dict(tau=args.tau, K=args.K, batch=args.batch, rule=args.rule, C=args.C,
                    reps=args.reps, seed=args.seed, noisy=args.noisy, N=args.N,
-                   D=None if args.D is None else int(args.D))
+                   D=None if args.D is None else int(args.D),
+                   p_learned=False)  # neither the JSON nor the plot reports it
     options.update(overrides)
     return simulate.run(args.regime, args.alpha, _grid(args), **options)
 
