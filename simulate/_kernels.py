@@ -383,7 +383,7 @@ def _draw_tail(s, alias, h):
 @njit(cache=True)
 def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta, counts,
                  key, ev_key, ev_id, tmp_key, tmp_id, tail_id, lam, count, known_r, known_P,
-                 cross, acc, out, row, want_p):
+                 cross, acc, out, codes, ncode, gbits, want_p):
     """Multi-epoch data: quantum i is learned at grid point j once it occurred τ times
     among the first x[j] samples.
 
@@ -407,9 +407,10 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
 
     Tallied as it goes: the learning events come in time order, so the w-mass learned at
     each grid point is summed in a register and ``out[j]`` = w_all − the mass learned by
-    x[j] (no pass over the quanta); ``row[i]`` gets quantum i's first grid index if
-    ``want_p``. Returns the number of tail clocks (their ids stay in ``tail_id``, so
-    that ``_reset_tail`` can clear their counts).
+    x[j] (no pass over the quanta); if ``want_p``, each learned quantum i appends
+    (i << gbits) | g to ``codes`` (from ``ncode`` on). Returns the number of tail clocks
+    (their ids stay in ``tail_id``, so that ``_reset_tail`` can clear their counts) and
+    the new ``ncode``.
     """
     m = x.size
     bits = _id_bits(tau)
@@ -515,7 +516,8 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
             if i < kmax and g < m:
                 run += w[i]
                 if want_p:
-                    row[i] = g
+                    codes[ncode] = (i << gbits) | g
+                    ncode += 1
         if g < m:
             acc[g] += run
         j0 = j
@@ -524,7 +526,7 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
             for jj in range(m):
                 learned += acc[jj]
                 out[jj] = w_all - learned
-            return nt
+            return nt, ncode
         before += n + p_end
         mass = rate
         t_lo = t_hi
@@ -652,21 +654,23 @@ def _one_noisy_n(s, p, sf, x, D, tau, counts, learned_at, key, ids, tmp_key, tmp
 
 
 @njit(cache=True)
-def _tally(w, learned_at, out, row, want_p):
+def _tally(w, learned_at, out, codes, ncode, gbits, want_p):
     """Loss above L∞ at every grid point (Σ of w over quanta not yet learned there) from
-    ``learned_at`` and, if wanted, each quantum's first-learned grid index in ``row`` (a
-    slot of the p_learned buffer, which holds m where not learned)."""
+    ``learned_at`` and, if wanted, (i << gbits) | g appended to ``codes`` for each quantum
+    i first learned at grid index g. Returns the new ``ncode``."""
     m = out.size
     acc = np.zeros(m + 1)
     for i in range(w.size):
         g = learned_at[i]
         acc[g] += w[i]
-        if want_p:
-            row[i] = g
+        if want_p and g < m:
+            codes[ncode] = (i << gbits) | g
+            ncode += 1
     run = acc[m]
     for j in range(m - 1, -1, -1):
         out[j] = run
         run += acc[j]
+    return ncode
 
 
 @njit(cache=True)
@@ -680,51 +684,59 @@ def _reset_tail(counts, tail_id, nt, tau):
 @njit(cache=True)
 def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, h, alias, tail_quanta,
                  w_all, counts, learned_at, key, ev_key, ev_id, tmp_key, tmp_id, tail_id,
-                 aux, count, known_r, known_P, cross, acc, out, row, want_p):
-    """One realization of the chosen mode, tallied into ``out`` (and ``row``)."""
+                 aux, count, known_r, known_P, cross, acc, out, codes, ncode, gbits, want_p):
+    """One realization of the chosen mode, tallied into ``out`` (and ``codes``); returns
+    the new number of codes."""
     np.random.seed(np.uint32(s[3] >> uint64(32)))
-    nt = 0
     if mode == MODE_SAMPLES:
-        nt = _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
-                          counts, key, ev_key, ev_id, tmp_key, tmp_id, tail_id, aux, count,
-                          known_r, known_P, cross, acc, out, row, want_p)
+        nt, ncode = _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias,
+                                 tail_quanta, counts, key, ev_key, ev_id, tmp_key, tmp_id,
+                                 tail_id, aux, count, known_r, known_P, cross, acc, out,
+                                 codes, ncode, gbits, want_p)
         _reset_tail(counts, tail_id, nt, tau)
-        return
+        return ncode
     if mode == MODE_STEPS:
         _one_steps(s, p, sf, x, batch, tau, kmax, counts, learned_at, aux)
     else:
         _one_noisy_n(s, p, sf, x, D, tau, counts, learned_at, key, ev_id, tmp_key, tmp_id,
                      count)
-    _tally(w, learned_at, out, row, want_p)
+    return _tally(w, learned_at, out, codes, ncode, gbits, want_p)
 
 
-#: p_learned is tallied through a buffer of first-learned grid indices for HIST_BATCH
-#: realizations per thread (at most HIST_BUFFER entries in all), flushed into one
-#: histogram in parallel over blocks of quanta: each quantum's histogram column is then
-#: touched once per batch instead of once per realization (for the rare quanta, a cache
-#: miss each), and no per-thread histograms need allocating and summing.
+#: p_learned: each realization appends a code (i << gbits) | g per learned quantum to its
+#: worker's list; after HIST_BATCH realizations per worker the lists are bucketed by block
+#: of 2^HIST_BLOCK_BITS quanta and added to the histogram block by block in parallel, so
+#: every increment hits a block that is in cache (direct increments into the points × K
+#: table would be a cache miss each for the rare quanta). The lists hold at most
+#: HIST_BUFFER codes per worker (fewer realizations per batch when K is large).
 HIST_BATCH = 16
-HIST_BUFFER = 4_000_000
-HIST_BLOCK = 1024
+HIST_BUFFER = 2_000_000
+HIST_BLOCK_BITS = 8
 
 
 @njit(cache=True)
-def _flush(buf, fill, hist, m, lo, hi):
-    """Add buffered realizations 0..fill−1 to ``hist[g, i]`` for quanta lo ≤ i < hi and
-    reset their entries to m (never learned; counted in row m, which is discarded)."""
-    for b in range(fill):  # the block's histogram columns stay in cache over the batch
-        for i in range(lo, hi):  # no branch: row m of hist takes the unlearned entries
-            hist[buf[b, i], i] += 1
-            buf[b, i] = m
+def _bucket(codes, n, shift, starts, out):
+    """Counting sort of codes[:n] by block (code >> shift) into ``out``; block b's codes
+    are out[starts[b]:starts[b + 1]]."""
+    nb = starts.size - 1
+    starts[:] = 0
+    for e in range(n):
+        starts[(codes[e] >> shift) + 1] += 1
+    for b in range(nb):
+        starts[b + 1] += starts[b]
+    fill = starts[:nb].copy()
+    for e in range(n):
+        b = codes[e] >> shift
+        out[fill[b]] = codes[e]
+        fill[b] += 1
 
 
 @njit(cache=True, parallel=True)
 def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
     """All realizations of one configuration: ``out[r, j]`` is realization r's loss above
     L∞ at grid point j; ``hist[j, i]`` counts realizations that learned quantum i first at
-    grid point j (integer sums, so the result does not depend on the thread count;
-    filled through a buffer of HIST_BATCH realizations per thread, see ``_flush``; needs
-    m < 65535).
+    grid point j, if ``want_p`` (integer sums, so the result does not depend on the thread
+    count; filled through per-worker code lists, see ``HIST_BATCH``).
     ``nt`` is ``numba.get_num_threads()``, passed in (calling it here defeats caching).
     The data kernel's head/tail split h (``_split``) depends on the configuration only."""
     K = p.size
@@ -757,27 +769,41 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
     acc = np.zeros((nt, m))
     out = np.empty((reps, m))
     inv_p = 1.0 / p
-    slots = max(nt, min(nt * HIST_BATCH, HIST_BUFFER // K)) if want_p else reps
-    hist = np.zeros((m + 1, K) if want_p else (1, 1), np.int32)
-    buf = np.full((slots, K) if want_p else (1, 1), m, np.uint16)
-    # each thread writes its realization into its own row (hot in its cache: the tail's
-    # writes are scattered), then copies it to the buffer in one sequential pass
-    row = np.full((nt, K) if want_p else (nt, 1), m, np.uint16)
-    n_blocks = (K + HIST_BLOCK - 1) // HIST_BLOCK
-    for c0 in range(0, reps, slots):
-        c1 = min(reps, c0 + slots)
-        for r in prange(c0, c1):
+    if not want_p:
+        no_codes = np.zeros(1, np.int64)
+        for r in prange(reps):
             t = numba.get_thread_id()
             _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch, kmax, D,
                          h, alias, tail_quanta, w_all, counts[t], learned_at[t], key[t],
                          ev_key[t], ev_id[t], tmp_key[t], tmp_id[t], tail_id[t], aux[t],
                          count[t], known_r[t], known_P[t], cross[t], acc[t], out[r],
-                         row[t], want_p)
-            if want_p:
-                buf[r - c0] = row[t]
-                row[t] = m
-        if want_p:
-            for blk in prange(n_blocks):
-                _flush(buf, c1 - c0, hist, m, blk * HIST_BLOCK,
-                       min(K, (blk + 1) * HIST_BLOCK))
+                         no_codes, 0, 0, False)
+        return out, np.zeros((1, 1), np.int32)
+    hist = np.zeros((m + 1, K), np.int32)
+    gbits = _id_bits(m + 1)
+    gmask = (1 << gbits) - 1
+    shift = gbits + HIST_BLOCK_BITS
+    n_blocks = (K >> HIST_BLOCK_BITS) + 1
+    per = max(1, min(HIST_BATCH, HIST_BUFFER // K))  # realizations per worker and batch
+    codes = np.empty((nt, per * K), np.int64)
+    sorted_codes = np.empty((nt, per * K), np.int64)
+    starts = np.zeros((nt, n_blocks + 1), np.int64)
+    for c0 in range(0, reps, nt * per):
+        # worker q runs realizations c0 + q·per … with scratch row q (a static split, so
+        # each worker's code list is bounded)
+        for q in prange(nt):
+            ncode = 0
+            for r in range(c0 + q * per, min(reps, c0 + (q + 1) * per)):
+                ncode = _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch,
+                                     kmax, D, h, alias, tail_quanta, w_all, counts[q],
+                                     learned_at[q], key[q], ev_key[q], ev_id[q], tmp_key[q],
+                                     tmp_id[q], tail_id[q], aux[q], count[q], known_r[q],
+                                     known_P[q], cross[q], acc[q], out[r], codes[q], ncode,
+                                     gbits, True)
+            _bucket(codes[q], ncode, shift, starts[q], sorted_codes[q])
+        for blk in prange(n_blocks):
+            for q in range(nt):
+                for e in range(starts[q, blk], starts[q, blk + 1]):
+                    c = sorted_codes[q, e]
+                    hist[c & gmask, c >> gbits] += 1
     return out, hist

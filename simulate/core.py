@@ -23,7 +23,7 @@ class SimulationResult:
     ``mean`` and ``sem`` summarise it, ``theory`` is ``theory``'s exact expectation at ``x``
     (NaN where no closed form exists), ``p_learned[j, k-1]`` the fraction of realizations
     that learned quantum k at ``x[j]`` (None when not asked for, when points × K exceeds
-    ``P_LEARNED_MAX`` or when the grid has 65535 points or more).
+    ``P_LEARNED_MAX``).
     """
 
     config: dict
@@ -94,7 +94,7 @@ class SimulationResult:
 #: The data kernel holds K·τ occurrence clocks per thread; above this it refuses.
 MAX_CLOCKS = 100_000_000
 
-#: p_learned is kept when points × K is at most this (a (points+1) × K int32 table per thread).
+#: p_learned is kept when points × K is at most this (a (points+1) × K int64 table).
 P_LEARNED_MAX = 20_000_000
 
 
@@ -231,8 +231,7 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
 
     grid, inverse = np.unique(xs, return_inverse=True)
     m = grid.size
-    # the kernel buffers first-learned grid indices as uint16
-    want_p = bool(p_learned) and m * K <= P_LEARNED_MAX and m < 65535
+    want_p = bool(p_learned) and m * K <= P_LEARNED_MAX
     n_grid = np.floor(grid / C).astype(np.int64) if regime == "N" else None
     if regime == "N" and not noisy:
         losses, p_learned = _plain_n(w, n_grid, reps, want_p)
