@@ -35,22 +35,32 @@ def timed(fn):
     return out, time.perf_counter() - t0, (c1.user - c0.user) + (c1.system - c0.system)
 
 
-def same_configuration(d_max: float, ref_reps: int, reps: int) -> None:
+def same_configuration(d_max: float, ref_reps: int, reps: int, rounds: int = 3) -> None:
+    """Reference and kernel (with and without p_learned) in ``rounds`` interleaved rounds,
+    best of each: the shared 2-core machine's speed drifts by ±30% over minutes, and
+    interleaving exposes both sides to the same drift."""
     x = np.unique(np.round(np.geomspace(1e2, d_max, 30)))
     simulate.run("D", 0.4, x, K=100_000, reps=2, seed=0)  # compile / load the cache
-    _, t_ref, _ = timed(lambda: naive_simulate.losses("D", 0.4, x, K=100_000, reps=ref_reps,
-                                                      seed=0))
-    per_ref = t_ref / ref_reps
-    print(f"1. same configuration: alpha=0.4 tau=1 K=1e5, 30 D values 1e2..{d_max:.0e}")
+    best = {}
+    for _ in range(rounds):
+        _, t_ref, _ = timed(lambda: naive_simulate.losses("D", 0.4, x, K=100_000,
+                                                          reps=ref_reps, seed=0))
+        best["ref"] = min(best.get("ref", (np.inf,))[0], t_ref / ref_reps), None
+        for p_learned in (True, False):
+            _, t_fast, c_fast = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps,
+                                                           seed=0, p_learned=p_learned))
+            if t_fast / reps < best.get(p_learned, (np.inf,))[0]:
+                best[p_learned] = t_fast / reps, c_fast / reps
+    per_ref = best["ref"][0]
+    print(f"1. same configuration: alpha=0.4 tau=1 K=1e5, 30 D values 1e2..{d_max:.0e} "
+          f"(best of {rounds} interleaved rounds)")
     print(f"   reference (per-sample NumPy): {per_ref * 1e3:10.2f} ms / realization "
           f"({ref_reps} realizations; losses and learned fractions)")
     for p_learned in (True, False):
-        _, t_fast, c_fast = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps,
-                                                       seed=0, p_learned=p_learned))
-        per_fast = t_fast / reps
+        per_fast, cpu = best[p_learned]
         what = "losses and p_learned" if p_learned else "losses only (the CLI)"
         print(f"   kernel, {what:22s}: {per_fast * 1e3:8.3f} ms / realization ({reps} "
-              f"realizations, {simulate_threads()} threads, CPU {c_fast / reps * 1e3:.3f} ms)"
+              f"realizations, {simulate_threads()} threads, CPU {cpu * 1e3:.3f} ms)"
               f"  ratio {per_ref / per_fast:6.0f}x")
 
 

@@ -5,8 +5,9 @@ Conventions shared by every kernel (0-based index i is quantum k = i + 1):
 - ``p[i]`` the frequencies, ``sf[i] = Σ_{i' ≥ i} p[i']`` their reverse cumulative sum
   (``sf[K] = 0``), summed from the rare end so that tail masses keep full precision;
 - ``x`` the grid (samples, steps or numbers of quanta), non-decreasing int64;
-- ``learned_at[i]``: the first grid index at which quantum i is learned (``m`` = never);
-- one realization per ``prange`` iteration with its own generator state ``states[r]``
+- ``learned_at[i]`` (step and noisy-N kernels): the first grid index at which quantum i
+  is learned (``m`` = never); the data kernel tallies in time order instead;
+- realizations run in parallel (``prange``), each with its own generator state ``states[r]``
   (xoshiro256**, seeded from ``SeedSequence.spawn``; large-mean binomials and Poisson
   totals use Numba's BTPE and PTRS, whose per-thread generator is reseeded from the same
   state at the start of each realization). Realization r gets the same numbers whatever
@@ -300,7 +301,7 @@ def _id_bits(tau):
 
 #: Cost of a tail event relative to a head clock (random memory access per event against
 #: sequential passes; measured: K = 10^5, α = 0.4, best split near 2·10^4 at D = 10^6,
-#: no split at D = 10^7).
+#: no split at D = 10^7; with the alias table and the ziggurat, 2 and 4 tie at D = 10^6).
 TAIL_COST = 4.0
 
 
