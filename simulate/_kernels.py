@@ -381,6 +381,22 @@ def _draw_tail(s, alias, h):
     return int(alias[b, 1])
 
 
+@njit(cache=True, inline="always")
+def _two_sum(a, b):
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth's TwoSum)."""
+    s = a + b
+    bp = s - a
+    return s, (a - (s - bp)) + (b - bp)
+
+
+@njit(cache=True, inline="always")
+def _deposit(acc, m, g, hi, lo):
+    """Add the double-double hi + lo to grid point g's (acc[g], acc[m + g])."""
+    s, err = _two_sum(acc[g], hi)
+    acc[g] = s
+    acc[m + g] += err + lo
+
+
 @njit(cache=True)
 def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta, counts,
                  key, ev_key, ev_id, tmp_key, tmp_id, tail_id, lam, count, known_r, known_P,
@@ -408,7 +424,9 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
 
     Tallied as it goes: the learning events come in time order, so the w-mass learned at
     each grid point is summed in a register and ``out[j]`` = w_all − the mass learned by
-    x[j] (no pass over the quanta); if ``want_p``, each learned quantum i appends
+    x[j] (no pass over the quanta). Both are double-double sums (``_two_sum``; ``w_all``
+    is (hi, lo), ``acc[g]``/``acc[m + g]`` the hi/lo of the mass learned at grid point g),
+    so the difference keeps its precision when almost everything is learned; if ``want_p``, each learned quantum i appends
     (i << gbits) | g to ``codes`` (from ``ncode`` on). Returns the number of tail clocks
     (their ids stay in ``tail_id``, so that ``_reset_tail`` can clear their counts) and
     the new ``ncode``.
@@ -504,29 +522,31 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
         for jj in range(j, m):
             cross[jj] = n  # beyond the window: all its events come first
         g = j0
-        run = 0.0  # mass learned at grid point g so far
+        run, run_lo = 0.0, 0.0  # mass learned at grid point g so far
         for r in range(n):
             e = order[r]
             if e & mask != last:
                 continue
             while g < m and cross[g] <= r:
-                acc[g] += run
-                run = 0.0
+                _deposit(acc, m, g, run, run_lo)
+                run, run_lo = 0.0, 0.0
                 g += 1
             i = e >> bits
             if i < kmax and g < m:
-                run += w[i]
+                run, err = _two_sum(run, w[i])
+                run_lo += err
                 if want_p:
                     codes[ncode] = (i << gbits) | g
                     ncode += 1
         if g < m:
-            acc[g] += run
+            _deposit(acc, m, g, run, run_lo)
         j0 = j
         if j0 >= m or (left <= 0.0 and tail_left <= 0):
-            learned = 0.0
+            learned, learned_lo = 0.0, 0.0
             for jj in range(m):
-                learned += acc[jj]
-                out[jj] = w_all - learned
+                learned, err = _two_sum(learned, acc[jj])
+                learned_lo += err + acc[m + jj]
+                out[jj] = (w_all[0] - learned) + (w_all[1] - learned_lo)
             return nt, ncode
         before += n + p_end
         mass = rate
@@ -750,9 +770,10 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
     for i in range(K - 1, h - 1, -1):
         if p[i] > 0.0:
             tail_quanta += 1
-    w_all = 0.0
+    w_all = np.zeros(2)  # Σ w as a double-double (hi, lo)
     for i in range(K - 1, -1, -1):
-        w_all += w[i]
+        w_all[0], err = _two_sum(w_all[0], w[i])
+        w_all[1] += err
     kt = (K - h) * tau if h < K else 1
     counts = np.zeros((nt, K), np.int64)
     learned_at = np.full((nt, K), m, np.int64)
@@ -767,7 +788,7 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
     known_r = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
     known_P = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
     cross = np.zeros((nt, m), np.int64)
-    acc = np.zeros((nt, m))
+    acc = np.zeros((nt, 2 * m))
     out = np.empty((reps, m))
     inv_p = 1.0 / p
     if not want_p:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from empirical.qdg.gradients import per_sample_gradients_loop
-from empirical.qdg.parity import (margin_affinity, matched_subtasks, parity_qdg,
+from empirical.qdg.parity import (alpha_kept, margin_affinity, matched_subtasks, parity_qdg,
                                   subtask_contrast)
 from empirical.qdg.similarity import angular_affinity
 from quanta.cli import main
@@ -128,3 +128,13 @@ def test_cli_bad_input_is_one_line(capsys):
     err = capsys.readouterr().err
     assert "n_clusters=50 is not smaller than the number of samples" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_alpha_kept_needs_three_subtasks_and_recovers_zipf():
+    assert alpha_kept(np.array([0] * 50 + [1] * 3)) is None   # two counts: no power law
+    assert alpha_kept(np.zeros(40, int)) is None
+    rng = np.random.default_rng(0)
+    k = np.arange(1, 201)
+    p = k ** -1.4 / np.sum(k ** -1.4)                           # α = 0.4
+    labels = rng.choice(200, size=200_000, p=p)
+    assert abs(alpha_kept(labels) - 0.4) < 0.05

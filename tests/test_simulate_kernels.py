@@ -229,3 +229,13 @@ def test_alias_table_gives_each_tail_quantum_its_probability(alpha, K, h):
     np.add.at(implied, table[:, 1].astype(np.int64), (1.0 - table[:, 0]) / M)
     np.testing.assert_allclose(implied[h:], p[h:] / sf[h], rtol=1e-9, atol=1e-15)
     assert implied[:h].sum() == 0.0
+
+
+def test_fully_learned_curve_ends_exactly_at_the_floor():
+    """The data kernel's loss is Σw − (mass learned), both double-double sums: once every
+    quantum is learned it must be L∞ exactly, not a rounding residue (~1e-17) that a log
+    plot or a tail fit would read as signal."""
+    res = simulate.run("D", 0.4, [1e3, 1e12], K=200, tau=2, reps=20, seed=1, a=0.1, b=1.0,
+                       p_learned=False)
+    assert np.all(res.losses[:, -1] == res.config["loss_infinity"])
+    assert np.all(res.losses[:, 0] > res.config["loss_infinity"])

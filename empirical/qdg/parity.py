@@ -81,6 +81,19 @@ def subtask_contrast(affinity, subtasks) -> dict[str, float]:
             "cos_other_subtasks": float(cos[other].mean()) if other.any() else None}
 
 
+def alpha_kept(subtasks) -> float | None:
+    """The Zipf-MLE α of the subtask counts among the kept samples (what a perfect
+    clustering would report), or None when fewer than 3 subtasks are kept or the fit runs
+    into its bound: one or two counts do not determine a power law."""
+    from fit.sizes import rank_curve, zipf_mle
+
+    sizes = cluster_sizes(subtasks)
+    if len(rank_curve(sizes)) < 3:
+        return None
+    rank_exponent = zipf_mle(sizes)
+    return None if rank_exponent > 9.99 else rank_exponent - 1.0
+
+
 def _steps(run, checkpoints) -> list[int]:
     available = run.checkpoint_steps()
     if not available:
@@ -108,7 +121,8 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
     kept samples, at least 3). ``ari``/``nmi`` per checkpoint are taken at the K nearest that
     number of subtasks (``k_eval``; all K under ``ari_by_k``/``nmi_by_k``). ``alpha_true`` is
     the α the data was generated with; ``alpha_kept`` the Zipf-MLE α of the kept samples'
-    true subtask counts (what a perfect clustering would give). ``order`` reports whether
+    true subtask counts (what a perfect clustering would give; null with fewer than 3
+    kept subtasks, see :func:`alpha_kept`). ``order`` reports whether
     subtasks got a matching cluster in order of frequency (Spearman ρ of subtask index
     against the first step it was found). ``ari_subtask_label_by_k`` scores the clusters
     against (subtask, label) pairs: the loss gradient of a correct sample changes sign with
@@ -118,7 +132,6 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
     mean cosine within and across subtasks (:func:`subtask_contrast`).
     """
     from empirical.parity import load_run
-    from .estimators import zipf_mle
     run = load_run(run_dir)
     task = run.task
     if n_samples < 2:
@@ -182,7 +195,7 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
                      "found_subtasks_margin": sorted(matched_subtasks(
                          margin.labels_by_k_[k_eval], true)),
                      "estimators": {n: e.to_dict() for n, e in est.items()},
-                     "alpha_kept": zipf_mle(cluster_sizes(true)) - 1.0, "sizes": sizes})
+                     "alpha_kept": alpha_kept(true), "sizes": sizes})
     order = None
     if len(first_found) >= 3:
         s_idx = np.array(sorted(first_found))
