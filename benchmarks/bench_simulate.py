@@ -41,17 +41,16 @@ def same_configuration(d_max: float, ref_reps: int, reps: int, rounds: int = 3) 
     interleaving exposes both sides to the same drift."""
     x = np.unique(np.round(np.geomspace(1e2, d_max, 30)))
     simulate.run("D", 0.4, x, K=100_000, reps=2, seed=0)  # compile / load the cache
-    best = {}
+    per_ref = np.inf
+    best = {True: (np.inf, np.inf), False: (np.inf, np.inf)}  # p_learned: (wall, CPU)
     for _ in range(rounds):
         _, t_ref, _ = timed(lambda: naive_simulate.losses("D", 0.4, x, K=100_000,
                                                           reps=ref_reps, seed=0))
-        best["ref"] = min(best.get("ref", (np.inf,))[0], t_ref / ref_reps), None
-        for p_learned in (True, False):
+        per_ref = min(per_ref, t_ref / ref_reps)
+        for p_learned in best:
             _, t_fast, c_fast = timed(lambda: simulate.run("D", 0.4, x, K=100_000, reps=reps,
                                                            seed=0, p_learned=p_learned))
-            if t_fast / reps < best.get(p_learned, (np.inf,))[0]:
-                best[p_learned] = t_fast / reps, c_fast / reps
-    per_ref = best["ref"][0]
+            best[p_learned] = min(best[p_learned], (t_fast / reps, c_fast / reps))
     print(f"1. same configuration: alpha=0.4 tau=1 K=1e5, 30 D values 1e2..{d_max:.0e} "
           f"(best of {rounds} interleaved rounds)")
     print(f"   reference (per-sample NumPy): {per_ref * 1e3:10.2f} ms / realization "

@@ -189,6 +189,11 @@ def envelope(curves, normalize: bool = False) -> np.ndarray:
     return np.array([np.pad(c, (0, m - len(c))) for c in curves]).max(axis=0)
 
 
+#: Upper bound of the rank exponent ``zipf_mle`` searches; an estimate at it means the
+#: likelihood was still rising (the data do not pin the exponent down).
+ZIPF_MLE_MAX = 10.0
+
+
 def zipf_mle(sizes, n_ranks: int | None = None) -> float:
     """Rank exponent a maximising Σ_r s_r log(r^-a / H_R(a)), R = ``n_ranks`` (default: the
     number of items): the Zipf law truncated at R fitted to every counted unit's rank, so the
@@ -200,7 +205,7 @@ def zipf_mle(sizes, n_ranks: int | None = None) -> float:
 
     def nll(a):
         return a * sl + N * np.log(np.exp(-a * logr).sum())
-    res = optimize.minimize_scalar(nll, bounds=(0.0, 10.0), method="bounded",
+    res = optimize.minimize_scalar(nll, bounds=(0.0, ZIPF_MLE_MAX), method="bounded",
                                    options={"xatol": 1e-8})
     return float(res.x)
 

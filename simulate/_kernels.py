@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange, uint64
 
@@ -417,19 +416,18 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
     Only the h head quanta get clocks drawn; the tail i ≥ h (rarely hit by the largest
     grid point) is generated as one Poisson process of rate sf[h] over the window, each
     event assigned to quantum i with probability p[i] / sf[h] (``_draw_tail``, an alias
-    table): its first
-    τ events per quantum are that quantum's clocks (sorted with the head's), later ones
-    are dropped (P stands for them, by the strong Markov property). Exact; costs
-    O(h τ + tail events) per realization, O(Kτ) at most.
+    table): its first τ events per quantum are that quantum's clocks (sorted with the
+    head's), later ones are dropped (P stands for them, by the strong Markov property).
+    Exact; costs O(h τ + tail events) per realization, O(Kτ) at most.
 
     Tallied as it goes: the learning events come in time order, so the w-mass learned at
     each grid point is summed in a register and ``out[j]`` = w_all − the mass learned by
     x[j] (no pass over the quanta). Both are double-double sums (``_two_sum``; ``w_all``
     is (hi, lo), ``acc[g]``/``acc[m + g]`` the hi/lo of the mass learned at grid point g),
-    so the difference keeps its precision when almost everything is learned; if ``want_p``, each learned quantum i appends
-    (i << gbits) | g to ``codes`` (from ``ncode`` on). Returns the number of tail clocks
-    (their ids stay in ``tail_id``, so that ``_reset_tail`` can clear their counts) and
-    the new ``ncode``.
+    so the difference keeps its precision when almost everything is learned. If
+    ``want_p``, each learned quantum i appends (i << gbits) | g to ``codes`` (from
+    ``ncode`` on). Returns the number of tail clocks (their ids stay in ``tail_id``, so
+    that ``_reset_tail`` can clear their counts) and the new ``ncode``.
     """
     m = x.size
     bits = _id_bits(tau)
@@ -791,28 +789,18 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
     acc = np.zeros((nt, 2 * m))
     out = np.empty((reps, m))
     inv_p = 1.0 / p
-    if not want_p:
-        no_codes = np.zeros(1, np.int64)
-        for r in prange(reps):
-            t = numba.get_thread_id()
-            _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch, kmax, D,
-                         h, alias, tail_quanta, w_all, counts[t], learned_at[t], key[t],
-                         ev_key[t], ev_id[t], tmp_key[t], tmp_id[t], tail_id[t], aux[t],
-                         count[t], known_r[t], known_P[t], cross[t], acc[t], out[r],
-                         no_codes, 0, 0, False)
-        return out, np.zeros((1, 1), np.int32)
-    hist = np.zeros((m + 1, K), np.int32)
+    # worker q runs realizations c0 + q·per, … with scratch row q: a static split, so that
+    # each worker's code list for p_learned is bounded (one batch when it is not wanted)
+    per = max(1, min(HIST_BATCH, HIST_BUFFER // K)) if want_p else -(-reps // nt)
+    hist = np.zeros((m + 1, K) if want_p else (1, 1), np.int32)
     gbits = _id_bits(m + 1)
     gmask = (1 << gbits) - 1
     shift = gbits + HIST_BLOCK_BITS
     n_blocks = (K >> HIST_BLOCK_BITS) + 1
-    per = max(1, min(HIST_BATCH, HIST_BUFFER // K))  # realizations per worker and batch
-    codes = np.empty((nt, per * K), np.int64)
-    sorted_codes = np.empty((nt, per * K), np.int64)
+    codes = np.empty((nt, per * K if want_p else 1), np.int64)
+    sorted_codes = np.empty_like(codes)
     starts = np.zeros((nt, n_blocks + 1), np.int64)
     for c0 in range(0, reps, nt * per):
-        # worker q runs realizations c0 + q·per … with scratch row q (a static split, so
-        # each worker's code list is bounded)
         for q in prange(nt):
             ncode = 0
             for r in range(c0 + q * per, min(reps, c0 + (q + 1) * per)):
@@ -821,11 +809,13 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
                                      learned_at[q], key[q], ev_key[q], ev_id[q], tmp_key[q],
                                      tmp_id[q], tail_id[q], aux[q], count[q], known_r[q],
                                      known_P[q], cross[q], acc[q], out[r], codes[q], ncode,
-                                     gbits, True)
-            _bucket(codes[q], ncode, shift, starts[q], sorted_codes[q])
-        for blk in prange(n_blocks):
-            for q in range(nt):
-                for e in range(starts[q, blk], starts[q, blk + 1]):
-                    c = sorted_codes[q, e]
-                    hist[c & gmask, c >> gbits] += 1
+                                     gbits, want_p)
+            if want_p:
+                _bucket(codes[q], ncode, shift, starts[q], sorted_codes[q])
+        if want_p:
+            for blk in prange(n_blocks):
+                for q in range(nt):
+                    for e in range(starts[q, blk], starts[q, blk + 1]):
+                        c = sorted_codes[q, e]
+                        hist[c & gmask, c >> gbits] += 1
     return out, hist

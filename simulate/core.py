@@ -22,8 +22,8 @@ class SimulationResult:
     ``losses`` is reps × points (one row per realization, the same realization along a row),
     ``mean`` and ``sem`` summarise it, ``theory`` is ``theory``'s exact expectation at ``x``
     (NaN where no closed form exists), ``p_learned[j, k-1]`` the fraction of realizations
-    that learned quantum k at ``x[j]`` (None when not asked for, when points × K exceeds
-    ``P_LEARNED_MAX``).
+    that learned quantum k at ``x[j]`` (None when not asked for, or when points × K
+    exceeds ``P_LEARNED_MAX``).
     """
 
     config: dict
@@ -94,7 +94,7 @@ class SimulationResult:
 #: The data kernel holds K·τ occurrence clocks per thread; above this it refuses.
 MAX_CLOCKS = 100_000_000
 
-#: p_learned is kept when points × K is at most this (a (points+1) × K int64 table).
+#: p_learned is kept when points × K is at most this (a (points+1) × K int32 table).
 P_LEARNED_MAX = 20_000_000
 
 
@@ -234,7 +234,7 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
     want_p = bool(p_learned) and m * K <= P_LEARNED_MAX
     n_grid = np.floor(grid / C).astype(np.int64) if regime == "N" else None
     if regime == "N" and not noisy:
-        losses, p_learned = _plain_n(w, n_grid, reps, want_p)
+        losses, learned = _plain_n(w, n_grid, reps, want_p)
     else:
         kmax = K if N is None else min(K, int(math.floor(float(N) / C)))
         if regime == "N":
@@ -252,16 +252,16 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
                                  int(batch or 1), kmax, int(D or 0), _states(seed_value, reps),
                                  want_p, numba.get_num_threads())
         losses = out + loss_inf
-        p_learned = None
+        learned = None
         if want_p:  # in place: a K × points table is large, and new pages are slow
-            p_learned = hist[:m].astype(float)
-            np.cumsum(p_learned, axis=0, out=p_learned)
-            p_learned /= reps
+            learned = hist[:m].astype(float)
+            np.cumsum(learned, axis=0, out=learned)
+            learned /= reps
     if regime == "N" and not noisy:
         losses = losses + loss_inf
     if not np.array_equal(inverse, np.arange(xs.size)):  # repeated or unsorted grid
         losses = losses[:, inverse]
-        p_learned = p_learned[inverse] if p_learned is not None else None
+        learned = learned[inverse] if learned is not None else None
     x_out = xs.astype(float)
     config = dict(regime=regime, alpha=alpha, tau=tau, K=K, batch=batch, rule=rule, C=C,
                   reps=reps, seed=seed_value, a=_config_value(a), b=_config_value(b),
@@ -272,7 +272,7 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
     exact = _theory(regime, alpha, x_out, tau, K, batch, rule, C, a, b, N, D, noisy)
     return SimulationResult(config=config, x=x_out, mean=mean, sem=sem, losses=losses,
                             theory=np.broadcast_to(exact, x_out.shape).copy(),
-                            p_learned=p_learned)
+                            p_learned=learned)
 
 
 def _config_value(v):

@@ -18,6 +18,8 @@ import torch
 from scipy import stats
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from fit.sizes import ZIPF_MLE_MAX, zipf_mle
+
 from .clustering import QDGClustering, cluster_sizes
 from .estimators import ESTIMATORS, estimate_all
 from .gradients import linear_gradient_factors, per_sample_gradients
@@ -85,13 +87,11 @@ def alpha_kept(subtasks) -> float | None:
     """The Zipf-MLE α of the subtask counts among the kept samples (what a perfect
     clustering would report), or None when fewer than 3 subtasks are kept or the fit runs
     into its bound: one or two counts do not determine a power law."""
-    from fit.sizes import rank_curve, zipf_mle
-
     sizes = cluster_sizes(subtasks)
-    if len(rank_curve(sizes)) < 3:
+    if len(sizes) < 3:
         return None
     rank_exponent = zipf_mle(sizes)
-    return None if rank_exponent > 9.99 else rank_exponent - 1.0
+    return None if rank_exponent > ZIPF_MLE_MAX - 0.01 else rank_exponent - 1.0
 
 
 def _steps(run, checkpoints) -> list[int]:
