@@ -10,6 +10,7 @@ from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, a
                               load_run, plots)
 from empirical.parity.train import network_table
 from quanta import cli
+from quanta.commands.parity import EXIT_PAUSED
 
 LN2 = np.log(2)
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "parity"
@@ -124,6 +125,15 @@ def test_cli_train_then_analyze(tmp_path, capsys):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["widths"] == [4, 16] and cfg["task"]["n_tasks"] == 6
     assert cli.main(["parity", "train", "--out", str(out), "--resume"]) == 0
+    paused = tmp_path / "paused"
+    args = ["parity", "train", "--out", str(paused), "--n-tasks", "6", "--n-bits", "8",
+            "--widths", "4", "--steps", "3", "--batch", "64", "--eval-points", "3",
+            "--checkpoints", "2", "--test-per-task", "8", "--device", "cpu", "--quiet",
+            "--time-limit", "0"]
+    assert cli.main(args) == EXIT_PAUSED
+    assert cli.main(args + ["--resume"]) == EXIT_PAUSED
+    assert cli.main(args + ["--resume"]) == 0
+    assert "done" in capsys.readouterr().out
     capsys.readouterr()
     assert cli.main(["parity", "analyze", str(out), "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)

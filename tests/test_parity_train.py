@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, load_run,
-                              log_steps, network_table, train)
+from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, is_complete,
+                              load_run, log_steps, network_table, train)
 from empirical.parity.train import DataStream, build_model, make_task
 
 
@@ -94,6 +94,31 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, D, save_every):
         for p, q in zip(a.parameters(), b.parameters()):
             assert torch.equal(p, q)
     assert not (tmp_path / "cut" / "checkpoints" / "resume.pt").exists()
+
+
+def test_time_limit_pauses_and_resume_finishes_the_same_run(tmp_path):
+    config = tiny_config(D=[30], steps=40, eval_points=12, checkpoints=4)
+    full = load_run(train(config, tmp_path / "full"))
+    assert is_complete(tmp_path / "full")
+    calls = 0
+    while True:  # a limit of 0 s pauses after every step: 40 calls
+        train(config, tmp_path / "cut", resume=calls > 0, time_limit_s=0.0)
+        calls += 1
+        if is_complete(tmp_path / "cut"):
+            break
+        assert (tmp_path / "cut" / "checkpoints" / "resume.pt").exists()
+        assert calls < 100
+    assert calls == 40
+    resumed = load_run(tmp_path / "cut")
+    for key, value in full.metrics.items():
+        if key != "wall_time":
+            np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
+    assert resumed.checkpoint_steps() == full.checkpoint_steps()
+    for (_, a), (_, b) in zip(resumed.networks(), full.networks()):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+    assert not (tmp_path / "cut" / "checkpoints" / "resume.pt").exists()
+    assert not is_complete(tmp_path / "never_run")
 
 
 def test_resume_refuses_a_different_config(tmp_path):

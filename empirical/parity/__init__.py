@@ -4,8 +4,8 @@ from .config import ModelConfig, RunConfig, TaskConfig, TrainConfig
 from .model import MLP, FusedMLP
 from .run import Run, export_run, load_run
 from .task import SparseParityTask
-from .train import evaluate, log_steps, network_table, train
+from .train import evaluate, is_complete, log_steps, network_table, train
 
 __all__ = ["SparseParityTask", "TaskConfig", "ModelConfig", "TrainConfig", "RunConfig",
-           "MLP", "FusedMLP", "train", "evaluate", "log_steps", "network_table",
+           "MLP", "FusedMLP", "train", "is_complete", "evaluate", "log_steps", "network_table",
            "Run", "load_run", "export_run"]

@@ -159,6 +159,16 @@ def _atomic_torch_save(obj, path: Path) -> None:
     _atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
+def is_complete(run_dir) -> bool:
+    """Whether the run in ``run_dir`` has trained all its steps (False for a run that was
+    paused by its time limit or killed)."""
+    path = Path(run_dir) / "metrics.npz"
+    if not path.exists():
+        return False
+    with np.load(path) as m:
+        return int(m["n_evals"]) == len(m["steps"])
+
+
 def checkpoint_path(run_dir, step: int) -> Path:
     """Where the checkpoint of ``step`` lives: ``checkpoints/step_<8 digits>.pt``."""
     return Path(run_dir) / CHECKPOINT_DIR / f"step_{int(step):08d}.pt"
@@ -254,7 +264,8 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
 
 def train(config: RunConfig, out_dir, resume: bool = False,
           callback: Callable[[int, torch.Tensor], None] | None = None,
-          save_every_s: float | None = None, log: Callable[[str], None] | None = None) -> Path:
+          save_every_s: float | None = None, log: Callable[[str], None] | None = None,
+          time_limit_s: float | None = None) -> Path:
     """Train every network of ``config`` together; write ``config.json``, ``metrics.npz`` and
     ``checkpoints/`` into ``out_dir``; return ``out_dir``.
 
@@ -263,6 +274,9 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     after each optimizer step (losses: per-network batch loss, on the device).
     ``save_every_s`` additionally writes ``checkpoints/resume.pt`` every so many seconds
     (for machines with per-call time limits); it does not change the results.
+    ``time_limit_s`` pauses the run once this call has trained that long: it writes the
+    resume checkpoint and the metrics so far and returns, and ``resume=True`` continues it
+    with nothing lost (``is_complete`` tells a paused run from a finished one).
     """
     config = RunConfig.from_dict(config.to_dict()).validate()
     out = Path(out_dir)
@@ -288,13 +302,13 @@ def train(config: RunConfig, out_dir, resume: bool = False,
         torch.backends.cuda.matmul.allow_tf32 = allow
         torch.backends.cudnn.allow_tf32 = allow
     try:
-        return _train(config, out, device, resume, callback, save_every_s, log)
+        return _train(config, out, device, resume, callback, save_every_s, log, time_limit_s)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
 
 
 def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, callback,
-           save_every_s, log) -> Path:
+           save_every_s, log, time_limit_s) -> Path:
     tc = config.train
     autocast = _autocast_factory(tc.precision, device)
 
@@ -334,7 +348,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, cal
 
     fwd = torch.compile(model) if tc.compile else model
     t0 = time.perf_counter() - elapsed0
-    last_save = time.perf_counter()
+    call_start = last_save = time.perf_counter()
     batch_loss = None
 
     def save(step: int, path: Path) -> None:
@@ -382,6 +396,13 @@ def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, cal
             last_save = time.perf_counter()
         if callback is not None:
             callback(step, batch_loss)
+        if (time_limit_s is not None and step < tc.steps
+                and time.perf_counter() - call_start > time_limit_s):
+            save(step, out / CHECKPOINT_DIR / RESUME_NAME)
+            metrics.save(out)
+            if log:
+                log(f"paused at step {step} of {tc.steps} (time limit {time_limit_s:g} s)")
+            return out
     resume_file = out / CHECKPOINT_DIR / RESUME_NAME
     if resume_file.exists():
         resume_file.unlink()

@@ -10,6 +10,10 @@ import numpy as np
 
 from quanta.io import save_figure, write_json
 
+#: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
+#: not an error, call again with --resume)
+EXIT_PAUSED = 75
+
 #: committed CPU-scale results used by ``analyze`` examples and the demo
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "parity"
 
@@ -43,7 +47,7 @@ def config_from_args(args):
 
 
 def cmd_train(args) -> int:
-    from empirical.parity import RunConfig, train
+    from empirical.parity import RunConfig, is_complete, train
 
     if args.threads:
         import torch
@@ -56,7 +60,12 @@ def cmd_train(args) -> int:
         config = config_from_args(args)
     log = None if args.quiet else (lambda s: print(s, flush=True))
     t0 = time.perf_counter()
-    train(config, out, resume=args.resume, save_every_s=args.save_every, log=log)
+    train(config, out, resume=args.resume, save_every_s=args.save_every, log=log,
+          time_limit_s=args.time_limit)
+    if not is_complete(out):
+        print(f"paused: {out} ({time.perf_counter() - t0:.1f} s this call); run the same "
+              f"command with --resume to go on")
+        return EXIT_PAUSED
     print(f"done: {out} ({time.perf_counter() - t0:.1f} s this call)")
     return 0
 
@@ -137,6 +146,9 @@ def add_parser(subparsers) -> None:
                    help="continue the run in --out from its last checkpoint")
     t.add_argument("--save-every", type=float, default=None, metavar="SECONDS",
                    help="also save a resume checkpoint this often (machines with time limits)")
+    t.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="pause after training this long in this call: save a resume "
+                        f"checkpoint and exit with status {EXIT_PAUSED} (go on with --resume)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
