@@ -4,9 +4,10 @@ The model predicts α_N = α and α_D = α_S = α/(α+1) (``theory``), so a meas
 satisfy α_D − α_D(α_N) = 0, and each exponent implies an α (``theory.alpha_from_alpha_N``,
 ``theory.alpha_from_alpha_D``); the tilted variant (per-quantum loss gaps ∝ k^-γ) maps a pair to
 (α, γ) by ``theory.alpha_gamma_from_exponents``. Intervals come from the bootstrap
-distributions of the exponents: paired draws when both come from one joint fit, index-wise
-pairs of independent resamples when they come from two separate fits (valid because the two
-fits' resamples are independent).
+distributions of the exponents: paired draws when both come from one joint fit; for two
+separate fits, draw i of one with draw π(i) of the other for a fixed random permutation π,
+so that fits bootstrapped with the same seed (same resample weights at the same index, hence
+strongly correlated draws) still pair independent resamples.
 """
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ import numpy as np
 
 from fit.bootstrap import percentile_interval
 from fit.forms import JOINT_FORMS
+
+
+#: seed of the permutation that pairs the draws of two separate fits (fixed: the same fits
+#: give the same intervals)
+PAIRING_SEED = 20231101
 
 
 def _map(f, values) -> np.ndarray:
@@ -165,6 +171,8 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
     if sN is not None and sD is not None:
         m = min(len(sN), len(sD))
         sN, sD = np.asarray(sN[:m]), np.asarray(sD[:m])
+        if not paired:
+            sD = sD[np.random.default_rng(PAIRING_SEED).permutation(m)]
     else:
         sN = sD = None
 

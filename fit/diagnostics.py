@@ -64,9 +64,12 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     x (for joint forms, the largest x·x2, i.e. compute). Options go to :func:`fit.fit`.
     """
     from fit.core import fit
+    from fit.inputs import check_xy
 
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
+    # every point, the held-out ones too, is checked before the split
+    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=options.pop("sigma", None), n_params=0)
+    if sigma is not None:
+        options["sigma"] = sigma
     n = len(x)
     n_out = int(round(holdout * n)) if 0 < holdout < 1 else int(holdout)
     if not 1 <= n_out < n:
@@ -74,9 +77,10 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     key = x if x2 is None else x * np.asarray(x2, dtype=float)
     order = np.argsort(key, kind="stable")
     train, test = order[:n - n_out], order[n - n_out:]
-    res = fit(form, x[train], y[train], x2=None if x2 is None else np.asarray(x2)[train],
-              **options)
-    pred = res.predict(x[test], None if x2 is None else np.asarray(x2)[test])
+    if sigma is not None:
+        options["sigma"] = sigma[train]
+    res = fit(form, x[train], y[train], x2=None if x2 is None else x2[train], **options)
+    pred = res.predict(x[test], None if x2 is None else x2[test])
     rel = (pred - y[test]) / y[test]
     return Extrapolation(form, len(train), float(key[train].max()), x[test], y[test], pred,
                          rel, float(np.mean(np.abs(rel))), res)

@@ -2,7 +2,8 @@
 
 Conventions. Items (quanta, clusters, words) with sizes s (counts) sorted in decreasing order
 have a rank-frequency curve s_r ∝ r^-a; the quantization model writes the frequencies as
-p_k ∝ k^-(α+1), so ``alpha_hat = a - 1`` (``theory.alpha_from_rank_slope(-a)``). The same
+p_k ∝ k^-(α+1), so ``alpha_hat = a - 1`` (``theory.alpha_from_rank_slope(-a)`` where a > 1;
+an estimate a ≤ 1 is reported as the α̂ ≤ 0 it implies, with a warning). The same
 sizes, read as a distribution, have P(s) ∝ s^-γ in the tail; since the rank of size s is
 n·P(S ≥ s) ∝ s^(1-γ), the two exponents are tied by ``a = 1/(γ-1)``, i.e. ``γ = 1 + 1/a``
 (tested on synthetic samples in tests/test_fit_sizes.py).
@@ -158,12 +159,10 @@ class RankFrequencyResult:
 
 
 def _alpha_from_a(a):
-    """alpha_hat from the rank exponent a via theory (NaN where a ≤ 1)."""
-    import theory
-    try:
-        return float(theory.alpha_from_rank_slope(-a))
-    except ValueError:
-        return float("nan")
+    """alpha_hat = a − 1 from the rank exponent a, also where a ≤ 1: the model needs α > 0,
+    but an estimator (and its bootstrap replicates) must report what the data say rather
+    than drop the draws that fall outside the model."""
+    return float(a) - 1.0
 
 
 def _ols_slopes(logr, logs):
@@ -172,9 +171,21 @@ def _ols_slopes(logr, logs):
     return ((logs - logs.mean(-1, keepdims=True)) @ rc) / (rc @ rc)
 
 
-def rank_curve(sizes):
-    """Positive sizes in decreasing order (a rank-frequency curve)."""
-    s = np.sort(np.asarray(sizes, dtype=float).ravel())[::-1]
+def check_sizes(sizes, name: str = "sizes") -> np.ndarray:
+    """``sizes`` as a 1-d float array; a non-finite or negative size is refused, naming its
+    row (1-based, in the order given)."""
+    s = np.asarray(sizes, dtype=float).ravel()
+    bad = np.flatnonzero(~np.isfinite(s) | (s < 0))
+    if bad.size:
+        raise ValueError(f"{name}, row {bad[0] + 1}: {s[bad[0]]:g} is not a size "
+                         "(need finite counts >= 0)")
+    return s
+
+
+def rank_curve(sizes, name: str = "sizes"):
+    """Positive sizes in decreasing order (a rank-frequency curve); zeros are dropped,
+    negative or non-finite sizes refused (``check_sizes``)."""
+    s = np.sort(check_sizes(sizes, name))[::-1]
     return s[s > 0]
 
 
@@ -182,7 +193,7 @@ def envelope(curves, normalize: bool = False) -> np.ndarray:
     """The paper's envelope: at each rank, the largest size over several rank-frequency
     curves (e.g. clusterings with different cluster counts); shorter curves count as 0
     beyond their end. ``normalize`` divides each curve by its total first."""
-    curves = [rank_curve(c) for c in curves]
+    curves = [rank_curve(c, f"curve {j + 1}") for j, c in enumerate(curves)]
     if normalize:
         curves = [c / c.sum() for c in curves]
     m = max(len(c) for c in curves)
@@ -221,12 +232,21 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) \
+            or bootstrap < 0:
+        raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
     rng = np.random.default_rng(seed)
     warnings = []
     if method == "envelope":
         s = envelope([sizes] if np.ndim(sizes[0]) == 0 else list(sizes), normalize=True)
     else:
-        s = rank_curve(sizes)
+        raw = check_sizes(sizes)
+        if method == "mle":  # integers, checked in the order given so the row is the file's
+            frac = np.flatnonzero(raw != np.round(raw))
+            if frac.size:
+                raise ValueError(f"sizes, row {frac[0] + 1}: {raw[frac[0]]:g} is not an "
+                                 "integer count (the mle method models counts)")
+        s = rank_curve(raw)
     n = len(s)
     if n < 3:
         raise ValueError(f"sizes: {n} positive sizes; need at least 3")
@@ -241,6 +261,8 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
             gs = np.array([_tail_fit(np.log(d).sum(), d.size, pl.xmin)[0] for d in draws])
             boot = np.array([_alpha_from_a(1.0 / (g - 1.0)) for g in gs])
         window = (1, int(np.sum(s >= pl.xmin)))
+        if a <= 1:
+            warnings.append(f"rank exponent a = {a:.3g} <= 1: no positive alpha")
         return RankFrequencyResult("mle", _alpha_from_a(a), a, se, window, n, pl.gamma,
                                    pl.xmin, pl.ks, boot, level, warnings)
     lo, hi = (1, n) if rank_window is None else (int(rank_window[0]), int(rank_window[1]))

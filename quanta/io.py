@@ -67,6 +67,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def say(text: str, json_dest=None) -> None:
+    """Print a command's text report: to standard output, or to standard error when the
+    JSON goes to standard output (``--json -``), so that stdout stays parseable."""
+    print(text, file=sys.stderr if str(json_dest) == "-" else sys.stdout, flush=True)
+
+
 def write_json(obj: Any, dest: str | os.PathLike | None) -> None:
     """Write ``obj`` as JSON to ``dest``; ``-`` means standard output, None does nothing."""
     if dest is None:

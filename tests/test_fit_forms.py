@@ -207,3 +207,13 @@ def test_extrapolation_check_holds_out_the_largest_scales():
     assert ex.mean_abs_rel_error < 1e-8
     bad = extrapolation_check("power", x, y, holdout=0.2)
     assert bad.mean_abs_rel_error > 1e-3, "a pure power law misses the plateau"
+    # the held-out points are checked like the others
+    for i, v in ((-1, np.nan), (-2, -1.0)):
+        yb = y.copy()
+        yb[np.argsort(x)[i]] = v
+        with pytest.raises(ValueError, match="row"):
+            extrapolation_check("offset", x, yb, holdout=5)
+    with pytest.raises(ValueError, match="values but"):
+        extrapolation_check("offset", x, y[:-1], holdout=5)
+    sig = extrapolation_check("offset", x, y, holdout=5, sigma=0.01 * y)
+    assert sig.fit.n_points == 20

@@ -107,7 +107,7 @@ def test_parquet_input(tmp_path, capsys):
     code = cli.main(["fit", str(tmp_path / "d.parquet"), "--x", "D", "--y", "loss",
                      "--bootstrap", "0", "--json", "-"])
     out = capsys.readouterr().out
-    d = json.loads(out[out.index("\n{") + 1:])
+    d = json.loads(out)                              # --json -: stdout is the JSON alone
     assert code == 0
     assert d["params"]["alpha"] == pytest.approx(0.3, rel=1e-9)
     assert set(d["alpha_implied"]) == {"D"}

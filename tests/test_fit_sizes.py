@@ -118,3 +118,58 @@ def test_cli_envelope_reads_one_clustering_per_column(tmp_path, capsys):
                      "300", "--bootstrap", "0", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["alpha_hat"] == pytest.approx(0.5, abs=0.01)
     assert "envelope" in capsys.readouterr().out
+
+
+def test_nan_negative_and_fractional_sizes_are_refused_with_their_row():
+    good = np.round(1e4 * np.arange(1, 60.0) ** -1.4)
+    for bad, row in ((np.nan, 3), (-4.0, 7)):
+        s = good.copy()
+        s[row - 1] = bad
+        for method in ("ols", "mle"):
+            with pytest.raises(ValueError, match=f"row {row}: "):
+                rank_frequency_exponent(s, method=method)
+        with pytest.raises(ValueError, match=f"curve 2, row {row}"):
+            rank_frequency_exponent([good, s], method="envelope")
+    s = good.copy()
+    s[4] = 2.5                 # the row as given, not its place in the sorted curve
+    with pytest.raises(ValueError, match=r"row 5: 2\.5 is not an integer"):
+        rank_frequency_exponent(s, method="mle")
+    with pytest.raises(ValueError, match="bootstrap"):
+        rank_frequency_exponent(good, bootstrap=-1)
+
+
+def test_flat_sizes_give_alpha_at_most_zero_and_keep_every_bootstrap_draw():
+    # sizes ∝ r^-1.05: alpha = 0.05, so many resamples estimate a <= 1
+    sizes = np.round(1e5 * np.arange(1, 300.0) ** -1.05)
+    res = rank_frequency_exponent(sizes, method="ols", bootstrap=1000, seed=0)
+    assert res.alpha_hat == pytest.approx(res.rank_exponent - 1)
+    assert np.all(np.isfinite(res.bootstrap)) and res.bootstrap.size == 1000
+    assert np.mean(res.bootstrap <= 0) > 0.05          # draws below 0 kept, not dropped
+    lo, hi = res.conf_int()
+    assert lo <= np.quantile(res.bootstrap, 0.03)
+    flat = rank_frequency_exponent(np.round(1e5 * np.arange(1, 300.0) ** -0.8), method="ols")
+    assert flat.alpha_hat == pytest.approx(-0.2, abs=0.01)
+    assert any("no positive alpha" in w for w in flat.warnings)
+
+
+@pytest.mark.parametrize("mode", ["table", "literature", "sizes"])
+def test_cli_json_dash_is_pure_json(tmp_path, capsys, mode):
+    import json
+
+    from quanta import cli
+
+    if mode == "table":
+        x = np.geomspace(10, 1e4, 12)
+        path = tmp_path / "t.csv"
+        path.write_text("N,loss\n" + "".join(f"{a},{2 * a ** -0.4}\n" for a in x))
+        args = ["fit", str(path), "--x", "N", "--y", "loss", "--bootstrap", "50"]
+    elif mode == "literature":
+        args = ["fit", "literature"]
+    else:
+        path = tmp_path / "s.csv"
+        path.write_text("s\n" + "".join(f"{v:g}\n" for v in np.round(1e4 * np.arange(1, 80.0) ** -1.4)))
+        args = ["fit", "sizes", str(path), "--bootstrap", "1500"]
+    assert cli.main(args + ["--json", "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    if mode == "sizes":
+        assert data["n_bootstrap"] == 1500            # as asked, not capped

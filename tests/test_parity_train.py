@@ -179,6 +179,11 @@ def test_bad_config_raises_value_error(tmp_path):
         train(tiny_config(precision="fp8"), tmp_path / "a")
     with pytest.raises(ValueError, match="D"):
         train(tiny_config(D=[0]), tmp_path / "b")
+    # refused before anything is written: repeated seeds would give groups of unequal size
+    for kw, name in ((dict(seeds=[0, 0, 1]), "seeds"), (dict(D=[20, 20]), "D")):
+        with pytest.raises(ValueError, match=f"{name} must not repeat"):
+            train(tiny_config(**kw), tmp_path / name)
+        assert not (tmp_path / name).exists()
 
 
 def test_bf16_option_runs_and_is_recorded(tmp_path):

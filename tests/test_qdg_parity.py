@@ -138,3 +138,21 @@ def test_alpha_kept_needs_three_subtasks_and_recovers_zipf():
     p = k ** -1.4 / np.sum(k ** -1.4)                           # α = 0.4
     labels = rng.choice(200, size=200_000, p=p)
     assert abs(alpha_kept(labels) - 0.4) < 0.05
+
+
+def test_cli_parity_plots_when_the_last_checkpoint_is_skipped(tmp_path, capsys):
+    """A loss threshold that the final checkpoint misses: the text report goes to stderr
+    with --json -, and the rank-frequency plot uses the last clustered checkpoint."""
+    from empirical.parity import ModelConfig, RunConfig, TaskConfig, TrainConfig, train
+    run = train(RunConfig(TaskConfig(n_tasks=6, n_bits=10, k=3, alpha=0.4),
+                          ModelConfig(widths=[4, 16]),
+                          TrainConfig(steps=60, batch=200, eval_points=8, checkpoints=3,
+                                      test_per_task=20, device="cpu")), tmp_path / "r")
+    code = main(["qdg", "parity", str(run), "--checkpoints", "all", "--samples", "300",
+                 "--loss-threshold", "0.05", "--plot-dir", str(tmp_path / "p"), "--json", "-"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out)
+    assert "skipped" in res["checkpoints"][-1]
+    assert (tmp_path / "p" / "qdg_parity_checkpoints.png").exists()
+    rank_plot = (tmp_path / "p" / "qdg_parity_rank_frequency.png").exists()
+    assert rank_plot == any("sizes" in r for r in res["checkpoints"])

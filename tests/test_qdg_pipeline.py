@@ -158,3 +158,28 @@ def test_factored_linear_gradients_give_the_exact_cosines():
     with pytest.raises(ValueError, match="not a whole nn.Linear layer"):
         linear_gradient_factors(_model(), torch.zeros(3, 2, dtype=torch.long),
                                 torch.zeros(3, dtype=torch.long), params=["3.weight", "3.bias"])
+
+
+def test_default_loss_is_cross_entropy_and_keeps_the_label_symmetry():
+    from empirical.qdg.gradients import cross_entropy_loss
+    g = torch.Generator().manual_seed(0)
+    z, y = torch.randn(50, 4, generator=g, dtype=torch.float64) * 3, torch.randint(0, 4, (50,), generator=g)
+    assert cross_entropy_loss(z, y).item() == pytest.approx(
+        nn.functional.cross_entropy(z, y).item(), rel=1e-12)
+    for margin in (5.0, 30.0, 60.0):   # float32 cross_entropy gives ∂L/∂z_y = 0 from ~17 on
+        z = torch.tensor([[margin, 0.0]], requires_grad=True)
+        cross_entropy_loss(z, torch.tensor([0])).backward()
+        gy, go = z.grad[0]
+        assert gy < 0 < go and gy.item() == pytest.approx(-go.item(), rel=1e-6)
+        assert go.item() == pytest.approx(np.exp(-margin) / (1 + np.exp(-margin)), rel=1e-6)
+
+
+@pytest.mark.gpu
+def test_factored_gradients_on_cuda_match_the_cpu():
+    from empirical.qdg import linear_gradient_factors
+    model, x, y = _mlp_data(n=41)
+    cpu = linear_gradient_factors(model, x, y, chunk_size=16)
+    gpu = linear_gradient_factors(model.cuda(), x.cuda(), y.cuda(), chunk_size=16)
+    np.testing.assert_allclose(gpu.sq_norms().cpu().numpy(), cpu.sq_norms().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(cosine_similarity(gpu, block_size=9),
+                               cosine_similarity(cpu, block_size=9), atol=2e-5)

@@ -85,6 +85,10 @@ class TrainConfig:
             raise ValueError("seeds must not be empty")
         if self.D is not None and (not self.D or any(int(d) < 1 for d in self.D)):
             raise ValueError(f"D must be a non-empty list of positive sizes, got {self.D}")
+        for name in ("seeds", "D"):
+            values = getattr(self, name) or []
+            if len({int(v) for v in values}) != len(values):
+                raise ValueError(f"{name} must not repeat a value, got {values}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 

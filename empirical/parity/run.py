@@ -19,6 +19,9 @@ class Run:
     from it, ``metrics`` a dict of arrays (``test_loss``/``test_acc``: network × eval step ×
     subtask, nats; ``mean_test_loss``: frequency-weighted; ``steps``, ``widths``, ``seeds``,
     ``D`` (0 = online), ``n_params``, ``frequencies``, ``train_loss``, ``n_evals``).
+    ``train_loss[:, e]`` is the loss of the batch of step ``steps[e]``, measured in that
+    step's forward pass, i.e. before its update (the parameters of step ``steps[e]`` − 1),
+    while ``test_loss[:, :, e]`` is measured after it.
     """
 
     def __init__(self, run_dir):

@@ -46,8 +46,18 @@ def select_parameters(model: nn.Module, names: Sequence[str] | None = None) -> l
 
 
 def cross_entropy_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Default per-sample loss: cross-entropy in nats of one sample's logits."""
-    return nn.functional.cross_entropy(output, target)
+    """Default loss: cross-entropy in nats of logits ``output`` (…, C), mean over samples.
+
+    Written as softplus(logsumexp_{j≠y}(z_j − z_y)), in float64, rather than as
+    ``F.cross_entropy``: its gradient softmax − onehot computes ∂L/∂z_y = p_y − 1, which
+    rounds to exactly 0 for a confident sample while ∂L/∂z_j stays e^-margin, so the
+    gradient loses the label symmetry ∂L/∂z_y = −Σ_j ∂L/∂z_j that the gradient directions
+    (and ``margin_affinity``) rest on. Here ∂L/∂z_y = −sigmoid(·) exactly. Same value."""
+    z = output.double()
+    zy = z.gather(-1, target[..., None])
+    is_y = torch.arange(z.shape[-1], device=z.device) == target[..., None]
+    rest = torch.logsumexp((z - zy).masked_fill(is_y, float("-inf")), dim=-1)
+    return nn.functional.softplus(rest).mean()
 
 
 class GaussianProjection:
@@ -178,7 +188,7 @@ class LinearGradientFactors:
         out = torch.zeros(self.n_samples, dtype=torch.float64)
         for a, d, bias in zip(self.activations, self.deltas, self.has_bias):
             aa = (a.double() ** 2).sum(1) + (1.0 if bias else 0.0)
-            out += (d.double() ** 2).sum(1) * aa.cpu()
+            out += ((d.double() ** 2).sum(1) * aa).cpu()
         return out
 
 

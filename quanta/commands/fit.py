@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quanta.io import CommandError, add_output_args, save_figure, write_json
+from quanta.io import CommandError, add_output_args, save_figure, say, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -77,7 +77,7 @@ def _fit_table(args) -> int:
                   sigma=cols.get(args.sigma), bootstrap=args.bootstrap, level=args.level,
                   seed=args.seed, bootstrap_method=args.bootstrap_method, ci_method=args.ci,
                   delta=args.delta, variable=None if form in fit.JOINT_FORMS else variable)
-    print(res.summary())
+    say(res.summary(), args.json)
     out = res.to_dict()
     out["columns"] = {"x": args.x, "x2": args.x2, "y": args.y, "sigma": args.sigma}
     out["source"] = str(args.data)
@@ -101,13 +101,14 @@ def _literature(args) -> int:
 
     points = figure18_points()
     summary = figure18_summary(points)
-    print(f"{'paper':<24} {'rows':>8} {'alpha_N':>8} {'alpha_D':>8} {'model':>8} {'gap':>8}")
+    lines = [f"{'paper':<24} {'rows':>8} {'alpha_N':>8} {'alpha_D':>8} {'model':>8} {'gap':>8}"]
     for r in summary["points"]:
         rows = f"{r['row_N']}/{r['row_D']}"
         flag = "  (swapped in the paper's figure)" if r["swapped_in_paper"] else ""
-        print(f"{r['label']:<24} {rows:>8} {r['alpha_N']:8.3g} {r['alpha_D']:8.3g} "
-              f"{r['alpha_D_model']:8.3g} {r['gap']:8.3g}{flag}")
-    print(f"model: alpha_D = alpha_N/(alpha_N+1); median gap {summary['median_gap']:.3g}")
+        lines.append(f"{r['label']:<24} {rows:>8} {r['alpha_N']:8.3g} {r['alpha_D']:8.3g} "
+                     f"{r['alpha_D_model']:8.3g} {r['gap']:8.3g}{flag}")
+    lines.append(f"model: alpha_D = alpha_N/(alpha_N+1); median gap {summary['median_gap']:.3g}")
+    say("\n".join(lines), args.json)
     write_json(summary, args.json)
     if args.plot:
         save_figure(_literature_figure(points), args.plot)
@@ -152,9 +153,8 @@ def _sizes(args) -> int:
     else:
         sizes = _read_sizes(args.file, args.column)
     res = rank_frequency_exponent(sizes, method=args.method, rank_window=args.rank_window,
-                                  bootstrap=min(args.bootstrap, 1000), level=args.level,
-                                  seed=args.seed)
-    print(res.summary())
+                                  bootstrap=args.bootstrap, level=args.level, seed=args.seed)
+    say(res.summary(), args.json)
     write_json({**res.to_dict(), "source": str(args.file)}, args.json)
     if args.plot:
         import matplotlib.pyplot as plt
@@ -193,7 +193,8 @@ def demo(out_dir: Path) -> list[Path]:
         eps = sim.truncation_offset()
         # unweighted: the points of one realization share its samples, so their errors
         # are correlated and a per-point sigma would overstate the information
-        res = fit.power_law(sim.x, sim.mean + eps, bootstrap=1000, seed=0, variable=regime)
+        res = fit.power_law(sim.x, sim.mean + eps, bootstrap=1000, seed=kw["seed"],
+                            variable=regime)
         fits[regime] = res
         lo_a, hi_a = res.conf_int()["alpha"]
         pred = sim.theory_exponent

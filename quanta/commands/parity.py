@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quanta.io import save_figure, write_json
+from quanta.io import save_figure, say, write_json
 
 #: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
 #: not an error, call again with --resume)
@@ -97,7 +97,7 @@ def cmd_analyze(args) -> int:
         for name, fig in plots.figures(runs, result):
             dest = Path(args.plot_dir) / f"{name}.png"
             save_figure(fig, dest)
-            print(f"wrote {dest}")
+            say(f"wrote {dest}", args.json)
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quanta.io import add_output_args, atomic_write_bytes, save_figure, write_json
+from quanta.io import add_output_args, atomic_write_bytes, save_figure, say, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -71,13 +71,13 @@ def _threshold(text: str):
     return None if text.lower() == "none" else float(text)
 
 
-def _print_estimates(estimates: dict, alpha_true=None) -> None:
-    if alpha_true is not None:
-        print(f"alpha_true = {alpha_true:g}")
+def _estimates_text(estimates: dict, alpha_true=None) -> list[str]:
+    lines = [] if alpha_true is None else [f"alpha_true = {alpha_true:g}"]
     for name, e in estimates.items():
         lo, hi = e["ci"]
         ci = "" if lo is None else f"  [{lo:.3f}, {hi:.3f}]"
-        print(f"{name:>9}: alpha_hat = {e['alpha_hat']:.3f}{ci}")
+        lines.append(f"{name:>9}: alpha_hat = {e['alpha_hat']:.3f}{ci}")
+    return lines
 
 
 def run_toy_cmd(args) -> int:
@@ -86,8 +86,9 @@ def run_toy_cmd(args) -> int:
     res = run_toy(args.alpha, args.n_clusters, args.samples, args.dim, args.sigma, args.ks,
                   reps=args.reps, seed=args.seed, k=k, bootstrap=args.bootstrap,
                   n_init=args.n_init)
-    _print_estimates(res["estimators"], res["alpha_true"])
-    print("ARI vs planted clusters: " + ", ".join(f"K={kk}: {v:.2f}" for kk, v in res["ari"].items()))
+    say("\n".join(_estimates_text(res["estimators"], res["alpha_true"]) + [
+        "ARI vs planted clusters: " + ", ".join(f"K={kk}: {v:.2f}" for kk, v in res["ari"].items())]),
+        args.json)
     write_json(res, args.json)
     if args.plot:
         from empirical.qdg.plots import plot_rank_frequency
@@ -147,23 +148,26 @@ def run_parity_cmd(args) -> int:
     res = parity_qdg(args.run_dir, checkpoints=args.checkpoints, network=args.network,
                      n_samples=args.samples, ks=args.ks, loss_threshold=args.loss_threshold,
                      project_dim=args.project_dim, seed=args.seed, n_init=args.n_init)
-    print(f"alpha (data) = {res['alpha_true']:g}; network {res['network']}")
+    lines = [f"alpha (data) = {res['alpha_true']:g}; network {res['network']}"]
     for row in res["checkpoints"]:
         if row["ari"] is None:
-            print(f"step {row['step']:>8}: skipped ({row['skipped']})")
+            lines.append(f"step {row['step']:>8}: skipped ({row['skipped']})")
             continue
-        print(f"step {row['step']:>8}: kept {row['n_kept']:>5} samples, ARI {row['ari']:.3f}, "
-              f"NMI {row['nmi']:.3f}, " + ", ".join(
-                  f"{n} {e['alpha_hat']:.2f}" for n, e in row["estimators"].items()))
+        lines.append(f"step {row['step']:>8}: kept {row['n_kept']:>5} samples, ARI "
+                     f"{row['ari']:.3f}, NMI {row['nmi']:.3f}, " + ", ".join(
+                         f"{n} {e['alpha_hat']:.2f}" for n, e in row["estimators"].items()))
+    say("\n".join(lines), args.json)
     write_json(res, args.json)
     if args.plot_dir:
         from empirical.qdg.plots import plot_parity_checkpoints, plot_rank_frequency
         d = Path(args.plot_dir)
         d.mkdir(parents=True, exist_ok=True)
         save_figure(plot_parity_checkpoints(res).figure, d / "qdg_parity_checkpoints.png")
-        last = res["checkpoints"][-1]
-        save_figure(plot_rank_frequency(last["sizes"], alpha_true=res["alpha_true"]).figure,
-                    d / "qdg_parity_rank_frequency.png")
+        clustered = [row for row in res["checkpoints"] if "sizes" in row]
+        if clustered:  # the latest checkpoint that had enough samples to cluster
+            save_figure(plot_rank_frequency(clustered[-1]["sizes"],
+                                            alpha_true=res["alpha_true"]).figure,
+                        d / "qdg_parity_rank_frequency.png")
     return 0
 
 
