@@ -41,16 +41,21 @@ class SimulationResult:
         return theory.alpha_N(alpha) if self.config["regime"] == "N" else theory.alpha_D(alpha)
 
     def asymptotic_window(self) -> tuple[float, float]:
-        """Default fitting window: above the pre-asymptotic start (x ≥ 100 τ-scale units)
-        and a decade below the finite-K cutoff (τ/p_K samples, or K quanta for N)."""
+        """Default fitting window: above the pre-asymptotic start (x ≥ 100τ samples; for
+        the steps rule also ≥ 10τ steps, since nothing is learned before step τ) and a
+        decade below the cutoff where the loss flattens: τ/p_n samples for the last quantum
+        that can be learned (n = K, or ⌊N/C⌋ with a capacity N); [100C, KC/10] for N."""
         cfg = self.config
-        K, tau = cfg["K"], cfg["tau"]
+        K, tau, C = cfg["K"], cfg["tau"], cfg["C"]
         if cfg["regime"] == "N":
-            return 10.0 * cfg["C"], 0.01 * K * cfg["C"]
-        cutoff = theory.finite_K_cutoff(cfg["alpha"], K, tau)
+            return 100.0 * C, 0.1 * K * C
+        n = K if cfg["N"] is None else max(1, min(K, int(capacity(cfg["N"], C))))
+        cutoff = theory.finite_K_cutoff(cfg["alpha"], n, tau)
         lo = 100.0 * tau
         if cfg["regime"] == "S":
             cutoff, lo = cutoff / cfg["batch"], lo / cfg["batch"]
+            if cfg["rule"] == "steps":
+                lo = max(lo, 10.0 * tau)
         return lo, 0.1 * cutoff
 
     def truncation_offset(self) -> float:
@@ -59,7 +64,7 @@ class SimulationResult:
         cutoff, so adding it back gives the infinite-K exponent; 0 for per-quantum a, b."""
         cfg = self.config
         a, b = cfg["a"], cfg["b"]
-        if not (np.isscalar(a) and np.isscalar(b)):
+        if not constant_losses(cfg):
             return 0.0
         alpha, K = cfg["alpha"], cfg["K"]
         cut = theory.tail_mass(K, alpha) * theory.normalization(alpha) \
@@ -68,7 +73,7 @@ class SimulationResult:
 
     def exponent(self, x_min=None, x_max=None, *, truncation=True) -> float:
         """−slope of log(mean − L∞ [+ ε_K]) against log x by least squares over
-        [x_min, x_max] (default: ``asymptotic_window()``, or all points if it holds < 3).
+        [x_min, x_max] (default: ``asymptotic_window()``, which must hold 3 grid points).
 
         ``truncation=True`` adds back ε_K (see ``truncation_offset``) and so measures the
         infinite-K exponent; ``False`` gives the raw slope a finite-K experiment would fit.
@@ -79,7 +84,8 @@ class SimulationResult:
         x = np.asarray(self.x, float)
         sel = (x >= lo) & (x <= hi)
         if x_min is None and x_max is None and sel.sum() < 3:
-            sel = np.ones_like(sel)
+            raise ValueError(f"the asymptotic window [{lo:g}, {hi:g}] holds {sel.sum()} grid "
+                             "points; need 3 (widen the grid or pass x_min, x_max)")
         if sel.sum() < 2:
             raise ValueError(f"x_min/x_max: fewer than 2 grid points in [{lo:g}, {hi:g}]")
         y = self.mean[sel] - self.config["loss_infinity"]
@@ -89,6 +95,16 @@ class SimulationResult:
             raise ValueError("x_max: the loss reaches L∞ inside the window; lower x_max")
         slope = np.polyfit(np.log(x[sel]), np.log(y), 1)[0]
         return float(-slope)
+
+
+def capacity(N, C) -> np.ndarray:
+    """n = ⌊N/C⌋ quanta, with theory's tolerance (7/0.07 is 100, not 99)."""
+    return np.floor(np.asarray(N, float) / C + 1e-9).astype(np.int64)
+
+
+def constant_losses(config: dict) -> bool:
+    """Whether the config's a and b are constants (per-quantum ones are stored by name)."""
+    return isinstance(config["a"], float) and isinstance(config["b"], float)
 
 
 #: The data kernel holds K·τ occurrence clocks per thread; above this it refuses.
@@ -154,8 +170,9 @@ def _call_kernel(*args):
 def _theory(regime, alpha, x, tau, K, batch, rule, C, a, b, N, D, noisy):
     """theory's exact expectation at x (NaN where it has no closed form)."""
     if regime == "N":  # the simulated learner holds whole quanta: n = ⌊N/C⌋
-        return np.asarray(theory.loss_N(np.floor(x / C) * C, alpha, C=C, K=K, a=a, b=b),
-                          float)
+        if noisy:      # choosing from noisy counts: no closed form
+            return np.full(x.size, np.nan)
+        return np.asarray(theory.loss_n(capacity(x, C), alpha, K=K, a=a, b=b), float)
     if N is not None:
         if regime == "S" and rule == "steps":
             return np.full(x.size, np.nan)
@@ -209,21 +226,29 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
         batch = _int(batch, "batch", 1)
     if noisy and regime != "N":
         raise ValueError("noisy applies to regime 'N' only")
+    if D is not None and not noisy:
+        raise ValueError("D (training samples) applies to noisy=True only; the grid is D "
+                         "in regime 'D'")
     if regime == "N" and noisy:
         if D is None:
             raise ValueError("D (training samples) is required for noisy=True")
         D = _int(D, "D", 0)
+        if D > 2**62:
+            raise ValueError(f"D must be at most 2^62, got {D}")
     if N is not None:
         if regime == "N":
             raise ValueError("N is the grid in regime 'N'; pass it as x")
-        if not (np.isscalar(N) and float(N) >= 0):
-            raise ValueError(f"N must be a number ≥ 0, got {N!r}")
+        if not (np.isscalar(N) and math.isfinite(float(N)) and float(N) >= 0):
+            raise ValueError(f"N must be a finite number ≥ 0, got {N!r}")
     xs = _grid(x, regime)
     a_k = _per_quantum(a, K, "a")
     b_k = _per_quantum(b, K, "b")
     seed_value = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
 
     p = np.asarray(theory.frequencies(alpha, K), float)
+    if not p[-1] > 0:
+        raise ValueError(f"alpha = {alpha:g} with K = {K}: the rarest quanta's frequencies "
+                         "underflow to 0; lower alpha or K")
     sf = np.zeros(K + 1)
     sf[:K] = np.cumsum(p[::-1])[::-1]
     w = p * (b_k - a_k)
@@ -232,11 +257,11 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
     grid, inverse = np.unique(xs, return_inverse=True)
     m = grid.size
     want_p = bool(p_learned) and m * K <= P_LEARNED_MAX
-    n_grid = np.floor(grid / C).astype(np.int64) if regime == "N" else None
+    n_grid = capacity(grid, C) if regime == "N" else None
     if regime == "N" and not noisy:
         losses, learned = _plain_n(w, n_grid, reps, want_p)
     else:
-        kmax = K if N is None else min(K, int(math.floor(float(N) / C)))
+        kmax = K if N is None else min(K, int(capacity(N, C)))
         if regime == "N":
             mode, kx = _kernels.MODE_NOISY_N, n_grid
         elif regime == "S" and rule == "steps":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 import theory
+from simulate.core import constant_losses
 
 _XLABEL = {"D": "D (training samples)", "S": "S (steps)", "N": "N (parameters)"}
 
@@ -19,7 +20,7 @@ def _axes(ax):
 def asymptote(result) -> np.ndarray | None:
     """theory's large-x form of L − L∞ at result.x, plus L∞ (None without a closed form)."""
     cfg = result.config
-    if not (np.isscalar(cfg["a"]) and np.isscalar(cfg["b"])) or cfg.get("N") is not None:
+    if not constant_losses(cfg) or cfg.get("N") is not None or cfg.get("noisy"):
         return None
     alpha, tau, a, b = cfg["alpha"], cfg["tau"], cfg["a"], cfg["b"]
     x = result.x

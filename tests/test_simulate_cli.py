@@ -46,6 +46,12 @@ def test_other_regimes_write_json_to_stdout(capsys, regime, extra):
     (["--alpha", "0.4", "--x-min", "1e5", "--x-max", "1e3"], "x-min"),
     (["--alpha", "0.4", "--x-min", "1e3", "--x-max", "1e3"], "x-min"),
     (["--alpha", "0.4", "--regime", "S", "--batch", "0"], "batch"),
+    (["--alpha", "0.4", "--regime", "N", "--K", "0"], "--K"),
+    (["--alpha", "0.4", "--N", "inf"], "N must be a finite"),
+    (["--alpha", "0.4", "--regime", "N", "--noisy", "--D", "1e19"], "2^62"),
+    (["--alpha", "0.4", "--regime", "N", "--noisy", "--D", "1.5"], "D must be an integer"),
+    (["--alpha", "0.4", "--D", "1000"], "noisy"),
+    (["--alpha", "70"], "underflow"),
 ])
 def test_bad_input_is_one_line_error(capsys, args, word):
     argv = ["simulate", "--reps", "2", *args]

@@ -150,3 +150,57 @@ def test_result_carries_config_and_shapes():
     np.testing.assert_array_equal(res.x, [300, 10, 1000, 10])
     np.testing.assert_array_equal(res.losses[:, 1], res.losses[:, 3])
     assert res.config["regime"] == "D" and res.config["seed"] == 3 and res.config["K"] == 50
+
+
+def test_capacity_limits_the_fitting_window():
+    """With a capacity N the loss flattens once the ⌊N/C⌋ quanta are learned: the default
+    window ends a decade before that, so the fit measures α/(α+1), not the plateau."""
+    res = simulate.run("D", 0.4, np.geomspace(1e2, 1e9, 30), K=100_000, N=10**4, C=2.0,
+                       reps=100, seed=1, p_learned=False)
+    lo, hi = res.asymptotic_window()
+    assert hi == pytest.approx(0.1 * theory.finite_K_cutoff(0.4, 5000))
+    assert abs(res.exponent() - res.theory_exponent) < 0.01
+
+
+def test_steps_rule_window_starts_after_step_tau():
+    x = np.unique(np.round(np.geomspace(1, 1e5, 30)))
+    res = simulate.run("S", 0.4, x, K=100_000, batch=1000, tau=3, rule="steps", reps=20,
+                       seed=0, p_learned=False)
+    assert res.asymptotic_window()[0] == 30
+    assert abs(res.exponent() - res.theory_exponent) < 0.01
+
+
+def test_capacity_floor_matches_theory():
+    """⌊N/C⌋ with theory's tolerance: 7/0.07 holds 100 quanta (in floating point 99.99…)."""
+    res = simulate.run("D", 0.5, [1e7], K=200, N=7, C=0.07, reps=20, seed=0)
+    assert res.sem[0] < 1e-15 and res.mean[0] == pytest.approx(res.theory[0], rel=1e-12)
+    assert res.theory[0] == pytest.approx(theory.loss_n(100, 0.5, K=200), rel=1e-12)
+    plain = simulate.run("N", 0.5, [4.445, 7.0], K=400, C=0.07, reps=2, b=np.ones(400))
+    np.testing.assert_allclose(plain.mean, plain.theory, rtol=1e-12)
+    np.testing.assert_allclose(plain.theory, theory.loss_n([63, 100], 0.5, K=400), rtol=1e-12)
+
+
+def test_noisy_order_has_no_closed_form_theory():
+    res = simulate.run("N", 0.5, [10, 30, 100], K=2000, reps=20, noisy=True, D=300, seed=1)
+    assert np.all(np.isnan(res.theory))
+
+
+def test_per_quantum_losses_fit_and_plot():
+    import matplotlib.pyplot as plt
+
+    from simulate.plots import plot_local_exponent, plot_loss
+    K = 1000
+    res = simulate.run("D", 0.5, np.geomspace(1e2, 1e6, 12), K=K, reps=20, seed=0,
+                       b=np.ones(K))
+    assert res.truncation_offset() == 0.0 and np.isfinite(res.exponent(1e2, 1e4))
+    fig, (a1, a2) = plt.subplots(2)
+    plot_loss(res, ax=a1)
+    plot_local_exponent(res, ax=a2)
+    plt.close(fig)
+
+
+def test_default_window_needs_three_points():
+    res = simulate.run("D", 0.4, np.geomspace(1e2, 1e4, 8), K=100, reps=5, seed=0)
+    with pytest.raises(ValueError, match="asymptotic window"):
+        res.exponent()
+    assert np.isfinite(res.exponent(1e2, 3e2, truncation=False))

@@ -47,6 +47,8 @@ def _grid(args) -> np.ndarray:
     """The log-spaced grid of D, S or N values from --x-min/--x-max/--points."""
     if args.points < 2:
         raise ValueError("--points must be ≥ 2")
+    if args.K < 1:
+        raise ValueError(f"--K must be an integer ≥ 1, got {args.K}")
     if args.regime == "N":
         lo, hi = 1.0, float(args.K) * args.C
     elif args.regime == "S":
@@ -65,11 +67,15 @@ def _grid(args) -> np.ndarray:
 
 def summary(result) -> dict:
     """The JSON document: config, per-point mean/sem/theory, fitted and predicted exponent."""
+    exponent = raw = None
     try:
         exponent = result.exponent()
+    except ValueError:
+        pass
+    try:
         raw = result.exponent(truncation=False)
     except ValueError:
-        exponent = raw = None
+        pass
     lo, hi = result.asymptotic_window()
     points = [dict(x=float(x), mean=float(m), sem=float(s), theory=float(t))
               for x, m, s, t in zip(result.x, result.mean, result.sem, result.theory)]
@@ -97,7 +103,7 @@ def _simulate(args, **overrides):
 
     options = dict(tau=args.tau, K=args.K, batch=args.batch, rule=args.rule, C=args.C,
                    reps=args.reps, seed=args.seed, noisy=args.noisy, N=args.N,
-                   D=None if args.D is None else int(args.D),
+                   D=args.D,
                    p_learned=False)  # neither the JSON nor the plot reports it
     options.update(overrides)
     return simulate.run(args.regime, args.alpha, _grid(args), **options)
@@ -113,7 +119,9 @@ def run(args) -> int:
         exp = doc["exponent"]
         print(f"exponent {exp:.4f} (fitted over {doc['exponent_window'][0]:.3g} … "
               f"{doc['exponent_window'][1]:.3g}); predicted {doc['theory_exponent']:.4f}"
-              if exp is not None else "exponent: too few points in the asymptotic window")
+              if exp is not None else
+              f"exponent: fewer than 3 grid points in the asymptotic window "
+              f"{doc['exponent_window'][0]:.3g} … {doc['exponent_window'][1]:.3g}")
     write_json(doc, args.json)
     if args.plot:
         save_figure(figure(result), args.plot)
