@@ -175,7 +175,13 @@ def _theory(regime, alpha, x, tau, K, batch, rule, C, a, b, N, D, noisy):
         return np.asarray(theory.loss_n(capacity(x, C), alpha, K=K, a=a, b=b), float)
     if N is not None:
         if regime == "S" and rule == "steps":
-            return np.full(x.size, np.nan)
+            # quanta beyond the capacity are never learned: as if learning them cost
+            # nothing, a_k = b_k for k > n, which the steps-rule expectation takes as arrays
+            n = int(capacity(N, C))
+            a_k, b_k = _per_quantum(a, K, "a"), _per_quantum(b, K, "b")
+            a_eff = np.where(np.arange(1, K + 1) <= n, a_k, b_k)
+            return np.asarray(theory.expected_loss_S(x, alpha, batch, tau=tau, rule=rule,
+                                                     K=K, a=a_eff, b=b_k), float)
         size = x * batch if regime == "S" else x
         return np.asarray(theory.expected_loss_ND(N, size, alpha, C=C, tau=tau, K=K,
                                                   a=a, b=b), float)

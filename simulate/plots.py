@@ -60,7 +60,10 @@ def plot_loss(result, ax=None):
 
 
 def _local_slopes(x, y):
-    """−d log y / d log x between neighbouring points (geometric midpoints)."""
+    """−d log y / d log x between neighbouring points (geometric midpoints), over the
+    distinct x in increasing order (a grid may come unsorted or with repeats)."""
+    x, first = np.unique(np.asarray(x, float), return_index=True)
+    y = np.asarray(y, float)[first]
     ok = y > 0
     x, y = x[ok], y[ok]
     lx, ly = np.log(x), np.log(y)

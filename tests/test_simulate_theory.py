@@ -204,3 +204,23 @@ def test_default_window_needs_three_points():
     with pytest.raises(ValueError, match="asymptotic window"):
         res.exponent()
     assert np.isfinite(res.exponent(1e2, 3e2, truncation=False))
+
+
+def test_steps_rule_with_capacity_matches_its_exact_expectation():
+    """Steps rule plus capacity: quanta beyond ⌊N/C⌋ stay unlearned (theory via a_k = b_k
+    there); the Monte Carlo mean agrees within 4 standard errors."""
+    res = simulate.run("S", 0.5, [2, 10, 50, 300], batch=64, rule="steps", tau=2, K=3000,
+                       N=150, reps=3000, seed=4, p_learned=False)
+    assert np.all(np.isfinite(res.theory))
+    assert np.all(np.abs(res.mean - res.theory) <= 4 * res.sem + 1e-12), (res.mean, res.theory)
+    full = simulate.run("S", 0.5, [300], batch=64, rule="steps", tau=2, K=3000, reps=2,
+                        seed=4, p_learned=False)
+    assert res.theory[-1] > full.theory[0]           # the capacity costs loss
+
+
+def test_local_exponent_of_an_unsorted_grid_with_repeats():
+    from simulate.plots import _local_slopes
+    x = np.array([1e4, 1e2, 1e3, 1e3, 1e5])
+    xm, slope = _local_slopes(x, x ** -0.3)
+    assert np.all(np.diff(xm) > 0)
+    np.testing.assert_allclose(slope, 0.3, rtol=1e-12)
