@@ -62,10 +62,12 @@ def planted_run(path, *, D=None, alpha=0.4, n_tasks=30):
 def test_planted_online_exponents_are_recovered(tmp_path):
     run = load_run(planted_run(tmp_path / "r"))
     r = analysis.analyze([run])["runs"][0]
-    assert r["N"]["exponent"] == pytest.approx(0.4, abs=1e-6)
+    # planted pure power laws: the raw slopes are exact (`exponent` adds ε_K back first)
+    assert r["N"]["exponent_raw"] == pytest.approx(0.4, abs=1e-6)
     assert r["N"]["theory_exponent"] == pytest.approx(0.4)
-    assert r["S"]["exponent"] == pytest.approx(0.3, abs=1e-6)
+    assert r["S"]["exponent_raw"] == pytest.approx(0.3, abs=1e-6)
     assert r["S"]["theory_exponent"] == pytest.approx(0.4 / 1.4)
+    assert r["truncation_offset"] == pytest.approx(analysis.truncation_offset(run.task))
     for reg in ("N", "S", "convergence"):
         lo, hi = r[reg]["conf_int"]
         assert lo <= r[reg]["exponent"] <= hi
@@ -82,8 +84,8 @@ def test_planted_online_exponents_are_recovered(tmp_path):
 def test_planted_D_exponents_are_recovered(tmp_path):
     run = load_run(planted_run(tmp_path / "r", D=[100, 300, 1000, 3000, 10_000, 30_000]))
     r = analysis.analyze([run])["runs"][0]
-    assert r["D"]["exponent"] == pytest.approx(0.25, abs=1e-6)
-    assert r["D"]["exponent_final"] == pytest.approx(0.25, abs=1e-6)
+    assert r["D"]["exponent_raw"] == pytest.approx(0.25, abs=1e-6)
+    assert r["D"]["exponent"] < r["D"]["exponent_raw"]      # ε_K added back flattens it
     assert "minimum" in r["D"]["loss"]
     assert r["learned_vs_D"]["exponent"] == pytest.approx(0.7, abs=0.1)
     assert r["learned_vs_D"]["theory_exponent"] == pytest.approx(1 / 1.4)
@@ -156,7 +158,10 @@ def test_committed_results_analyze(tmp_path):
     result = analysis.analyze([load_run(p) for p in runs])
     by_name = {Path(r["run"]).name: r for r in result["runs"]}
     r = by_name["online_alpha0.4"]
-    assert r["complete"] and r["N"]["exponent"] is not None
+    # these CPU runs are step-limited: every width in the window is still learning at the
+    # end, so L(N) has no capacity-limited points to fit, and the analysis says so
+    assert r["complete"] and r["N"]["exponent"] is None
+    assert r["N"]["window"]["dropped_still_learning"] and "step-limited" in r["N"]["note"]
     final = np.array(r["N"]["y"])
     assert final[-1] < final[0], "the widest network must reach a lower loss than the narrowest"
     assert r["convergence"]["exponent"] < 0, "frequent subtasks must converge first"
@@ -164,3 +169,67 @@ def test_committed_results_analyze(tmp_path):
     run = load_run(RESULTS / "online_alpha0.4")
     nets = run.networks()
     assert len(nets) == len(run.config.model.widths)
+
+
+def model_run(path, *, alpha, steps=200_000, seeds=(0,), seed_delay=None, widths=None):
+    """A run directory that follows the quantization model exactly, at the paper's size:
+    500 subtasks, widths 9…500 with one quantum per unit of width, subtask k learned (loss
+    ln 2 → 0) at step 100/p_k (a fixed number of its samples at batch 20 000), if it fits."""
+    widths = widths or sorted({int(round(v)) for v in np.geomspace(9, 500, 30)})
+    cfg = RunConfig(TaskConfig(n_tasks=500, n_bits=100, k=3, alpha=alpha),
+                    ModelConfig(widths=widths),
+                    TrainConfig(steps=steps, batch=20_000, seeds=list(seeds), eval_points=100))
+    d = Path(path)
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(cfg.to_json())
+    nets = network_table(cfg)
+    p = load_run(d).task.frequencies
+    grid = np.array(sorted({0, *np.unique(np.round(np.geomspace(1, steps, 100)).astype(int))}))
+    loss = np.full((len(nets), grid.size, 500), LN2, np.float32)
+    for m, n in enumerate(nets):
+        conv = 100.0 / p * (1.0 if seed_delay is None else seed_delay[n["seed"]])
+        conv[n["width"]:] = np.inf
+        loss[m] = np.where(grid[:, None] >= conv[None, :], 0.0, LN2)
+    np.savez(d / "metrics.npz", steps=grid, widths=np.array([n["width"] for n in nets]),
+             seeds=np.array([n["seed"] for n in nets]), D=np.zeros(len(nets), int),
+             n_params=np.array([603 * n["width"] + 2 for n in nets]), frequencies=p,
+             test_loss=loss, test_acc=np.ones_like(loss), mean_test_loss=loss.astype(float) @ p,
+             n_evals=np.array(grid.size))
+    return d
+
+
+@pytest.mark.parametrize("alpha", [0.1, 0.4])
+def test_model_exact_runs_give_the_model_exponents(tmp_path, alpha):
+    """On data that follow the model exactly, with 500 subtasks: L(N) and L(S) measured
+    with ε_K added back are within 0.03 of α and α/(α+1), where the raw slopes are far off
+    (the Zipf law cut at 500 steepens the curve near the cutoff); the widths still learning
+    at 200 000 steps are left out of L(N) rather than fitted as a plateau."""
+    r = analysis.analyze([load_run(model_run(tmp_path / "m", alpha=alpha))])["runs"][0]
+    assert abs(r["N"]["exponent"] - alpha) < 0.03, r["N"]
+    assert abs(r["S"]["exponent"] - alpha / (alpha + 1)) < 0.03, r["S"]
+    assert abs(r["S"]["exponent_raw"] - alpha / (alpha + 1)) > 0.05
+    dropped = r["N"]["window"]["dropped_still_learning"]
+    assert dropped and min(dropped) > max(w for w, y in zip(r["N"]["widths"], r["N"]["y"])
+                                          if w not in dropped and y > 0.05 * LN2)
+
+
+def test_a_slow_seed_does_not_set_the_convergence_step(tmp_path):
+    one = analysis.analyze([load_run(model_run(tmp_path / "a", alpha=0.4, steps=20_000,
+                                               widths=[500]))])["runs"][0]
+    two = analysis.analyze([load_run(model_run(tmp_path / "b", alpha=0.4, steps=20_000,
+                                               widths=[500], seeds=(0, 1, 2),
+                                               seed_delay={0: 0.7, 1: 1.0, 2: 1.5}))])
+    two = two["runs"][0]
+    assert two["convergence"]["seeds"] == 3
+    assert two["convergence"]["n_converged"] == one["convergence"]["n_converged"]
+    assert two["convergence"]["steps"][:5] == one["convergence"]["steps"][:5]
+
+
+def test_alpha_sweep_groups_runs_by_configuration(tmp_path):
+    runs = [load_run(planted_run(tmp_path / f"a{a}", alpha=a)) for a in (0.2, 0.4)]
+    runs.append(load_run(planted_run(tmp_path / "other", alpha=0.8, n_tasks=20)))
+    result = analysis.analyze(runs)
+    sweep = result["alpha_sweep"]
+    assert sweep["alpha"] == [0.2, 0.4] and len(result["alpha_sweeps"]) == 1
+    assert sweep["config"]["n_tasks"] == 30 and [Path(r).name for r in sweep["run"]] == ["a0.2", "a0.4"]
+    assert len(sweep["convergence"]) == 2
