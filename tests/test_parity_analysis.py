@@ -233,3 +233,20 @@ def test_alpha_sweep_groups_runs_by_configuration(tmp_path):
     assert sweep["alpha"] == [0.2, 0.4] and len(result["alpha_sweeps"]) == 1
     assert sweep["config"]["n_tasks"] == 30 and [Path(r).name for r in sweep["run"]] == ["a0.2", "a0.4"]
     assert len(sweep["convergence"]) == 2
+
+
+def test_emergence_maps_draw_the_model_boundary(tmp_path):
+    import matplotlib.pyplot as plt
+    run = load_run(model_run(tmp_path / "m", alpha=0.4, steps=20_000, widths=[50, 500]))
+    figs = dict(plots.figures([run], analysis.analyze([run])))
+    try:
+        ax = figs["emergence_steps"].axes[0]
+        (line,) = [ln for ln in ax.get_lines() if "model" in ln.get_label()]
+        rows = line.get_ydata()[:-1]
+        # the model-exact run learns exactly the predicted subtasks: the boundary sits at the
+        # number of subtasks whose loss is 0 in each column
+        learned = (run.metrics["test_loss"][1] < 0.1).sum(1)
+        assert np.all(np.abs(rows - learned) <= 1)
+    finally:
+        for fig in figs.values():
+            plt.close(fig)

@@ -105,12 +105,19 @@ def plot_learned_vs_D(D, learned, fitres: dict | None = None, ax=None):
     return ax
 
 
-def plot_heatmap(values, x, xlabel: str, ax=None, log_x: bool = True):
-    """Subtask (rows, most frequent on top) × ``x`` map of test loss in nats."""
+def plot_heatmap(values, x, xlabel: str, ax=None, log_x: bool = True, predicted=None,
+                 predicted_label: str = "predicted"):
+    """Subtask (rows, most frequent on top) × ``x`` map of test loss in nats; ``predicted``
+    (one number per column: how many of the most frequent subtasks the model says are
+    learned there) is drawn as the boundary of the learned region."""
     ax = _ax(ax)
     v = np.asarray(values)
     im = ax.pcolormesh(np.arange(len(x) + 1), np.arange(v.shape[0] + 1), v, cmap="magma_r",
                        vmin=0, vmax=LN2, shading="flat")
+    if predicted is not None:
+        ax.step(np.arange(len(x) + 1), np.append(predicted, predicted[-1]), where="post",
+                color="C0", lw=1.5, ls="--", label=predicted_label)
+        ax.legend(fontsize=6, loc="lower left")
     ticks = np.unique(np.linspace(0, len(x) - 1, min(len(x), 6)).astype(int))
     ax.set_xticks(ticks + 0.5, [f"{x[t]:g}" for t in ticks], fontsize=7)
     ax.invert_yaxis()
@@ -134,6 +141,30 @@ def plot_alpha_sweep(sweep: dict, ax=None):
     ax.set(xlabel="α (frequencies ∝ i^-(α+1))", ylabel="fitted exponent", title="exponents vs α")
     ax.legend(fontsize=7)
     return ax
+
+
+def _predicted_by_step(frequencies, conv_steps, steps):
+    """Subtasks learned by each step if subtask k is learned at step c/p_k (the model's
+    slope −1), c the geometric mean of step·p over the subtasks that converged; None if
+    none did."""
+    conv = np.array([np.nan if c is None else c for c in conv_steps], float)
+    ok = np.isfinite(conv) & (conv > 0)
+    if not ok.any():
+        return None
+    c = np.exp(np.mean(np.log(conv[ok] * frequencies[ok])))
+    return np.searchsorted(np.sort(c / frequencies), steps, side="right")
+
+
+def _predicted_by_D(learned: dict, Ds, n_tasks: int, alpha: float):
+    """Subtasks learned at each D if their number grows like D^(1/(α+1)) (the model), the
+    prefactor the geometric mean over the observed counts strictly between 0 and n_tasks."""
+    x, y = np.asarray(learned["x"], float), np.asarray(learned["y"], float)
+    ok = (y > 0) & (y < n_tasks) & (x > 0)
+    if not ok.any():
+        return None
+    e = 1.0 / (alpha + 1.0)
+    c = np.exp(np.mean(np.log(y[ok]) - e * np.log(x[ok])))
+    return np.minimum(n_tasks, c * np.asarray(Ds, float) ** e)
 
 
 def figures(runs, result: dict):
@@ -164,7 +195,10 @@ def figures(runs, result: dict):
                              r["convergence"], ax=new(f"convergence_vs_frequency{tag}"))
             plot_heatmap(task_loss[:, -1].T, widths, "width", ax=new(f"emergence_width{tag}"))
             plot_heatmap(task_loss[i].T, steps, f"step (width {widths[i]})",
-                         ax=new(f"emergence_steps{tag}"))
+                         ax=new(f"emergence_steps{tag}"),
+                         predicted=_predicted_by_step(run.task.frequencies,
+                                                      r["convergence"]["steps"], steps),
+                         predicted_label="model: learned at step ∝ 1/frequency")
         if "D" in r:
             plot_loss_vs_D(r["D"]["x"], r["D"]["y"], r["D"]["y_final"], r["D"],
                            ax=new(f"loss_vs_D{tag}"))
@@ -173,7 +207,10 @@ def figures(runs, result: dict):
             Ds = [k[1] for k in keys]
             best = np.nanargmin(mean_loss, axis=1)
             plot_heatmap(task_loss[np.arange(len(keys)), best].T, Ds,
-                         "training samples D (at the best step)", ax=new(f"emergence_D{tag}"))
+                         "training samples D (at the best step)", ax=new(f"emergence_D{tag}"),
+                         predicted=_predicted_by_D(r["learned_vs_D"], Ds, run.task.n_tasks,
+                                                   r["alpha"]),
+                         predicted_label="model: learned ∝ D^(1/(α+1))")
     if "alpha_sweep" in result:
         plot_alpha_sweep(result["alpha_sweep"], ax=new("exponents_vs_alpha"))
     return out
