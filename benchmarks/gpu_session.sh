@@ -13,8 +13,9 @@
 #     only while the machine stays warm; if it went back, put the pieces into .gpu/ here
 #     (git-ignored) and call again with carry [".gpu"]: the script unpacks them. Log-spaced
 #     checkpoints written before such a restart are lost; metrics are not.
-#   - done: `quanta parity export` writes results/parity/gpu_PLAN (metrics in float16; for
-#     fig2_NS also the final checkpoint, model-only) and $OUT/gpu_PLAN.tar.part-* hold it:
+#   - done: `quanta parity export` writes results/parity/gpu_PLAN (per-subtask losses in
+#     float16, no per-subtask accuracy; α plans 50 evaluations; fig2_NS also the final
+#     checkpoint, model-only) and $OUT/gpu_PLAN.tar.part-* hold it:
 #     `cat gpu_PLAN.tar.part-* | tar -x -C results/parity` here, and commit.
 # Exit status: 0 done, 75 paused (call again), anything else an error.
 # PYTHON names the interpreter (default python3, the GPU image's, which has every
@@ -72,10 +73,13 @@ run() {
         return 75
     fi
     [ $status -eq 0 ] || return $status
-    local keep=""  # the final model of the N/S sweep, for QDG at scale (~5 MB in float16)
-    if [ "$plan" = fig2_NS ] || [ "$plan" = tiny ]; then
-        keep="--checkpoints $("$PY" -c "from empirical.parity import load_run; print(load_run('$dir').checkpoint_steps()[-1])")"
-    fi
+    # compact: per-subtask losses only (float16); the α sweep keeps 50 of its evaluations;
+    # the N/S sweep also keeps its final model, for QDG at scale (~5 MB in float16)
+    local keep="--no-accuracy"
+    case "$plan" in
+        fig2_NS|tiny) keep="$keep --checkpoints $("$PY" -c "from empirical.parity import load_run; print(load_run('$dir').checkpoint_steps()[-1])")" ;;
+        alpha_*) keep="$keep --max-evals 50" ;;
+    esac
     rm -rf "$RESULTS/gpu_$plan"
     quanta parity export "$dir" "$RESULTS/gpu_$plan" $keep || return $?
     tar -C "$RESULTS" -c -f - "gpu_$plan" | split -b 15M - "$OUT/gpu_$plan.tar.part-"

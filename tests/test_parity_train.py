@@ -253,6 +253,19 @@ def test_export_keeps_metrics_and_networks_but_not_resume(tmp_path):
         assert ia == ib and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     with pytest.raises(ValueError, match="resume"):
         train(config, tmp_path / "e", resume=True)
+    # smaller exports for sweeps: a subset of the evaluations, no per-subtask accuracy
+    small = load_run(export_run(tmp_path / "r", tmp_path / "s", max_evals=3, accuracy=False))
+    keep = small.metrics["eval_index"]
+    assert keep[0] == 0 and keep[-1] == len(src.metrics["steps"]) - 1 and len(keep) == 3
+    np.testing.assert_array_equal(small.metrics["steps"], src.metrics["steps"][keep])
+    np.testing.assert_array_equal(small.metrics["mean_test_loss"],
+                                  src.metrics["mean_test_loss"][:, keep])
+    assert "test_acc" not in small.metrics and small.metrics["test_loss"].shape[1] == 3
+    assert is_complete(tmp_path / "s")
+    from empirical.parity import analysis
+    assert analysis.analyze([small])["runs"][0]["complete"]
+    with pytest.raises(ValueError, match="max_evals"):
+        export_run(tmp_path / "r", tmp_path / "t", max_evals=1)
 
 
 @pytest.mark.slow

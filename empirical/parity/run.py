@@ -84,12 +84,23 @@ def load_run(run_dir) -> Run:
     return Run(run_dir)
 
 
+#: metrics with an evaluation axis, and which axis it is
+EVAL_AXIS = {"steps": 0, "wall_time": 0, "test_loss": 1, "test_acc": 1, "mean_test_loss": 1,
+             "mean_test_acc": 1, "train_loss": 1}
+
+
 def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
-               drop_optimizer: bool = True) -> Path:
+               drop_optimizer: bool = True, max_evals: int | None = None,
+               accuracy: bool = True) -> Path:
     """Copy a run's compact results to ``dest`` for keeping in a repository: ``config.json``,
     ``metrics.npz`` (per-subtask arrays as float16 when ``half``: about 3 significant digits)
     and the checkpoints of ``checkpoint_steps`` (model only when ``drop_optimizer``; such
-    checkpoints serve :meth:`Run.networks` but cannot be resumed)."""
+    checkpoints serve :meth:`Run.networks` but cannot be resumed).
+
+    Smaller still, for sweeps of many runs: ``max_evals`` keeps that many of a finished run's
+    evaluations, evenly spaced along its (log-spaced) grid, the first and last always
+    (``eval_index`` records which); ``accuracy=False`` leaves out the per-subtask accuracy
+    (the frequency-weighted mean accuracy stays)."""
     import io
     import os
 
@@ -102,9 +113,25 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
     dest.mkdir(parents=True, exist_ok=True)
     _atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
     arrays = dict(src.metrics)
+    if max_evals is not None:
+        n, total = int(arrays["n_evals"]), len(arrays["steps"])
+        if int(max_evals) < 2:
+            raise ValueError(f"max_evals must be at least 2, got {max_evals}")
+        if n != total:
+            raise ValueError(f"{src.path} is not finished ({n} of {total} evaluations); "
+                             "max_evals needs the whole grid")
+        keep = np.unique(np.round(np.linspace(0, n - 1, min(int(max_evals), n))).astype(int))
+        for key, axis in EVAL_AXIS.items():
+            if key in arrays:
+                arrays[key] = np.take(arrays[key], keep, axis=axis)
+        arrays["eval_index"] = keep
+        arrays["n_evals"] = np.array(len(keep), dtype=np.int64)
+    if not accuracy:
+        arrays.pop("test_acc", None)
     if half:
         for key in ("test_loss", "test_acc"):
-            arrays[key] = arrays[key].astype(np.float16)
+            if key in arrays:
+                arrays[key] = arrays[key].astype(np.float16)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     _atomic_write(dest / "metrics.npz", buf.getvalue())

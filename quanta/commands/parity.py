@@ -105,7 +105,8 @@ def cmd_export(args) -> int:
     from empirical.parity import export_run
 
     dest = export_run(args.run_dir, args.dest, checkpoint_steps=args.checkpoints or (),
-                      half=not args.full_precision)
+                      half=not args.full_precision, max_evals=args.max_evals,
+                      accuracy=not args.no_accuracy)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"exported {args.run_dir} -> {dest} ({size / 1e6:.2f} MB)")
     return 0
@@ -174,6 +175,10 @@ def add_parser(subparsers) -> None:
                    help="also copy these checkpoints (model only)")
     e.add_argument("--full-precision", action="store_true",
                    help="keep per-subtask arrays in float32 (default float16)")
+    e.add_argument("--max-evals", type=int, default=None, metavar="N",
+                   help="keep N of a finished run's evaluations, evenly along its grid")
+    e.add_argument("--no-accuracy", action="store_true",
+                   help="leave out the per-subtask accuracy (the mean accuracy stays)")
     e.set_defaults(func=cmd_export)
 
 
