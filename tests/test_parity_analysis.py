@@ -98,7 +98,7 @@ def test_alpha_sweep_and_all_figures(tmp_path):
     assert result["alpha_sweep"]["alpha"] == [0.2, 0.4]
     assert result["alpha_sweep"]["theory_N"] == [0.2, 0.4]
     import matplotlib.pyplot as plt
-    figs = plots.figures(runs, result)
+    figs = list(plots.figures(runs, result))
     names = [n for n, _ in figs]
     try:
         assert "exponents_vs_alpha" in names and "loss_vs_D_d" in names

@@ -18,30 +18,58 @@ def _ax(ax):
     return ax
 
 
-def _fit_and_theory(ax, f: dict, sign: float = 1.0, label_x: str = "x") -> None:
-    """Draw the fitted power law over its window and the theory slope through its middle."""
+def _positive(y):
+    return np.where(y > 0, y, np.nan)
+
+
+def _fit_and_theory(ax, f: dict, sign: float = 1.0, data=None) -> None:
+    """Draw the fitted power law over its window and the theory slope through its middle.
+
+    Loss fits were made on loss + ε_K (``truncation_offset``, the finite-K form of the
+    model), so both lines are drawn as A·x^-e − ε_K over the raw loss. Without a fit the
+    theory slope is drawn through the geometric mean of the observed ``data`` (x, y)."""
+    eps = f.get("truncation_offset") or 0.0
+    t = sign * f["theory_exponent"]
     if f.get("exponent") is None:
+        if data is None:
+            return
+        x, y = (np.asarray(v, float) for v in data)
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+        if ok.sum() < 2:
+            return
+        xm, ym = np.exp(np.log(x[ok]).mean()), np.exp(np.log(y[ok] + eps).mean())
+        xs = np.geomspace(x[ok].min(), x[ok].max(), 50)
+        ax.plot(xs, _positive(ym * (xs / xm) ** (-t) - eps), "r--", lw=1.2,
+                label=f"theory {f['theory_exponent']:+.2f} through the data (no fit)")
         return
     lo, hi = f["window"]["x_min"], f["window"]["x_max"]
     x = np.geomspace(lo, hi, 50)
     e = sign * f["exponent"]
-    y = f["amplitude"] * x ** (-e)
     ci = f["conf_int"]
-    ax.plot(x, y, "k-", lw=1.2,
-            label=f"fit: {f['exponent']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
+    shifted = " − ε_K" if eps else ""
+    ax.plot(x, _positive(f["amplitude"] * x ** (-e) - eps), "k-", lw=1.2,
+            label=f"fit{shifted}: {f['exponent']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
     xm = np.sqrt(lo * hi)
     ym = f["amplitude"] * xm ** (-e)
-    t = sign * f["theory_exponent"]
-    ax.plot(x, ym * (x / xm) ** (-t), "r--", lw=1.2,
-            label=f"theory: {f['theory_exponent']:+.2f}")
+    ax.plot(x, _positive(ym * (x / xm) ** (-t) - eps), "r--", lw=1.2,
+            label=f"theory{shifted}: {f['theory_exponent']:+.2f}")
 
 
 def plot_loss_vs_N(n_params, loss, fitres: dict | None = None, ax=None):
     """Final test loss (nats) against parameters N; fit and theory slope −α."""
     ax = _ax(ax)
-    ax.loglog(n_params, loss, "o", color="C0", label="observed (final, seed mean)")
+    n_params, loss = np.asarray(n_params, float), np.asarray(loss, float)
+    dropped = np.zeros(len(loss), bool)
+    if fitres and fitres.get("widths") is not None:
+        gone = set(fitres["window"].get("dropped_still_learning", []))
+        dropped = np.array([w in gone for w in fitres["widths"]])
+    ax.loglog(n_params[~dropped], loss[~dropped], "o", color="C0",
+              label="observed (final, seed mean)")
+    if dropped.any():
+        ax.loglog(n_params[dropped], loss[dropped], "o", mfc="none", color="C0",
+                  label="observed, still learning at the end (not fitted)")
     if fitres:
-        _fit_and_theory(ax, fitres)
+        _fit_and_theory(ax, fitres, data=(n_params, loss))
     ax.axhline(LN2, color="0.6", lw=0.8, ls=":")
     ax.set(xlabel="parameters N", ylabel="mean test loss (nats)", title="L(N)")
     ax.legend(fontsize=7)
@@ -58,7 +86,8 @@ def plot_loss_vs_S(steps, curves, widths, fitres: dict | None = None, ax=None):
         ax.loglog(s[keep], np.asarray(c)[keep], color=cmap(j / max(1, len(widths) - 1)), lw=1,
                   label=f"width {w}" if j in (0, len(widths) - 1) else None)
     if fitres:
-        _fit_and_theory(ax, fitres)
+        i = int(np.argmax(widths))
+        _fit_and_theory(ax, fitres, data=(s[keep], np.asarray(curves[i])[keep]))
     ax.set(xlabel="steps S", ylabel="mean test loss (nats)", title="L(S)")
     ax.legend(fontsize=7)
     return ax
@@ -71,7 +100,7 @@ def plot_loss_vs_D(D, loss_min, loss_final, fitres: dict | None = None, ax=None)
     ax.loglog(D, loss_min, "o", color="C0", label="observed: minimum over training")
     ax.loglog(D, loss_final, "x", color="C1", label="observed: final")
     if fitres:
-        _fit_and_theory(ax, fitres)
+        _fit_and_theory(ax, fitres, data=(D, loss_min))
     ax.set(xlabel="training samples D", ylabel="mean test loss (nats)", title="L(D)")
     ax.legend(fontsize=7)
     return ax
@@ -85,7 +114,8 @@ def plot_convergence(frequencies, conv_steps, fitres: dict | None = None, ax=Non
     ax.loglog(np.asarray(frequencies)[ok], np.asarray(conv_steps)[ok], "o", color="C0",
               label="observed")
     if fitres:
-        _fit_and_theory(ax, fitres, sign=-1.0)
+        _fit_and_theory(ax, fitres, sign=-1.0,
+                        data=(np.asarray(frequencies)[ok], np.asarray(conv_steps)[ok]))
         ax.set_title(f"convergence (loss < {fitres.get('threshold')} {fitres.get('unit')})")
     from matplotlib.ticker import NullFormatter
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -97,9 +127,14 @@ def plot_convergence(frequencies, conv_steps, fitres: dict | None = None, ax=Non
 def plot_learned_vs_D(D, learned, fitres: dict | None = None, ax=None):
     """Number of subtasks learned against D; fit and theory slope 1/(α+1)."""
     ax = _ax(ax)
-    ax.loglog(D, np.maximum(learned, 0.5), "o", color="C0", label="observed")
+    D, learned = np.asarray(D, float), np.asarray(learned, float)
+    some = learned > 0
+    ax.loglog(D[some], learned[some], "o", color="C0", label="observed")
+    if (~some).any():
+        ax.loglog(D[~some], np.full((~some).sum(), 0.5), "o", mfc="none", color="C0",
+                  label="observed: none learned (drawn at 0.5)")
     if fitres:
-        _fit_and_theory(ax, fitres, sign=-1.0)
+        _fit_and_theory(ax, fitres, sign=-1.0, data=(D[some], learned[some]))
     ax.set(xlabel="training samples D", ylabel="subtasks learned", title="learned vs D")
     ax.legend(fontsize=7)
     return ax
@@ -168,14 +203,12 @@ def _predicted_by_D(learned: dict, Ds, n_tasks: int, alpha: float):
 
 
 def figures(runs, result: dict):
-    """Every figure for these runs and their analysis, as (name, Figure) pairs."""
-    out = []
+    """Every figure for these runs and their analysis, as (name, Figure) pairs, made one at
+    a time (a generator: the caller saves and closes each before the next is drawn)."""
     multi = len(runs) > 1
 
-    def new(name):
-        fig, ax = plt.subplots(figsize=(5.2, 3.8))
-        out.append((name, fig))
-        return ax
+    def new():
+        return plt.subplots(figsize=(5.2, 3.8))
 
     for run, r in zip(runs, result["runs"]):
         tag = f"_{run.path.name}" if multi else ""
@@ -186,31 +219,48 @@ def figures(runs, result: dict):
         mean_loss, task_loss = mean_loss[:, :n_evals], task_loss[:, :n_evals]
         widths = [k[0] for k in keys]
         if "N" in r:
-            plot_loss_vs_N(r["N"]["x"], r["N"]["y"], r["N"], ax=new(f"loss_vs_N{tag}"))
-            plot_loss_vs_S(steps, mean_loss, widths, r["S"], ax=new(f"loss_vs_S{tag}"))
+            fig, ax = new()
+            plot_loss_vs_N(r["N"]["x"], r["N"]["y"], r["N"], ax=ax)
+            yield f"loss_vs_N{tag}", fig
+            fig, ax = new()
+            plot_loss_vs_S(steps, mean_loss, widths, r["S"], ax=ax)
+            yield f"loss_vs_S{tag}", fig
             i = int(np.argmax(widths))
+            fig, ax = new()
             plot_convergence(run.task.frequencies,
                              np.array([np.nan if c is None else c
                                        for c in r["convergence"]["steps"]]),
-                             r["convergence"], ax=new(f"convergence_vs_frequency{tag}"))
-            plot_heatmap(task_loss[:, -1].T, widths, "width", ax=new(f"emergence_width{tag}"))
-            plot_heatmap(task_loss[i].T, steps, f"step (width {widths[i]})",
-                         ax=new(f"emergence_steps{tag}"),
+                             r["convergence"], ax=ax)
+            yield f"convergence_vs_frequency{tag}", fig
+            fig, ax = new()
+            plot_heatmap(task_loss[:, -1].T, widths, "width", ax=ax)
+            yield f"emergence_width{tag}", fig
+            fig, ax = new()
+            plot_heatmap(task_loss[i].T, steps, f"step (width {widths[i]})", ax=ax,
                          predicted=_predicted_by_step(run.task.frequencies,
                                                       r["convergence"]["steps"], steps),
                          predicted_label="model: learned at step ∝ 1/frequency")
+            yield f"emergence_steps{tag}", fig
         if "D" in r:
-            plot_loss_vs_D(r["D"]["x"], r["D"]["y"], r["D"]["y_final"], r["D"],
-                           ax=new(f"loss_vs_D{tag}"))
+            fig, ax = new()
+            plot_loss_vs_D(r["D"]["x"], r["D"]["y"], r["D"]["y_final"], r["D"], ax=ax)
+            yield f"loss_vs_D{tag}", fig
+            fig, ax = new()
             plot_learned_vs_D(r["learned_vs_D"]["x"], r["learned_vs_D"]["y"],
-                              r["learned_vs_D"], ax=new(f"learned_vs_D{tag}"))
-            Ds = [k[1] for k in keys]
-            best = np.nanargmin(mean_loss, axis=1)
-            plot_heatmap(task_loss[np.arange(len(keys)), best].T, Ds,
-                         "training samples D (at the best step)", ax=new(f"emergence_D{tag}"),
+                              r["learned_vs_D"], ax=ax)
+            yield f"learned_vs_D{tag}", fig
+            # the widest width only, as the D analysis
+            at = np.flatnonzero(np.array(widths) == max(widths))
+            Ds = [keys[j][1] for j in at]
+            best = np.nanargmin(mean_loss[at], axis=1)
+            fig, ax = new()
+            plot_heatmap(task_loss[at, best].T, Ds,
+                         f"training samples D (width {max(widths)}, at the best step)", ax=ax,
                          predicted=_predicted_by_D(r["learned_vs_D"], Ds, run.task.n_tasks,
                                                    r["alpha"]),
                          predicted_label="model: learned ∝ D^(1/(α+1))")
+            yield f"emergence_D{tag}", fig
     if "alpha_sweep" in result:
-        plot_alpha_sweep(result["alpha_sweep"], ax=new("exponents_vs_alpha"))
-    return out
+        fig, ax = new()
+        plot_alpha_sweep(result["alpha_sweep"], ax=ax)
+        yield "exponents_vs_alpha", fig
