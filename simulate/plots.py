@@ -18,7 +18,9 @@ def _axes(ax):
 
 
 def asymptote(result) -> np.ndarray | None:
-    """theory's large-x form of L − L∞ at result.x, plus L∞ (None without a closed form)."""
+    """theory's large-x form of L − L∞ at result.x, less ε_K (the loss the cut at K
+    removes, ``truncation_offset``: the finite-K form that the fit also uses), plus L∞;
+    NaN where that is not positive, None without a closed form."""
     cfg = result.config
     if not constant_losses(cfg) or cfg.get("N") is not None or cfg.get("noisy"):
         return None
@@ -31,7 +33,8 @@ def asymptote(result) -> np.ndarray | None:
                                        a=a, b=b)
     else:
         form = theory.loss_n_asymptote(np.floor(x / cfg["C"]), alpha, a=a, b=b)
-    return np.asarray(form, float) + cfg["loss_infinity"]
+    form = np.asarray(form, float) - result.truncation_offset()
+    return np.where(form > 0, form + cfg["loss_infinity"], np.nan)
 
 
 def plot_loss(result, ax=None):
@@ -40,17 +43,19 @@ def plot_loss(result, ax=None):
     ax = _axes(ax)
     cfg = result.config
     x = result.x
+    what = (f"mean ± 2 SE, {cfg['reps']} realizations" if cfg["reps"] > 1
+            else "one realization")
     ax.errorbar(x, result.mean, yerr=2 * np.nan_to_num(result.sem), fmt="o", ms=3,
-                capsize=2, label=f"simulated (mean ± 2 SE, {cfg['reps']} runs)")
+                capsize=2, label=f"simulated ({what})")
     ax.plot(x, result.theory, "-", label="theory: exact expectation")
     form = asymptote(result)
     if form is not None:
-        ax.plot(x, form, "--", color="gray", label="theory: asymptote")
+        ax.plot(x, form, "--", color="gray", label="theory: asymptote (finite-K form)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     positive = result.mean[result.mean > 0]
     if positive.size:  # past the finite-K cutoff the exact loss plunges; keep the data in view
-        ax.set_ylim(bottom=positive.min() / 5)
+        ax.set_ylim(positive.min() / 5, positive.max() * 3)
     ax.set_xlabel(_XLABEL[cfg["regime"]])
     ax.set_ylabel("loss (nats)")
     ax.set_title(f"regime {cfg['regime']}: α = {cfg['alpha']:g}, τ = {cfg['tau']}, "
@@ -82,7 +87,9 @@ def plot_local_exponent(result, ax=None):
     ax.axhline(result.theory_exponent, color="gray", ls="--",
                label=f"predicted {result.theory_exponent:.4f}")
     lo, hi = result.asymptotic_window()
-    ax.axvspan(max(lo, result.x.min()), min(hi, result.x.max()), color="0.9", zorder=0)
+    lo, hi = max(lo, result.x.min()), min(hi, result.x.max())
+    if lo < hi:  # the window can miss the grid
+        ax.axvspan(lo, hi, color="0.9", zorder=0)
     try:
         fitted = result.exponent()
         ax.axhline(fitted, color="C3", ls=":", label=f"fitted in window {fitted:.4f}")
