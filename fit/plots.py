@@ -41,8 +41,8 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
     """Data, fitted curve and its bootstrap band on log-log axes.
 
     ``theory``: optional (x, loss) of the quantization model's prediction, drawn beside the
-    fit. Joint forms draw one curve per value of ``x2_values`` (default: up to five distinct
-    x2 of the data, else quantiles) with the data coloured by x2.
+    fit. Joint forms draw one curve per value of ``x2_values`` (default: five of the data's
+    distinct x2, evenly spread) with the data coloured by x2.
     """
     ax = _axes(ax)
     x = result.x
@@ -50,7 +50,8 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
     if result.form in JOINT_FORMS:
         import matplotlib as mpl
         d = result.x2
-        vals = np.unique(d) if np.unique(d).size <= 5 else np.quantile(d, [0.05, .3, .5, .7, .95])
+        u = np.unique(d)  # curves at x2 values the data has, so each row has its curve
+        vals = u if u.size <= 5 else u[np.round(np.linspace(0, u.size - 1, 5)).astype(int)]
         vals = vals if x2_values is None else np.asarray(x2_values, dtype=float)
         norm = mpl.colors.LogNorm(d.min(), d.max())
         cmap = mpl.colormaps["viridis"]
@@ -77,24 +78,36 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
         ax.plot(tx, ty, color="k", ls="--", lw=1, label="quantization model")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("x")
+    ax.set_xlabel(_xlabel(result))
     ax.set_ylabel(f"loss ({units})")
     ax.legend(fontsize=7)
     return ax
 
 
+_VARIABLES = {"N": "parameters N", "D": "training samples D", "S": "steps S"}
+
+
+def _xlabel(result) -> str:
+    return _VARIABLES.get(result.config.get("variable"), "x")
+
+
 def plot_residuals(result, ax=None):
-    """Log residuals (log y − log fitted) against x, with the Huber threshold if used."""
+    """Log residuals (log y − log fitted) against x, with the Huber threshold if used.
+    With ``sigma`` the fit weighs residual i by y_i/σ_i and the threshold applies to that
+    weighted residual, so that is what is drawn."""
     ax = _axes(ax)
     ax.axhline(0, color="k", lw=0.8)
-    ax.scatter(result.x, result.resid, s=12)
+    weighted = result.sigma is not None
+    r = result.resid * (result.y / result.sigma if weighted else 1.0)
+    ax.scatter(result.x, r, s=12)
     if result.loss == "huber":
         d = result.config["delta"]
         for s in (-d, d):
             ax.axhline(s, color="grey", ls=":", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("x")
-    ax.set_ylabel("log residual (log y − log fit)")
+    ax.set_xlabel(_xlabel(result))
+    ax.set_ylabel("weighted log residual (y/σ)(log y − log fit)" if weighted
+                  else "log residual (log y − log fit)")
     return ax
 
 
@@ -146,13 +159,14 @@ def plot_literature(points, ax=None, show_paper_swap=True):
     return ax
 
 
-def plot_rank_frequency(sizes, result=None, ax=None):
-    """Sizes against rank on log-log axes, with the fitted slope over its rank window."""
+def plot_rank_frequency(sizes, result=None, ax=None, label="observed"):
+    """Sizes against rank on log-log axes, with the fitted slope over its rank window
+    (for the envelope method pass the normalised envelope, what it fits)."""
     ax = _axes(ax)
     s = np.sort(np.asarray(sizes, dtype=float))[::-1]
     s = s[s > 0]
     r = np.arange(1, len(s) + 1)
-    ax.plot(r, s, marker=".", ls="none", ms=3, label="observed")
+    ax.plot(r, s, marker=".", ls="none", ms=3, label=label)
     if result is not None:
         lo, hi = result.rank_window
         rr = np.geomspace(lo, hi, 50)

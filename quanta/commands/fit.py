@@ -160,8 +160,13 @@ def _sizes(args) -> int:
         import matplotlib.pyplot as plt
         from fit.plots import plot_rank_frequency
         fig, ax = plt.subplots(figsize=(5, 4))
-        plot_rank_frequency(sizes if np.ndim(sizes[0]) == 0 else max(sizes, key=len), res,
-                            ax=ax)
+        if args.method == "envelope":
+            from fit.sizes import envelope
+            curves = [sizes] if np.ndim(sizes[0]) == 0 else list(sizes)
+            plot_rank_frequency(envelope(curves, normalize=True), res, ax=ax,
+                                label="envelope of the clusterings (normalised)")
+        else:
+            plot_rank_frequency(sizes, res, ax=ax)
         save_figure(fig, args.plot)
     return 0
 
