@@ -250,3 +250,19 @@ def test_emergence_maps_draw_the_model_boundary(tmp_path):
     finally:
         for fig in figs.values():
             plt.close(fig)
+
+
+def test_fit_lines_are_drawn_in_the_finite_K_form(tmp_path):
+    """The loss fits are made on loss + ε_K: the drawn fit line is A·x^-e − ε_K."""
+    import matplotlib.pyplot as plt
+    run = load_run(model_run(tmp_path / "m", alpha=0.4, steps=20_000, widths=[500]))
+    r = analysis.analyze([run])["runs"][0]
+    f = r["S"]
+    ax = plots.plot_loss_vs_S(run.metrics["steps"], run.metrics["mean_test_loss"], [500], f)
+    try:
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("fit")]
+        x, y = line.get_xdata(), line.get_ydata()
+        np.testing.assert_allclose(y, f["amplitude"] * x ** -f["exponent"]
+                                   - f["truncation_offset"], rtol=1e-12)
+    finally:
+        plt.close(ax.figure)

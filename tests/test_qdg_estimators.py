@@ -93,3 +93,18 @@ def test_toy_embeddings_are_unit_vectors_with_zipf_labels():
     assert np.all(np.abs(freq - p) < 5 * se)
     with pytest.raises(ValueError, match="sigma"):
         toy_embeddings(1.0, 5, 10, 8, -1.0)
+
+
+def test_rank_frequency_plot_sorts_curves_and_refuses_nothing_to_plot():
+    import matplotlib.pyplot as plt
+
+    from empirical.qdg.plots import plot_rank_frequency
+    ax = plot_rank_frequency({3: [1, 0, 5, 2], "true": [4, 3, 1]}, true_label="true subtasks")
+    try:
+        k3 = [ln for ln in ax.get_lines() if ln.get_label() == "K=3"][0]
+        assert list(k3.get_ydata()) == [5, 2, 1]
+        assert any(ln.get_label() == "true subtasks" for ln in ax.get_lines())
+    finally:
+        plt.close(ax.figure)
+    with pytest.raises(ValueError, match="no clustering"):
+        plot_rank_frequency({"true": [3, 2, 1]})

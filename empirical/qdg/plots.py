@@ -13,12 +13,17 @@ def _ax(ax):
 
 
 def plot_rank_frequency(sizes_by_k: dict, alpha_true: float | None = None, alpha_hat=None,
-                        ax=None):
-    """Cluster size against rank (log-log) for each K, their envelope, the planted sizes
-    (key ``"true"``) and the predicted slope −(α+1) through the largest size."""
+                        ax=None, true_label: str = "planted clusters"):
+    """Cluster size against rank (log-log) for each K, their envelope, the true sizes
+    (key ``"true"``: planted clusters, or subtasks for a parity run) and the predicted
+    slope −(α+1) through the largest size."""
+    from fit.sizes import rank_curve
+
     from .estimators import envelope
+    curves = {k: rank_curve(v) for k, v in sizes_by_k.items() if str(k) != "true"}
+    if not curves:
+        raise ValueError("sizes_by_k: no clustering to plot (only 'true' sizes or none)")
     ax = _ax(ax)
-    curves = {k: np.asarray(v, float) for k, v in sizes_by_k.items() if str(k) != "true"}
     for k, s in curves.items():
         ax.loglog(np.arange(1, len(s) + 1), s, lw=1, alpha=0.6, label=f"K={k}")
     env = envelope(list(curves.values()))
@@ -28,7 +33,7 @@ def plot_rank_frequency(sizes_by_k: dict, alpha_true: float | None = None, alpha
         t = np.asarray(sizes_by_k["true"], float)
         t = t[t > 0]
         ax.loglog(np.arange(1, len(t) + 1), t, "o", ms=3, mfc="none", color="gray",
-                  label="planted clusters")
+                  label=true_label)
     if alpha_true is not None:
         ax.loglog(r, env[0] * r ** -(alpha_true + 1.0), "r--",
                   label=f"predicted slope −(α+1), α={alpha_true:g}")
@@ -94,8 +99,10 @@ def plot_parity_checkpoints(result: dict, ax=None):
             return by_k.get(k, by_k.get(str(k), np.nan))
         ax.semilogx(steps, [margin_ari(r) for r in rows], "v:",
                     label="ARI (subtasks), margin gradients (label sign removed)")
-    ax.set_title(f"QDG on network {result['network']} (width {result['width']}), "
-                 f"loss < {result['loss_threshold']}", fontsize=9)
+    thr = result.get("loss_threshold")
+    kept = "all samples" if thr is None else f"samples with loss < {thr:g} nats"
+    ax.set_title(f"QDG on network {result['network']} (width {result['width']}), {kept}",
+                 fontsize=9)
     ax.set_xlabel("training step")
     ax.set_ylabel("agreement with true subtasks")
     ax.set_ylim(-0.05, 1.05)

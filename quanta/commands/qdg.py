@@ -166,7 +166,8 @@ def run_parity_cmd(args) -> int:
         clustered = [row for row in res["checkpoints"] if "sizes" in row]
         if clustered:  # the latest checkpoint that had enough samples to cluster
             save_figure(plot_rank_frequency(clustered[-1]["sizes"],
-                                            alpha_true=res["alpha_true"]).figure,
+                                            alpha_true=res["alpha_true"],
+                                            true_label="true subtasks").figure,
                         d / "qdg_parity_rank_frequency.png")
     return 0
 
