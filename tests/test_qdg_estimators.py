@@ -108,3 +108,31 @@ def test_rank_frequency_plot_sorts_curves_and_refuses_nothing_to_plot():
         plt.close(ax.figure)
     with pytest.raises(ValueError, match="no clustering"):
         plot_rank_frequency({"true": [3, 2, 1]})
+
+
+def test_default_k_is_the_smallest_and_bad_bootstrap_is_refused():
+    from empirical.qdg import estimate_alpha
+    sizes = {10: np.round(500 * np.arange(1, 11.0) ** -1.5), 40: np.round(500 * np.arange(1, 41.0) ** -1.2)}
+    assert estimate_alpha(sizes, "ols", bootstrap=0).settings["k"] == 10
+    with pytest.raises(ValueError, match="bootstrap"):
+        estimate_alpha(sizes, "ols", bootstrap=-1)
+    with pytest.raises(ValueError, match="level"):
+        estimate_alpha(sizes, "ols", level=0)
+
+
+def test_a_bias_cell_rerun_alone_gives_the_same_numbers():
+    from empirical.qdg.toy import bias_study
+    kw = dict(dims=[8], sigmas=[0.2], n_clusters=[12], samples=[150], ks=[4, 6], reps=1,
+              n_init=1, estimators=["ols"])
+    both = bias_study([0.3, 0.9], **kw)
+    alone = bias_study([0.9], **kw)
+    np.testing.assert_array_equal(both[both.alpha_true == 0.9].alpha_hat.values,
+                                  alone.alpha_hat.values)
+
+
+def test_cli_bias_without_a_possible_calibration_does_not_crash(tmp_path):
+    from quanta.cli import main
+    code = main(["qdg", "bias", "--alphas", "0.5", "--dims", "8", "--sigmas", "0.1", "--ks", "5",
+                 "--reps", "1", "--samples", "100", "--n-clusters", "10", "--out",
+                 str(tmp_path / "b")])
+    assert code == 0 and (tmp_path / "b" / "alpha_hat_vs_alpha.png").exists()

@@ -183,3 +183,21 @@ def test_factored_gradients_on_cuda_match_the_cpu():
     np.testing.assert_allclose(gpu.sq_norms().cpu().numpy(), cpu.sq_norms().numpy(), rtol=1e-5)
     np.testing.assert_allclose(cosine_similarity(gpu, block_size=9),
                                cosine_similarity(cpu, block_size=9), atol=2e-5)
+
+
+def test_unit_gradients_at_extreme_scales():
+    """Rows of tiny or huge entries: their float32 norm would underflow or overflow."""
+    base = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
+    for scale in (1e20, 1e-22, 1e-25):
+        a = angular_affinity(base * scale)
+        assert a[0, 1] == pytest.approx(0.75, abs=1e-6), scale
+
+
+def test_isolated_sample_does_not_break_the_lanczos_route():
+    g = torch.Generator().manual_seed(0)
+    a = angular_affinity(torch.randn(40, 6, generator=g))
+    a[0, 1:] = a[1:, 0] = 0.0               # sample 0 shares nothing with the others
+    for solver in ("dense", "lanczos", "arpack"):
+        labels = QDGClustering(3, affinity="precomputed", eigen_solver=solver,
+                               random_state=0).fit(a).labels_
+        assert labels.shape == (40,) and len(set(labels)) <= 3

@@ -87,7 +87,8 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
                    bootstrap: int = 200, level: float = 0.95, seed=0) -> AlphaEstimate:
     """α̂ from cluster sizes (dict K → sizes of the clustering into K clusters).
 
-    ``k``: the clustering used by the single-K estimators (default: the largest K).
+    ``k``: the clustering used by the single-K estimators (default: the smallest K, the
+    choice the bias study recommends: README, QDG section).
     ``rank_window``: (first, last) ranks for "envelope"/"ols" (default all ranks).
     ``bootstrap``: resamples for the percentile interval at ``level`` (0: no interval).
     """
@@ -95,8 +96,12 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if not sizes_by_k:
         raise ValueError("sizes_by_k: no clusterings")
+    if isinstance(bootstrap, bool) or int(bootstrap) != bootstrap or bootstrap < 0:
+        raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
     sizes_by_k = {int(kk): rank_curve(v) for kk, v in sizes_by_k.items()}
-    k = max(sizes_by_k) if k is None else int(k)
+    k = min(sizes_by_k) if k is None else int(k)
     if k not in sizes_by_k:
         raise ValueError(f"k={k} is not one of the clusterings {sorted(sizes_by_k)}")
     used = [k] if estimator != "envelope" else list(sizes_by_k)

@@ -154,9 +154,16 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
         keep_np = keep.numpy()
         true = sub[keep].numpy()
         counts = np.bincount(true, minlength=task.n_tasks) if true.size else np.zeros(1, int)
-        n_present = max(2, int((counts >= 3).sum()))
+        n_present = int((counts >= 3).sum())
         row = {"step": int(step), "n_kept": int(keep_np.sum()),
                "mean_loss": float(loss.mean()), "n_subtasks_present": n_present}
+        if n_present < 2:
+            rows.append({**row, "ari": None, "nmi": None, "skipped":
+                         f"{n_present} subtask(s) with 3 or more kept samples: nothing to "
+                         "tell apart"})
+            continue
+        # each checkpoint has its own stream: its numbers do not depend on the others asked
+        crng = np.random.default_rng([int(seed), int(step)])
         kks = sorted({max(3, n_present // 2), max(3, n_present), 2 * n_present}) if ks is None \
             else sorted(int(k) for k in ks)
         if keep_np.sum() <= max(kks):
@@ -167,7 +174,7 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
             g = linear_gradient_factors(mlp, x[keep], y[keep])
         else:
             g = per_sample_gradients(mlp, x[keep], y[keep], project_dim=project_dim, seed=seed)
-        model = QDGClustering(kks, n_init=n_init, random_state=int(rng.integers(2**31))).fit(g)
+        model = QDGClustering(kks, n_init=n_init, random_state=int(crng.integers(2**31))).fit(g)
         k_eval = min(kks, key=lambda k: (abs(k - n_present), k))
         ari = {k: adjusted_rand_score(true, v) for k, v in model.labels_by_k_.items()}
         nmi = {k: normalized_mutual_info_score(true, v) for k, v in model.labels_by_k_.items()}
@@ -176,13 +183,13 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
         yk = y[keep].numpy()
         am = margin_affinity(model.affinity_, yk)
         margin = QDGClustering(kks, affinity="precomputed", n_init=n_init,
-                               random_state=int(rng.integers(2**31))).fit(am)
+                               random_state=int(crng.integers(2**31))).fit(am)
         ari_margin = {k: adjusted_rand_score(true, v) for k, v in margin.labels_by_k_.items()}
         found = matched_subtasks(model.labels_by_k_[k_eval], true)
         for s in found:
             first_found.setdefault(s, step)
         est = estimate_all(model.cluster_sizes_, estimators=estimators, k=k_eval,
-                           bootstrap=bootstrap, seed=int(rng.integers(2**31)))
+                           bootstrap=bootstrap, seed=int(crng.integers(2**31)))
         sizes = {str(k): v for k, v in model.cluster_sizes_.items()}
         sizes["true"] = cluster_sizes(true)
         rows.append({**row, "ks": kks, "k_eval": k_eval, "ari": ari[k_eval], "nmi": nmi[k_eval],

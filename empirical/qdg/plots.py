@@ -57,7 +57,7 @@ def plot_alpha_recovery(runs, estimator: str, k: int = 0, calibration: dict | No
                     label=f"d={dim}, σ={sigma:g}")
     lims = np.array([0.0, max(1.6, float(d.alpha_true.max()) + 0.1)])
     ax.plot(lims, lims, "k--", lw=1, label="predicted (unbiased): α̂ = α")
-    if calibration is not None:
+    if calibration is not None and calibration.get("c1") is not None:
         ax.plot(lims, calibration["c0"] + calibration["c1"] * lims, "r:", lw=1.5,
                 label=f"calibration α̂ = {calibration['c0']:.2f} + {calibration['c1']:.2f}α")
     ax.set_xlabel("true α")

@@ -24,11 +24,14 @@ def normalize_rows(gradients) -> torch.Tensor:
     if not bool(torch.isfinite(g).all()):
         bad = int((~torch.isfinite(g).all(dim=1)).nonzero()[0, 0])
         raise ValueError(f"gradients contain NaN/inf (first: sample {bad})")
-    norms = torch.linalg.vector_norm(g, dim=1, keepdim=True)
-    if bool((norms == 0).any()):
-        bad = int((norms[:, 0] == 0).nonzero()[0, 0])
+    # scale each row by its largest entry first: the float32 norm of a row of tiny or huge
+    # entries would underflow or overflow
+    scale = g.abs().amax(dim=1, keepdim=True)
+    if bool((scale == 0).any()):
+        bad = int((scale[:, 0] == 0).nonzero()[0, 0])
         raise ValueError(f"gradients: sample {bad} has a zero gradient (no direction)")
-    return g / norms
+    g = g / scale
+    return g / torch.linalg.vector_norm(g, dim=1, keepdim=True)
 
 
 def _blocks(n: int, block_size: int):

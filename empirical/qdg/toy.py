@@ -108,7 +108,9 @@ def bias_study(alphas: Sequence[float], dims: Sequence[int], sigmas: Sequence[fl
     from .estimators import estimate_alpha
     rows = []
     grid = list(itertools.product(alphas, dims, sigmas, n_clusters, samples))
-    seeds = np.random.SeedSequence(seed).spawn(len(grid))
+    # each cell's seed comes from its settings, so a cell rerun alone gives the same data
+    seeds = [np.random.SeedSequence([int(seed), round(1e6 * a), int(d), round(1e6 * s),
+                                     int(nc), int(n)]) for a, d, s, nc, n in grid]
     for i, ((a, d, s, nc, n), ss) in enumerate(zip(grid, seeds)):
         for r, rs in enumerate(ss.spawn(reps)):
             data_seed, cluster_seed = rs.generate_state(2)
