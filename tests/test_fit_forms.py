@@ -217,3 +217,22 @@ def test_extrapolation_check_holds_out_the_largest_scales():
         extrapolation_check("offset", x, y[:-1], holdout=5)
     sig = extrapolation_check("offset", x, y, holdout=5, sigma=0.01 * y)
     assert sig.fit.n_points == 20
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_offset_fit_standard_errors_match_scipy_curve_fit(seed):
+    """The Gauss–Newton covariance s²(JᵀJ)⁻¹ of the log-space fit is what scipy's
+    curve_fit reports for the same model and data."""
+    from scipy.optimize import curve_fit
+    rng = np.random.default_rng(seed)
+    x = np.geomspace(10, 1e5, 25)
+    y = (0.5 + 3 * x ** -0.4) * np.exp(0.02 * rng.standard_normal(x.size))
+    res = fit.fit("offset", x, y, bootstrap=0)
+
+    def model(lx, E, A, a):
+        return np.log(E + A * np.exp(lx) ** -a)
+    p, cov = curve_fit(model, np.log(x), np.log(y),
+                       p0=[res.params["E"], res.params["A"], res.params["alpha"]])
+    np.testing.assert_allclose([res.params[k] for k in ("E", "A", "alpha")], p, rtol=1e-6)
+    np.testing.assert_allclose([res.stderr[k] for k in ("E", "A", "alpha")],
+                               np.sqrt(np.diag(cov)), rtol=1e-4)

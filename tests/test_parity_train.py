@@ -307,3 +307,29 @@ def test_sigkilled_process_resumes_to_the_uninterrupted_result(tmp_path):
     for key, value in full.metrics.items():
         if key != "wall_time":
             np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
+
+
+def test_finite_D_stream_cycles_through_a_fixed_set_in_fresh_orders():
+    """D > 0: each epoch serves exactly the D fixed (input, label) samples once (as a
+    multiset: the set may repeat a sample), epochs come in fresh orders, and the set depends
+    on seed and D; D = 0 draws fresh samples instead."""
+    from collections import Counter
+    task = make_task(tiny_config())
+    D, batch = 50, 20
+    stream = DataStream(task, 0, D, batch, "cpu")
+    fixed = Counter(zip(map(tuple, task.encode(stream.sub, stream.bits).tolist()),
+                        task.label(stream.sub, stream.bits).tolist()))
+    served = []
+    for _ in range(-(-5 * D // batch)):             # five epochs (and a bit)
+        x, y = stream.next()
+        served += list(zip(map(tuple, x.tolist()), y.tolist()))
+    epochs = [served[e * D:(e + 1) * D] for e in range(5)]
+    for ep in epochs:
+        assert Counter(ep) == fixed
+    assert len({tuple(ep) for ep in epochs}) == 5, "each epoch needs a fresh order"
+    assert not torch.equal(DataStream(task, 1, D, batch, "cpu").bits, stream.bits)
+    assert not torch.equal(DataStream(task, 0, D + 1, batch, "cpu").bits[:D], stream.bits)
+    online = DataStream(task, 0, 0, batch, "cpu")
+    fresh = Counter(zip(map(tuple, torch.cat([online.next()[0] for _ in range(5)]).tolist()),
+                        [0] * (5 * batch)))
+    assert len(set(r for r, _ in fresh) - set(r for r, _ in fixed)) > 0

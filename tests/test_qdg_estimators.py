@@ -82,6 +82,15 @@ def test_toy_run_reports_truth_and_estimates():
     for e in res["estimators"].values():
         assert len(e["ci"]) == 2 and len(e["per_rep"]) == 2
     assert list(res["sizes"]["10"]) == list(res["sizes"]["true"][:10])
+    # with the clusters recovered exactly (ARI 1), each estimate is the estimator applied
+    # to the true sizes, its interval holds it, and the reported mean is over the reps
+    from empirical.qdg import estimate_alpha
+    for name, e in res["estimators"].items():
+        sizes = ({5: res["sizes"]["5"], 10: res["sizes"]["10"]} if name == "envelope"
+                 else {10: res["sizes"]["true"]})         # the envelope uses every K
+        truth = estimate_alpha(sizes, name, k=10, bootstrap=0)
+        assert e["per_rep"][0]["alpha_hat"] == pytest.approx(truth.alpha_hat, abs=1e-12)
+        assert e["alpha_hat"] == pytest.approx(np.mean([r["alpha_hat"] for r in e["per_rep"]]))
 
 
 def test_toy_embeddings_are_unit_vectors_with_zipf_labels():
@@ -136,3 +145,33 @@ def test_cli_bias_without_a_possible_calibration_does_not_crash(tmp_path):
                  "--reps", "1", "--samples", "100", "--n-clusters", "10", "--out",
                  str(tmp_path / "b")])
     assert code == 0 and (tmp_path / "b" / "alpha_hat_vs_alpha.png").exists()
+
+
+def test_bias_report_reads_a_planted_table():
+    """Two estimators with planted linear responses α̂ = c0 + c1·α (+ noise for one): the
+    report's bias, RMSE and calibration are the hand values, and it recommends the one
+    whose calibration leaves the smaller spread."""
+    import pandas as pd
+
+    from empirical.qdg.toy import bias_report, summarize_bias
+    alphas = np.repeat([0.2, 0.5, 1.0, 1.5], 3)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.05, alphas.size)
+    rows = []
+    for est, k, c0, c1, eps in (("ols", 10, -0.1, 0.8, 0.0), ("zipf", 10, 0.0, 1.0, 1.0)):
+        for i, a in enumerate(alphas):
+            rows.append(dict(estimator=est, k=k, dim=32, sigma=0.2, n_clusters=100,
+                             n_samples=2000, alpha_true=a, rep=i % 3,
+                             alpha_hat=c0 + c1 * a + eps * noise[i], ari=1.0, nmi=1.0))
+    runs = pd.DataFrame(rows)
+    summary = summarize_bias(runs)
+    ols = summary[summary.estimator == "ols"]
+    np.testing.assert_allclose(ols.bias, -0.1 - 0.2 * ols.alpha_true, atol=1e-12)
+    rep = bias_report(runs)
+    t = {r["estimator"]: r for r in rep["estimators"]}
+    assert t["ols"]["calibration"]["c0"] == pytest.approx(-0.1, abs=1e-9)
+    assert t["ols"]["calibration"]["c1"] == pytest.approx(0.8, abs=1e-9)
+    assert t["ols"]["calibration"]["residual_sd"] == pytest.approx(0.0, abs=1e-9)
+    assert t["ols"]["rmse"] == pytest.approx(np.sqrt(np.mean((-0.1 - 0.2 * alphas) ** 2)))
+    assert t["zipf"]["mean_bias"] == pytest.approx(summary[summary.estimator == "zipf"].bias.mean())
+    assert rep["recommended"]["estimator"] == "ols"

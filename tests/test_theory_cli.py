@@ -24,6 +24,18 @@ def test_json_has_the_agreed_keys_and_exact_losses(capsys):
     assert res["loss_S"][0]["loss"] == pytest.approx(theory.expected_loss_D(1e5, 0.4, 2), rel=1e-12)
 
 
+def test_rule_steps_reaches_the_step_rule_expectation(capsys):
+    args = ["theory", "--alpha", "0.5", "--tau", "3", "--S", "10", "1000", "--batch", "64",
+            "--json", "-"]
+    got = {}
+    for rule in ("samples", "steps"):
+        assert cli.main(args + ["--rule", rule]) == 0
+        got[rule] = [r["loss"] for r in json.loads(capsys.readouterr().out)["loss_S"]]
+        assert got[rule] == pytest.approx(theory.expected_loss_S([10, 1000], 0.5, 64, 3, rule),
+                                          rel=1e-12)
+    assert got["steps"][0] > got["samples"][0]   # τ distinct steps is harder than τ samples
+
+
 def test_finite_K_is_used_and_printed(capsys):
     assert cli.main(["theory", "--alpha", "1", "--K", "500", "--n", "500"]) == 0
     out = capsys.readouterr().out

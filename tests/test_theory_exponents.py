@@ -38,6 +38,20 @@ def test_local_exponent_of_L_n_is_alpha_times_one_minus_half_over_n_plus_one(alp
     assert np.all(np.abs(le - alpha * (1 - 1 / (2 * (n + 1)))) <= alpha * (alpha + 1) / n ** 2 + 1e-9)
 
 
+@given(alpha=alphas, c=st.floats(0.01, 5.0), A=st.floats(0.1, 10.0))
+def test_local_exponent_with_offset_recovers_a_power_law_above_a_floor(alpha, c, A):
+    """f = c + A·x^-α: with offset = c the local exponent is α exactly (up to the central
+    difference), without it the floor bends it towards 0."""
+    x = np.geomspace(1e1, 1e2, 5)   # f − c stays well above the rounding of c
+    f = lambda v: c + A * v ** -alpha                                         # noqa: E731
+    np.testing.assert_allclose(theory.local_exponent(f, x, offset=c, h=1e-3), alpha, rtol=1e-5)
+    assert np.all(theory.local_exponent(f, x, h=1e-3) < alpha)
+    n = np.array([10.0, 100.0])   # L(n) with a = 0.3, b = 1.3: offset L∞ gives α(1 − 1/(2(n+1)))
+    le = theory.local_exponent(lambda v: theory.loss_n(v, alpha, a=0.3, b=1.3), n,
+                               offset=theory.loss_infinity(alpha, a=0.3), h=1e-4)
+    assert np.all(np.abs(le - alpha * (1 - 1 / (2 * (n + 1)))) <= alpha * (alpha + 1) / n ** 2 + 1e-8)
+
+
 @given(alpha=alphas, tau=taus)
 @settings(max_examples=25)
 def test_local_exponent_of_E_L_D_tends_to_alpha_D(alpha, tau):
