@@ -47,6 +47,9 @@ def test_bootstrap_is_seeded():
     np.testing.assert_array_equal(a.bootstrap_params["alpha"], b.bootstrap_params["alpha"])
     assert not np.array_equal(a.bootstrap_params["alpha"], c.bootstrap_params["alpha"])
     assert a.config["seed"] == 7
+    assert a.bootstrap_stderr()["alpha"] == pytest.approx(
+        np.std(a.bootstrap_params["alpha"], ddof=1), rel=1e-12)
+    assert fit.fit("offset", x, y, bootstrap=0).bootstrap_stderr() is None
 
 
 def test_batched_bootstrap_equals_one_refit_per_resample():

@@ -53,6 +53,12 @@ def test_paper_parameter_count():
     task = SparseParityTask(500, 100, 3)
     for width in (9, 100, 500):
         assert task.n_params(width) == 603 * width + 2
+    # and at any depth, the count of the network actually built
+    from empirical.parity import MLP
+    small = SparseParityTask(6, 8, 3)
+    for width, depth in ((4, 1), (7, 2), (5, 3)):
+        mlp = MLP(small.input_dim, width, depth)
+        assert small.n_params(width, depth) == sum(p.numel() for p in mlp.parameters())
 
 
 @pytest.mark.parametrize("alpha,offset", [(0.4, 1), (0.1, 1), (1.5, 3)])
