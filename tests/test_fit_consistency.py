@@ -32,19 +32,31 @@ def test_tilted_pair_round_trips_through_theory():
 
 
 def test_bootstrap_consistency_of_model_and_off_model_data():
-    rng = np.random.default_rng(0)
+    """Over 40 independent data sets (30 points, 1 % noise): the model's pair (α_D =
+    α_N/(α_N+1)) is read as consistent, and the implied-α interval covers α, in at least 32
+    (if the 95 % intervals hold, P(≥ 9 misses of 40) = 1.3·10^-4 each); the off-model pair
+    α_D = α_N (a gap of 0.11, many standard errors) is flagged in at least 39."""
     x = np.geomspace(10, 1e5, 30)
     alpha = 0.4
-    fN = fit.power_law(x, _noisy_power(x, 2, alpha, rng), bootstrap=400, seed=1)
-    fD = fit.power_law(x, _noisy_power(x, 2, alpha / (1 + alpha), rng), bootstrap=400, seed=2)
-    good = consistency(fN, fD)
-    assert good.consistent is True and good.n_samples == 400 and not good.paired
-    lo, hi = good.alpha_from_D_ci
-    assert lo < alpha < hi
-    fD_bad = fit.power_law(x, _noisy_power(x, 2, alpha, rng), bootstrap=400, seed=3)
-    bad = consistency(fN, fD_bad)                    # alpha_D = alpha_N: not the model
-    assert bad.consistent is False and bad.gap_ci[0] > 0
-    assert "consistent: False" in bad.summary()
+    missed = uncovered = unflagged = 0
+    for draw in range(40):
+        rng = np.random.default_rng(1000 + draw)
+        fN = fit.power_law(x, _noisy_power(x, 2, alpha, rng), bootstrap=400, seed=3 * draw)
+        fD = fit.power_law(x, _noisy_power(x, 2, alpha / (1 + alpha), rng), bootstrap=400,
+                           seed=3 * draw + 1)
+        good = consistency(fN, fD)
+        assert good.n_samples == 400 and not good.paired
+        missed += good.consistent is not True
+        lo, hi = good.alpha_from_D_ci
+        uncovered += not lo < alpha < hi
+        fD_bad = fit.power_law(x, _noisy_power(x, 2, alpha, rng), bootstrap=400,
+                               seed=3 * draw + 2)
+        bad = consistency(fN, fD_bad)
+        unflagged += bad.consistent is not False
+        if draw == 0:
+            assert "consistent: False" in bad.summary() and bad.gap_ci[0] > 0
+    assert missed <= 8 and uncovered <= 8, (missed, uncovered)
+    assert unflagged <= 1
 
 
 def test_joint_fit_is_read_with_paired_draws():
