@@ -19,6 +19,21 @@ BOOTSTRAP_METHODS = ("pairs", "residuals")
 CI_METHODS = ("percentile", "bca")
 
 
+def check_level(level) -> float:
+    """A confidence level, refused unless it lies in (0, 1)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    return float(level)
+
+
+def check_resamples(bootstrap) -> int:
+    """A number of bootstrap resamples: an integer >= 0 (0: no bootstrap)."""
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) \
+            or bootstrap < 0:
+        raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
+    return int(bootstrap)
+
+
 def pair_weights(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """(B, n) counts of each point in B resamples of n points drawn with replacement."""
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)

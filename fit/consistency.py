@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fit.bootstrap import percentile_interval
+from fit.bootstrap import check_level, percentile_interval
 from fit.forms import JOINT_FORMS
 
 
@@ -156,8 +156,7 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
 
     from fit.result import FitResult
 
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    check_level(level)
     paired = False
     if isinstance(alpha_N, FitResult) and alpha_N.form in JOINT_FORMS:
         if alpha_D is not None:

@@ -5,8 +5,8 @@ import itertools
 
 import numpy as np
 
-from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, jackknife_weights, pair_weights,
-                           residual_indices)
+from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, jackknife_weights,
+                           pair_weights, residual_indices)
 from fit.inputs import check_xy
 from fit.forms import FORMS, JOINT_FORMS, form_spec, objective, solve_batch, to_public
 from fit.result import FitResult
@@ -138,8 +138,7 @@ def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bo
                          f"got {bootstrap_method!r}")
     if ci_method not in CI_METHODS:
         raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    check_level(level)
     bootstrap = int(bootstrap)
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0, got {bootstrap!r}")

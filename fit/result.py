@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from fit.bootstrap import CI_METHODS, bca_interval, percentile_interval
+from fit.bootstrap import CI_METHODS, bca_interval, check_level, percentile_interval
 from fit.forms import form_spec, to_public
 
 FORMULAS = {
@@ -100,9 +100,7 @@ class FitResult:
         without one: Wald intervals from ``stderr`` on the fitted (log) scale, t quantiles
         with the residual degrees of freedom for least-squares fits.
         """
-        level = self.level if level is None else float(level)
-        if not 0 < level < 1:
-            raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        level = check_level(self.level if level is None else float(level))
         method = self.ci_method if method is None else method
         if method not in CI_METHODS:
             raise ValueError(f"method must be one of {CI_METHODS}, got {method!r}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special
 
-from fit.bootstrap import percentile_interval
+from fit.bootstrap import check_resamples, percentile_interval
 
 METHODS = ("ols", "mle", "envelope")
 
@@ -232,9 +232,7 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) \
-            or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
+    check_resamples(bootstrap)
     rng = np.random.default_rng(seed)
     warnings = []
     if method == "envelope":

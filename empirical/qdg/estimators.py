@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fit import discrete_power_law_mle, rank_frequency_exponent
+from fit.bootstrap import check_level, check_resamples
 from fit.sizes import rank_curve
 from fit.sizes import envelope as fit_envelope
 from fit.sizes import zipf_mle
@@ -96,10 +97,8 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if not sizes_by_k:
         raise ValueError("sizes_by_k: no clusterings")
-    if isinstance(bootstrap, bool) or int(bootstrap) != bootstrap or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+    check_resamples(bootstrap)
+    check_level(level)
     sizes_by_k = {int(kk): rank_curve(v) for kk, v in sizes_by_k.items()}
     k = min(sizes_by_k) if k is None else int(k)
     if k not in sizes_by_k:
