@@ -207,8 +207,10 @@ def figures(runs, result: dict):
     a time (a generator: the caller saves and closes each before the next is drawn)."""
     multi = len(runs) > 1
 
-    def new():
-        return plt.subplots(figsize=(5.2, 3.8))
+    def draw(name, plot, *args, **kwargs):
+        fig, ax = plt.subplots(figsize=(5.2, 3.8))
+        plot(*args, ax=ax, **kwargs)
+        return name, fig
 
     for run, r in zip(runs, result["runs"]):
         tag = f"_{run.path.name}" if multi else ""
@@ -219,48 +221,32 @@ def figures(runs, result: dict):
         mean_loss, task_loss = mean_loss[:, :n_evals], task_loss[:, :n_evals]
         widths = [k[0] for k in keys]
         if "N" in r:
-            fig, ax = new()
-            plot_loss_vs_N(r["N"]["x"], r["N"]["y"], r["N"], ax=ax)
-            yield f"loss_vs_N{tag}", fig
-            fig, ax = new()
-            plot_loss_vs_S(steps, mean_loss, widths, r["S"], ax=ax)
-            yield f"loss_vs_S{tag}", fig
             i = int(np.argmax(widths))
-            fig, ax = new()
-            plot_convergence(run.task.frequencies,
-                             np.array([np.nan if c is None else c
-                                       for c in r["convergence"]["steps"]]),
-                             r["convergence"], ax=ax)
-            yield f"convergence_vs_frequency{tag}", fig
-            fig, ax = new()
-            plot_heatmap(task_loss[:, -1].T, widths, "width", ax=ax)
-            yield f"emergence_width{tag}", fig
-            fig, ax = new()
-            plot_heatmap(task_loss[i].T, steps, f"step (width {widths[i]})", ax=ax,
-                         predicted=_predicted_by_step(run.task.frequencies,
-                                                      r["convergence"]["steps"], steps),
-                         predicted_label="model: learned at step ∝ 1/frequency")
-            yield f"emergence_steps{tag}", fig
+            conv = np.array([np.nan if c is None else c for c in r["convergence"]["steps"]])
+            yield draw(f"loss_vs_N{tag}", plot_loss_vs_N, r["N"]["x"], r["N"]["y"], r["N"])
+            yield draw(f"loss_vs_S{tag}", plot_loss_vs_S, steps, mean_loss, widths, r["S"])
+            yield draw(f"convergence_vs_frequency{tag}", plot_convergence,
+                       run.task.frequencies, conv, r["convergence"])
+            yield draw(f"emergence_width{tag}", plot_heatmap, task_loss[:, -1].T, widths,
+                       "width")
+            yield draw(f"emergence_steps{tag}", plot_heatmap, task_loss[i].T, steps,
+                       f"step (width {widths[i]})",
+                       predicted=_predicted_by_step(run.task.frequencies,
+                                                    r["convergence"]["steps"], steps),
+                       predicted_label="model: learned at step ∝ 1/frequency")
         if "D" in r:
-            fig, ax = new()
-            plot_loss_vs_D(r["D"]["x"], r["D"]["y"], r["D"]["y_final"], r["D"], ax=ax)
-            yield f"loss_vs_D{tag}", fig
-            fig, ax = new()
-            plot_learned_vs_D(r["learned_vs_D"]["x"], r["learned_vs_D"]["y"],
-                              r["learned_vs_D"], ax=ax)
-            yield f"learned_vs_D{tag}", fig
+            yield draw(f"loss_vs_D{tag}", plot_loss_vs_D, r["D"]["x"], r["D"]["y"],
+                       r["D"]["y_final"], r["D"])
+            yield draw(f"learned_vs_D{tag}", plot_learned_vs_D, r["learned_vs_D"]["x"],
+                       r["learned_vs_D"]["y"], r["learned_vs_D"])
             # the widest width only, as the D analysis
             at = np.flatnonzero(np.array(widths) == max(widths))
             Ds = [keys[j][1] for j in at]
             best = np.nanargmin(mean_loss[at], axis=1)
-            fig, ax = new()
-            plot_heatmap(task_loss[at, best].T, Ds,
-                         f"training samples D (width {max(widths)}, at the best step)", ax=ax,
-                         predicted=_predicted_by_D(r["learned_vs_D"], Ds, run.task.n_tasks,
-                                                   r["alpha"]),
-                         predicted_label="model: learned ∝ D^(1/(α+1))")
-            yield f"emergence_D{tag}", fig
+            yield draw(f"emergence_D{tag}", plot_heatmap, task_loss[at, best].T, Ds,
+                       f"training samples D (width {max(widths)}, at the best step)",
+                       predicted=_predicted_by_D(r["learned_vs_D"], Ds, run.task.n_tasks,
+                                                 r["alpha"]),
+                       predicted_label="model: learned ∝ D^(1/(α+1))")
     if "alpha_sweep" in result:
-        fig, ax = new()
-        plot_alpha_sweep(result["alpha_sweep"], ax=ax)
-        yield "exponents_vs_alpha", fig
+        yield draw("exponents_vs_alpha", plot_alpha_sweep, result["alpha_sweep"])
