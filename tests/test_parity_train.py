@@ -73,6 +73,20 @@ def _kill_at(step):
     return cb
 
 
+def assert_same_run(resumed, full):
+    """An interrupted-and-resumed run equals the uninterrupted one: every metric but wall
+    time, the checkpoint steps, every network's parameters bit for bit, and no resume file
+    left behind."""
+    for key, value in full.metrics.items():
+        if key != "wall_time":
+            np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
+    assert resumed.checkpoint_steps() == full.checkpoint_steps()
+    for (_, a), (_, b) in zip(resumed.networks(), full.networks()):
+        for p, q in zip(a.parameters(), b.parameters()):
+            assert torch.equal(p, q)
+    assert not (resumed.path / "checkpoints" / "resume.pt").exists()
+
+
 @pytest.mark.parametrize("D,save_every", [(None, None), ([30, 100], None), ([30], 0.0)])
 def test_resume_after_kill_equals_uninterrupted(tmp_path, D, save_every):
     config = tiny_config(D=D, steps=40, eval_points=12, checkpoints=4)
@@ -84,16 +98,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, D, save_every):
     assert part.metrics["n_evals"] < len(full.metrics["steps"])   # the kill lost the end
     with pytest.raises(ValueError, match="resume"):
         train(config, tmp_path / "cut")
-    resumed = load_run(train(config, tmp_path / "cut", resume=True))
-    for key, value in full.metrics.items():
-        if key == "wall_time":
-            continue
-        np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
-    assert resumed.checkpoint_steps() == full.checkpoint_steps()
-    for (_, a), (_, b) in zip(resumed.networks(), full.networks()):
-        for p, q in zip(a.parameters(), b.parameters()):
-            assert torch.equal(p, q)
-    assert not (tmp_path / "cut" / "checkpoints" / "resume.pt").exists()
+    assert_same_run(load_run(train(config, tmp_path / "cut", resume=True)), full)
 
 
 def test_time_limit_pauses_and_resume_finishes_the_same_run(tmp_path):
@@ -109,15 +114,7 @@ def test_time_limit_pauses_and_resume_finishes_the_same_run(tmp_path):
         assert (tmp_path / "cut" / "checkpoints" / "resume.pt").exists()
         assert calls < 100
     assert calls == 40
-    resumed = load_run(tmp_path / "cut")
-    for key, value in full.metrics.items():
-        if key != "wall_time":
-            np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
-    assert resumed.checkpoint_steps() == full.checkpoint_steps()
-    for (_, a), (_, b) in zip(resumed.networks(), full.networks()):
-        for p, q in zip(a.parameters(), b.parameters()):
-            assert torch.equal(p, q)
-    assert not (tmp_path / "cut" / "checkpoints" / "resume.pt").exists()
+    assert_same_run(load_run(tmp_path / "cut"), full)
     assert not is_complete(tmp_path / "never_run")
 
 
