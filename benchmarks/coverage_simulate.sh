@@ -15,5 +15,5 @@ export NUMBA_DISABLE_JIT=1
 "$PY" -m coverage erase
 "$PY" -m coverage run --source=simulate -m pytest -q -p no:cacheprovider \
     tests/test_simulate_kernels.py tests/test_simulate_theory.py \
-    -k "binomial_follows or radix or same_seed or plain_N or monotone or bad_arguments or carries_config or finite_K_bends or alias or skipping_p_learned"
+    -k "binomial_follows or radix or same_seed or plain_N or monotone or bad_arguments or carries_config or finite_K_bends or alias or skipping_p_learned or flushes"
 "$PY" -m coverage report -m

@@ -128,40 +128,37 @@ def _binomial(s, n, p):
 
 # --- sorting: LSD radix sort of non-negative doubles (their bits order like the values) --
 
-#: Radix digits: three 11-bit digits cover the top 33 bits (sign, exponent, 21 bits of
-#: mantissa); 2048-entry counts stay in L1, where 16-bit digits cost 2 × 65536 per pass.
+#: Radix digits of 11 bits (2048 counts stay in L1), taken from the top of key − min, so
+#: that the digits span the keys' actual range rather than the whole double.
 RADIX_BITS = 11
-RADIX_LOW = 31
-RADIX_PASSES = 3
-#: Below this many keys, try two digits first (measured on Zipf clocks: 25% faster at 4·10^3
-#: keys, even at 2·10^4, 1.6× slower at 10^5, where near-ties in 22 bits abound).
-RADIX_SHORT = 8192
+#: Digit bits beyond log2(n) (two digits up to 32 767 keys): keys that share all their
+#: digits are then rare, and the insertion sort that finishes the job moves few elements.
+RADIX_SPARE = 7
+#: Fewer keys than this go straight to the insertion sort.
+RADIX_MIN = 32
 
 
 @njit(cache=True)
-def _radix_passes(src_k, src_i, dst_k, dst_i, n, count, first):
-    """Stable LSD radix passes on digits first..2 of the top 33 bits (counted in one pass
-    over the keys; a pass whose digit is constant is skipped). Returns the arrays holding
-    the result."""
+def _radix_passes(src_k, src_i, dst_k, dst_i, n, count, lo, shift, passes):
+    """Stable LSD radix passes on ``passes`` 11-bit digits of (key − lo) >> shift, least
+    significant first; a pass whose digit is constant is skipped. Returns the arrays
+    holding the result."""
     size = 1 << RADIX_BITS
     mask = uint64(size - 1)
-    count[:RADIX_PASSES * size] = 0
-    for e in range(n):
-        v = src_k[e]
-        for d in range(first, RADIX_PASSES):
-            count[d * size + np.int64((v >> uint64(RADIX_LOW + RADIX_BITS * d)) & mask)] += 1
-    for d in range(first, RADIX_PASSES):
-        sh = uint64(RADIX_LOW + RADIX_BITS * d)
-        base = d * size
-        if n == 0 or count[base + np.int64((src_k[0] >> sh) & mask)] == n:
+    for d in range(passes):
+        sh = uint64(shift + RADIX_BITS * d)
+        count[:size] = 0
+        for e in range(n):
+            count[np.int64(((src_k[e] - lo) >> sh) & mask)] += 1
+        if count[np.int64(((src_k[0] - lo) >> sh) & mask)] == n:
             continue
         total = 0
-        for c in range(base, base + size):
+        for c in range(size):
             v = count[c]
             count[c] = total
             total += v
         for e in range(n):
-            pos = base + np.int64((src_k[e] >> sh) & mask)
+            pos = np.int64(((src_k[e] - lo) >> sh) & mask)
             q = count[pos]
             count[pos] = q + 1
             dst_k[q] = src_k[e]
@@ -193,23 +190,44 @@ def _insertion(keys, ids, n, budget):
     return True
 
 
+@njit(cache=True, inline="always")
+def _bit_length(v):
+    """Number of bits of the uint64 v (0 for 0)."""
+    bits = 0
+    while v > uint64(0):
+        v >>= uint64(1)
+        bits += 1
+    return bits
+
+
 @njit(cache=True)
 def _radix_sort(keys, ids, keys2, ids2, n, count):
     """Sort keys[:n] (uint64 bits of non-negative doubles) carrying ids; returns the
-    arrays holding the result. LSD radix passes on the top 33 bits (three 11-bit digits),
-    then an insertion sort on all 64 bits, which only has to reorder the rare keys that
-    agree in those (relative gap < 2^-21). Below RADIX_SHORT keys the lowest digit is
-    skipped (the insertion sort then does more, but less than a third pass costs) unless
-    the insertion sort would move more than 4n elements, in which case it sorts again
-    with all three digits. ``count`` needs 3 · 2048 entries."""
+    arrays holding the result. LSD radix passes on the top log2(n) + RADIX_SPARE bits of
+    key − min (two 11-bit digits for 17 000 Zipf clocks spanning 20 binades, where the
+    top 33 bits of the raw doubles took three), then an insertion sort on all 64 bits,
+    which only reorders the rare keys that share those digits. If it would move more than
+    4n elements (crowded keys), it sorts again on every bit of key − min. ``count`` needs
+    2048 entries."""
+    if n < RADIX_MIN:
+        _insertion(keys, ids, n, n * n)
+        return keys, ids
+    lo = hi = keys[0]
+    for e in range(1, n):
+        v = keys[e]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    top = _bit_length(hi - lo)
+    need = _bit_length(uint64(n)) + RADIX_SPARE
+    passes = -(-min(need, top) // RADIX_BITS)
     src_k, src_i, dst_k, dst_i = keys, ids, keys2, ids2
-    first = 1 if n < RADIX_SHORT else 0
     while True:
-        src_k, src_i, dst_k, dst_i = _radix_passes(src_k, src_i, dst_k, dst_i, n, count,
-                                                   first)
-        if _insertion(src_k, src_i, n, 4 * n if first == 1 else n * n) or first == 0:
+        shift = max(0, top - RADIX_BITS * passes)
+        src_k, src_i, dst_k, dst_i = _radix_passes(src_k, src_i, dst_k, dst_i, n, count, lo,
+                                                   shift, passes)
+        if shift == 0 or _insertion(src_k, src_i, n, 4 * n):
             return src_k, src_i
-        first = 0
+        passes = -(-top // RADIX_BITS)
 
 
 # --- the three realizations ------------------------------------------------------------
@@ -397,9 +415,29 @@ def _deposit(acc, m, g, hi, lo):
 
 
 @njit(cache=True)
-def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta, counts,
-                 key, ev_key, ev_id, tmp_key, tmp_id, tail_id, lam, count, known_r, known_P,
-                 cross, acc, out, codes, ncode, gbits, want_p):
+def _head_events(s, p, inv_p, h, tau, bits, t_lo, t_hi, ev_key, ev_id):
+    """Draw the head quanta's clocks (τ sums of Exp(p_i) each, from i = h − 1 down) and
+    write those in (t_lo, t_hi] to ev_key/ev_id, coded (i << bits) | r. Returns their
+    number and the head mass not yet learned by t_hi (summed from the rare end)."""
+    n = 0
+    left = 0.0
+    for i in range(h - 1, -1, -1):
+        t = 0.0
+        for r in range(tau):
+            t += _exponential(s) * inv_p[i]
+            if t_lo < t <= t_hi:
+                ev_key[n] = t
+                ev_id[n] = (i << bits) | r
+                n += 1
+        if t > t_hi:
+            left += p[i]
+    return n, left
+
+
+@njit(cache=True)
+def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta, t_end,
+                 seen, ev_key, ev_id, tmp_key, tmp_id, tail_id, lam, count, known_r,
+                 known_P, cross, acc, out, codes, ncode, gbits, want_p):
     """Multi-epoch data: quantum i is learned at grid point j once it occurred τ times
     among the first x[j] samples.
 
@@ -411,7 +449,8 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
     (radix sort), P is drawn only where needed: its total by the window's end, then by
     binomial splits (given P at two times, the count between splits in proportion to
     ∫λ) during a binary search for each grid point's crossing (``_crossing``). Clocks are
-    sorted window by window of Poisson time.
+    sorted window by window of Poisson time, the first ending at ``t_end``; a later window
+    draws the head clocks again from the generator state they were first drawn from.
 
     Only the h head quanta get clocks drawn; the tail i ≥ h (rarely hit by the largest
     grid point) is generated as one Poisson process of rate sf[h] over the window, each
@@ -427,7 +466,7 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
     so the difference keeps its precision when almost everything is learned. If
     ``want_p``, each learned quantum i appends (i << gbits) | g to ``codes`` (from
     ``ncode`` on). Returns the number of tail clocks (their ids stay in ``tail_id``, so
-    that ``_reset_tail`` can clear their counts) and the new ``ncode``.
+    that ``_reset_tail`` can clear their occurrence counts ``seen``) and the new ``ncode``.
     """
     m = x.size
     bits = _id_bits(tau)
@@ -435,21 +474,9 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
     last = tau - 1
     acc[:] = 0.0
     t_lo = 0.0
-    t_hi = _window_end(float(x[m - 1]))
-    n = 0       # events of the window (the first window's head events as drawn)
-    left = 0.0  # unlearned head mass at the end of the window, from the rare end
-    for i in range(h - 1, -1, -1):
-        base = i * tau
-        t = 0.0
-        for r in range(tau):
-            t += _exponential(s) * inv_p[i]
-            key[base + r] = t
-            if t <= t_hi:
-                ev_key[n] = t
-                ev_id[n] = (i << bits) | r
-                n += 1
-        if t > t_hi:
-            left += p[i]
+    t_hi = t_end
+    head = s.copy()  # the generator state the head clocks are drawn from
+    n, left = _head_events(s, p, inv_p, h, tau, bits, t_lo, t_hi, ev_key, ev_id)
     rate_tail = sf[h] if h < p.size else 0.0
     inv_rate = 1.0 / rate_tail if rate_tail > 0.0 else 0.0
     tail_left = tail_quanta  # tail quanta (of positive mass) not yet learned
@@ -458,19 +485,9 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
     mass = 0.0     # learned mass at t_lo (intensity of P)
     j0 = 0         # first grid point not yet resolved
     while True:
-        if t_lo > 0.0:  # a later window: its head events from the stored clocks
-            n = 0
-            left = 0.0
-            for i in range(h - 1, -1, -1):
-                base = i * tau
-                if key[base + last] > t_hi:
-                    left += p[i]
-                for r in range(tau):
-                    kv = key[base + r]
-                    if t_lo < kv <= t_hi:
-                        ev_key[n] = kv
-                        ev_id[n] = (i << bits) | r
-                        n += 1
+        if t_lo > 0.0:  # a later window: the same head clocks, drawn again
+            n, left = _head_events(head.copy(), p, inv_p, h, tau, bits, t_lo, t_hi, ev_key,
+                                   ev_id)
         if rate_tail > 0.0:
             t = t_lo
             while True:
@@ -478,9 +495,9 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
                 if t > t_hi:
                     break
                 i = _draw_tail(s, alias, h)
-                c = counts[i]
+                c = seen[i]
                 if c < tau:
-                    counts[i] = c + 1
+                    seen[i] = c + 1
                     if c == last:
                         tail_left -= 1
                     ev_key[n] = t
@@ -693,26 +710,26 @@ def _tally(w, learned_at, out, codes, ncode, gbits, want_p):
 
 
 @njit(cache=True)
-def _reset_tail(counts, tail_id, nt, tau):
-    """Clear the counts of the tail quanta the data kernel touched (ids in tail_id)."""
+def _reset_tail(seen, tail_id, nt, tau):
+    """Clear the occurrence counts of the tail quanta the data kernel touched."""
     bits = _id_bits(tau)
     for q in range(nt):
-        counts[tail_id[q] >> bits] = 0
+        seen[tail_id[q] >> bits] = 0
 
 
 @njit(cache=True)
 def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, h, alias, tail_quanta,
-                 w_all, counts, learned_at, key, ev_key, ev_id, tmp_key, tmp_id, tail_id,
-                 aux, count, known_r, known_P, cross, acc, out, codes, ncode, gbits, want_p):
+                 t_end, w_all, seen, counts, learned_at, key, ev_key, ev_id, tmp_key, tmp_id,
+                 tail_id, aux, count, known_r, known_P, cross, acc, out, codes, ncode, gbits, want_p):
     """One realization of the chosen mode, tallied into ``out`` (and ``codes``); returns
     the new number of codes."""
     np.random.seed(np.uint32(s[3] >> uint64(32)))
     if mode == MODE_SAMPLES:
         nt, ncode = _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias,
-                                 tail_quanta, counts, key, ev_key, ev_id, tmp_key, tmp_id,
+                                 tail_quanta, t_end, seen, ev_key, ev_id, tmp_key, tmp_id,
                                  tail_id, aux, count, known_r, known_P, cross, acc, out,
                                  codes, ncode, gbits, want_p)
-        _reset_tail(counts, tail_id, nt, tau)
+        _reset_tail(seen, tail_id, nt, tau)
         return ncode
     if mode == MODE_STEPS:
         _one_steps(s, p, sf, x, batch, tau, kmax, counts, learned_at, aux)
@@ -723,46 +740,66 @@ def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, h, alias, tai
 
 
 #: p_learned: each realization appends a code (i << gbits) | g per learned quantum to its
-#: worker's list; after HIST_BATCH realizations per worker the lists are bucketed by block
-#: of 2^HIST_BLOCK_BITS quanta and added to the histogram block by block in parallel, so
-#: every increment hits a block that is in cache (direct increments into the points × K
-#: table would be a cache miss each for the rare quanta). The lists hold at most
-#: HIST_BUFFER codes per worker (fewer realizations per batch when K is large).
-HIST_BATCH = 16
-HIST_BUFFER = 2_000_000
+#: worker's list (``code_buffer`` codes, at least 2K); when the list could overflow in the
+#: next realization, it is bucketed by block of 2^HIST_BLOCK_BITS quanta and added block by
+#: block to the worker's own points × K table of first-learned counts, so that every
+#: increment hits a block in cache and no worker waits for another. The tables are summed
+#: at the end (``_fractions``).
 HIST_BLOCK_BITS = 8
 
 
 @njit(cache=True)
-def _bucket(codes, n, shift, starts, out):
-    """Counting sort of codes[:n] by block (code >> shift) into ``out``; block b's codes
-    are out[starts[b]:starts[b + 1]]."""
+def _flush(codes, n, shift, gbits, starts, scratch, hist):
+    """Add codes[:n] ((i << gbits) | g) to hist[g, i], counting-sorted by block first."""
     nb = starts.size - 1
+    gmask = (1 << gbits) - 1
     starts[:] = 0
     for e in range(n):
         starts[(codes[e] >> shift) + 1] += 1
     for b in range(nb):
         starts[b + 1] += starts[b]
-    fill = starts[:nb].copy()
     for e in range(n):
         b = codes[e] >> shift
-        out[fill[b]] = codes[e]
-        fill[b] += 1
+        scratch[starts[b]] = codes[e]
+        starts[b] += 1
+    for e in range(n):
+        c = scratch[e]
+        hist[c & gmask, c >> gbits] += 1
 
 
 @njit(cache=True, parallel=True)
-def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
+def _fractions(hist, reps, block):
+    """learned[j, i] = Σ_workers Σ_{g ≤ j} hist[q, g, i] / reps, block by block."""
+    nq, m, K = hist.shape
+    learned = np.empty((m, K))
+    nb = -(-K // block)
+    for b in prange(nb):
+        lo, hi = b * block, min(K, (b + 1) * block)
+        run = np.zeros(hi - lo, np.int64)
+        for g in range(m):
+            for q in range(nq):
+                for i in range(lo, hi):
+                    run[i - lo] += hist[q, g, i]
+            for i in range(lo, hi):
+                learned[g, i] = run[i - lo] / reps
+    return learned
+
+
+@njit(cache=True, parallel=True)
+def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt, code_buffer,
+              t_end):
     """All realizations of one configuration: ``out[r, j]`` is realization r's loss above
-    L∞ at grid point j; ``hist[j, i]`` counts realizations that learned quantum i first at
-    grid point j, if ``want_p`` (integer sums, so the result does not depend on the thread
-    count; filled through per-worker code lists, see ``HIST_BATCH``).
-    ``nt`` is ``numba.get_num_threads()``, passed in (calling it here defeats caching).
-    The data kernel's head/tail split h (``_split``) depends on the configuration only."""
+    L∞ at grid point j; ``learned[j, i]`` the fraction of realizations that learned quantum
+    i by grid point j, if ``want_p`` (from integer counts, so the result does not depend on
+    the thread count; see ``HIST_BLOCK_BITS``). ``nt`` workers run the realizations
+    (``numba.get_num_threads()`` or fewer, passed in: calling it here defeats caching).
+    The data kernel's first window ends at ``t_end`` (``_window_end``; any end gives the
+    same law) and its head/tail split h (``_split``) depends on the configuration only."""
     K = p.size
     m = x.size
     reps = states.shape[0]
     ke = K * tau if mode == MODE_SAMPLES else K
-    h = _split(p, sf, tau, _window_end(float(x[m - 1]))) if mode == MODE_SAMPLES else K
+    h = _split(p, sf, tau, t_end) if mode == MODE_SAMPLES else K
     alias = _alias(p, sf, h, K)
     tail_quanta = 0  # tail quanta of positive mass (the others are never drawn)
     for i in range(K - 1, h - 1, -1):
@@ -773,49 +810,46 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt):
         w_all[0], err = _two_sum(w_all[0], w[i])
         w_all[1] += err
     kt = (K - h) * tau if h < K else 1
-    counts = np.zeros((nt, K), np.int64)
-    learned_at = np.full((nt, K), m, np.int64)
-    key = np.zeros((nt, ke))
+    k_other = K if mode != MODE_SAMPLES else 1  # per-quantum arrays the data kernel lacks
+    seen = np.zeros((nt, K - k_other + 1), np.int32)  # int32: fewer cache misses
+    counts = np.zeros((nt, k_other), np.int64)
+    learned_at = np.full((nt, k_other), m, np.int64)
+    key = np.zeros((nt, K if mode == MODE_NOISY_N else 1))
     ev_key = np.zeros((nt, ke))
     ev_id = np.zeros((nt, ke), np.int64)
     tmp_key = np.zeros((nt, ke), np.uint64)
     tmp_id = np.zeros((nt, ke), np.int64)
     tail_id = np.zeros((nt, kt), np.int64)
     aux = np.zeros((nt, ke + 1))
-    count = np.zeros((nt, RADIX_PASSES << RADIX_BITS), np.int64)
+    count = np.zeros((nt, 1 << RADIX_BITS), np.int64)
     known_r = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
     known_P = np.zeros((nt, 2 + 64 * (m + 1)), np.int64)
     cross = np.zeros((nt, m), np.int64)
     acc = np.zeros((nt, 2 * m))
     out = np.empty((reps, m))
     inv_p = 1.0 / p
-    # worker q runs realizations c0 + q·per, … with scratch row q: a static split, so that
-    # each worker's code list for p_learned is bounded (one batch when it is not wanted)
-    per = max(1, min(HIST_BATCH, HIST_BUFFER // K)) if want_p else -(-reps // nt)
-    hist = np.zeros((m + 1, K) if want_p else (1, 1), np.int32)
+    per = -(-reps // nt)  # worker q runs realizations q·per, …, with scratch row q
+    hist = np.zeros((nt, m, K) if want_p else (1, 1, 1), np.int32)
     gbits = _id_bits(m + 1)
-    gmask = (1 << gbits) - 1
     shift = gbits + HIST_BLOCK_BITS
-    n_blocks = (K >> HIST_BLOCK_BITS) + 1
-    codes = np.empty((nt, per * K if want_p else 1), np.int64)
-    sorted_codes = np.empty_like(codes)
-    starts = np.zeros((nt, n_blocks + 1), np.int64)
-    for c0 in range(0, reps, nt * per):
-        for q in prange(nt):
-            ncode = 0
-            for r in range(c0 + q * per, min(reps, c0 + (q + 1) * per)):
-                ncode = _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch,
-                                     kmax, D, h, alias, tail_quanta, w_all, counts[q],
-                                     learned_at[q], key[q], ev_key[q], ev_id[q], tmp_key[q],
-                                     tmp_id[q], tail_id[q], aux[q], count[q], known_r[q],
-                                     known_P[q], cross[q], acc[q], out[r], codes[q], ncode,
-                                     gbits, want_p)
-            if want_p:
-                _bucket(codes[q], ncode, shift, starts[q], sorted_codes[q])
+    cap = max(2 * K, code_buffer) if want_p else 1
+    codes = np.empty((nt, cap), np.int64)
+    scratch = np.empty_like(codes)
+    starts = np.zeros((nt, (K >> HIST_BLOCK_BITS) + 2), np.int64)
+    for q in prange(nt):
+        ncode = 0
+        for r in range(q * per, min(reps, (q + 1) * per)):
+            if want_p and ncode + K > cap:
+                _flush(codes[q], ncode, shift, gbits, starts[q], scratch[q], hist[q])
+                ncode = 0
+            ncode = _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch,
+                                 kmax, D, h, alias, tail_quanta, t_end, w_all, seen[q],
+                                 counts[q],
+                                 learned_at[q], key[q], ev_key[q], ev_id[q], tmp_key[q],
+                                 tmp_id[q], tail_id[q], aux[q], count[q], known_r[q],
+                                 known_P[q], cross[q], acc[q], out[r], codes[q], ncode,
+                                 gbits, want_p)
         if want_p:
-            for blk in prange(n_blocks):
-                for q in range(nt):
-                    for e in range(starts[q, blk], starts[q, blk + 1]):
-                        c = sorted_codes[q, e]
-                        hist[c & gmask, c >> gbits] += 1
-    return out, hist
+            _flush(codes[q], ncode, shift, gbits, starts[q], scratch[q], hist[q])
+    learned = _fractions(hist, reps, 1 << HIST_BLOCK_BITS) if want_p else np.zeros((1, 1))
+    return out, learned

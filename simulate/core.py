@@ -110,8 +110,12 @@ def constant_losses(config: dict) -> bool:
 #: The data kernel holds K·τ occurrence clocks per thread; above this it refuses.
 MAX_CLOCKS = 100_000_000
 
-#: p_learned is kept when points × K is at most this (a (points+1) × K int32 table).
+#: p_learned is kept when points × K is at most this. Each worker thread keeps a
+#: points × K int32 table; fewer threads run where the tables would exceed P_TABLE_BUDGET
+#: bytes. Each buffers CODE_BUFFER learned quanta (8 bytes each) between flushes.
 P_LEARNED_MAX = 20_000_000
+P_TABLE_BUDGET = 1 << 29
+CODE_BUFFER = 1 << 20
 
 
 def _per_quantum(value, K: int, name: str) -> np.ndarray:
@@ -147,10 +151,32 @@ def _grid(x, regime: str) -> np.ndarray:
     return np.round(x).astype(np.int64) if regime != "N" else x
 
 
+#: Realizations per spawned seed: chunk c = realizations c·SEED_CHUNK, … draws its states
+#: (4 × uint64 each) from child c of SeedSequence(seed). Fixed, so that realization r gets
+#: the same numbers whatever the thread count or the number of realizations.
+SEED_CHUNK = 64
+
+
 def _states(seed, reps: int) -> np.ndarray:
-    """Generator state (4 × uint64) per realization from SeedSequence(seed).spawn(reps)."""
-    children = np.random.SeedSequence(seed).spawn(reps)
-    return np.array([c.generate_state(4, np.uint64) for c in children], np.uint64)
+    """Generator state (4 × uint64) per realization, chunk by chunk from
+    SeedSequence(seed).spawn: one spawn per SEED_CHUNK realizations, because a spawn
+    per realization cost more than the kernel's realizations at small sizes."""
+    children = np.random.SeedSequence(seed).spawn(-(-reps // SEED_CHUNK))
+    words = np.concatenate([c.generate_state(4 * SEED_CHUNK, np.uint64) for c in children])
+    return words[:4 * reps].reshape(reps, 4)
+
+
+def first_window(x_max: float) -> float:
+    """Where the data kernel's first window of Poisson time ends (``_kernels._window_end``:
+    past x_max by 10 standard deviations). Any end gives the same law; a test shortens it
+    to exercise the later windows."""
+    return float(_kernels._window_end(x_max))
+
+
+def _workers(want_p: bool, table: int) -> int:
+    """Numba's thread count, lowered so that the per-worker p_learned tables fit."""
+    threads = numba.get_num_threads()
+    return max(1, min(threads, P_TABLE_BUDGET // (4 * table))) if want_p else threads
 
 
 def _call_kernel(*args):
@@ -205,10 +231,11 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
       seen ≥ τ times.
 
     Every grid point of a realization comes from the same sample sequence, so one
-    realization gives the whole curve. Each realization has its own seed spawned from
-    ``seed``: the same seed gives the same numbers whatever the number of threads.
+    realization gives the whole curve. Each realization has its own generator state,
+    derived from ``seed`` (``_states``): the same seed gives the same numbers whatever the
+    number of threads.
     ``p_learned=False`` skips the per-quantum learned fractions (a points × K table;
-    about a third of the data kernel's time at K = 10^5) and leaves them None; the losses
+    up to a quarter of the data kernel's time at K = 10^5) and leaves them None; the losses
     are the same numbers either way.
     """
     if regime not in REGIMES:
@@ -278,16 +305,14 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
                 raise ValueError("x: S·batch above 2^62 samples does not fit the counters")
             if K * tau > MAX_CLOCKS:
                 raise ValueError(f"K·tau = {K * tau:,} clocks exceed {MAX_CLOCKS:,} "
-                                 f"(about 48 bytes each per thread); lower K or tau")
-        out, hist = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64), tau,
-                                 int(batch or 1), kmax, int(D or 0), _states(seed_value, reps),
-                                 want_p, numba.get_num_threads())
+                                 f"(about 40 bytes each per thread); lower K or tau")
+        out, learned = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64),
+                                    tau, int(batch or 1), kmax, int(D or 0),
+                                    _states(seed_value, reps), want_p,
+                                    _workers(want_p, m * K), CODE_BUFFER,
+                                    first_window(float(kx[-1])))
         losses = out + loss_inf
-        learned = None
-        if want_p:  # in place: a K × points table is large, and new pages are slow
-            learned = hist[:m].astype(float)
-            np.cumsum(learned, axis=0, out=learned)
-            learned /= reps
+        learned = learned if want_p else None
     if regime == "N" and not noisy:
         losses = losses + loss_inf
     if not np.array_equal(inverse, np.arange(xs.size)):  # repeated or unsorted grid

@@ -94,35 +94,41 @@ def test_binomial_follows_scipy(n, p):
     assert _chi2_pvalue(draws, law) > 1e-3
 
 
-def test_radix_sort_orders_like_numpy():
-    rng = np.random.default_rng(3)
-    near = 1.0 + rng.permutation(200) * 2.0**-45  # equal top 32 bits: the insertion pass
-    keys = np.concatenate([rng.exponential(size=5000) / rng.random(5000) ** 3, [0.0, 1.0],
-                           near])
-    rng.shuffle(keys)
-    ids = np.arange(keys.size, dtype=np.int64)
-    tmp_k = np.empty(keys.size, np.uint64)
-    tmp_i = np.empty(keys.size, np.int64)
-    count = np.empty(3 * 2048, np.int64)
-    sk, si = _kernels._radix_sort(keys.copy().view(np.uint64), ids.copy(), tmp_k, tmp_i,
-                                  keys.size, count)
-    np.testing.assert_array_equal(sk.view(np.float64), np.sort(keys))
-    np.testing.assert_array_equal(keys[si], np.sort(keys))
-
-
-def test_radix_sort_falls_back_to_three_digits_on_crowded_keys():
-    """3000 keys within a relative 2^-11 share their top 22 bits: the short path's
-    insertion sort would move ~n²/4 elements, over its budget, so it sorts again."""
-    rng = np.random.default_rng(4)
-    keys = 1.0 + rng.random(3000) * 2.0**-11
-    assert keys.size < _kernels.RADIX_SHORT
+def _radix_sorted(keys):
     ids = np.arange(keys.size, dtype=np.int64)
     tmp_k, tmp_i = np.empty(keys.size, np.uint64), np.empty(keys.size, np.int64)
-    count = np.empty(3 * 2048, np.int64)
+    count = np.empty(1 << _kernels.RADIX_BITS, np.int64)
     sk, si = _kernels._radix_sort(keys.copy().view(np.uint64), ids, tmp_k, tmp_i,
                                   keys.size, count)
-    np.testing.assert_array_equal(sk.view(np.float64), np.sort(keys))
-    np.testing.assert_array_equal(keys[si], np.sort(keys))
+    return sk.view(np.float64), si
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 31, 32, 5000, 40_000])
+def test_radix_sort_orders_like_numpy(n):
+    rng = np.random.default_rng(3)
+    near = 1.0 + rng.permutation(200) * 2.0**-45  # share every radix digit: insertion
+    keys = np.concatenate([rng.exponential(size=n) / rng.random(n) ** 3, [0.0, 1.0, 1.0],
+                           near])[:n]
+    rng.shuffle(keys)
+    sk, si = _radix_sorted(keys)
+    np.testing.assert_array_equal(sk, np.sort(keys))
+    np.testing.assert_array_equal(si, np.argsort(keys, kind="stable"))  # ties keep order
+
+
+CROWD = 1.0 + np.random.default_rng(4).permutation(3000) * 2.0**-30
+
+
+@pytest.mark.parametrize("keys", [np.r_[CROWD, 0.0, 2.0**1000], CROWD, np.full(100, 7.5),
+                                  np.r_[np.zeros(50), 2.0**-1074]])
+def test_radix_sort_falls_back_to_every_bit_on_crowded_keys(keys):
+    """3000 keys within a relative 2^-18 beside two far outliers share the top digits of
+    the span, so the insertion sort would move ~n²/4 elements, over its budget: it sorts
+    again on every bit, skipping the digits (the low 22 mantissa bits) that no key sets.
+    The crowd alone spans few bits and sorts exactly; constant keys and subnormal spans
+    have nothing to sort."""
+    sk, si = _radix_sorted(keys)
+    np.testing.assert_array_equal(sk, np.sort(keys))
+    np.testing.assert_array_equal(si, np.argsort(keys, kind="stable"))
 
 
 CONFIGS = {
@@ -141,6 +147,21 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_kernel_matches_per_sample_reference_in_distribution(name):
+    check_against_reference(name)
+
+
+@pytest.mark.parametrize("name", [name for name in CONFIGS if name.startswith("D")])
+def test_later_windows_keep_the_law(monkeypatch, name):
+    """A first window of Poisson time ending at x_max/50 instead of 10 SD past it: the
+    data kernel must go through several windows (drawing the head clocks again in each)
+    and still match the per-sample reference."""
+    monkeypatch.setattr(simulate.core, "first_window", lambda x_max: x_max / 50)
+    check_against_reference(name)
+
+
+def check_against_reference(name):
+    """KS tests of the kernel's losses (each grid point and a difference) against the
+    per-sample reference, and its learned fractions within 5 standard errors."""
     cfg = dict(CONFIGS[name])
     regime, alpha, x = cfg.pop("regime"), cfg.pop("alpha"), cfg.pop("x")
     fast = simulate.run(regime, alpha, x, reps=4000, seed=7, **cfg)
@@ -205,15 +226,23 @@ def test_skipping_p_learned_leaves_the_losses_unchanged(kw):
     np.testing.assert_allclose(full.mean, ((1.0 - full.p_learned) * w).sum(axis=1), rtol=1e-9)
 
 
-def test_p_learned_batches_across_flushes():
-    """More realizations than one buffer of learned indices holds (HIST_BATCH per thread):
-    the flushed histogram must count every realization exactly once."""
-    res = simulate.run("D", 0.5, [10, 100, 1000], K=300, reps=333, seed=2)
+@pytest.mark.parametrize("buffer, budget", [(1, 1 << 29), (1 << 20, 1)])
+def test_p_learned_is_exact_across_flushes_and_fewer_workers(monkeypatch, buffer, budget):
+    """A code buffer so small that each worker flushes every few realizations, or a table
+    budget so small that one worker runs everything: the counts must still cover every
+    realization exactly once, and equal the default run's."""
+    x = [10, 100, 1000]
+    default = simulate.run("D", 0.5, x, K=300, reps=333, seed=2)
+    monkeypatch.setattr(simulate.core, "CODE_BUFFER", buffer)
+    monkeypatch.setattr(simulate.core, "P_TABLE_BUDGET", budget)
+    res = simulate.run("D", 0.5, x, K=300, reps=333, seed=2)
     assert np.all(np.diff(res.p_learned, axis=0) >= 0)
     counts = res.p_learned * 333
     np.testing.assert_allclose(counts, np.round(counts), atol=1e-9)
     w = np.asarray(theory.frequencies(0.5, 300))
     np.testing.assert_allclose(res.mean, ((1.0 - res.p_learned) * w).sum(axis=1), rtol=1e-9)
+    np.testing.assert_array_equal(res.losses, default.losses)
+    np.testing.assert_array_equal(res.p_learned, default.p_learned)
 
 
 @pytest.mark.parametrize("alpha, K, h", [(0.4, 1000, 37), (1.5, 5000, 1), (0.05, 300, 299)])
