@@ -263,6 +263,41 @@ def test_emergence_maps_draw_the_model_boundary(tmp_path):
             plt.close(fig)
 
 
+def test_width_map_draws_the_capacity_boundary(tmp_path):
+    """A model-exact run whose width w holds the w most frequent subtasks (all learned by
+    200 000 steps): the boundary, n ∝ N with the constant set by the data, sits within one
+    subtask of the learned count in every column."""
+    import matplotlib.pyplot as plt
+    run = load_run(model_run(tmp_path / "m", alpha=0.4, widths=[20, 40, 80]))
+    figs = dict(plots.figures([run], analysis.analyze([run])))
+    try:
+        ax = figs["emergence_width"].axes[0]
+        (line,) = [ln for ln in ax.get_lines() if "model" in ln.get_label()]
+        np.testing.assert_allclose(line.get_ydata()[:-1], [20, 40, 80], atol=1)
+    finally:
+        for fig in figs.values():
+            plt.close(fig)
+
+
+def test_alpha_sweep_plot_shows_convergence_slopes_against_one():
+    import matplotlib.pyplot as plt
+    sweep = dict(alpha=[0.2, 0.4], N=[0.25, None], N_conf_int=[[0.2, 0.3], None],
+                 S=[0.15, 0.3], S_conf_int=[[0.1, 0.2], [0.25, 0.35]],
+                 convergence=[-0.9, -1.1], convergence_conf_int=[[-1.0, -0.8], [-1.2, -1.0]])
+    ax = plots.plot_alpha_sweep(sweep)
+    try:
+        labels = [c.get_label() for c in ax.containers]
+        conv = ax.containers[labels.index("observed −slope of convergence step")]
+        np.testing.assert_allclose(conv.lines[0].get_ydata(), [0.9, 1.1])
+        (theory,) = [ln for ln in ax.get_lines() if "convergence = 1" in ln.get_label()]
+        assert np.all(theory.get_ydata() == 1.0)
+        # error bars span the interval of −slope: [0.8, 1.0] and [1.0, 1.2]
+        segs = conv.lines[2][0].get_segments()
+        np.testing.assert_allclose([sorted(sg[:, 1]) for sg in segs], [[0.8, 1.0], [1.0, 1.2]])
+    finally:
+        plt.close(ax.figure)
+
+
 def test_fit_lines_are_drawn_in_the_finite_K_form(tmp_path):
     """The loss fits are made on loss + ε_K: the drawn fit line is A·x^-e − ε_K."""
     import matplotlib.pyplot as plt

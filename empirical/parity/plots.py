@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import matplotlib.pyplot as plt
 
-from .analysis import LN2, _seed_mean
+from .analysis import LN2, _seed_mean, _threshold_nats
 
 
 def _ax(ax):
@@ -162,17 +162,24 @@ def plot_heatmap(values, x, xlabel: str, ax=None, log_x: bool = True, predicted=
 
 
 def plot_alpha_sweep(sweep: dict, ax=None):
-    """Fitted N and S exponents against α with the theory lines α and α/(α+1) (Figure 10)."""
+    """Fitted N and S exponents against α with the theory lines α and α/(α+1) (Figure 10),
+    and minus the slope of convergence step against subtask frequency (theory 1 at every α:
+    a subtask is learned after a fixed number of its samples)."""
     ax = _ax(ax)
     a = np.asarray(sweep["alpha"], float)
     grid = np.linspace(max(0.0, a.min() - 0.1), a.max() + 0.1, 100)
     ax.plot(grid, grid, "C0--", label="theory α_N = α")
     ax.plot(grid, grid / (grid + 1), "C1--", label="theory α_S = α/(α+1)")
-    for reg, col in (("N", "C0"), ("S", "C1")):
-        e = np.array([np.nan if v is None else v for v in sweep[reg]], float)
-        ci = np.array([[np.nan, np.nan] if c is None else c for c in sweep[f"{reg}_conf_int"]])
-        ax.errorbar(a, e, yerr=[e - ci[:, 0], ci[:, 1] - e], fmt="o", color=col,
-                    label=f"observed α_{reg}")
+    series = [("N", "C0", 1.0, "observed α_N"), ("S", "C1", 1.0, "observed α_S")]
+    if "convergence" in sweep:
+        ax.plot(grid, np.ones_like(grid), "C2--", label="theory −slope of convergence = 1")
+        series.append(("convergence", "C2", -1.0, "observed −slope of convergence step"))
+    for reg, col, sign, label in series:
+        e = sign * np.array([np.nan if v is None else v for v in sweep[reg]], float)
+        ci = sign * np.array([[np.nan, np.nan] if c is None else c
+                              for c in sweep[f"{reg}_conf_int"]], float)
+        lo, hi = np.minimum(ci[:, 0], ci[:, 1]), np.maximum(ci[:, 0], ci[:, 1])
+        ax.errorbar(a, e, yerr=[e - lo, hi - e], fmt="o", color=col, label=label)
     ax.set(xlabel="α (frequencies ∝ i^-(α+1))", ylabel="fitted exponent", title="exponents vs α")
     ax.legend(fontsize=7)
     return ax
@@ -188,6 +195,18 @@ def _predicted_by_step(frequencies, conv_steps, steps):
         return None
     c = np.exp(np.mean(np.log(conv[ok] * frequencies[ok])))
     return np.searchsorted(np.sort(c / frequencies), steps, side="right")
+
+
+def _predicted_by_N(learned, n_params, n_tasks: int):
+    """Subtasks learned at each width if their number grows like N (the model: n = N/C),
+    C set by the geometric mean over the widths with some but not all subtasks learned;
+    None if there are none."""
+    learned, n_params = np.asarray(learned, float), np.asarray(n_params, float)
+    ok = (learned > 0) & (learned < n_tasks)
+    if not ok.any():
+        return None
+    c = np.exp(np.mean(np.log(learned[ok] / n_params[ok])))
+    return np.minimum(n_tasks, c * n_params)
 
 
 def _predicted_by_D(learned: dict, Ds, n_tasks: int, alpha: float):
@@ -206,6 +225,7 @@ def figures(runs, result: dict):
     """Every figure for these runs and their analysis, as (name, Figure) pairs, made one at
     a time (a generator: the caller saves and closes each before the next is drawn)."""
     multi = len(runs) > 1
+    threshold = _threshold_nats(result["threshold"], result["unit"])
 
     def draw(name, plot, *args, **kwargs):
         fig, ax = plt.subplots(figsize=(5.2, 3.8))
@@ -227,8 +247,12 @@ def figures(runs, result: dict):
             yield draw(f"loss_vs_S{tag}", plot_loss_vs_S, steps, mean_loss, widths, r["S"])
             yield draw(f"convergence_vs_frequency{tag}", plot_convergence,
                        run.task.frequencies, conv, r["convergence"])
+            final_learned = (task_loss[:, -1] < threshold).sum(axis=1)
             yield draw(f"emergence_width{tag}", plot_heatmap, task_loss[:, -1].T, widths,
-                       "width")
+                       f"width (at step {int(steps[-1])})",
+                       predicted=_predicted_by_N(final_learned, r["N"]["x"],
+                                                 run.task.n_tasks),
+                       predicted_label="model: learned ∝ parameters N")
             yield draw(f"emergence_steps{tag}", plot_heatmap, task_loss[i].T, steps,
                        f"step (width {widths[i]})",
                        predicted=_predicted_by_step(run.task.frequencies,
