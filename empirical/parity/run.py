@@ -104,14 +104,15 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
     import io
     import os
 
-    from .train import _atomic_torch_save, _atomic_write
+    from ..files import atomic_write
+    from .train import _atomic_torch_save
 
     src = Run(run_dir)
     dest = Path(dest)
     if dest.resolve() == src.path.resolve():
         raise ValueError("dest must differ from run_dir")
     dest.mkdir(parents=True, exist_ok=True)
-    _atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
+    atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
     arrays = dict(src.metrics)
     if max_evals is not None:
         n, total = int(arrays["n_evals"]), len(arrays["steps"])
@@ -134,7 +135,7 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
                 arrays[key] = arrays[key].astype(np.float16)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    _atomic_write(dest / "metrics.npz", buf.getvalue())
+    atomic_write(dest / "metrics.npz", buf.getvalue())
     for step in checkpoint_steps:
         ck = src.checkpoint(step)
         if drop_optimizer:

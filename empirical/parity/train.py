@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..files import atomic_write
 from .config import RunConfig
 from .model import FusedMLP
 from .task import SparseParityTask, _torch_seed
@@ -133,30 +132,9 @@ class _Group:
     stream: DataStream
 
 
-def _atomic_write(path: Path, data) -> None:
-    """Write ``data`` (bytes, or a callable that writes into a binary file) to ``path``
-    through a temporary file in the same folder and ``os.replace``: a killed run never
-    leaves a half-written file behind. The file gets the usual umask permissions."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            data(fh) if callable(data) else fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _atomic_torch_save(obj, path: Path) -> None:
-    """``torch.save`` through :func:`_atomic_write`."""
-    _atomic_write(path, lambda fh: torch.save(obj, fh))
+    """``torch.save`` through :func:`empirical.files.atomic_write`."""
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def is_complete(run_dir) -> bool:
@@ -216,7 +194,7 @@ class _Metrics:
     def save(self, run_dir: Path) -> None:
         buf = io.BytesIO()
         np.savez_compressed(buf, **self.a)
-        _atomic_write(Path(run_dir) / "metrics.npz", buf.getvalue())
+        atomic_write(Path(run_dir) / "metrics.npz", buf.getvalue())
 
 
 @torch.no_grad()
@@ -294,7 +272,7 @@ def train(config: RunConfig, out_dir, resume: bool = False,
         if (out / "metrics.npz").exists() and not (out / CHECKPOINT_DIR).is_dir():
             raise ValueError(f"{out} holds exported results without checkpoints; cannot resume")
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(existing, config.to_json().encode())
+    atomic_write(existing, config.to_json().encode())
 
     prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     if device.type == "cuda":
