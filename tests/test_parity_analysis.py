@@ -149,8 +149,10 @@ def test_cli_train_then_analyze(tmp_path, capsys):
     assert "done" in capsys.readouterr().out
     capsys.readouterr()
     assert cli.main(["parity", "analyze", str(out), "--json", "-"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    data = json.loads(printed.out)
     assert {"N", "S", "convergence"} <= set(data["runs"][0])
+    assert "exponent" in printed.err or "no fit" in printed.err  # the summary, on stderr
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -33,8 +33,10 @@ def test_other_regimes_write_json_to_stdout(capsys, regime, extra):
     code = main(["simulate", "--regime", regime, "--alpha", "0.8", "--K", "5000", "--reps",
                  "20", "--points", "6", "--json", "-", *extra])
     assert code == 0
-    doc = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    doc = json.loads(out.out)
     assert doc["config"]["regime"] == regime and len(doc["points"]) <= 6
+    assert "exponent" in out.err  # the text report goes to stderr, stdout stays JSON
 
 
 @pytest.mark.parametrize("args, word", [

@@ -11,7 +11,9 @@ def test_json_has_the_agreed_keys_and_exact_losses(capsys):
     code = cli.main(["theory", "--alpha", "0.4", "--tau", "2", "--n", "10", "100", "--D", "1e3", "1e9",
                      "--S", "1e3", "--batch", "100", "--json", "-"])
     assert code == 0
-    res = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr()
+    res = json.loads(out.out)
+    assert "alpha_N = 0.4" in out.err  # the text report goes to stderr, stdout stays JSON
     assert {"alpha", "tau", "K", "alpha_N", "alpha_D", "alpha_S", "compute_optimal",
             "loss_n", "loss_D", "loss_S"} <= set(res)
     assert res["K"] is None and res["alpha"] == 0.4 and res["tau"] == 2

@@ -90,8 +90,7 @@ def cmd_analyze(args) -> int:
     result = analysis.analyze(runs, threshold=args.threshold, unit=args.unit,
                               window=args.window)
     write_json(result, args.json)
-    if args.json != "-":
-        print(analysis.summary(result))
+    say(analysis.summary(result), args.json)
     if args.plot_dir:
         from empirical.parity import plots
         for name, fig in plots.figures(runs, result):

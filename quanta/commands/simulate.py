@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quanta.io import add_output_args, save_figure, write_json
+from quanta.io import add_output_args, save_figure, say, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -109,19 +109,23 @@ def _simulate(args, **overrides):
     return simulate.run(args.regime, args.alpha, _grid(args), **options)
 
 
+def report(doc: dict) -> str:
+    """The simulated points against theory, and the fitted exponent, as a text table."""
+    lines = [f"{'x':>14} {'mean':>12} {'sem':>10} {'theory':>12}"]
+    lines += [f"{pt['x']:14.6g} {pt['mean']:12.6g} {pt['sem']:10.3g} {pt['theory']:12.6g}"
+              for pt in doc["points"]]
+    exp, (lo, hi) = doc["exponent"], doc["exponent_window"]
+    lines.append(f"exponent {exp:.4f} (fitted over {lo:.3g} … {hi:.3g}); predicted "
+                 f"{doc['theory_exponent']:.4f}" if exp is not None else
+                 f"exponent: fewer than 3 grid points in the asymptotic window "
+                 f"{lo:.3g} … {hi:.3g}")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     result = _simulate(args)
     doc = summary(result)
-    if args.json != "-":
-        print(f"{'x':>14} {'mean':>12} {'sem':>10} {'theory':>12}")
-        for pt in doc["points"]:
-            print(f"{pt['x']:14.6g} {pt['mean']:12.6g} {pt['sem']:10.3g} {pt['theory']:12.6g}")
-        exp = doc["exponent"]
-        print(f"exponent {exp:.4f} (fitted over {doc['exponent_window'][0]:.3g} … "
-              f"{doc['exponent_window'][1]:.3g}); predicted {doc['theory_exponent']:.4f}"
-              if exp is not None else
-              f"exponent: fewer than 3 grid points in the asymptotic window "
-              f"{doc['exponent_window'][0]:.3g} … {doc['exponent_window'][1]:.3g}")
+    say(report(doc), args.json)
     write_json(doc, args.json)
     if args.plot:
         save_figure(figure(result), args.plot)

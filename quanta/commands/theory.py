@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quanta.io import CommandError, add_output_args, save_figure, write_json
+from quanta.io import CommandError, add_output_args, save_figure, say, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -64,19 +64,20 @@ def predictions(alpha, tau=1, K=None, C=1.0, n=(), D=(), S=(), batch=None, rule=
     }
 
 
-def _print(res: dict) -> None:
+def report(res: dict) -> str:
+    """The predictions as a text table."""
     K = "infinite" if res["K"] is None else res["K"]
-    print(f"alpha = {res['alpha']:g}  tau = {res['tau']}  K = {K}")
-    print(f"alpha_N = {res['alpha_N']:.6g}  alpha_D = {res['alpha_D']:.6g}  "
-          f"alpha_S = {res['alpha_S']:.6g}")
     co = res["compute_optimal"]
-    print(f"compute-optimal (compute c = 6ND): N* ∝ c^{co['N']:.6g}  D* ∝ c^{co['D']:.6g}  "
-          f"L* - L_inf ∝ c^-{co['L']:.6g}")
+    lines = [f"alpha = {res['alpha']:g}  tau = {res['tau']}  K = {K}",
+             f"alpha_N = {res['alpha_N']:.6g}  alpha_D = {res['alpha_D']:.6g}  "
+             f"alpha_S = {res['alpha_S']:.6g}",
+             f"compute-optimal (compute c = 6ND): N* ∝ c^{co['N']:.6g}  D* ∝ c^{co['D']:.6g}  "
+             f"L* - L_inf ∝ c^-{co['L']:.6g}"]
     for key, name in (("loss_n", "n"), ("loss_D", "D"), ("loss_S", "S")):
         if res[key]:
-            print(f"{name:>12}  expected loss (unlearned mass)")
-            for row in res[key]:
-                print(f"{row['x']:>12.6g}  {row['loss']:.10g}")
+            lines.append(f"{name:>12}  expected loss (unlearned mass)")
+            lines += [f"{row['x']:>12.6g}  {row['loss']:.10g}" for row in res[key]]
+    return "\n".join(lines)
 
 
 def run(args) -> int:
@@ -84,8 +85,7 @@ def run(args) -> int:
         raise CommandError("--S needs --batch (the batch size B; D = S·B samples)")
     res = predictions(args.alpha, args.tau, args.K, args.C, args.n, args.D, args.S,
                       args.batch, args.rule)
-    if args.json != "-":
-        _print(res)
+    say(report(res), args.json)
     write_json(res, args.json)
     if args.plot:
         from theory.plots import plot_predictions
