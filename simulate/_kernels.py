@@ -476,7 +476,8 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
     t_lo = 0.0
     t_hi = t_end
     head = s.copy()  # the generator state the head clocks are drawn from
-    n, left = _head_events(s, p, inv_p, h, tau, bits, t_lo, t_hi, ev_key, ev_id)
+    # from t_lo = −1: a clock at exactly 0 (the ziggurat returns 0 with chance 2^-53) counts
+    n, left = _head_events(s, p, inv_p, h, tau, bits, -1.0, t_hi, ev_key, ev_id)
     rate_tail = sf[h] if h < p.size else 0.0
     inv_rate = 1.0 / rate_tail if rate_tail > 0.0 else 0.0
     tail_left = tail_quanta  # tail quanta (of positive mass) not yet learned
@@ -740,7 +741,7 @@ def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, h, alias, tai
 
 
 #: p_learned: each realization appends a code (i << gbits) | g per learned quantum to its
-#: worker's list (``code_buffer`` codes, at least 2K); when the list could overflow in the
+#: worker's list (``code_buffer`` codes, at least K); when the list could overflow in the
 #: next realization, it is bucketed by block of 2^HIST_BLOCK_BITS quanta and added block by
 #: block to the worker's own points × K table of first-learned counts, so that every
 #: increment hits a block in cache and no worker waits for another. The tables are summed
@@ -832,7 +833,7 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt, code_b
     hist = np.zeros((nt, m, K) if want_p else (1, 1, 1), np.int32)
     gbits = _id_bits(m + 1)
     shift = gbits + HIST_BLOCK_BITS
-    cap = max(2 * K, code_buffer) if want_p else 1
+    cap = max(K, code_buffer) if want_p else 1  # a realization adds at most K codes
     codes = np.empty((nt, cap), np.int64)
     scratch = np.empty_like(codes)
     starts = np.zeros((nt, (K >> HIST_BLOCK_BITS) + 2), np.int64)

@@ -111,8 +111,9 @@ def constant_losses(config: dict) -> bool:
 MAX_CLOCKS = 100_000_000
 
 #: p_learned is kept when points × K is at most this. Each worker thread keeps a
-#: points × K int32 table; fewer threads run where the tables would exceed P_TABLE_BUDGET
-#: bytes. Each buffers CODE_BUFFER learned quanta (8 bytes each) between flushes.
+#: points × K int32 table and buffers max(K, CODE_BUFFER) learned quanta between flushes
+#: (16 bytes each, with the scratch of the flush); fewer threads run where these would
+#: exceed P_TABLE_BUDGET bytes in all.
 P_LEARNED_MAX = 20_000_000
 P_TABLE_BUDGET = 1 << 29
 CODE_BUFFER = 1 << 20
@@ -173,10 +174,14 @@ def first_window(x_max: float) -> float:
     return float(_kernels._window_end(x_max))
 
 
-def _workers(want_p: bool, table: int) -> int:
-    """Numba's thread count, lowered so that the per-worker p_learned tables fit."""
+def _workers(want_p: bool, points: int, K: int) -> int:
+    """Numba's thread count, lowered so that the per-worker p_learned tables and code
+    buffers fit P_TABLE_BUDGET."""
     threads = numba.get_num_threads()
-    return max(1, min(threads, P_TABLE_BUDGET // (4 * table))) if want_p else threads
+    if not want_p:
+        return threads
+    per_worker = 4 * points * K + 16 * max(K, CODE_BUFFER)
+    return max(1, min(threads, P_TABLE_BUDGET // per_worker))
 
 
 def _call_kernel(*args):
@@ -309,7 +314,7 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
         out, learned = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64),
                                     tau, int(batch or 1), kmax, int(D or 0),
                                     _states(seed_value, reps), want_p,
-                                    _workers(want_p, m * K), CODE_BUFFER,
+                                    _workers(want_p, m, K), CODE_BUFFER,
                                     first_window(float(kx[-1])))
         losses = out + loss_inf
         learned = learned if want_p else None

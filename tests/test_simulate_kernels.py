@@ -108,8 +108,9 @@ def test_radix_sort_orders_like_numpy(n):
     rng = np.random.default_rng(3)
     near = 1.0 + rng.permutation(200) * 2.0**-45  # share every radix digit: insertion
     keys = np.concatenate([rng.exponential(size=n) / rng.random(n) ** 3, [0.0, 1.0, 1.0],
-                           near])[:n]
+                           near, np.repeat(rng.exponential(size=20), 5)])
     rng.shuffle(keys)
+    keys = keys[:n]  # the special keys are spread through the first n
     sk, si = _radix_sorted(keys)
     np.testing.assert_array_equal(sk, np.sort(keys))
     np.testing.assert_array_equal(si, np.argsort(keys, kind="stable"))  # ties keep order
@@ -157,6 +158,22 @@ def test_later_windows_keep_the_law(monkeypatch, name):
     and still match the per-sample reference."""
     monkeypatch.setattr(simulate.core, "first_window", lambda x_max: x_max / 50)
     check_against_reference(name)
+
+
+def test_a_clock_at_exactly_zero_is_an_occurrence():
+    """A generator state whose first Exp(1) draw is exactly 0 (the ziggurat gives 0 with
+    chance 2^-53): that clock belongs to the rarest head quantum, which must count as
+    learned by the first sample like every other quantum by 10^6 samples."""
+    K = 30
+    p = np.asarray(theory.frequencies(0.5, K), float)
+    sf = np.r_[np.cumsum(p[::-1])[::-1], 0.0]
+    x = np.array([1, 10**6], np.int64)
+    states = np.array([[1, 0, 1, 1]], np.uint64)
+    assert _kernels._exponential(states[0].copy()) == 0.0
+    out, learned = _kernels._simulate(_kernels.MODE_SAMPLES, p, sf, p.copy(), x, 1, 1, K, 0,
+                                      states, True, 1, 1 << 20,
+                                      simulate.core.first_window(1e6))
+    assert out[0, -1] == 0.0 and learned[0, K - 1] == 1.0 and np.all(learned[-1] == 1.0)
 
 
 def check_against_reference(name):
