@@ -179,6 +179,13 @@ def test_committed_results_analyze(tmp_path):
     assert final[-1] < final[0], "the widest network must reach a lower loss than the narrowest"
     assert r["convergence"]["exponent"] < 0, "frequent subtasks must converge first"
     assert "D" in by_name["D_alpha0.4"] and "alpha_sweep" in result
+    # the 16-subtask run trained 60 000 steps: its narrow widths stop learning (capacity-
+    # limited), so L(N) has a fit there, made only of widths that were no longer learning
+    n = by_name["N_alpha0.4"]["N"]
+    assert n["exponent"] is not None and n["window"]["n_points"] >= 3
+    fitted = [w for w, x in zip(n["widths"], n["x"])
+              if n["window"]["x_min"] <= x <= n["window"]["x_max"]]
+    assert not set(fitted) & set(n["window"]["dropped_still_learning"])
     run = load_run(RESULTS / "online_alpha0.4")
     nets = run.networks()
     assert len(nets) == len(run.config.model.widths)
@@ -314,3 +321,26 @@ def test_fit_lines_are_drawn_in_the_finite_K_form(tmp_path):
                                    - f["truncation_offset"], rtol=1e-12)
     finally:
         plt.close(ax.figure)
+
+
+@pytest.mark.skipif(not (RESULTS / "N_alpha0.4" / "metrics.npz").exists(),
+                    reason="committed CPU results not present")
+def test_committed_figures_have_no_overlapping_tick_labels():
+    """Every figure of the committed runs, drawn: no two tick labels of an axis overlap
+    (log axes spanning one to two decades label minor ticks over the major ones)."""
+    import matplotlib.pyplot as plt
+    runs = [load_run(p) for p in sorted(RESULTS.iterdir()) if (p / "config.json").exists()]
+    for name, fig in plots.figures(runs, analysis.analyze(runs)):
+        try:
+            fig.canvas.draw()
+            renderer = fig.canvas.get_renderer()
+            for ax in fig.axes:
+                for axis in (ax.xaxis, ax.yaxis):
+                    boxes = [t.get_window_extent(renderer)
+                             for t in axis.get_majorticklabels() + axis.get_minorticklabels()
+                             if t.get_visible() and t.get_text()]
+                    for i, a in enumerate(boxes):
+                        for b in boxes[i + 1:]:
+                            assert not a.overlaps(b), f"{name}: tick labels overlap"
+        finally:
+            plt.close(fig)

@@ -18,6 +18,15 @@ def _ax(ax):
     return ax
 
 
+def _tidy_log_axes(ax) -> None:
+    """Turn off the minor-tick labels of a log axis that spans more than a decade: with
+    a few decades matplotlib labels some minor ticks, and they overlap the major ones."""
+    from matplotlib.ticker import NullFormatter
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() == "log" and 0 < lo and hi / lo > 10:
+            axis.set_minor_formatter(NullFormatter())
+
+
 def _positive(y):
     return np.where(y > 0, y, np.nan)
 
@@ -73,6 +82,7 @@ def plot_loss_vs_N(n_params, loss, fitres: dict | None = None, ax=None):
     ax.axhline(LN2, color="0.6", lw=0.8, ls=":")
     ax.set(xlabel="parameters N", ylabel="mean test loss (nats)", title="L(N)")
     ax.legend(fontsize=7)
+    _tidy_log_axes(ax)
     return ax
 
 
@@ -90,6 +100,7 @@ def plot_loss_vs_S(steps, curves, widths, fitres: dict | None = None, ax=None):
         _fit_and_theory(ax, fitres, data=(s[keep], np.asarray(curves[i])[keep]))
     ax.set(xlabel="steps S", ylabel="mean test loss (nats)", title="L(S)")
     ax.legend(fontsize=7)
+    _tidy_log_axes(ax)
     return ax
 
 
@@ -103,6 +114,7 @@ def plot_loss_vs_D(D, loss_min, loss_final, fitres: dict | None = None, ax=None)
         _fit_and_theory(ax, fitres, data=(D, loss_min))
     ax.set(xlabel="training samples D", ylabel="mean test loss (nats)", title="L(D)")
     ax.legend(fontsize=7)
+    _tidy_log_axes(ax)
     return ax
 
 
@@ -117,10 +129,9 @@ def plot_convergence(frequencies, conv_steps, fitres: dict | None = None, ax=Non
         _fit_and_theory(ax, fitres, sign=-1.0,
                         data=(np.asarray(frequencies)[ok], np.asarray(conv_steps)[ok]))
         ax.set_title(f"convergence (loss < {fitres.get('threshold')} {fitres.get('unit')})")
-    from matplotlib.ticker import NullFormatter
-    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="subtask frequency", ylabel="convergence step")
     ax.legend(fontsize=7)
+    _tidy_log_axes(ax)
     return ax
 
 
@@ -137,6 +148,7 @@ def plot_learned_vs_D(D, learned, fitres: dict | None = None, ax=None):
         _fit_and_theory(ax, fitres, sign=-1.0, data=(D[some], learned[some]))
     ax.set(xlabel="training samples D", ylabel="subtasks learned", title="learned vs D")
     ax.legend(fontsize=7)
+    _tidy_log_axes(ax)
     return ax
 
 
