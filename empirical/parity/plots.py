@@ -209,28 +209,16 @@ def _predicted_by_step(frequencies, conv_steps, steps):
     return np.searchsorted(np.sort(c / frequencies), steps, side="right")
 
 
-def _predicted_by_N(learned, n_params, n_tasks: int):
-    """Subtasks learned at each width if their number grows like N (the model: n = N/C),
-    C set by the geometric mean over the widths with some but not all subtasks learned;
-    None if there are none."""
-    learned, n_params = np.asarray(learned, float), np.asarray(n_params, float)
-    ok = (learned > 0) & (learned < n_tasks)
+def _predicted_count(x, counts, exponent: float, n_tasks: int, at):
+    """Subtasks learned at each of ``at`` if their number grows like x^exponent (the model:
+    ∝ N, or ∝ D^(1/(α+1))), the prefactor the geometric mean over the observed ``counts``
+    strictly between 0 and n_tasks; None if there are none."""
+    x, counts = np.asarray(x, float), np.asarray(counts, float)
+    ok = (counts > 0) & (counts < n_tasks) & (x > 0)
     if not ok.any():
         return None
-    c = np.exp(np.mean(np.log(learned[ok] / n_params[ok])))
-    return np.minimum(n_tasks, c * n_params)
-
-
-def _predicted_by_D(learned: dict, Ds, n_tasks: int, alpha: float):
-    """Subtasks learned at each D if their number grows like D^(1/(α+1)) (the model), the
-    prefactor the geometric mean over the observed counts strictly between 0 and n_tasks."""
-    x, y = np.asarray(learned["x"], float), np.asarray(learned["y"], float)
-    ok = (y > 0) & (y < n_tasks) & (x > 0)
-    if not ok.any():
-        return None
-    e = 1.0 / (alpha + 1.0)
-    c = np.exp(np.mean(np.log(y[ok]) - e * np.log(x[ok])))
-    return np.minimum(n_tasks, c * np.asarray(Ds, float) ** e)
+    c = np.exp(np.mean(np.log(counts[ok]) - exponent * np.log(x[ok])))
+    return np.minimum(n_tasks, c * np.asarray(at, float) ** exponent)
 
 
 def figures(runs, result: dict):
@@ -262,8 +250,8 @@ def figures(runs, result: dict):
             final_learned = (task_loss[:, -1] < threshold).sum(axis=1)
             yield draw(f"emergence_width{tag}", plot_heatmap, task_loss[:, -1].T, widths,
                        f"width (at step {int(steps[-1])})",
-                       predicted=_predicted_by_N(final_learned, r["N"]["x"],
-                                                 run.task.n_tasks),
+                       predicted=_predicted_count(r["N"]["x"], final_learned, 1.0,
+                                                  run.task.n_tasks, r["N"]["x"]),
                        predicted_label="model: learned ∝ parameters N")
             yield draw(f"emergence_steps{tag}", plot_heatmap, task_loss[i].T, steps,
                        f"step (width {widths[i]})",
@@ -281,8 +269,10 @@ def figures(runs, result: dict):
             best = np.nanargmin(mean_loss[at], axis=1)
             yield draw(f"emergence_D{tag}", plot_heatmap, task_loss[at, best].T, Ds,
                        f"training samples D (width {max(widths)}, at the best step)",
-                       predicted=_predicted_by_D(r["learned_vs_D"], Ds, run.task.n_tasks,
-                                                 r["alpha"]),
+                       predicted=_predicted_count(r["learned_vs_D"]["x"],
+                                                  r["learned_vs_D"]["y"],
+                                                  1.0 / (r["alpha"] + 1.0), run.task.n_tasks,
+                                                  Ds),
                        predicted_label="model: learned ∝ D^(1/(α+1))")
     if "alpha_sweep" in result:
         yield draw("exponents_vs_alpha", plot_alpha_sweep, result["alpha_sweep"])
