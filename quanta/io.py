@@ -44,12 +44,6 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``
-    (``empirical.files.atomic_write``)."""
-    return atomic_write(path, data)
-
-
 def say(text: str, json_dest=None) -> None:
     """Print a command's text report: to standard output, or to standard error when the
     JSON goes to standard output (``--json -``), so that stdout stays parseable."""
@@ -65,7 +59,7 @@ def write_json(obj: Any, dest: str | os.PathLike | None) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        atomic_write_bytes(dest, text.encode())
+        atomic_write(dest, text.encode())
 
 
 def save_figure(fig, dest: str | os.PathLike | None, dpi: int = 150) -> None:
@@ -81,7 +75,7 @@ def save_figure(fig, dest: str | os.PathLike | None, dpi: int = 150) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format=dest.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    atomic_write_bytes(dest, buf.getvalue())
+    atomic_write(dest, buf.getvalue())
 
 
 def add_output_args(parser, plot: bool = True) -> None:

@@ -36,9 +36,11 @@ def test_console_entry_point_runs():
 
 def test_atomic_write_uses_umask_permissions(tmp_path):
     import os
+
+    from empirical.files import atomic_write
     umask = os.umask(0o022)
     try:
-        path = io.atomic_write_bytes(tmp_path / "f.bin", b"x")
+        path = atomic_write(tmp_path / "f.bin", b"x")
     finally:
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644

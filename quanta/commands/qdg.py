@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quanta.io import add_output_args, atomic_write_bytes, save_figure, say, write_json
+from empirical.files import atomic_write
+from quanta.io import add_output_args, save_figure, say, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -113,8 +114,8 @@ def run_bias_cmd(args) -> int:
     summary = summarize_bias(runs)
     report = bias_report(runs)
     report["config"] = {k: v for k, v in vars(args).items() if k not in ("func",)}
-    atomic_write_bytes(out / "runs.csv", runs.to_csv(index=False).encode())
-    atomic_write_bytes(out / "summary.csv", summary.to_csv(index=False).encode())
+    atomic_write(out / "runs.csv", runs.to_csv(index=False).encode())
+    atomic_write(out / "summary.csv", summary.to_csv(index=False).encode())
     write_json(report, out / "report.json")
     cal = {(t["estimator"], t["k"]): t["calibration"] for t in report["estimators"]}
     panels = [("envelope", 0)] + [(e, k) for e in ("ols", "mle", "zipf") for k in args.ks]
