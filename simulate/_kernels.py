@@ -721,7 +721,8 @@ def _reset_tail(seen, tail_id, nt, tau):
 @njit(cache=True)
 def _realization(mode, s, p, inv_p, sf, w, x, tau, batch, kmax, D, h, alias, tail_quanta,
                  t_end, w_all, seen, counts, learned_at, key, ev_key, ev_id, tmp_key, tmp_id,
-                 tail_id, aux, count, known_r, known_P, cross, acc, out, codes, ncode, gbits, want_p):
+                 tail_id, aux, count, known_r, known_P, cross, acc, out, codes, ncode, gbits,
+                 want_p):
     """One realization of the chosen mode, tallied into ``out`` (and ``codes``); returns
     the new number of codes."""
     np.random.seed(np.uint32(s[3] >> uint64(32)))
@@ -845,11 +846,10 @@ def _simulate(mode, p, sf, w, x, tau, batch, kmax, D, states, want_p, nt, code_b
                 ncode = 0
             ncode = _realization(mode, states[r].copy(), p, inv_p, sf, w, x, tau, batch,
                                  kmax, D, h, alias, tail_quanta, t_end, w_all, seen[q],
-                                 counts[q],
-                                 learned_at[q], key[q], ev_key[q], ev_id[q], tmp_key[q],
-                                 tmp_id[q], tail_id[q], aux[q], count[q], known_r[q],
-                                 known_P[q], cross[q], acc[q], out[r], codes[q], ncode,
-                                 gbits, want_p)
+                                 counts[q], learned_at[q], key[q], ev_key[q], ev_id[q],
+                                 tmp_key[q], tmp_id[q], tail_id[q], aux[q], count[q],
+                                 known_r[q], known_P[q], cross[q], acc[q], out[r], codes[q],
+                                 ncode, gbits, want_p)
         if want_p:
             _flush(codes[q], ncode, shift, gbits, starts[q], scratch[q], hist[q])
     learned = _fractions(hist, reps, 1 << HIST_BLOCK_BITS) if want_p else np.zeros((1, 1))

@@ -328,6 +328,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, cal
     t0 = time.perf_counter() - elapsed0
     call_start = last_save = time.perf_counter()
     batch_loss = None
+    resume_file = out / CHECKPOINT_DIR / RESUME_NAME
 
     def save(step: int, path: Path) -> None:
         _atomic_torch_save({
@@ -370,18 +371,17 @@ def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, cal
         batch_loss = batch_loss.detach()
         checkpoint_and_eval(step)
         if save_every_s is not None and time.perf_counter() - last_save > save_every_s:
-            save(step, out / CHECKPOINT_DIR / RESUME_NAME)
+            save(step, resume_file)
             last_save = time.perf_counter()
         if callback is not None:
             callback(step, batch_loss)
         if (time_limit_s is not None and step < tc.steps
                 and time.perf_counter() - call_start > time_limit_s):
-            save(step, out / CHECKPOINT_DIR / RESUME_NAME)
+            save(step, resume_file)
             metrics.save(out)
             if log:
                 log(f"paused at step {step} of {tc.steps} (time limit {time_limit_s:g} s)")
             return out
-    resume_file = out / CHECKPOINT_DIR / RESUME_NAME
     if resume_file.exists():
         resume_file.unlink()
     metrics.save(out)
