@@ -49,7 +49,7 @@ class SimulationResult:
         K, tau, C = cfg["K"], cfg["tau"], cfg["C"]
         if cfg["regime"] == "N":
             return 100.0 * C, 0.1 * K * C
-        n = K if cfg["N"] is None else max(1, min(K, int(capacity(cfg["N"], C))))
+        n = max(1, learnable(cfg["N"], C, K))
         cutoff = theory.finite_K_cutoff(cfg["alpha"], n, tau)
         lo = 100.0 * tau
         if cfg["regime"] == "S":
@@ -100,6 +100,11 @@ class SimulationResult:
 def capacity(N, C) -> np.ndarray:
     """n = ⌊N/C⌋ quanta, with theory's tolerance (7/0.07 is 100, not 99)."""
     return np.floor(np.asarray(N, float) / C + 1e-9).astype(np.int64)
+
+
+def learnable(N, C, K) -> int:
+    """How many of the K quanta a capacity N can hold: ⌊N/C⌋ at most K (K when N is None)."""
+    return K if N is None else min(K, int(capacity(N, C)))
 
 
 def constant_losses(config: dict) -> bool:
@@ -299,7 +304,7 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
     if regime == "N" and not noisy:
         losses, learned = _plain_n(w, n_grid, reps, want_p)
     else:
-        kmax = K if N is None else min(K, int(capacity(N, C)))
+        kmax = learnable(N, C, K)
         if regime == "N":
             mode, kx = _kernels.MODE_NOISY_N, n_grid
         elif regime == "S" and rule == "steps":

@@ -16,10 +16,11 @@ LN2 = np.log(2)
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "parity"
 
 
-def planted_run(path, *, D=None, alpha=0.4, n_tasks=30):
+def planted_run(path, *, D=None, alpha=0.4, n_tasks=30, step_limited=()):
     """A run directory whose metrics follow known laws (no training): L(N) ∝ N^-0.4,
     L(S) = 0.6 S^-0.3 for every width, per-subtask convergence at step 50/p_i, and for D runs
-    minimum loss 2 D^-0.25 (final loss ∝ D^-0.15) and D^0.7/10 learned subtasks."""
+    minimum loss 2 D^-0.25 (final loss ∝ D^-0.15) and D^0.7/10 learned subtasks; the sizes in
+    ``step_limited`` instead fall off the law, still learning at the last step."""
     widths = [4, 8, 16, 32, 64, 128, 256, 512]
     cfg = RunConfig(TaskConfig(n_tasks=n_tasks, n_bits=12, alpha=alpha),
                     ModelConfig(widths=widths if D is None else [512]),
@@ -51,6 +52,8 @@ def planted_run(path, *, D=None, alpha=0.4, n_tasks=30):
         learned = np.floor(Ds ** 0.7 / 10).astype(int)
         for m in range(M):
             test_loss[m, E // 2] = np.where(np.arange(T) < learned[m], 1e-3, LN2)
+            if Ds[m] in step_limited:       # falling to the end, 1.3× above the law there
+                mean[m] = np.geomspace(3.0, 1.3, E) * lmin[m]
     metrics = dict(steps=steps, widths=np.array([n["width"] for n in nets]),
                    seeds=np.array([n["seed"] for n in nets]), D=Ds, n_params=n_params,
                    frequencies=p, test_loss=test_loss, test_acc=np.ones_like(test_loss),
@@ -100,6 +103,37 @@ def test_planted_D_exponents_are_recovered(tmp_path):
     assert "minimum" in r["D"]["loss"]
     assert r["learned_vs_D"]["exponent"] == pytest.approx(0.7, abs=0.1)
     assert r["learned_vs_D"]["theory_exponent"] == pytest.approx(1 / 1.4)
+
+
+def test_step_limited_training_sets_are_left_out_of_the_D_fits(tmp_path):
+    """A training-set size whose loss is still falling at the last step is limited by the
+    steps, not by D: it is named in ``dropped_still_learning`` and not fitted, so the planted
+    exponent comes back; with too few data-limited sizes left there is no fit, and a note."""
+    Ds = [100, 300, 1000, 3000, 10_000, 30_000]
+    r = analysis.analyze([load_run(planted_run(tmp_path / "r", D=Ds,
+                                               step_limited=(10_000, 30_000)))])["runs"][0]
+    for reg in ("D", "learned_vs_D"):
+        assert r[reg]["window"]["dropped_still_learning"] == [10_000, 30_000]
+    assert r["D"]["exponent_raw"] == pytest.approx(0.25, abs=1e-6)
+    assert r["D"]["window"]["x_max"] == 3000
+    assert r["learned_vs_D"]["window"]["x_max"] <= 3000
+    few = analysis.analyze([load_run(planted_run(tmp_path / "f", D=Ds,
+                                                 step_limited=Ds[2:]))])["runs"][0]
+    assert few["D"]["exponent"] is None and "step-limited" in few["D"]["note"]
+
+
+def test_alpha_at_most_zero_gives_raw_fits_and_says_why(tmp_path):
+    r = analysis.analyze([load_run(planted_run(tmp_path / "r", alpha=0.0))])["runs"][0]
+    assert r["truncation_offset"] is None and "α = 0" in r["note"]
+    assert r["N"]["exponent"] == pytest.approx(0.4, abs=1e-6)      # the planted raw slope
+    assert "note: α = 0" in analysis.summary(dict(runs=[r]))
+
+
+def test_threshold_at_or_above_the_chance_loss_is_refused(tmp_path):
+    run = load_run(planted_run(tmp_path / "r"))
+    for threshold, unit in ((1.0, "bits"), (LN2, "nats"), (0.0, "nats")):
+        with pytest.raises(ValueError, match="chance loss"):
+            analysis.analyze_run(run, threshold=threshold, unit=unit)
 
 
 def test_alpha_sweep_and_all_figures(tmp_path):
@@ -153,6 +187,21 @@ def test_cli_train_then_analyze(tmp_path, capsys):
     data = json.loads(printed.out)
     assert {"N", "S", "convergence"} <= set(data["runs"][0])
     assert "exponent" in printed.err or "no fit" in printed.err  # the summary, on stderr
+
+
+def test_cli_resume_refuses_flags_that_contradict_the_saved_run(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    base = ["parity", "train", "--out", out, "--n-tasks", "6", "--n-bits", "8", "--widths", "4",
+            "--steps", "4", "--batch", "32", "--eval-points", "3", "--checkpoints", "2",
+            "--test-per-task", "8", "--device", "cpu", "--quiet"]
+    assert cli.main(base) == 0
+    # the same flags, or none, resume; a changed one is an error that names it
+    assert cli.main(base + ["--resume"]) == 0
+    assert cli.main(["parity", "train", "--out", out, "--resume"]) == 0
+    capsys.readouterr()
+    assert cli.main(base + ["--resume", "--steps", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "train.steps = 8 (saved: 4)" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

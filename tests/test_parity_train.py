@@ -181,6 +181,27 @@ def test_bad_config_raises_value_error(tmp_path):
         with pytest.raises(ValueError, match=f"{name} must not repeat"):
             train(tiny_config(**kw), tmp_path / name)
         assert not (tmp_path / name).exists()
+    # a task with more subtasks than k-subsets, and repeated widths, likewise
+    bad_task = RunConfig(TaskConfig(n_tasks=10, n_bits=4, k=3), ModelConfig(widths=[3]),
+                         tiny_config().train)
+    with pytest.raises(ValueError, match="exceeds the 4 distinct"):
+        train(bad_task, tmp_path / "task")
+    repeated = RunConfig(TaskConfig(n_tasks=6, n_bits=8), ModelConfig(widths=[3, 7, 3]),
+                         tiny_config().train)
+    with pytest.raises(ValueError, match="widths must not repeat"):
+        train(repeated, tmp_path / "widths")
+    assert not (tmp_path / "task").exists() and not (tmp_path / "widths").exists()
+
+
+def test_resume_takes_tuples_and_ignores_stray_files(tmp_path):
+    """A config built with tuples resumes (the saved JSON has lists), and a stray ``.pt``
+    file in ``checkpoints/`` is not taken for a checkpoint."""
+    config = tiny_config(steps=6, seeds=(0, 1))
+    config.model.widths = (3, 7)
+    train(config, tmp_path / "r", time_limit_s=0.0)
+    torch.save({"unrelated": 1}, tmp_path / "r" / "checkpoints" / "final.pt")
+    run = load_run(train(config, tmp_path / "r", resume=True))
+    assert is_complete(run.path) and run.config.model.widths == [3, 7]
 
 
 def test_bf16_option_runs_and_is_recorded(tmp_path):

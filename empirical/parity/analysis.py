@@ -12,7 +12,9 @@ different α give ``alpha_sweep`` (the paper's Figure 10).
 Losses are in nats; the fit window keeps points whose loss lies between ``window[0]`` and
 ``window[1]`` times ln 2 (the loss of chance guessing), i.e. off both plateaus; for ``N`` it
 also drops widths still learning at the end (final loss more than ``STILL_LEARNING`` below
-the loss at half the steps: step-limited, not capacity-limited).
+the loss at half the steps: step-limited, not capacity-limited), and for ``D`` and
+``learned_vs_D`` the training sets whose minimum loss is at the last evaluation and still
+learning by the same test (step-limited, not data-limited).
 
 Finite number of subtasks. With n_tasks = K subtasks the Zipf law is cut at K, so the model's
 loss is L = A·x^-e − ε_K with ε_K = ln 2 · Σ_{i≥K} (i+offset)^-(α+1) / Σ_{i<K} (i+offset)^-(α+1)
@@ -34,12 +36,22 @@ import numpy as np
 import fit as fitting
 
 from .run import Run
+from .train import finished
 
 LN2 = math.log(2.0)
 
 #: a width whose final loss is more than this fraction below its loss at half the steps is
-#: still learning (step-limited) and is left out of the L(N) fit
+#: still learning (step-limited) and is left out of the L(N) fit (and likewise a training-set
+#: size whose minimum is its final loss, from the L(D) and learned-vs-D fits)
 STILL_LEARNING = 0.05
+
+
+def _still_learning(curves: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, str]:
+    """Which loss curves (rows, over ``steps``) end more than ``STILL_LEARNING`` below
+    their value at half the steps, and the rule in words."""
+    half = int(np.argmin(np.abs(steps - steps[-1] / 2)))
+    rule = f"final loss more than {STILL_LEARNING:g} below the loss at step {int(steps[half])}"
+    return curves[:, -1] < (1.0 - STILL_LEARNING) * curves[:, half], rule
 
 
 def truncation_offset(task) -> float:
@@ -110,9 +122,11 @@ def _seed_median(values: np.ndarray) -> np.ndarray:
 def _threshold_nats(threshold: float, unit: str) -> float:
     if unit not in ("nats", "bits"):
         raise ValueError(f"unit must be 'nats' or 'bits', got {unit!r}")
-    if not threshold > 0:
-        raise ValueError(f"threshold must be positive, got {threshold}")
-    return threshold * LN2 if unit == "bits" else threshold
+    nats = threshold * LN2 if unit == "bits" else threshold
+    if not 0 < nats < LN2:
+        raise ValueError(f"threshold must lie between 0 and the chance loss ln 2 nats (1 bit), "
+                         f"got {threshold} {unit}")
+    return nats
 
 
 def convergence_steps(test_loss: np.ndarray, steps: np.ndarray, threshold: float) -> np.ndarray:
@@ -141,15 +155,19 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
     rule = f"loss between {window[0]:g} and {window[1]:g} × ln 2 nats"
     out = dict(run=str(run.path), alpha=alpha, n_tasks=run.config.task.n_tasks,
                n_bits=run.config.task.n_bits, k=run.config.task.k,
-               steps=int(steps[-1]), complete=bool(n_evals == len(m["steps"])),
+               steps=int(steps[-1]), complete=finished(m),
                device=run.config.train.device, precision=run.config.train.precision,
                loss_unit="nats")
     keys, mean_loss = _seed_mean(run, "mean_test_loss")
     mean_loss = mean_loss[:, :n_evals]
     _, groups = _seed_keys(run)
     net_loss = m["test_loss"][:, :n_evals]          # network × eval × subtask, per seed
-    eps = truncation_offset(run.task)
+    # the model's power laws (and ε_K, a convergent tail) need α > 0: raw fits otherwise
+    eps = truncation_offset(run.task) if alpha > 0 else None
     out["truncation_offset"] = eps
+    if eps is None:
+        out["note"] = (f"α = {alpha:g} ≤ 0: the model predicts no power law (its loss does "
+                       "not converge as K grows); the fits are raw slopes")
     widths = np.array([k[0] for k in keys])
     Ds = np.array([k[1] for k in keys])
     n_params = np.array([run.task.n_params(w, run.config.model.depth) for w in widths])
@@ -158,15 +176,13 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
 
     if online:
         final = mean_loss[:, -1]
-        half = int(np.argmin(np.abs(steps - steps[-1] / 2)))
-        still = final < (1.0 - STILL_LEARNING) * mean_loss[:, half]
+        still, still_rule = _still_learning(mean_loss, steps)
         sel = _in_window(final, window) & ~still
         out["N"] = _power_fit(n_params[sel], final[sel],
                               dict(variable="parameters N", rule=rule, loss="final",
                                    dropped_still_learning=widths[_in_window(final, window)
                                                                  & still].tolist(),
-                                   still_learning=f"final loss more than {STILL_LEARNING:g} "
-                                                  f"below the loss at step {int(steps[half])}"),
+                                   still_learning=still_rule),
                               alpha, offset=eps)
         out["N"].update(x=n_params.tolist(), y=final.tolist(), widths=widths.tolist())
         dropped = out["N"]["window"]["dropped_still_learning"]
@@ -184,7 +200,8 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
             sj = _in_window(mean_loss[j], window) & (steps > 0)
             f = _power_fit(steps[sj], mean_loss[j][sj], dict(rule=rule), alpha / (alpha + 1),
                            offset=eps)
-            per_width.append(dict(width=int(w), exponent=f["exponent"], conf_int=f["conf_int"]))
+            per_width.append(dict(width=int(w), exponent=f["exponent"], conf_int=f["conf_int"],
+                                  still_learning=bool(still[j])))
         out["S"]["per_width"] = per_width
         by_seed = np.array([convergence_steps(net_loss[g], steps, thr) for g in groups[i]])
         conv = _seed_median(by_seed)
@@ -204,13 +221,20 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
         final = mean_loss[:, -1]
         w = int(widths.max())
         at = widths == w
-        sel = at & _in_window(lmin, window)
+        still, still_rule = _still_learning(mean_loss, steps)
+        still &= best == len(steps) - 1
+        dropped = dict(dropped_still_learning=Ds[at & still].tolist(),
+                       still_learning=f"minimum at the last step and {still_rule}")
+        note = (f"fewer than 3 points; {int((at & still).sum())} training-set sizes still "
+                "learning at the end (step-limited) were left out")
+        sel = at & _in_window(lmin, window) & ~still
         out["D"] = _power_fit(Ds[sel], lmin[sel],
                               dict(variable="training-set size D", rule=rule, width=w,
-                                   loss="minimum over training"), alpha / (alpha + 1),
-                              offset=eps)
-        fin = _power_fit(Ds[at & _in_window(final, window)], final[at & _in_window(final, window)],
-                         dict(rule=rule, loss="final"), alpha / (alpha + 1), offset=eps)
+                                   loss="minimum over training", **dropped),
+                              alpha / (alpha + 1), offset=eps)
+        sel_final = at & _in_window(final, window) & ~still
+        fin = _power_fit(Ds[sel_final], final[sel_final], dict(rule=rule, loss="final"),
+                         alpha / (alpha + 1), offset=eps)
         out["D"].update(loss="minimum over training (as the paper)", x=Ds[at].tolist(),
                         y=lmin[at].tolist(), y_final=final[at].tolist(),
                         exponent_final=fin["exponent"], conf_int_final=fin["conf_int"])
@@ -219,15 +243,18 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
         nets_best = np.nanargmin(m["mean_test_loss"][:, :n_evals], axis=1)
         per_net = (net_loss[np.arange(len(nets_best)), nets_best] < thr).sum(1)
         learned = np.array([per_net[g].mean() for g in groups])
-        selL = at & (learned > 0) & (learned < run.config.task.n_tasks)
+        selL = at & (learned > 0) & (learned < run.config.task.n_tasks) & ~still
         out["learned_vs_D"] = _power_fit(
             Ds[selL], learned[selL], dict(variable="training-set size D", width=w,
-                                          rule="0 < learned subtasks < n_tasks"),
+                                          rule="0 < learned subtasks < n_tasks", **dropped),
             1 / (alpha + 1), sign=-1.0)
         out["learned_vs_D"].update(threshold=threshold, unit=unit, x=Ds[at].tolist(),
                                    y=learned[at].tolist(),
                                    at="each network's eval step of minimum mean test loss, "
                                       "mean over seeds")
+        for reg in ("D", "learned_vs_D"):
+            if out[reg]["exponent"] is None and still[at].any():
+                out[reg]["note"] = note
     return out
 
 
@@ -281,6 +308,8 @@ def summary(result: dict) -> str:
     for r in result["runs"]:
         lines.append(f"{r['run']}  (α = {r['alpha']:g}, {r['n_tasks']} subtasks, "
                      f"{r['steps']} steps{'' if r['complete'] else ', INCOMPLETE'})")
+        if r.get("note"):
+            lines.append(f"  note: {r['note']}")
         for reg in ("N", "S", "D", "convergence", "learned_vs_D"):
             if reg not in r:
                 continue

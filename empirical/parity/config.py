@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ class TaskConfig:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.k > self.n_bits:
             raise ValueError(f"k must be at most n_bits ({self.n_bits}), got {self.k}")
+        if math.comb(self.n_bits, self.k) < self.n_tasks:
+            raise ValueError(f"n_tasks={self.n_tasks} exceeds the {math.comb(self.n_bits, self.k)}"
+                             f" distinct {self.k}-subsets of {self.n_bits} bits")
         if not self.alpha > -1:
             raise ValueError(f"alpha must be > -1 (frequencies ∝ i^-(alpha+1)), got {self.alpha}")
         if self.offset < 1:
@@ -47,6 +51,10 @@ class ModelConfig:
             raise ValueError("widths must not be empty")
         if any(int(w) < 1 for w in self.widths):
             raise ValueError(f"widths must be positive integers, got {self.widths}")
+        if len(set(map(int, self.widths))) != len(self.widths):
+            raise ValueError(f"widths must not repeat a value (repeats would train identical "
+                             f"networks), got {self.widths}")
+        self.widths = [int(w) for w in self.widths]
         if self.depth < 1:
             raise ValueError(f"depth must be >= 1, got {self.depth}")
 
@@ -89,6 +97,8 @@ class TrainConfig:
             values = getattr(self, name) or []
             if len({int(v) for v in values}) != len(values):
                 raise ValueError(f"{name} must not repeat a value, got {values}")
+        self.seeds = [int(v) for v in self.seeds]
+        self.D = None if self.D is None else [int(v) for v in self.D]
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 

@@ -9,7 +9,8 @@ import torch
 from .config import RunConfig
 from .model import MLP
 from .task import SparseParityTask
-from .train import CHECKPOINT_DIR, build_model, checkpoint_path, make_task, network_table
+from .train import (CHECKPOINT_DIR, build_model, checkpoint_path, finished, make_task,
+                    network_table)
 
 
 class Run:
@@ -118,7 +119,7 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
         n, total = int(arrays["n_evals"]), len(arrays["steps"])
         if int(max_evals) < 2:
             raise ValueError(f"max_evals must be at least 2, got {max_evals}")
-        if n != total:
+        if not finished(arrays):
             raise ValueError(f"{src.path} is not finished ({n} of {total} evaluations); "
                              "max_evals needs the whole grid")
         keep = np.unique(np.round(np.linspace(0, n - 1, min(int(max_evals), n))).astype(int))

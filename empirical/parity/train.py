@@ -137,6 +137,12 @@ def _atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
+def finished(metrics) -> bool:
+    """Whether ``metrics`` (a ``metrics.npz`` mapping) holds every evaluation of its step
+    grid, i.e. the run trained all its steps."""
+    return int(metrics["n_evals"]) == len(metrics["steps"])
+
+
 def is_complete(run_dir) -> bool:
     """Whether the run in ``run_dir`` has trained all its steps (False for a run that was
     paused by its time limit or killed)."""
@@ -144,7 +150,7 @@ def is_complete(run_dir) -> bool:
     if not path.exists():
         return False
     with np.load(path) as m:
-        return int(m["n_evals"]) == len(m["steps"])
+        return finished(m)
 
 
 def checkpoint_path(run_dir, step: int) -> Path:
@@ -230,9 +236,7 @@ def _latest_checkpoint(run_dir: Path) -> Path | None:
     if not ckdir.is_dir():
         return None
     best, best_step = None, -1
-    for p in ckdir.glob("*.pt"):
-        if p.name.startswith("."):
-            continue
+    for p in [*ckdir.glob("step_*.pt"), *ckdir.glob(RESUME_NAME)]:
         step = torch.load(p, map_location="cpu", weights_only=True)["step"] \
             if p.name == RESUME_NAME else int(p.stem.split("_")[1])
         if step > best_step:
@@ -259,7 +263,7 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     config = RunConfig.from_dict(config.to_dict()).validate()
     out = Path(out_dir)
     device = resolve_device(config.train.device)
-    config.train.device = device.type  # the resolved device is what the run records
+    config.train.device = str(device)  # the resolved device is what the run records
     tc = config.train
     existing = out / "config.json"
     if existing.exists() and not resume:

@@ -42,8 +42,27 @@ def config_from_args(args):
         TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seeds=args.seeds,
                     D=None if D is None else [int(d) for d in D], eval_points=args.eval_points,
                     checkpoints=args.checkpoints, test_per_task=args.test_per_task,
+                    eval_chunk=args.eval_chunk,
                     device=args.device, precision=args.precision, compile=args.compile),
     ).validate()
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, v in d.items():
+        out.update(_leaves(v, f"{prefix}{key}.") if isinstance(v, dict) else {prefix + key: v})
+    return out
+
+
+def _given_flags_that_differ(saved, args) -> list[str]:
+    """Config fields that the command line sets away from its defaults and to something
+    other than the saved run's value (a resumed run keeps its saved config)."""
+    given = _leaves(config_from_args(args).to_dict())
+    default = _leaves(config_from_args(args.train_parser.parse_args(["--out", args.out]))
+                      .to_dict())
+    saved = _leaves(saved.to_dict())
+    return [f"{k} = {given[k]!r} (saved: {saved.get(k)!r})" for k in given
+            if given[k] != default[k] and given[k] != saved.get(k)]
 
 
 def cmd_train(args) -> int:
@@ -55,6 +74,11 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if args.resume and (out / "config.json").exists():
         config = RunConfig.from_json((out / "config.json").read_text())
+        clash = _given_flags_that_differ(config, args)
+        if clash:
+            raise ValueError(f"--resume continues {out} with its saved config, which these "
+                             f"flags contradict: {'; '.join(clash)} (leave them out, or train "
+                             "into another --out)")
         print(f"resuming {out} with its saved config")
     else:
         config = config_from_args(args)
@@ -139,6 +163,9 @@ def add_parser(subparsers) -> None:
     t.add_argument("--eval-points", type=int, default=100, help="log-spaced evaluations")
     t.add_argument("--checkpoints", type=int, default=20, help="log-spaced checkpoints")
     t.add_argument("--test-per-task", type=int, default=1000)
+    t.add_argument("--eval-chunk", type=int, default=50_000, metavar="SAMPLES",
+                   help="test samples per evaluation forward (its memory: SAMPLES × all "
+                        "hidden units)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
     t.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -151,7 +178,7 @@ def add_parser(subparsers) -> None:
                         f"checkpoint and exit with status {EXIT_PAUSED} (go on with --resume)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=cmd_train)
+    t.set_defaults(func=cmd_train, train_parser=t)
 
     a = sub.add_parser("analyze", help="exponents and plots from run directories")
     a.add_argument("run_dirs", nargs="+", metavar="DIR",
