@@ -24,22 +24,39 @@ from fit.forms import JOINT_FORMS
 PAIRING_SEED = 20231101
 
 
-def _map(f, values) -> np.ndarray:
-    """Apply a scalar theory function elementwise; values outside its domain become NaN."""
-    out = np.empty(np.shape(values))
-    for i, v in enumerate(np.ravel(values)):
-        try:
-            out.flat[i] = f(v)
-        except ValueError:
-            out.flat[i] = np.nan
-    return out
+def _alpha_from_N(aN):
+    """α = α_N (the model's reading, here kept for every value: α_N ≤ 0 is outside it)."""
+    return np.asarray(aN, dtype=float)
 
 
-def _scalar(f, v) -> float:
-    try:
-        return float(f(v))
-    except ValueError:
-        return float("nan")
+def _alpha_from_D(aD):
+    """α = α_D/(1 − α_D), the inverse of α_D = α/(α+1), continued as +∞ for α_D ≥ 1:
+    nondecreasing in α_D, so percentiles map through it."""
+    aD = np.asarray(aD, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(aD < 1.0, aD / (1.0 - aD), np.inf)
+
+
+def _gap(aN, aD):
+    """α_D − α_N/(α_N+1): 0 on the model (defined for α_N > −1)."""
+    aN, aD = np.asarray(aN, dtype=float), np.asarray(aD, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(aN > -1.0, aD - aN / (aN + 1.0), np.nan)
+
+
+def _mapped_interval(samples, f, level) -> tuple[float, float]:
+    """The percentile interval of ``samples`` mapped through the nondecreasing ``f``: the
+    same as the interval of the mapped draws, with every draw kept (a draw outside the
+    model's range moves an end to ±∞ rather than being dropped)."""
+    lo, hi = percentile_interval(samples, level)
+    return tuple(float(v) for v in f(np.array([lo, hi])))
+
+
+def _outside(samples, lower=0.0, upper=np.inf) -> float:
+    """Fraction of the finite draws outside the model's range (lower, upper)."""
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    return float(np.mean((s <= lower) | (s >= upper))) if s.size else float("nan")
 
 
 def _exponent_of(result, name):
@@ -60,8 +77,6 @@ def implied_alpha(result, variable=None, level=None) -> dict:
     One variable: the reading for ``variable`` ("N", "D" or "S"), or both "N" and "D" when
     it is unknown. ``ci`` is the bootstrap percentile interval (None without a bootstrap).
     """
-    import theory
-
     level = result.level if level is None else level
     if result.form in JOINT_FORMS:
         pairs = [("N", "alpha"), ("D", "beta")]
@@ -69,16 +84,18 @@ def implied_alpha(result, variable=None, level=None) -> dict:
         name = _one_variable_exponent(result)
         readings = [variable] if variable else ["N", "D"]
         pairs = [(r, name) for r in readings]
-    funcs = {"N": theory.alpha_from_alpha_N, "D": theory.alpha_from_alpha_D,
-             "S": theory.alpha_from_alpha_D}
+    funcs = {"N": (_alpha_from_N, np.inf), "D": (_alpha_from_D, 1.0),
+             "S": (_alpha_from_D, 1.0)}
     out = {}
     for reading, name in pairs:
         value, samples = _exponent_of(result, name)
-        f = funcs[reading]
-        ci = None
+        f, upper = funcs[reading]
+        ci = outside = None
         if samples is not None:
-            ci = list(percentile_interval(_map(f, samples), level))
-        out[reading] = {"exponent": name, "value": _scalar(f, value), "ci": ci}
+            ci = list(_mapped_interval(samples, f, level))
+            outside = _outside(samples, upper=upper)
+        out[reading] = {"exponent": name, "value": float(f(value)), "ci": ci,
+                        "in_model": bool(0 < value < upper), "outside_fraction": outside}
     return out
 
 
@@ -100,6 +117,9 @@ class Consistency:
     level: float
     n_samples: int
     paired: bool
+    outside_fraction: float | None = None   # draws with α_N ≤ 0 or α_D ∉ (0, 1)
+    tilted_outside_fraction: float | None = None   # draws without α_N > α_D > 0 (no CI if
+                                                    # more than one tail's worth)
 
     @property
     def consistent(self) -> bool | None:
@@ -128,14 +148,30 @@ class Consistency:
             f"alpha implied by alpha_D: {fmt(self.alpha_from_D, self.alpha_from_D_ci)}",
             f"tilted variant: alpha = {fmt(self.alpha_tilted, self.alpha_tilted_ci)}, "
             f"gamma = {fmt(self.gamma_tilted, self.gamma_tilted_ci)}",
-        ])
+        ] + ([f"{self.outside_fraction:.1%} of the draws lie outside the model's range "
+              "(alpha_N > 0, 0 < alpha_D < 1); they are kept in the intervals"]
+             if self.outside_fraction else [])
+          + ([f"no tilted interval: {self.tilted_outside_fraction:.1%} of the draws lack "
+              "alpha_N > alpha_D > 0"]
+             if self.n_samples and self.alpha_tilted_ci is None else []))
 
 
 def _as_exponent(arg, name):
-    """A FitResult, a float, or (value, samples) → (value, samples or None)."""
+    """A FitResult, a float, or (value, samples) → (value, samples or None). A joint fit
+    gives its ``beta`` as ``alpha_D``; a one-variable fit whose ``variable`` is the other
+    one is refused (the two fits were passed the wrong way round)."""
     from fit.result import FitResult
 
     if isinstance(arg, FitResult):
+        if arg.form in JOINT_FORMS:
+            if name == "alpha_N":
+                raise ValueError("alpha_N: a joint fit holds both exponents; pass it alone")
+            return _exponent_of(arg, "beta")
+        variable = arg.config.get("variable")
+        wrong = {"alpha_N": ("D", "S"), "alpha_D": ("N",)}[name]
+        if variable in wrong:
+            raise ValueError(f"{name}: this fit is of L({variable}); pass L(N) as alpha_N and "
+                             "L(D) or L(S) as alpha_D")
         return _exponent_of(arg, _one_variable_exponent(arg))
     if isinstance(arg, tuple) and len(arg) == 2:
         return float(arg[0]), None if arg[1] is None else np.asarray(arg[1], dtype=float)
@@ -175,29 +211,35 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
     else:
         sN = sD = None
 
-    def ci(values):
-        return None if sN is None else percentile_interval(values, level)
+    def ci(values, f=None):
+        if sN is None:
+            return None
+        return percentile_interval(values, level) if f is None else \
+            _mapped_interval(values, f, level)
 
-    gap_of = lambda n, d: d - _map(theory.alpha_D, n)                      # noqa: E731
-    gap = float(gap_of(np.array([aN]), np.array([aD]))[0])
     tilted = lambda n, d: theory.alpha_gamma_from_exponents(n, d)          # noqa: E731
     try:
         at, gt = tilted(aN, aD)
     except ValueError:
         at = gt = float("nan")
     at_ci = gt_ci = None
+    outside = tilted_outside = None
     if sN is not None:
         pairs = np.array([_safe_pair(tilted, n, d) for n, d in zip(sN, sD)]).reshape(-1, 2)
-        at_ci, gt_ci = ci(pairs[:, 0]), ci(pairs[:, 1])
+        tilted_outside = float(np.mean(~np.isfinite(pairs[:, 0])))
+        # (α, γ) needs α_N > α_D > 0; with more of the draws outside than one tail holds,
+        # the interval of the rest would not be a 95 % one
+        if tilted_outside <= (1.0 - level) / 2:
+            at_ci, gt_ci = ci(pairs[:, 0]), ci(pairs[:, 1])
+        outside = float(np.mean((sN <= 0) | (sD <= 0) | (sD >= 1)))
     return Consistency(
-        alpha_N=aN, alpha_D=aD, gap=gap, gap_ci=None if sN is None else ci(gap_of(sN, sD)),
-        alpha_from_N=_scalar(theory.alpha_from_alpha_N, aN),
-        alpha_from_N_ci=None if sN is None else ci(_map(theory.alpha_from_alpha_N, sN)),
-        alpha_from_D=_scalar(theory.alpha_from_alpha_D, aD),
-        alpha_from_D_ci=None if sD is None else ci(_map(theory.alpha_from_alpha_D, sD)),
+        alpha_N=aN, alpha_D=aD, gap=float(_gap(aN, aD)), gap_ci=ci(_gap(sN, sD)),
+        alpha_from_N=float(_alpha_from_N(aN)), alpha_from_N_ci=ci(sN, _alpha_from_N),
+        alpha_from_D=float(_alpha_from_D(aD)),
+        alpha_from_D_ci=None if sD is None else ci(sD, _alpha_from_D),
         alpha_tilted=float(at), gamma_tilted=float(gt), alpha_tilted_ci=at_ci,
         gamma_tilted_ci=gt_ci, level=level, n_samples=0 if sN is None else len(sN),
-        paired=paired)
+        paired=paired, outside_fraction=outside, tilted_outside_fraction=tilted_outside)
 
 
 def _safe_pair(f, n, d):

@@ -5,8 +5,8 @@ import itertools
 
 import numpy as np
 
-from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, jackknife_weights,
-                           pair_weights, residual_indices)
+from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, check_resamples,
+                           jackknife_weights, pair_weights, residual_indices)
 from fit.inputs import check_xy
 from fit.forms import FORMS, JOINT_FORMS, form_spec, objective, solve_batch, to_public
 from fit.result import FitResult
@@ -44,6 +44,11 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     """
     spec, loss, bootstrap = _check_options(form, x2, loss, delta, bootstrap_method, ci_method,
                                            level, bootstrap, variable, smooth)
+    if ci_method == "bca" and jackknife is False:
+        raise ValueError("ci_method='bca' needs the jackknife; leave jackknife at None or True")
+    if form == "power" and (grid is not None or bounds is not None):
+        raise ValueError("grid and bounds: the power form is a closed-form OLS/WLS fit with "
+                         "neither; use form 'offset' or 'broken' for a bounded search")
     x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
     n, p = len(x), len(spec.public)
     X = (np.log(x),) if x2 is None else (np.log(x), np.log(x2))
@@ -139,9 +144,7 @@ def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bo
     if ci_method not in CI_METHODS:
         raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
     check_level(level)
-    bootstrap = int(bootstrap)
-    if bootstrap < 0:
-        raise ValueError(f"bootstrap must be >= 0, got {bootstrap!r}")
+    bootstrap = check_resamples(bootstrap)
     if variable not in (None, "N", "D", "S"):
         raise ValueError(f"variable must be 'N', 'D' or 'S', got {variable!r}")
     return spec, loss, bootstrap
@@ -159,6 +162,8 @@ def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, o
         r = r - r.mean()
         W, Y = None, pred + r[residual_indices(n, bootstrap, rng)] / scale
     th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
+    if W is not None:       # a resample on fewer distinct sizes than the law needs fails
+        ok &= _distinct_sizes(X, W) >= (len(spec.public) if len(X) == 1 else 2)
     boot = dict(to_public(spec, th[ok]))
     jack = None
     if jackknife:
@@ -166,6 +171,18 @@ def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, o
         thj[~okj] = np.nan
         jack = to_public(spec, thj)
     return boot, jack, int(bootstrap - ok.sum())
+
+
+def _distinct_sizes(X, W) -> np.ndarray:
+    """The fewest distinct values any variable of X takes among each resample's points
+    (rows of the count weights W)."""
+    counts = []
+    for u in X:
+        levels = (u[:, None] == np.unique(u)[None, :]).astype(float)
+        counts.append(((W @ levels) > 0).sum(1))
+    return np.min(counts, axis=0)
+
+
 def _power_statsmodels(u, logy, scale):
     """log y = log A - alpha log x by statsmodels OLS, or WLS with weights (y/sigma)²."""
     import statsmodels.api as sm
@@ -315,6 +332,9 @@ def _warnings(res, X, lower, upper, spec):
         out.append(f"only {res.n_points} points; intervals rest on few points")
     if not res.converged:
         out.append("the fit did not converge from any starting point")
+    if not all(np.isfinite(v) for v in res.stderr.values()):
+        out.append("the covariance is singular (standard errors not finite): the data do "
+                   "not pin down every parameter")
     for i, name in enumerate(spec.internal):
         if name in ("alpha", "beta", "alpha2", "logE", "log_x_break"):
             t = res.theta[i]

@@ -78,7 +78,8 @@ def check_xy(x, y, *, x2=None, sigma=None, n_params=2, names=("x", "y", "x2", "s
     """Validate the data of one fit; returns float arrays ``(x, y, x2, sigma)``.
 
     Refuses: NaN, infinite or non-positive values (naming the row), arrays of different
-    lengths, fewer than ``n_params + 1`` points, and a single distinct x (or x2).
+    lengths, fewer than ``n_params + 1`` points, a single distinct x (or x2), and for one variable
+    fewer distinct x than parameters.
     """
     xn, yn, x2n, sn = names
     x, y = check_positive(x, xn), check_positive(y, yn)
@@ -100,6 +101,10 @@ def check_xy(x, y, *, x2=None, sigma=None, n_params=2, names=("x", "y", "x2", "s
         if np.unique(arr).size < 2:
             raise ValueError(f"{name}: a single distinct value ({arr[0]:g}); "
                              f"a scaling law needs at least two sizes")
+    if x2 is None and np.unique(x).size < n_params:
+        raise ValueError(f"{xn}: {np.unique(x).size} distinct sizes for a law of {n_params} "
+                         f"parameters; its curve through them is not determined (need at "
+                         f"least {n_params} distinct sizes)")
     return x, y, x2, sigma
 
 

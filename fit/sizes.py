@@ -46,11 +46,16 @@ class DiscretePowerLaw:
         return asdict(self)
 
 
+#: the search interval of the discrete power law's γ; an estimate on either end means the
+#: likelihood still rose there (the data do not determine γ)
+GAMMA_BOUNDS = (1.0 + 1e-6, 20.0)
+
+
 def _tail_fit(logs_sum, n_tail, xmin):
-    """ML gamma for n_tail samples ≥ xmin with Σ log s = logs_sum (bounded 1 < γ < 20)."""
+    """ML gamma for n_tail samples ≥ xmin with Σ log s = logs_sum (within GAMMA_BOUNDS)."""
     def nll(g):
         return g * logs_sum + n_tail * np.log(special.zeta(g, xmin))
-    res = optimize.minimize_scalar(nll, bounds=(1.0 + 1e-6, 20.0), method="bounded",
+    res = optimize.minimize_scalar(nll, bounds=GAMMA_BOUNDS, method="bounded",
                                    options={"xatol": 1e-10})
     return float(res.x), float(-res.fun)
 
@@ -249,6 +254,9 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
     if n < 3:
         raise ValueError(f"sizes: {n} positive sizes; need at least 3")
     if method == "mle":
+        if rank_window is not None:
+            raise ValueError("rank_window: the mle method fits the sizes' tail above x_min "
+                             "(chosen by KS, or --xmin); use ols or envelope for a rank window")
         pl = discrete_power_law_mle(s, xmin=xmin, min_tail=min_tail)
         a = 1.0 / (pl.gamma - 1.0)
         se = pl.stderr / (pl.gamma - 1.0) ** 2
@@ -259,6 +267,9 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
             gs = np.array([_tail_fit(np.log(d).sum(), d.size, pl.xmin)[0] for d in draws])
             boot = np.array([_alpha_from_a(1.0 / (g - 1.0)) for g in gs])
         window = (1, int(np.sum(s >= pl.xmin)))
+        if min(abs(pl.gamma - b) for b in GAMMA_BOUNDS) < 1e-4 * pl.gamma:
+            warnings.append(f"gamma = {pl.gamma:.4g} sits on its search bound "
+                            f"{GAMMA_BOUNDS}: the data do not determine it")
         if a <= 1:
             warnings.append(f"rank exponent a = {a:.3g} <= 1: no positive alpha")
         return RankFrequencyResult("mle", _alpha_from_a(a), a, se, window, n, pl.gamma,

@@ -181,3 +181,41 @@ def test_separate_fits_with_the_same_seed_are_paired_as_independent_draws():
         lo, hi = consistency(fN, fit.power_law(x, yD, bootstrap=4000, seed=seed)).gap_ci
         widths.append(hi - lo)
     assert widths[0] == pytest.approx(widths[1], rel=0.15)
+
+
+def test_draws_outside_the_model_are_kept_not_dropped():
+    """The implied-α interval is the percentile interval of every draw mapped through the
+    (nondecreasing) inverse α = α_D/(1 − α_D), continued as +∞ for α_D ≥ 1: inside the
+    model it equals the interval of the mapped draws; with draws at α_D ≥ 1 its upper end
+    is +∞ instead of an interval of the remaining draws only."""
+    rng = np.random.default_rng(0)
+    sN = rng.normal(0.4, 0.02, 4000)
+    inside = rng.uniform(0.1, 0.9, 4000)
+    c = consistency((0.4, sN), (0.5, inside))
+    mapped = np.percentile(inside / (1 - inside), [2.5, 97.5])
+    assert c.alpha_from_D_ci == pytest.approx(tuple(mapped), rel=2e-2)
+    assert c.outside_fraction == 0.0
+    straddling = rng.uniform(0.5, 1.5, 4000)               # half the draws have α_D ≥ 1
+    c = consistency((0.4, sN), (0.9, straddling))
+    lo = np.percentile(straddling, 2.5)
+    assert c.alpha_from_D_ci == (pytest.approx(lo / (1 - lo)), np.inf)
+    assert c.outside_fraction == pytest.approx(np.mean(straddling >= 1))
+    # the gap d − n/(n+1) is defined for every draw: its interval uses all of them
+    gaps = straddling[:4000] - sN / (sN + 1)
+    assert c.gap_ci == pytest.approx(tuple(np.percentile(gaps, [2.5, 97.5])), rel=1e-2)
+    # (α, γ) of the tilted variant needs α_N > α_D > 0: no interval when most draws lack it
+    assert c.alpha_tilted_ci is None and c.tilted_outside_fraction > 0.9
+    assert "no tilted interval" in c.summary() and "outside the model" in c.summary()
+
+
+def test_fits_passed_the_wrong_way_round_are_refused_and_joint_gives_beta():
+    x = np.geomspace(10, 1e4, 12)
+    rng = np.random.default_rng(1)
+    fN = fit.power_law(x, _noisy_power(x, 2, 0.4, rng), variable="N")
+    fD = fit.power_law(x, _noisy_power(x, 2, 0.3, rng), variable="D")
+    with pytest.raises(ValueError, match="L\\(D\\)"):
+        consistency(fD, fN)
+    N = np.repeat(np.geomspace(1e6, 1e9, 5), 5)
+    D = np.tile(np.geomspace(1e7, 1e11, 5), 5)
+    joint = fit.fit("chinchilla", N, 1.5 + 300 * N ** -0.5 + 300 * D ** -0.3, x2=D)
+    assert consistency(fN, joint).alpha_D == pytest.approx(joint.params["beta"])

@@ -112,3 +112,61 @@ def test_parquet_input(tmp_path, capsys):
     assert d["params"]["alpha"] == pytest.approx(0.3, rel=1e-9)
     assert set(d["alpha_implied"]) == {"D"}
     assert d["alpha_implied"]["D"]["value"] == pytest.approx(0.3 / 0.7, rel=1e-9)
+
+
+def test_too_few_distinct_sizes_for_the_form_are_refused():
+    """Six points on two sizes determine a power law (2 parameters) but not an offset law
+    (3): refused, where the fit used to return a wrong exponent with a narrow interval."""
+    import fit
+    rng = np.random.default_rng(0)
+    x = np.repeat([1e2, 1e4], 3)
+    y = (1 + 5 * x ** -0.5) * np.exp(rng.normal(0, 0.01, 6))
+    assert fit.power_law(x, y).params["alpha"] > 0
+    with pytest.raises(ValueError, match="2 distinct sizes for a law of 3 parameters"):
+        fit.offset_power_law(x, y)
+
+
+def test_pairs_resamples_on_too_few_sizes_count_as_failed():
+    import fit
+    from fit.core import _distinct_sizes
+    x = np.geomspace(10, 1e4, 4)
+    W = np.array([[4, 0, 0, 0], [2, 2, 0, 0], [1, 1, 1, 1]], float)
+    assert _distinct_sizes((np.log(x),), W).tolist() == [1, 2, 4]
+    # an offset law on 4 points: resamples with < 3 distinct sizes are failed refits
+    y = 1 + 3 * x ** -0.5
+    res = fit.offset_power_law(x, y, bootstrap=200, seed=0)
+    W = np.random.default_rng(0).multinomial(4, np.full(4, 0.25), size=200)
+    assert res.n_failed_bootstrap >= int((_distinct_sizes((np.log(x),), W) < 3).sum())
+
+
+def test_options_that_would_do_nothing_are_refused():
+    import fit
+    x = np.geomspace(10, 1e4, 8)
+    y = 3 * x ** -0.5
+    with pytest.raises(ValueError, match="power form"):
+        fit.power_law(x, y, bounds={"alpha": (0.6, 1.0)})
+    with pytest.raises(ValueError, match="jackknife"):
+        fit.offset_power_law(x, 1 + y, bootstrap=20, ci_method="bca", jackknife=False)
+    for bad in (True, 0.9, -1):
+        with pytest.raises(ValueError, match="bootstrap"):
+            fit.power_law(x, y, bootstrap=bad)
+
+
+def test_cli_refuses_flags_the_chosen_fit_does_not_read(tmp_path, capsys):
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text("count\n" + "\n".join(str(int(1000 / k)) for k in range(1, 60)))
+    table = tmp_path / "t.csv"
+    table.write_text("N,loss\n" + "\n".join(f"{n},{3 * n ** -0.5}" for n in (10, 100, 1000, 1e4)))
+    for argv, flag in ((["fit", "sizes", str(sizes), "--ci", "bca"], "--ci"),
+                       (["fit", "sizes", str(sizes), "--rank-window", "1", "20"], "rank_window"),
+                       (["fit", str(table), "--x", "N", "--y", "loss", "--method", "ols"],
+                        "--method")):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert flag in err and len(err.strip().splitlines()) == 1
+
+
+def test_mle_gamma_on_its_search_bound_is_flagged():
+    from fit.sizes import rank_frequency_exponent
+    res = rank_frequency_exponent([3] * 30 + [1, 2], method="mle")
+    assert any("search bound" in w for w in res.warnings)

@@ -49,6 +49,20 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+#: flags that only one kind of ``quanta fit`` reads, with their defaults
+_TABLE_ONLY = dict(x=None, x2=None, y=None, sigma=None, form=None, bootstrap_method="pairs",
+                   ci="percentile", delta=1e-3, variable=None)
+_SIZES_ONLY = dict(method="mle", column=None, rank_window=None)
+
+
+def _refuse_flags(args, flags: dict, what: str) -> None:
+    """A flag set away from its default where ``what`` does not read it is an error, not a
+    silent no-op."""
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if getattr(args, k) != v]
+    if given:
+        raise CommandError(f"{', '.join(given)}: not used by {what}")
+
+
 def run(args) -> int:
     if args.data == "literature":
         return _literature(args)
@@ -56,6 +70,7 @@ def run(args) -> int:
         return _sizes(args)
     if args.file is not None:
         raise CommandError(f"unexpected argument {args.file!r}")
+    _refuse_flags(args, _SIZES_ONLY, "a table fit (they are for 'quanta fit sizes')")
     return _fit_table(args)
 
 
@@ -66,6 +81,9 @@ def _fit_table(args) -> int:
     if not args.x or not args.y:
         raise CommandError("--x and --y name the size and loss columns (e.g. --x N --y loss)")
     form = args.form or ("chinchilla" if args.x2 else "power")
+    if args.variable and form in fit.JOINT_FORMS:
+        raise CommandError(f"--variable: the joint form {form!r} reads N from --x and D from "
+                           "--x2")
     cols = load_xy(args.data, args.x, args.y, x2=args.x2, sigma=args.sigma)
     variable = args.variable or (args.x.upper() if args.x.upper() in ("N", "D", "S") else None)
     names = (args.x, args.y, args.x2 or "x2", args.sigma or "sigma")
@@ -144,6 +162,7 @@ def _sizes(args) -> int:
 
     if args.file is None:
         raise CommandError("quanta fit sizes SIZES.csv: give the file of sizes")
+    _refuse_flags(args, _TABLE_ONLY, "'quanta fit sizes'")
     if args.method == "envelope" and args.column is None and \
             Path(args.file).suffix.lower() != ".txt":
         # one clustering per column; the envelope is taken over all of them
