@@ -190,3 +190,22 @@ def test_bias_report_reads_a_planted_table():
     assert t["ols"]["rmse"] == pytest.approx(np.sqrt(np.mean((-0.1 - 0.2 * alphas) ** 2)))
     assert t["zipf"]["mean_bias"] == pytest.approx(summary[summary.estimator == "zipf"].bias.mean())
     assert rep["recommended"]["estimator"] == "ols"
+
+
+def test_envelope_bootstrap_with_labels_resamples_samples_jointly():
+    """Three copies of one clustering have the envelope of one: resampling the samples
+    jointly (labels given) gives the same interval for one copy as for three; redrawing
+    each K on its own (no labels) narrows it as copies are added."""
+    labels = np.random.default_rng(0).choice(40, size=6000,
+                                             p=theory.frequencies(0.5, K=40) /
+                                             theory.frequencies(0.5, K=40).sum())
+    sizes = np.sort(np.bincount(labels))[::-1]
+    one = estimate_alpha({40: sizes}, "envelope", bootstrap=200, seed=3,
+                         labels_by_k={40: labels})
+    three = estimate_alpha({40: sizes, 41: sizes, 42: sizes}, "envelope", bootstrap=200,
+                           seed=3, labels_by_k={40: labels, 41: labels, 42: labels})
+    assert one.alpha_hat == three.alpha_hat and one.ci == pytest.approx(three.ci)
+    apart = estimate_alpha({40: sizes, 41: sizes, 42: sizes}, "envelope", bootstrap=200, seed=3)
+    assert apart.ci[1] - apart.ci[0] < 0.8 * (one.ci[1] - one.ci[0])
+    with pytest.raises(ValueError, match="does not give the sizes"):
+        estimate_alpha({40: sizes}, "envelope", labels_by_k={40: labels[:-1]})

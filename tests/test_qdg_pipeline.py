@@ -202,3 +202,53 @@ def test_isolated_sample_does_not_break_the_lanczos_route():
         labels = QDGClustering(3, affinity="precomputed", eigen_solver=solver,
                                random_state=0).fit(a).labels_
         assert labels.shape == (40,) and len(set(labels)) <= 3
+
+
+def test_factored_cosines_hold_for_very_confident_samples():
+    """A sample with margin m has deltas ~e^-m: their float32 products underflowed from
+    m ≈ 45 on and the factored cosines of confident pairs came out 0 (now each sample's
+    deltas are rescaled); beyond m ≈ 100 the deltas themselves are 0 in float32, and only
+    the log loss (same directions, O(1) gradients) keeps them. The reference is the dense
+    path on the log loss."""
+    from empirical.qdg import linear_gradient_factors, per_sample_gradients
+    from empirical.qdg.gradients import log_cross_entropy_loss
+    for factor, loss_fn in ((30.0, None), (60.0, log_cross_entropy_loss)):
+        model, x, y = _mlp_data(n=30)
+        with torch.no_grad():
+            model[2].weight.mul_(factor)
+            model[2].bias.mul_(factor)
+            z = model(x)
+        other = z.masked_fill(torch.nn.functional.one_hot(y, 3).bool(), -np.inf).amax(1)
+        margins = z.gather(1, y[:, None])[:, 0] - other
+        assert margins.max() > (45 if loss_fn is None else 150)
+        kw = {} if loss_fn is None else dict(loss_fn=loss_fn)
+        reference = cosine_similarity(per_sample_gradients(model, x, y,
+                                                           loss_fn=log_cross_entropy_loss))
+        factored = cosine_similarity(linear_gradient_factors(model, x, y, chunk_size=7, **kw),
+                                     block_size=11)
+        np.testing.assert_allclose(factored, reference, atol=1e-4)
+
+
+def test_log_loss_has_the_direction_of_the_loss():
+    from empirical.qdg.gradients import cross_entropy_loss, log_cross_entropy_loss
+    for margin in (-3.0, 0.5, 8.0, 29.0, 31.0):
+        z = torch.tensor([[margin, 0.0, -1.0]], dtype=torch.float64, requires_grad=True)
+        (g,) = torch.autograd.grad(cross_entropy_loss(z, torch.tensor([0])), z)
+        (h,) = torch.autograd.grad(log_cross_entropy_loss(z, torch.tensor([0])), z)
+        loss = cross_entropy_loss(z, torch.tensor([0])).item()
+        np.testing.assert_allclose(h.numpy(), g.numpy() / loss, rtol=1e-9)
+
+
+def test_float64_gradients_of_extreme_size_are_normalised_before_the_cast():
+    base = np.array([[1.0, 2.0], [1.0, 0.0], [0.0, 1.0]])
+    for scale in (1e-50, 1e40):
+        a = angular_affinity(base * scale)
+        assert a[1, 2] == pytest.approx(0.5, abs=1e-6) and np.isfinite(a).all()
+
+
+def test_a_layer_applied_twice_is_refused_clearly():
+    from empirical.qdg import linear_gradient_factors
+    shared = nn.Linear(4, 4)
+    model = nn.Sequential(shared, nn.Tanh(), shared, nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="more than once"):
+        linear_gradient_factors(model, torch.randn(5, 4), torch.zeros(5, dtype=torch.long))

@@ -110,7 +110,7 @@ class QDGClustering(ClusterMixin, BaseEstimator):
     affinity : {"gradients", "precomputed"}
         ``fit(X)`` takes gradient rows or :class:`LinearGradientFactors` (the affinity
         ``1 − arccos(cos)/π`` is built in blocks) or a precomputed symmetric affinity matrix.
-    eigen_solver : {"auto", "arpack", "dense"}
+    eigen_solver : {"auto", "arpack", "dense", "lanczos"}
     n_init : int
         k-means restarts per K (sklearn's default 10).
     random_state : int

@@ -83,15 +83,29 @@ def _rank_exponent(estimator: str, sizes_by_k: dict, k: int, rank_window, xmin):
     return zipf_mle(s), {}
 
 
+def _joint_resample(labels_by_k: Mapping[int, np.ndarray], used, rng) -> dict:
+    """Sizes of every used clustering on one bootstrap resample of the samples (the same
+    samples for every K: the clusterings partition one set)."""
+    n = len(next(iter(labels_by_k.values())))
+    idx = rng.integers(0, n, n)
+    return {kk: rank_curve(np.bincount(np.unique(labels_by_k[kk], return_inverse=True)[1][idx]))
+            for kk in used}
+
+
 def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zipf", *,
                    k: int | None = None, rank_window: tuple[int, int] | None = None,
-                   bootstrap: int = 200, level: float = 0.95, seed=0) -> AlphaEstimate:
+                   bootstrap: int = 200, level: float = 0.95, seed=0,
+                   labels_by_k: Mapping[int, Sequence[int]] | None = None) -> AlphaEstimate:
     """α̂ from cluster sizes (dict K → sizes of the clustering into K clusters).
 
     ``k``: the clustering used by the single-K estimators (default: the smallest K, the
     choice the bias study recommends: README, QDG section).
     ``rank_window``: (first, last) ranks for "envelope"/"ols" (default all ranks).
     ``bootstrap``: resamples for the percentile interval at ``level`` (0: no interval).
+    ``labels_by_k`` (K → each sample's cluster, as ``QDGClustering.labels_by_k_``): with
+    them the rank estimators resample the samples once for all K and recount every
+    clustering, the right unit for the envelope (without them each K is redrawn on its
+    own, which makes the envelope's interval depend on how many K there are).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -104,6 +118,14 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
     if k not in sizes_by_k:
         raise ValueError(f"k={k} is not one of the clusterings {sorted(sizes_by_k)}")
     used = [k] if estimator != "envelope" else list(sizes_by_k)
+    if labels_by_k is not None:
+        labels_by_k = {int(kk): np.asarray(v) for kk, v in labels_by_k.items()}
+        if set(labels_by_k) != set(sizes_by_k) or len({len(v) for v in labels_by_k.values()}) != 1:
+            raise ValueError("labels_by_k: one label array of one length per clustering K")
+        for kk in sizes_by_k:
+            if not np.array_equal(rank_curve(np.bincount(np.unique(labels_by_k[kk],
+                                  return_inverse=True)[1])), sizes_by_k[kk]):
+                raise ValueError(f"labels_by_k[{kk}] does not give the sizes of K={kk}")
     if max(len(sizes_by_k[kk]) for kk in used) < 3:
         raise ValueError(f"clustering K={k} has {len(sizes_by_k[k])} non-empty clusters; need 3")
     a, details = _rank_exponent(estimator, sizes_by_k, k, rank_window, None)
@@ -114,10 +136,14 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
         boots = np.empty(int(bootstrap))
         for b in range(int(bootstrap)):
             if estimator == "mle":      # clusters are the i.i.d. draws of a size law
-                resampled = {kk: rng.choice(v, size=len(v)) for kk, v in sizes_by_k.items()}
+                resampled = {kk: rng.choice(sizes_by_k[kk], size=len(sizes_by_k[kk]))
+                             for kk in used}
+            elif labels_by_k is not None:   # samples are the draws, shared by every K
+                resampled = _joint_resample(labels_by_k, used, rng)
             else:                        # samples are the i.i.d. draws of a rank law
-                resampled = {kk: rng.multinomial(int(v.sum()), v / v.sum())
-                             for kk, v in sizes_by_k.items()}
+                resampled = {kk: rng.multinomial(int(sizes_by_k[kk].sum()),
+                                                 sizes_by_k[kk] / sizes_by_k[kk].sum())
+                             for kk in used}
             try:
                 boots[b] = _rank_exponent(estimator, resampled, k, rank_window, xmin)[0] - 1.0
             except ValueError:
@@ -135,8 +161,11 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
 
 def estimate_all(sizes_by_k: Mapping[int, Sequence[int]], *, estimators=ESTIMATORS,
                  k: int | None = None, rank_window=None, bootstrap: int = 200,
-                 level: float = 0.95, seed=0) -> dict[str, AlphaEstimate]:
+                 level: float = 0.95, seed=0,
+                 labels_by_k: Mapping[int, Sequence[int]] | None = None
+                 ) -> dict[str, AlphaEstimate]:
     """Every estimator on the same clusterings: dict name → :class:`AlphaEstimate`."""
     return {e: estimate_alpha(sizes_by_k, e, k=k, rank_window=rank_window,
+                              labels_by_k=labels_by_k,
                               bootstrap=bootstrap, level=level, seed=seed)
             for e in estimators}

@@ -60,6 +60,19 @@ def cross_entropy_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tens
     return nn.functional.softplus(rest).mean()
 
 
+def log_cross_entropy_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log of :func:`cross_entropy_loss`, per sample (summed): its gradient ∇L_i / L_i has
+    the direction of ∇L_i, which is all QDG uses, at O(1) size. A sample with margin m has
+    ∇L_i ~ e^-m, 0 in float32 beyond m ≈ 100 nats (and in float64 beyond ≈ 745); log L_i
+    = log softplus(r) ≈ r there, r = logsumexp_{j≠y}(z_j − z_y) = −m, computed as r below
+    r = −30 (where the two agree to 1e-13)."""
+    z = output.double()
+    zy = z.gather(-1, target[..., None])
+    is_y = torch.arange(z.shape[-1], device=z.device) == target[..., None]
+    r = torch.logsumexp((z - zy).masked_fill(is_y, float("-inf")), dim=-1)
+    return torch.where(r < -30.0, r, torch.log(nn.functional.softplus(r.clamp(min=-30.0)))).sum()
+
+
 class GaussianProjection:
     """A seeded ``n_params × dim`` Gaussian matrix with entries N(0, 1/dim), built once.
 
@@ -171,6 +184,12 @@ class LinearGradientFactors:
     def __init__(self, activations, deltas, has_bias):
         self.activations, self.deltas, self.has_bias = activations, deltas, has_bias
         self.n_samples = activations[0].shape[0]
+        # one positive scale per sample, shared by its layers, so it leaves the direction
+        # alone: a confident sample's deltas are ~e^-margin, and their float32 products
+        # underflow to 0 (cosine 0) from margins of ~45 nats on
+        amax = torch.stack([d.abs().amax(1) for d in deltas]).amax(0)
+        self._scale = torch.where(amax > 0, amax, torch.ones_like(amax))
+        self._unit_deltas = [d / self._scale[:, None] for d in deltas]
 
     def gram(self, rows: slice, cols: slice) -> torch.Tensor:
         """⟨g_i, g_j⟩ for i in ``rows``, j in ``cols`` (float32 block)."""
@@ -183,13 +202,35 @@ class LinearGradientFactors:
             out = term if out is None else out + term
         return out
 
-    def sq_norms(self) -> torch.Tensor:
-        """|g_i|² of every sample."""
+    def _sq_norms(self, deltas) -> torch.Tensor:
         out = torch.zeros(self.n_samples, dtype=torch.float64)
-        for a, d, bias in zip(self.activations, self.deltas, self.has_bias):
+        for a, d, bias in zip(self.activations, deltas, self.has_bias):
             aa = (a.double() ** 2).sum(1) + (1.0 if bias else 0.0)
             out += ((d.double() ** 2).sum(1) * aa).cpu()
         return out
+
+    def sq_norms(self) -> torch.Tensor:
+        """|g_i|² of every sample."""
+        return self._sq_norms(self.deltas)
+
+    def cosines(self, rows: slice, cols: slice) -> torch.Tensor:
+        """cos(g_i, g_j) for i in ``rows``, j in ``cols`` (float32 block), from per-sample
+        rescaled deltas (exact directions at any margin); ValueError for a zero gradient."""
+        if not hasattr(self, "_inv_norms"):
+            sq = self._sq_norms(self._unit_deltas)
+            if bool((sq == 0).any()):
+                raise ValueError(f"gradients: sample {int((sq == 0).nonzero()[0, 0])} has a "
+                                 "zero gradient (no direction)")
+            self._inv_norms = (1.0 / sq.sqrt()).to(torch.float32).to(self._scale.device)
+        out = None
+        for a, d, bias in zip(self.activations, self._unit_deltas, self.has_bias):
+            aa = a[rows] @ a[cols].T
+            if bias:
+                aa += 1.0
+            term = (d[rows] @ d[cols].T) * aa
+            out = term if out is None else out + term
+        inv = self._inv_norms
+        return out * inv[rows, None] * inv[None, cols]
 
 
 def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
@@ -224,6 +265,9 @@ def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: tor
         def hook(mod, inp, out):
             if inp[0].ndim != 2:
                 raise ValueError("linear_gradient_factors needs (batch, features) layer inputs")
+            if i in store:
+                raise ValueError("linear_gradient_factors: a layer is applied more than once "
+                                 "per forward (shared weights); use per_sample_gradients")
             store[i] = inp[0].detach()
             out.register_hook(lambda g: deltas[i].append(g.detach()))
         return hook

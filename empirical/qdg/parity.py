@@ -22,7 +22,7 @@ from fit.sizes import ZIPF_MLE_MAX, zipf_mle
 
 from .clustering import QDGClustering, cluster_sizes
 from .estimators import ESTIMATORS, estimate_all
-from .gradients import linear_gradient_factors, per_sample_gradients
+from .gradients import linear_gradient_factors, log_cross_entropy_loss, per_sample_gradients
 
 #: a subtask counts as found when some cluster overlaps it with Jaccard index ≥ this
 MATCH_JACCARD = 0.5
@@ -102,8 +102,8 @@ def _steps(run, checkpoints) -> list[int]:
         return [available[-1]]
     if checkpoints == "all":
         return available
-    steps = [int(s) for s in (checkpoints.split(",") if isinstance(checkpoints, str)
-                              else checkpoints)]
+    steps = sorted({int(s) for s in (checkpoints.split(",") if isinstance(checkpoints, str)
+                                     else checkpoints)})      # chronological: "first found"
     missing = sorted(set(steps) - set(available))
     if missing:
         raise ValueError(f"checkpoints: steps {missing} not saved; available: {available}")
@@ -170,10 +170,13 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
             rows.append({**row, "ari": None, "nmi": None, "skipped":
                          f"{int(keep_np.sum())} samples kept, need more than K={max(kks)}"})
             continue
+        # directions of ∇log L_i (those of ∇L_i at O(1) size: long-trained networks are
+        # confident enough for ∇L_i to underflow)
         if project_dim is None:      # exact cosines from factored linear-layer gradients
-            g = linear_gradient_factors(mlp, x[keep], y[keep])
+            g = linear_gradient_factors(mlp, x[keep], y[keep], loss_fn=log_cross_entropy_loss)
         else:
-            g = per_sample_gradients(mlp, x[keep], y[keep], project_dim=project_dim, seed=seed)
+            g = per_sample_gradients(mlp, x[keep], y[keep], project_dim=project_dim, seed=seed,
+                                     loss_fn=log_cross_entropy_loss)
         model = QDGClustering(kks, n_init=n_init, random_state=int(crng.integers(2**31))).fit(g)
         k_eval = min(kks, key=lambda k: (abs(k - n_present), k))
         ari = {k: adjusted_rand_score(true, v) for k, v in model.labels_by_k_.items()}
@@ -189,7 +192,8 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
         for s in found:
             first_found.setdefault(s, step)
         est = estimate_all(model.cluster_sizes_, estimators=estimators, k=k_eval,
-                           bootstrap=bootstrap, seed=int(crng.integers(2**31)))
+                           bootstrap=bootstrap, seed=int(crng.integers(2**31)),
+                           labels_by_k=model.labels_by_k_)
         sizes = {str(k): v for k, v in model.cluster_sizes_.items()}
         sizes["true"] = cluster_sizes(true)
         rows.append({**row, "ks": kks, "k_eval": k_eval, "ari": ari[k_eval], "nmi": nmi[k_eval],

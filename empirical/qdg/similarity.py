@@ -20,17 +20,18 @@ def normalize_rows(gradients) -> torch.Tensor:
         raise ValueError(f"gradients must be 2-d (n_samples, n_features), got shape {tuple(g.shape)}")
     if g.shape[0] == 0:
         raise ValueError("gradients: no samples")
-    g = g.to(torch.float32)
+    if not g.is_floating_point():
+        g = g.to(torch.float32)
     if not bool(torch.isfinite(g).all()):
         bad = int((~torch.isfinite(g).all(dim=1)).nonzero()[0, 0])
         raise ValueError(f"gradients contain NaN/inf (first: sample {bad})")
-    # scale each row by its largest entry first: the float32 norm of a row of tiny or huge
-    # entries would underflow or overflow
+    # scale each row by its largest entry first, in the input's precision: the float32
+    # norm of a row of tiny or huge entries would underflow or overflow
     scale = g.abs().amax(dim=1, keepdim=True)
     if bool((scale == 0).any()):
         bad = int((scale[:, 0] == 0).nonzero()[0, 0])
         raise ValueError(f"gradients: sample {bad} has a zero gradient (no direction)")
-    g = g / scale
+    g = (g / scale).to(torch.float32)
     return g / torch.linalg.vector_norm(g, dim=1, keepdim=True)
 
 
@@ -40,13 +41,7 @@ def _blocks(n: int, block_size: int):
 
 def _factored_products(factors):
     """Block products of unit gradients from :class:`LinearGradientFactors`."""
-    sq = factors.sq_norms()
-    if bool((sq == 0).any()):
-        raise ValueError(f"gradients: sample {int((sq == 0).nonzero()[0, 0])} has a zero "
-                         "gradient (no direction)")
-    inv = (1.0 / sq.sqrt()).to(torch.float32).to(factors.activations[0].device)
-    return factors.n_samples, lambda a, b, c, d: (
-        factors.gram(slice(a, b), slice(c, d)) * inv[a:b, None] * inv[None, c:d])
+    return factors.n_samples, lambda a, b, c, d: factors.cosines(slice(a, b), slice(c, d))
 
 
 def _similarity(gradients, transform, block_size: int) -> np.ndarray:

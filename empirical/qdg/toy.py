@@ -72,7 +72,7 @@ def run_toy(alpha: float = 0.5, n_clusters: int = 200, n_samples: int = 10_000, 
                               n_init=n_init, random_state=int(cluster_seed) % 2**31).fit(A)
         est = estimate_all(model.cluster_sizes_, estimators=estimators, k=k,
                            rank_window=rank_window, bootstrap=bootstrap, level=level,
-                           seed=int(boot_seed))
+                           seed=int(boot_seed), labels_by_k=model.labels_by_k_)
         per_rep.append({n: e.to_dict() for n, e in est.items()})
         for kk, lab in model.labels_by_k_.items():
             ari.setdefault(kk, []).append(adjusted_rand_score(truth, lab))

@@ -63,6 +63,8 @@ def add_parser(subparsers) -> None:
     q.add_argument("--project-dim", type=int, default=None, help="random projection of gradients")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--n-init", type=int, default=3)
+    q.add_argument("--bootstrap", type=int, default=100,
+                   help="resamples for the α estimators' intervals (0: none)")
     q.add_argument("--json", metavar="FILE", default=None, help="write results as JSON ('-' for stdout)")
     q.add_argument("--plot-dir", default=None, help="folder for PNG plots")
     q.set_defaults(func=run_parity_cmd)
@@ -148,7 +150,8 @@ def run_parity_cmd(args) -> int:
     from empirical.qdg.parity import parity_qdg
     res = parity_qdg(args.run_dir, checkpoints=args.checkpoints, network=args.network,
                      n_samples=args.samples, ks=args.ks, loss_threshold=args.loss_threshold,
-                     project_dim=args.project_dim, seed=args.seed, n_init=args.n_init)
+                     project_dim=args.project_dim, seed=args.seed, n_init=args.n_init,
+                     bootstrap=args.bootstrap)
     lines = [f"alpha (data) = {res['alpha_true']:g}; network {res['network']}"]
     for row in res["checkpoints"]:
         if row["ari"] is None:
