@@ -96,6 +96,14 @@ def compare(results) -> str:
     if len(n) > 1:
         raise ValueError(f"results: fits to different numbers of points {sorted(n)} "
                          f"cannot be compared by AIC/BIC")
+    first = results[0]
+    for r in results[1:]:
+        same = np.array_equal(r.y, first.y) and np.array_equal(r.x, first.x) and \
+            (r.sigma is None) == (first.sigma is None) and \
+            (r.sigma is None or np.array_equal(r.sigma, first.sigma))
+        if not same:
+            raise ValueError("results: AIC/BIC compare fits to the same points with the same "
+                             f"weights; {r.form!r} and {first.form!r} differ in their data")
     amin, bmin = min(r.aic for r in results), min(r.bic for r in results)
     lines = [f"{'form':>12} {'k':>3} {'AIC':>12} {'dAIC':>9} {'BIC':>12} {'dBIC':>9}"]
     for r in sorted(results, key=lambda r: r.aic):

@@ -170,6 +170,8 @@ def test_aic_prefers_the_true_form_and_compare_table():
     assert r_off.aic < r_pow.aic - 10
     table = compare([r_pow, r_off])
     assert table.splitlines()[1].split()[0] == "offset"
+    with pytest.raises(ValueError, match="differ in their data"):
+        compare([r_off, fit.fit("power", x, y * 1.01)])
 
 
 def test_power_aic_equals_statsmodels():
