@@ -176,10 +176,13 @@ def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, o
 def _distinct_sizes(X, W) -> np.ndarray:
     """The fewest distinct values any variable of X takes among each resample's points
     (rows of the count weights W)."""
+    rows, cols = np.nonzero(W > 0)
     counts = []
     for u in X:
-        levels = (u[:, None] == np.unique(u)[None, :]).astype(float)
-        counts.append(((W @ levels) > 0).sum(1))
+        levels, level_of = np.unique(u, return_inverse=True)
+        present = np.zeros((W.shape[0], levels.size), dtype=bool)
+        present[rows, level_of[cols]] = True
+        counts.append(present.sum(1))
     return np.min(counts, axis=0)
 
 
