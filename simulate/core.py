@@ -42,20 +42,26 @@ class SimulationResult:
 
     def asymptotic_window(self) -> tuple[float, float]:
         """Default fitting window: above the pre-asymptotic start (x ≥ 100τ samples; for
-        the steps rule also ≥ 10τ steps, since nothing is learned before step τ) and a
-        decade below the cutoff where the loss flattens: τ/p_n samples for the last quantum
-        that can be learned (n = K, or ⌊N/C⌋ with a capacity N); [100C, KC/10] for N."""
+        the steps rule ≥ 100τ steps, where the local exponent is within 0.5 % of its limit)
+        and a decade below the cutoff where the loss flattens: τ/p_n samples for the last
+        quantum that can be learned (n = K, or ⌊N/C⌋ with a capacity N; p_n normalised over
+        all K); [100C, nC/10] for N, n = K or, noisy, the quanta seen τ times in D samples,
+        (D p_1/τ)^(1/(α+1))."""
         cfg = self.config
-        K, tau, C = cfg["K"], cfg["tau"], cfg["C"]
+        K, tau, C, alpha = cfg["K"], cfg["tau"], cfg["C"], cfg["alpha"]
         if cfg["regime"] == "N":
-            return 100.0 * C, 0.1 * K * C
+            n = K
+            if cfg["noisy"]:
+                p1 = float(theory.frequencies(alpha, K, 1))
+                n = min(K, max(1.0, (cfg["D"] * p1 / tau) ** (1.0 / (alpha + 1.0))))
+            return 100.0 * C, 0.1 * n * C
         n = max(1, learnable(cfg["N"], C, K))
-        cutoff = theory.finite_K_cutoff(cfg["alpha"], n, tau)
+        cutoff = tau / float(theory.frequencies(alpha, K, n))
         lo = 100.0 * tau
         if cfg["regime"] == "S":
             cutoff, lo = cutoff / cfg["batch"], lo / cfg["batch"]
             if cfg["rule"] == "steps":
-                lo = max(lo, 10.0 * tau)
+                lo = max(lo, 100.0 * tau)
         return lo, 0.1 * cutoff
 
     def truncation_offset(self) -> float:
@@ -127,7 +133,7 @@ CODE_BUFFER = 1 << 20
 def _per_quantum(value, K: int, name: str) -> np.ndarray:
     """A per-quantum loss as an array over k = 1..K (scalar, length-K array or callable)."""
     if callable(value):
-        arr = np.asarray(value(np.arange(1, K + 1)), float)
+        arr = np.asarray(value(np.arange(1, K + 1, dtype=float)), float)   # as theory/
     else:
         arr = np.asarray(value, float)
     arr = np.broadcast_to(arr, (K,)) if arr.ndim == 0 else arr
@@ -269,6 +275,16 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
         batch = _int(batch, "batch", 1)
     if noisy and regime != "N":
         raise ValueError("noisy applies to regime 'N' only")
+    if rule != "samples" and regime != "S":
+        raise ValueError(f"rule applies to regime 'S' only (regime {regime!r} learns at the "
+                         "τ-th sample)")
+    if batch is not None and regime != "S":
+        raise ValueError(f"batch applies to regime 'S' only, not {regime!r}")
+    if C != 1.0 and regime != "N" and N is None:
+        raise ValueError("C (parameters per quantum) needs a capacity: regime 'N' or N=")
+    if tau != 1 and regime == "N" and not noisy:
+        raise ValueError("tau: the plain N learner holds the ⌊N/C⌋ most frequent quanta "
+                         "whatever their samples; tau applies with noisy=True")
     if D is not None and not noisy:
         raise ValueError("D (training samples) applies to noisy=True only; the grid is D "
                          "in regime 'D'")

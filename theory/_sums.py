@@ -92,12 +92,21 @@ def head_size(alpha: float, tau: int) -> int:
 
 
 def _log_integral(g, lo: float, hi: float, alpha: float, points=()) -> float:
-    """∫_lo^hi g(x) dx by adaptive quadrature in t = log x (hi may be inf)."""
+    """∫_lo^hi g(x) dx by adaptive quadrature in t = log x (hi may be inf). Quadrature stops
+    where the tail left is e^-40 of the integral, or at x = e^T_MAX; beyond that (small α)
+    g is taken as ∝ x^-(α+1), its asymptotic form (p → 0, nothing learned), and the rest is
+    added in closed form, g(X)·X/α."""
     t_lo = math.log(lo)
     t_end = min(t_lo + 40.0 / alpha, T_MAX)
     t_hi = min(math.log(hi) if math.isfinite(hi) else t_end, t_end)
     if t_hi <= t_lo:
         return 0.0
+    rest = 0.0
+    if t_hi == T_MAX and (not math.isfinite(hi) or math.log(hi) > T_MAX):
+        X = math.exp(T_MAX)
+        rest = float(g(np.array(X)) * X / alpha)
+        if math.isfinite(hi):
+            rest *= 1.0 - (hi / X) ** -alpha
     marks = sorted(t for t in (math.log(p) for p in points if p > 0) if t_lo < t < t_hi)
     edges = [t_lo, *marks, t_hi]
     total = 0.0
@@ -105,7 +114,7 @@ def _log_integral(g, lo: float, hi: float, alpha: float, points=()) -> float:
         val, _ = integrate.quad(lambda t: float(g(np.exp(t)) * np.exp(t)), a, b,
                                 epsabs=0.0, epsrel=1e-11, limit=400)
         total += val
-    return total
+    return total + rest
 
 
 def weighted_sum(alpha: float, K: int | None, w: PerQuantum, lo: int, hi: float,

@@ -45,9 +45,9 @@ def loss_n(n, alpha, K=None, a=0, b=1):
     if d.is_const:
         return finish(l_inf + d.value * np.asarray(tail_mass(n, alpha, K)))
     # Σ_{k≤n} p_k a_k + Σ_{k>n} p_k b_k as two sums (no cancellation when L(n) ≪ L(0))
-    out = np.array([weighted_sum(alpha, K, a_, 1, math.floor(v))
-                    + weighted_sum(alpha, K, b_, math.floor(v) + 1, math.inf)
-                    for v in n.reshape(-1)])
+    whole = [math.floor(v + 1e-9) for v in n.reshape(-1)]   # 0.3/0.1 holds 3 quanta, not 2
+    out = np.array([weighted_sum(alpha, K, a_, 1, m) + weighted_sum(alpha, K, b_, m + 1, math.inf)
+                    for m in whole])
     return finish(out.reshape(n.shape))
 
 
