@@ -20,12 +20,12 @@
 # Exit status: 0 done, 75 paused (call again), anything else an error.
 # PYTHON names the interpreter (default python3, the GPU image's, which has every
 # dependency; the project runs from the checkout, not installed). RUNS, RESULTS and CARRY
-# move runs/, results/parity/ and .gpu/ (the tests do).
+# move runs/, results/parity/ (runs/results/ for the tiny plan) and .gpu/ (the tests do).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 OUT=${OUT:-/tmp/quanta-gpu-out}
-RUNS=${RUNS:-runs} RESULTS=${RESULTS:-results/parity} CARRY=${CARRY:-.gpu}
+RUNS=${RUNS:-runs} RESULTS=${RESULTS:-} CARRY=${CARRY:-.gpu}
 mkdir -p "$OUT" "$RUNS"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 quanta() { "$PY" -m quanta "$@"; }
@@ -80,9 +80,13 @@ run() {
         fig2_NS|tiny) keep="$keep --checkpoints $("$PY" -c "from empirical.parity import load_run; print(load_run('$dir').checkpoint_steps()[-1])")" ;;
         alpha_*) keep="$keep --max-evals 50" ;;
     esac
-    rm -rf "$RESULTS/gpu_$plan"
-    quanta parity export "$dir" "$RESULTS/gpu_$plan" $keep || return $?
-    tar -C "$RESULTS" -c -f - "gpu_$plan" | split -b 15M - "$OUT/gpu_$plan.tar.part-"
+    # the tiny test plan exports beside its run, never into the committed results
+    local results=${RESULTS:-results/parity}
+    [ -n "$RESULTS" ] || [ "$plan" != tiny ] || results="$RUNS/results"
+    mkdir -p "$results"
+    rm -rf "$results/gpu_$plan"
+    quanta parity export "$dir" "$results/gpu_$plan" $keep || return $?
+    tar -C "$results" -c -f - "gpu_$plan" | split -b 15M - "$OUT/gpu_$plan.tar.part-"
     ls -l "$OUT"
 }
 

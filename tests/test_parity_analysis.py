@@ -235,6 +235,16 @@ def test_committed_results_analyze(tmp_path):
     fitted = [w for w, x in zip(n["widths"], n["x"])
               if n["window"]["x_min"] <= x <= n["window"]["x_max"]]
     assert not set(fitted) & set(n["window"]["dropped_still_learning"])
+    # the α sweep is the group with the most α (the five 16-subtask runs), and its L(N)
+    # exponents rise with α, as the model's α_N = α does
+    sweep = result["alpha_sweep"]
+    assert all(Path(p).name.startswith("N_alpha") for p in sweep["run"])
+    assert len(sweep["alpha"]) >= 5 and np.all(np.diff(sweep["N"]) > 0)
+    # the D sweep: the minimum loss falls with D, and the sizes left out are still learning
+    d = by_name["D_alpha0.4"]["D"]
+    assert d["exponent"] is not None and d["exponent"] > 0
+    gone = d["window"]["dropped_still_learning"]
+    assert all(x > d["window"]["x_max"] for x in gone)
     run = load_run(RESULTS / "online_alpha0.4")
     nets = run.networks()
     assert len(nets) == len(run.config.model.widths)

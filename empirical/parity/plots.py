@@ -70,8 +70,7 @@ def plot_loss_vs_N(n_params, loss, fitres: dict | None = None, ax=None):
     n_params, loss = np.asarray(n_params, float), np.asarray(loss, float)
     dropped = np.zeros(len(loss), bool)
     if fitres and fitres.get("widths") is not None:
-        gone = set(fitres["window"].get("dropped_still_learning", []))
-        dropped = np.array([w in gone for w in fitres["widths"]])
+        dropped = _dropped(fitres["widths"], fitres)
     ax.loglog(n_params[~dropped], loss[~dropped], "o", color="C0",
               label="observed (final, seed mean)")
     if dropped.any():
@@ -104,11 +103,23 @@ def plot_loss_vs_S(steps, curves, widths, fitres: dict | None = None, ax=None):
     return ax
 
 
+def _dropped(x, fitres) -> np.ndarray:
+    """Which of ``x`` the fit left out as still learning at the end."""
+    gone = set(((fitres or {}).get("window") or {}).get("dropped_still_learning", []))
+    return np.array([v in gone for v in x], dtype=bool)
+
+
 def plot_loss_vs_D(D, loss_min, loss_final, fitres: dict | None = None, ax=None):
     """Test loss (nats) against training-set size: minimum over training (fitted, as the
     paper) and final; fit and theory slope −α/(α+1)."""
     ax = _ax(ax)
-    ax.loglog(D, loss_min, "o", color="C0", label="observed: minimum over training")
+    D, loss_min = np.asarray(D, float), np.asarray(loss_min, float)
+    gone = _dropped(D, fitres)
+    ax.loglog(D[~gone], loss_min[~gone], "o", color="C0",
+              label="observed: minimum over training")
+    if gone.any():
+        ax.loglog(D[gone], loss_min[gone], "o", mfc="none", color="C0",
+                  label="minimum, still learning at the end (not fitted)")
     ax.loglog(D, loss_final, "x", color="C1", label="observed: final")
     if fitres:
         _fit_and_theory(ax, fitres, data=(D, loss_min))
@@ -140,7 +151,11 @@ def plot_learned_vs_D(D, learned, fitres: dict | None = None, ax=None):
     ax = _ax(ax)
     D, learned = np.asarray(D, float), np.asarray(learned, float)
     some = learned > 0
-    ax.loglog(D[some], learned[some], "o", color="C0", label="observed")
+    gone = _dropped(D, fitres)
+    ax.loglog(D[some & ~gone], learned[some & ~gone], "o", color="C0", label="observed")
+    if (some & gone).any():
+        ax.loglog(D[some & gone], learned[some & gone], "o", mfc="none", color="C0",
+                  label="observed, still learning at the end (not fitted)")
     if (~some).any():
         ax.loglog(D[~some], np.full((~some).sum(), 0.5), "o", mfc="none", color="C0",
                   label="observed: none learned (drawn at 0.5)")
@@ -193,7 +208,8 @@ def plot_alpha_sweep(sweep: dict, ax=None):
         lo, hi = np.minimum(ci[:, 0], ci[:, 1]), np.maximum(ci[:, 0], ci[:, 1])
         ax.errorbar(a, e, yerr=[e - lo, hi - e], fmt="o", color=col, label=label)
     ax.set(xlabel="α (frequencies ∝ i^-(α+1))", ylabel="fitted exponent", title="exponents vs α")
-    ax.legend(fontsize=7)
+    # below the axes: the points fill the plot from corner to corner
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return ax
 
 
