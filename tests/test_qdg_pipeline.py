@@ -252,3 +252,16 @@ def test_a_layer_applied_twice_is_refused_clearly():
     model = nn.Sequential(shared, nn.Tanh(), shared, nn.Linear(4, 2))
     with pytest.raises(ValueError, match="more than once"):
         linear_gradient_factors(model, torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
+
+
+def test_projection_drawn_block_by_block_equals_the_kept_matrix():
+    """Above its memory budget the projection is drawn again block by block at each use:
+    the same numbers as the matrix kept whole, for gradients that straddle blocks."""
+    from empirical.qdg.gradients import GaussianProjection
+    g = torch.randn(5, 23, generator=torch.Generator().manual_seed(0))
+    kept = GaussianProjection(23, 8, seed=4, block_rows=7)
+    drawn = GaussianProjection(23, 8, seed=4, block_rows=7, max_bytes=0)
+    assert kept.matrix is not None and drawn.matrix is None
+    torch.testing.assert_close(drawn(g), kept(g))
+    torch.testing.assert_close(drawn.apply(g[:, 5:17], 5), g[:, 5:17] @ kept.matrix[5:17])
+    assert drawn(g.to(torch.bfloat16)).dtype == torch.float32

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
@@ -74,19 +75,51 @@ def log_cross_entropy_loss(output: torch.Tensor, target: torch.Tensor) -> torch.
 
 
 class GaussianProjection:
-    """A seeded ``n_params × dim`` Gaussian matrix with entries N(0, 1/dim), built once.
+    """A seeded ``n_params × dim`` Gaussian matrix with entries N(0, 1/dim).
 
-    Memory: ``4 · n_params · dim`` bytes (float32).
+    Made in blocks of ``block_rows`` rows, block b from its own generator seeded by
+    (seed, b), so any rows can be drawn without the others. The whole matrix is kept when
+    it takes at most ``max_bytes`` (4 · n_params · dim bytes in float32); above that (a
+    70M-parameter model at dim 1024 would need 290 GB) the blocks are drawn again at each
+    use, in memory O(block_rows · dim), with the same numbers.
     """
 
-    def __init__(self, n_params: int, dim: int, seed: int = 0, device=None):
+    def __init__(self, n_params: int, dim: int, seed: int = 0, device=None,
+                 max_bytes: int = 1 << 30, block_rows: int = 1 << 16):
         if dim < 1:
             raise ValueError(f"project_dim must be a positive integer, got {dim}")
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        self.matrix = (torch.randn(n_params, dim, generator=gen) / dim ** 0.5).to(device)
+        self.n_params, self.dim, self.seed, self.device = int(n_params), int(dim), seed, device
+        self.block_rows = int(block_rows)
+        self.matrix = self._rows(0, self.n_params) if 4 * n_params * dim <= max_bytes else None
+
+    def _block(self, b: int) -> torch.Tensor:
+        state = np.random.SeedSequence([int(self.seed), b]).generate_state(1, dtype=np.uint64)[0]
+        gen = torch.Generator(device="cpu").manual_seed(int(state) & (2**63 - 1))
+        n = min(self.block_rows, self.n_params - b * self.block_rows)
+        return (torch.randn(n, self.dim, generator=gen) / self.dim ** 0.5).to(self.device)
+
+    def _rows(self, start: int, stop: int) -> torch.Tensor:
+        r = self.block_rows
+        parts = [self._block(b)[max(start, b * r) - b * r:min(stop, (b + 1) * r) - b * r]
+                 for b in range(start // r, (stop - 1) // r + 1)]
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def apply(self, g: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """g (m, width) times rows [offset, offset + width) of the matrix: (m, dim), in
+        float32 (half-precision gradients are cast first)."""
+        g = g.to(torch.float32)
+        stop = offset + g.shape[1]
+        if self.matrix is not None:
+            return g @ self.matrix[offset:stop]
+        r, out = self.block_rows, None
+        for b in range(offset // r, (stop - 1) // r + 1):
+            lo, hi = max(offset, b * r), min(stop, (b + 1) * r)
+            term = g[:, lo - offset:hi - offset] @ self._block(b)[lo - b * r:hi - b * r]
+            out = term if out is None else out + term
+        return out
 
     def __call__(self, g: torch.Tensor) -> torch.Tensor:
-        return g @ self.matrix
+        return self.apply(g, 0)
 
 
 def per_sample_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
@@ -142,7 +175,7 @@ def per_sample_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.
                 if project is None:
                     out[start:stop, offset:offset + width] = blk
                 else:
-                    out[start:stop] += blk @ project.matrix[offset:offset + width]
+                    out[start:stop] += project.apply(blk, offset)
                 offset += width
             del g
     finally:
