@@ -215,6 +215,11 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
                                   steps=[None if not np.isfinite(c) else float(c) for c in conv],
                                   seeds=int(len(groups[i])),
                                   combined="median over seeds (never = later than any step)")
+        # subtask k learned at step ∝ p_k^-γ gives α_S = α/((α+1)γ): the S exponent the
+        # measured convergence slope implies (γ = 1 is the model)
+        gamma = out["convergence"]["exponent"]
+        out["S"]["exponent_from_convergence"] = \
+            None if gamma is None or gamma >= 0 else alpha / (alpha + 1) / -gamma
     else:
         best = np.nanargmin(mean_loss, axis=1)
         lmin = mean_loss[np.arange(len(keys)), best]
@@ -318,7 +323,10 @@ def summary(result: dict) -> str:
                 lines.append(f"  {reg:<13} no fit ({f.get('note', '')})")
                 continue
             lo, hi = f["conf_int"]
+            implied = f.get("exponent_from_convergence")
             lines.append(f"  {reg:<13} exponent {f['exponent']:+.3f}  [{lo:+.3f}, {hi:+.3f}]  "
                          f"theory {f['theory_exponent']:+.3f}  "
-                         f"({f['window']['n_points']} points)")
+                         f"({f['window']['n_points']} points)"
+                         + ("" if implied is None else
+                            f"  from the convergence slope {implied:+.3f}"))
     return "\n".join(lines)
