@@ -290,7 +290,8 @@ def analyze(runs, threshold: float = 0.1, unit: str = "nats", window=(0.05, 0.9)
         if len({r["alpha"] for r in members}) < 2:
             continue
         sweep = dict(config=sig, run=[], alpha=[], N=[], N_conf_int=[], S=[], S_conf_int=[],
-                     theory_N=[], theory_S=[], convergence=[], convergence_conf_int=[])
+                     theory_N=[], theory_S=[], convergence=[], convergence_conf_int=[],
+                     S_from_convergence=[])
         for r in sorted(members, key=lambda r: (r["alpha"], r["run"])):
             sweep["run"].append(r["run"])
             sweep["alpha"].append(r["alpha"])
@@ -299,6 +300,7 @@ def analyze(runs, threshold: float = 0.1, unit: str = "nats", window=(0.05, 0.9)
                 sweep[f"{reg}_conf_int"].append(r[reg]["conf_int"])
             for reg in ("N", "S"):
                 sweep[f"theory_{reg}"].append(r[reg]["theory_exponent"])
+            sweep["S_from_convergence"].append(r["S"].get("exponent_from_convergence"))
         sweeps.append(sweep)
     if sweeps:
         sweeps.sort(key=lambda sw: -len(set(sw["alpha"])))

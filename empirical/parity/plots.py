@@ -207,6 +207,10 @@ def plot_alpha_sweep(sweep: dict, ax=None):
                               for c in sweep[f"{reg}_conf_int"]], float)
         lo, hi = np.minimum(ci[:, 0], ci[:, 1]), np.maximum(ci[:, 0], ci[:, 1])
         ax.errorbar(a, e, yerr=[e - lo, hi - e], fmt="o", color=col, label=label)
+    if sweep.get("S_from_convergence"):
+        implied = np.array([np.nan if v is None else v for v in sweep["S_from_convergence"]])
+        ax.plot(a, implied, "s", mfc="none", color="C1", ms=8,
+                label="α/((α+1)γ), γ = −slope of convergence")
     ax.set(xlabel="α (frequencies ∝ i^-(α+1))", ylabel="fitted exponent", title="exponents vs α")
     # below the axes: the points fill the plot from corner to corner
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
