@@ -1,8 +1,10 @@
 """Are fitted exponents consistent with the quantization model?
 
 The model predicts α_N = α and α_D = α_S = α/(α+1) (``theory``), so a measured pair should
-satisfy α_D − α_D(α_N) = 0, and each exponent implies an α (``theory.alpha_from_alpha_N``,
-``theory.alpha_from_alpha_D``); the tilted variant (per-quantum loss gaps ∝ k^-γ) maps a pair to
+satisfy α_D − α_N/(α_N+1) = 0, and each exponent implies an α (α = α_N; α = α_D/(1 − α_D),
+the inverses of ``theory.alpha_N``/``theory.alpha_D``, here continued beyond the model's range
+so that no bootstrap draw is dropped: +∞ for α_D ≥ 1, and the raw value for α_N ≤ 0, each
+draw's share outside the range reported); the tilted variant (per-quantum loss gaps ∝ k^-γ) maps a pair to
 (α, γ) by ``theory.alpha_gamma_from_exponents``. Intervals come from the bootstrap
 distributions of the exponents: paired draws when both come from one joint fit; for two
 separate fits, draw i of one with draw π(i) of the other for a fixed random permutation π,
@@ -46,8 +48,9 @@ def _gap(aN, aD):
 
 def _mapped_interval(samples, f, level) -> tuple[float, float]:
     """The percentile interval of ``samples`` mapped through the nondecreasing ``f``: the
-    same as the interval of the mapped draws, with every draw kept (a draw outside the
-    model's range moves an end to ±∞ rather than being dropped)."""
+    interval of the mapped draws up to the interpolation between neighbouring draws, with
+    every draw kept (a draw outside the model's range moves an end to ±∞ rather than being
+    dropped)."""
     lo, hi = percentile_interval(samples, level)
     return tuple(float(v) for v in f(np.array([lo, hi])))
 
@@ -71,11 +74,14 @@ def _one_variable_exponent(result):
 
 
 def implied_alpha(result, variable=None, level=None) -> dict:
-    """The α implied by a fit's exponent(s): reading → {"value", "ci"}.
+    """The α implied by a fit's exponent(s): reading → {"exponent", "value", "ci",
+    "in_model", "outside_fraction"}.
 
-    Joint forms: "N" from ``alpha`` (α = α_N) and "D" from ``beta`` (α = α_D/(1-α_D)).
-    One variable: the reading for ``variable`` ("N", "D" or "S"), or both "N" and "D" when
-    it is unknown. ``ci`` is the bootstrap percentile interval (None without a bootstrap).
+    Joint forms: "N" from ``alpha`` (α = α_N) and "D" from ``beta`` (α = α_D/(1-α_D), +∞
+    for α_D ≥ 1). One variable: the reading for ``variable`` ("N", "D" or "S"), or both "N"
+    and "D" when it is unknown. ``ci`` is the bootstrap percentile interval mapped through
+    the inverse (None without a bootstrap); ``in_model`` whether the exponent lies in the
+    model's range, ``outside_fraction`` the share of the draws that do not.
     """
     level = result.level if level is None else level
     if result.form in JOINT_FORMS:

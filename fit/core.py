@@ -161,14 +161,17 @@ def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, o
         r = (logy - pred) * scale
         r = r - r.mean()
         W, Y = None, pred + r[residual_indices(n, bootstrap, rng)] / scale
+    # a refit on fewer distinct sizes than the law has parameters is undetermined: failed
+    need = len(spec.public) if len(X) == 1 else 2
     th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
-    if W is not None:       # a resample on fewer distinct sizes than the law needs fails
-        ok &= _distinct_sizes(X, W) >= (len(spec.public) if len(X) == 1 else 2)
+    if W is not None:
+        ok &= _distinct_sizes(X, W) >= need
     boot = dict(to_public(spec, th[ok]))
     jack = None
     if jackknife:
-        thj, okj = _refit(spec, theta, X, logy, scale, jackknife_weights(n), n, opts)
-        thj[~okj] = np.nan
+        Wj = jackknife_weights(n)
+        thj, okj = _refit(spec, theta, X, logy, scale, Wj, n, opts)
+        thj[~(okj & (_distinct_sizes(X, Wj) >= need))] = np.nan
         jack = to_public(spec, thj)
     return boot, jack, int(bootstrap - ok.sum())
 

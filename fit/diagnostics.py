@@ -86,6 +86,11 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
                          rel, float(np.mean(np.abs(rel))), res)
 
 
+def _same(u, v) -> bool:
+    """Equal arrays, or both absent."""
+    return (u is None) == (v is None) and (u is None or np.array_equal(u, v))
+
+
 def compare(results) -> str:
     """A text table of AIC and BIC (and their differences from the best) of fits to the same
     data; lower is better, differences above ~10 are decisive."""
@@ -98,9 +103,7 @@ def compare(results) -> str:
                          f"cannot be compared by AIC/BIC")
     first = results[0]
     for r in results[1:]:
-        same = np.array_equal(r.y, first.y) and np.array_equal(r.x, first.x) and \
-            (r.sigma is None) == (first.sigma is None) and \
-            (r.sigma is None or np.array_equal(r.sigma, first.sigma))
+        same = all(_same(getattr(r, a), getattr(first, a)) for a in ("x", "x2", "y", "sigma"))
         if not same:
             raise ValueError("results: AIC/BIC compare fits to the same points with the same "
                              f"weights; {r.form!r} and {first.form!r} differ in their data")

@@ -271,8 +271,6 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
         if batch is None:
             raise ValueError("batch is required for regime 'S'")
         batch = _int(batch, "batch", 1)
-    elif batch is not None:
-        batch = _int(batch, "batch", 1)
     if noisy and regime != "N":
         raise ValueError("noisy applies to regime 'N' only")
     if rule != "samples" and regime != "S":

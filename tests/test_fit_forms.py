@@ -238,3 +238,13 @@ def test_offset_fit_standard_errors_match_scipy_curve_fit(seed):
     np.testing.assert_allclose([res.params[k] for k in ("E", "A", "alpha")], p, rtol=1e-6)
     np.testing.assert_allclose([res.stderr[k] for k in ("E", "A", "alpha")],
                                np.sqrt(np.diag(cov)), rtol=1e-4)
+
+
+def test_compare_refuses_joint_fits_to_different_second_variables():
+    from fit.diagnostics import compare
+    N = np.repeat(np.geomspace(1e6, 1e9, 4), 4)
+    D = np.tile(np.geomspace(1e7, 1e11, 4), 4)
+    y = 1.5 + 300 * N ** -0.4 + 300 * D ** -0.3
+    a = fit.fit("chinchilla", N, y, x2=D)
+    with pytest.raises(ValueError, match="differ in their data"):
+        compare([a, fit.fit("chinchilla", N, y, x2=D * 2)])

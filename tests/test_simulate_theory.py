@@ -179,9 +179,12 @@ def test_noisy_N_window_ends_before_the_data_run_out():
     decade before (it used to run to K/10 and fit 0.12 for α = 0.4 at D = 10^4)."""
     x = np.geomspace(1, 1e5, 30)
     res = simulate.run("N", 0.4, x, K=100_000, noisy=True, D=10**6, reps=20, seed=0)
-    p1 = 1 / np.sum(np.arange(1, 100_001, dtype=float) ** -1.4)
-    assert res.asymptotic_window()[1] == pytest.approx(0.1 * (10**6 * p1) ** (1 / 1.4))
     assert abs(res.exponent() - 0.4) < 0.01
+    # a decade past the window's end the loss has all but stopped falling
+    beyond = x > 10 * res.asymptotic_window()[1]
+    slope = np.polyfit(np.log(x[beyond]), np.log(res.mean[beyond] - res.config["loss_infinity"]),
+                       1)[0]
+    assert beyond.sum() >= 3 and -slope < 0.2
     with pytest.raises(ValueError, match="holds 0 grid points"):
         simulate.run("N", 0.4, x, K=100_000, noisy=True, D=10**4, reps=5, seed=0).exponent()
 

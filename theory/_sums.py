@@ -94,8 +94,9 @@ def head_size(alpha: float, tau: int) -> int:
 def _log_integral(g, lo: float, hi: float, alpha: float, points=()) -> float:
     """∫_lo^hi g(x) dx by adaptive quadrature in t = log x (hi may be inf). Quadrature stops
     where the tail left is e^-40 of the integral, or at x = e^T_MAX; beyond that (small α)
-    g is taken as ∝ x^-(α+1), its asymptotic form (p → 0, nothing learned), and the rest is
-    added in closed form, g(X)·X/α."""
+    g is taken as ∝ x^-(α+1), its asymptotic form when nothing there is learned (p → 0) and
+    the per-quantum weight has settled to a constant, and the rest is added in closed form,
+    g(X)·X/α."""
     t_lo = math.log(lo)
     t_end = min(t_lo + 40.0 / alpha, T_MAX)
     t_hi = min(math.log(hi) if math.isfinite(hi) else t_end, t_end)

@@ -217,9 +217,9 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
                                   combined="median over seeds (never = later than any step)")
         # subtask k learned at step ∝ p_k^-γ gives α_S = α/((α+1)γ): the S exponent the
         # measured convergence slope implies (γ = 1 is the model)
-        gamma = out["convergence"]["exponent"]
-        out["S"]["exponent_from_convergence"] = \
-            None if gamma is None or gamma >= 0 else alpha / (alpha + 1) / -gamma
+        slope = out["convergence"]["exponent"]
+        out["S"]["exponent_from_convergence"] = None if (
+            slope is None or slope >= 0 or alpha <= 0) else alpha / (alpha + 1) / -slope
     else:
         best = np.nanargmin(mean_loss, axis=1)
         lmin = mean_loss[np.arange(len(keys)), best]

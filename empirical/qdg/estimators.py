@@ -35,6 +35,8 @@ from fit.sizes import rank_curve
 from fit.sizes import envelope as fit_envelope
 from fit.sizes import zipf_mle
 
+from .clustering import cluster_sizes
+
 ESTIMATORS = ("envelope", "ols", "mle", "zipf")
 
 
@@ -88,8 +90,7 @@ def _joint_resample(labels_by_k: Mapping[int, np.ndarray], used, rng) -> dict:
     samples for every K: the clusterings partition one set)."""
     n = len(next(iter(labels_by_k.values())))
     idx = rng.integers(0, n, n)
-    return {kk: rank_curve(np.bincount(np.unique(labels_by_k[kk], return_inverse=True)[1][idx]))
-            for kk in used}
+    return {kk: rank_curve(cluster_sizes(labels_by_k[kk][idx])) for kk in used}
 
 
 def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zipf", *,
@@ -123,8 +124,7 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
         if set(labels_by_k) != set(sizes_by_k) or len({len(v) for v in labels_by_k.values()}) != 1:
             raise ValueError("labels_by_k: one label array of one length per clustering K")
         for kk in sizes_by_k:
-            if not np.array_equal(rank_curve(np.bincount(np.unique(labels_by_k[kk],
-                                  return_inverse=True)[1])), sizes_by_k[kk]):
+            if not np.array_equal(rank_curve(cluster_sizes(labels_by_k[kk])), sizes_by_k[kk]):
                 raise ValueError(f"labels_by_k[{kk}] does not give the sizes of K={kk}")
     if max(len(sizes_by_k[kk]) for kk in used) < 3:
         raise ValueError(f"clustering K={k} has {len(sizes_by_k[k])} non-empty clusters; need 3")

@@ -88,6 +88,8 @@ class GaussianProjection:
                  max_bytes: int = 1 << 30, block_rows: int = 1 << 16):
         if dim < 1:
             raise ValueError(f"project_dim must be a positive integer, got {dim}")
+        if n_params < 1:
+            raise ValueError(f"n_params must be a positive integer, got {n_params}")
         self.n_params, self.dim, self.seed, self.device = int(n_params), int(dim), seed, device
         self.block_rows = int(block_rows)
         self.matrix = self._rows(0, self.n_params) if 4 * n_params * dim <= max_bytes else None
@@ -224,16 +226,19 @@ class LinearGradientFactors:
         self._scale = torch.where(amax > 0, amax, torch.ones_like(amax))
         self._unit_deltas = [d / self._scale[:, None] for d in deltas]
 
-    def gram(self, rows: slice, cols: slice) -> torch.Tensor:
-        """⟨g_i, g_j⟩ for i in ``rows``, j in ``cols`` (float32 block)."""
+    def _gram(self, deltas, rows: slice, cols: slice) -> torch.Tensor:
         out = None
-        for a, d, bias in zip(self.activations, self.deltas, self.has_bias):
+        for a, d, bias in zip(self.activations, deltas, self.has_bias):
             aa = a[rows] @ a[cols].T
             if bias:
                 aa += 1.0
             term = (d[rows] @ d[cols].T) * aa
             out = term if out is None else out + term
         return out
+
+    def gram(self, rows: slice, cols: slice) -> torch.Tensor:
+        """⟨g_i, g_j⟩ for i in ``rows``, j in ``cols`` (float32 block)."""
+        return self._gram(self.deltas, rows, cols)
 
     def _sq_norms(self, deltas) -> torch.Tensor:
         out = torch.zeros(self.n_samples, dtype=torch.float64)
@@ -255,15 +260,8 @@ class LinearGradientFactors:
                 raise ValueError(f"gradients: sample {int((sq == 0).nonzero()[0, 0])} has a "
                                  "zero gradient (no direction)")
             self._inv_norms = (1.0 / sq.sqrt()).to(torch.float32).to(self._scale.device)
-        out = None
-        for a, d, bias in zip(self.activations, self._unit_deltas, self.has_bias):
-            aa = a[rows] @ a[cols].T
-            if bias:
-                aa += 1.0
-            term = (d[rows] @ d[cols].T) * aa
-            out = term if out is None else out + term
         inv = self._inv_norms
-        return out * inv[rows, None] * inv[None, cols]
+        return self._gram(self._unit_deltas, rows, cols) * inv[rows, None] * inv[None, cols]
 
 
 def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,

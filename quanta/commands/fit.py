@@ -46,19 +46,19 @@ def add_parser(subparsers) -> None:
     p.add_argument("--rank-window", type=int, nargs=2, metavar=("FIRST", "LAST"),
                    help="(sizes, ols/envelope) ranks used")
     add_output_args(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, fit_parser=p)
 
 
-#: flags that only one kind of ``quanta fit`` reads, with their defaults
-_TABLE_ONLY = dict(x=None, x2=None, y=None, sigma=None, form=None, bootstrap_method="pairs",
-                   ci="percentile", delta=1e-3, variable=None)
-_SIZES_ONLY = dict(method="mle", column=None, rank_window=None)
+#: flags that only one kind of ``quanta fit`` reads
+_TABLE_ONLY = ("x", "x2", "y", "sigma", "form", "bootstrap_method", "ci", "delta", "variable")
+_SIZES_ONLY = ("method", "column", "rank_window")
 
 
-def _refuse_flags(args, flags: dict, what: str) -> None:
-    """A flag set away from its default where ``what`` does not read it is an error, not a
-    silent no-op."""
-    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if getattr(args, k) != v]
+def _refuse_flags(args, flags, what: str) -> None:
+    """A flag set away from its (parser) default where ``what`` does not read it is an
+    error, not a silent no-op."""
+    given = [f"--{k.replace('_', '-')}" for k in flags
+             if getattr(args, k) != args.fit_parser.get_default(k)]
     if given:
         raise CommandError(f"{', '.join(given)}: not used by {what}")
 
