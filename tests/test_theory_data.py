@@ -5,7 +5,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import optimize, special, stats
 
@@ -174,15 +174,20 @@ def test_expected_loss_ND_matches_brute_force(alpha, K, tau, N, D, C):
 
 
 @given(alpha=alphas, tau=small_taus, N=log_sizes(0, 12), D=log_sizes(0, 14))
+@example(alpha=0.25, tau=7, N=1000.0, D=2371.373705661655)   # found: sides equal to 1.4e-12
 @settings(max_examples=25)
 def test_ND_limits_and_monotone(alpha, tau, N, D):
     N = float(math.floor(N))
     L = theory.expected_loss_ND(N, D, alpha, 1.0, tau)
     assert theory.expected_loss_ND(0, D, alpha, 1.0, tau) == pytest.approx(1.0, rel=1e-14)
-    assert L >= theory.expected_loss_D(D, alpha, tau) * (1 - 1e-12)
-    assert L >= theory.loss_N(N, alpha) * (1 - 1e-12)
-    assert theory.expected_loss_ND(2 * N, D, alpha, 1.0, tau) <= L * (1 + 1e-12)
-    assert theory.expected_loss_ND(N, 2 * D, alpha, 1.0, tau) <= L * (1 + 1e-12)
+    # the bounds hold with equality where the other limit does not bind (N = 1000 holds
+    # every quantum that D = 2371 can teach at τ = 7), and the two sides come from different
+    # sums, each integrated to a relative 1e-11: compare them to 1e-10, not to 1e-12
+    tol = 1e-10
+    assert L >= theory.expected_loss_D(D, alpha, tau) * (1 - tol)
+    assert L >= theory.loss_N(N, alpha) * (1 - tol)
+    assert theory.expected_loss_ND(2 * N, D, alpha, 1.0, tau) <= L * (1 + tol)
+    assert theory.expected_loss_ND(N, 2 * D, alpha, 1.0, tau) <= L * (1 + tol)
     # enough data to see every quantum the network can hold τ times → L(N)
     lots = 1e4 * tau / float(theory.frequencies(alpha, None, max(N, 1)))
     assert theory.expected_loss_ND(N, lots, alpha, 1.0, tau) == pytest.approx(theory.loss_N(N, alpha), rel=1e-6)
