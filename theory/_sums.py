@@ -147,21 +147,65 @@ def weighted_sum(alpha: float, K: int | None, w: PerQuantum, lo: int, hi: float,
     return head + integral + (dg_A - dg_B) / 24.0
 
 
+#: τ up to which binomial tails are summed term by term (scipy's incomplete beta loses up to
+#: ~1e-8 of relative accuracy at small τ and D ~ 1e7–1e9, e.g. I_x(2, 1e9) at x = 2.5e-9)
+SUM_TAU_MAX = 64
+SUM_D_MIN = 1e5
+
+
+def _binomial_tails(D, p, tau: int):
+    """(P(Bin(D, p) < τ), P(Bin(D, p) ≥ τ)) for D > τ−1, each to full relative accuracy.
+
+    For τ ≤ SUM_TAU_MAX and D large enough, the pmf is summed from its log recursion
+    (log pmf(j+1) = log pmf(j) + log((D−j)/(j+1)) + log(p/(1−p))): the lower tail over
+    j < τ (for integer τ this is 1 − I_p(τ, D−τ+1) for any real D), the upper one over
+    τ ≤ j ≤ J, which holds all its mass whenever it is the smaller tail; each tail is taken
+    from its own sum when it is the smaller one and as 1 minus the other otherwise. Elsewhere
+    scipy's incomplete beta."""
+    D, p = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(p, dtype=float))
+    b = D - tau + 1.0
+    upper = np.array(special.betainc(tau, b, p), dtype=float, ndmin=1).reshape(D.shape)
+    lower = np.array(special.betaincc(tau, b, p), dtype=float, ndmin=1).reshape(D.shape)
+    J = int(tau + 40 + 12 * math.sqrt(tau + 1))
+    # scipy is exact below D ~ 1e5 (1e-11 at 1e6, 1e-9 at 1e8), and where D·p is large,
+    # where the pmf's logs grow and would lose their relative accuracy
+    use = (D >= max(J, SUM_D_MIN)) & (p > 0) & (p < 1) & (D * p <= 4 * tau + 100)
+    if tau > SUM_TAU_MAX or not use.any():
+        return lower, upper
+    n, q = D[use], p[use]
+    log_pmf = n * np.log1p(-q)
+    log_odds = np.log(q) - np.log1p(-q)
+    below = np.zeros_like(n)
+    above = np.zeros_like(n)
+    with np.errstate(divide="ignore"):         # n − j = 0 at j = J = n: pmf 0 from there
+        for j in range(J + 1):
+            term = np.exp(log_pmf)
+            if j < tau:
+                below += term
+            else:
+                above += term
+            log_pmf = log_pmf + np.log((n - j) / (j + 1.0)) + log_odds
+    small_lower = below <= 0.5
+    lower[use] = np.where(small_lower, below, 1.0 - above)
+    upper[use] = np.where(small_lower, 1.0 - below, above)
+    return lower, upper
+
+
 def unlearned_prob(D, p, tau: int):
     """P(Binomial(D, p) < τ) = 1 − I_p(τ, D−τ+1); 1 when D ≤ τ−1 (real D: the standard
     continuous extension). Broadcasts D and p."""
     D, p = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(p, dtype=float))
     ok = D > tau - 1
-    b = np.where(ok, D - tau + 1.0, 1.0)
-    return np.where(ok, special.betaincc(tau, b, p), 1.0)
+    lower, _ = _binomial_tails(np.where(ok, D, float(tau)), p, tau)
+    return np.where(ok, lower, 1.0)
 
 
 def learned_prob(D, p, tau: int):
     """P(Binomial(D, p) ≥ τ) = I_p(τ, D−τ+1) (0 when D ≤ τ−1)."""
     D, p = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(p, dtype=float))
     ok = D > tau - 1
-    b = np.where(ok, D - tau + 1.0, 1.0)
-    return np.where(ok, special.betainc(tau, b, p), 0.0)
+    _, upper = _binomial_tails(np.where(ok, D, float(tau)), p, tau)
+    return np.where(ok, upper, 0.0)
 
 
 def step_presence(p, batch: float):
