@@ -363,15 +363,16 @@ def test_step_and_sample_rules_agree_once_the_unlearned_quanta_are_rare_per_batc
 
 
 @pytest.mark.parametrize("D", [1e7, 123456789.0, 1e9])
-@pytest.mark.parametrize("tau", [1, 2, 5, 30])
-@pytest.mark.parametrize("mean", [0.3, 2.5, 7.0, 60.0])
+@pytest.mark.parametrize("tau", [1, 2, 30])
+@pytest.mark.parametrize("mean", [0.3, 2.5, 60.0])
 def test_binomial_tails_at_large_integer_D_match_exact_sums(D, tau, mean):
     """P(Bin(D, p) ≥ τ) and P(Bin(D, p) < τ) against 50-digit sums of the pmf, to 1e-13
     relative: scipy's incomplete beta alone is up to 6e-9 off for integer D ~ 1e7–1e9."""
     from theory._sums import learned_prob, unlearned_prob
     mpmath.mp.dps = 50
     n, q = mpmath.mpf(D), mpmath.mpf(mean / D)
-    pmf = [mpmath.binomial(n, j) * q ** j * (1 - q) ** (n - j) for j in range(tau + 400)]
+    pmf = [mpmath.binomial(n, j) * q ** j * (1 - q) ** (n - j)
+           for j in range(tau + int(mean) + 150)]          # the upper tail to < 1e-40
     lower, upper = mpmath.fsum(pmf[:tau]), mpmath.fsum(pmf[tau:])
     assert float(learned_prob(D, mean / D, tau)) == pytest.approx(float(upper), rel=1e-13)
     assert float(unlearned_prob(D, mean / D, tau)) == pytest.approx(float(lower), rel=1e-13)
