@@ -104,8 +104,8 @@ class SimulationResult:
 
 
 def capacity(N, C) -> np.ndarray:
-    """n = ⌊N/C⌋ quanta, with theory's tolerance (7/0.07 is 100, not 99)."""
-    return np.floor(np.asarray(N, float) / C + 1e-9).astype(np.int64)
+    """n = ⌊N/C⌋ quanta as integers (``theory.capacity``: 7/0.07 is 100, not 99)."""
+    return theory.capacity(N, C).astype(np.int64)
 
 
 def learnable(N, C, K) -> int:

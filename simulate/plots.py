@@ -32,7 +32,7 @@ def asymptote(result) -> np.ndarray | None:
         form = theory.loss_S_asymptote(x, alpha, cfg["batch"], tau=tau, rule=cfg["rule"],
                                        a=a, b=b)
     else:
-        form = theory.loss_n_asymptote(np.floor(x / cfg["C"] + 1e-9), alpha, a=a, b=b)
+        form = theory.loss_n_asymptote(theory.capacity(x, cfg["C"]), alpha, a=a, b=b)
     form = np.asarray(form, float) - result.truncation_offset()
     return np.where(form > 0, form + cfg["loss_infinity"], np.nan)
 

@@ -153,8 +153,9 @@ SUM_TAU_MAX = 64
 SUM_D_MIN = 1e5
 
 
-def _binomial_tails(D, p, tau: int):
-    """(P(Bin(D, p) < τ), P(Bin(D, p) ≥ τ)) for D > τ−1, each to full relative accuracy.
+def _binomial_tail(D, p, tau: int, upper: bool) -> np.ndarray:
+    """P(Bin(D, p) ≥ τ) (``upper``) or P(Bin(D, p) < τ), to full relative accuracy; D ≤ τ−1
+    gives 0 or 1 (real D: the standard continuous extension, I_p(τ, D−τ+1)).
 
     For τ ≤ SUM_TAU_MAX and D large enough, the pmf is summed from its log recursion
     (log pmf(j+1) = log pmf(j) + log((D−j)/(j+1)) + log(p/(1−p))): the lower tail over
@@ -163,15 +164,17 @@ def _binomial_tails(D, p, tau: int):
     from its own sum when it is the smaller one and as 1 minus the other otherwise. Elsewhere
     scipy's incomplete beta."""
     D, p = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(p, dtype=float))
-    b = D - tau + 1.0
-    upper = np.array(special.betainc(tau, b, p), dtype=float, ndmin=1).reshape(D.shape)
-    lower = np.array(special.betaincc(tau, b, p), dtype=float, ndmin=1).reshape(D.shape)
+    ok = D > tau - 1
+    b = np.where(ok, D - tau + 1.0, 1.0)
+    beta = special.betainc if upper else special.betaincc
+    out = np.array(np.where(ok, beta(tau, b, p), 1.0 - upper), dtype=float, ndmin=1)
+    out = out.reshape(D.shape)
     J = int(tau + 40 + 12 * math.sqrt(tau + 1))
     # scipy is exact below D ~ 1e5 (1e-11 at 1e6, 1e-9 at 1e8), and where D·p is large,
     # where the pmf's logs grow and would lose their relative accuracy
     use = (D >= max(J, SUM_D_MIN)) & (p > 0) & (p < 1) & (D * p <= 4 * tau + 100)
     if tau > SUM_TAU_MAX or not use.any():
-        return lower, upper
+        return out
     n, q = D[use], p[use]
     log_pmf = n * np.log1p(-q)
     log_odds = np.log(q) - np.log1p(-q)
@@ -186,26 +189,20 @@ def _binomial_tails(D, p, tau: int):
                 above += term
             log_pmf = log_pmf + np.log((n - j) / (j + 1.0)) + log_odds
     small_lower = below <= 0.5
-    lower[use] = np.where(small_lower, below, 1.0 - above)
-    upper[use] = np.where(small_lower, 1.0 - below, above)
-    return lower, upper
+    out[use] = np.where(small_lower, 1.0 - below, above) if upper else \
+        np.where(small_lower, below, 1.0 - above)
+    return out
 
 
 def unlearned_prob(D, p, tau: int):
     """P(Binomial(D, p) < τ) = 1 − I_p(τ, D−τ+1); 1 when D ≤ τ−1 (real D: the standard
     continuous extension). Broadcasts D and p."""
-    D, p = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(p, dtype=float))
-    ok = D > tau - 1
-    lower, _ = _binomial_tails(np.where(ok, D, float(tau)), p, tau)
-    return np.where(ok, lower, 1.0)
+    return _binomial_tail(D, p, tau, upper=False)
 
 
 def learned_prob(D, p, tau: int):
     """P(Binomial(D, p) ≥ τ) = I_p(τ, D−τ+1) (0 when D ≤ τ−1)."""
-    D, p = np.broadcast_arrays(np.asarray(D, dtype=float), np.asarray(p, dtype=float))
-    ok = D > tau - 1
-    _, upper = _binomial_tails(np.where(ok, D, float(tau)), p, tau)
-    return np.where(ok, upper, 0.0)
+    return _binomial_tail(D, p, tau, upper=True)
 
 
 def step_presence(p, batch: float):

@@ -22,7 +22,7 @@ from theory._checks import (broadcast, check_alpha, check_K, check_positive, che
                             check_sizes, check_tau, finish)
 from theory._sums import (learned_prob, step_presence, unlearned_mass_samples,
                           unlearned_prob, weighted_sum)
-from theory.loss import _losses, _total
+from theory.loss import _losses, _total, capacity
 from theory.zipf import _normalization, frequencies, tail_mass
 
 
@@ -129,7 +129,7 @@ def expected_loss_ND(N, D, alpha, C=1.0, tau=1, K=None, a=0, b=1):
     alpha, tau, K = check_alpha(alpha), check_tau(tau), check_K(K)
     C = check_positive(C, "C")
     N, D = broadcast(N=check_sizes(N, "N"), D=check_sizes(D, "D"))
-    n = np.floor(N / C + 1e-9)
+    n = capacity(N, C)
     return _expected_ND(alpha, tau, K, a, b, D.astype(float), n.astype(float))
 
 
@@ -160,7 +160,7 @@ def prob_learned_N(k, N, alpha, C=1.0):
     k, N = broadcast(k=check_sizes(k, "k"), N=check_sizes(N, "N"))
     if k.size and (k < 1).any():
         raise ValueError("k must be >= 1 (ranks are 1-based)")
-    return finish((k <= np.floor(N / C + 1e-9)).astype(float))
+    return finish((k <= capacity(N, C)).astype(float))
 
 
 def critical_batch(k, alpha, K=None):

@@ -45,10 +45,16 @@ def loss_n(n, alpha, K=None, a=0, b=1):
     if d.is_const:
         return finish(l_inf + d.value * np.asarray(tail_mass(n, alpha, K)))
     # Σ_{k≤n} p_k a_k + Σ_{k>n} p_k b_k as two sums (no cancellation when L(n) ≪ L(0))
-    whole = [math.floor(v + 1e-9) for v in n.reshape(-1)]   # 0.3/0.1 holds 3 quanta, not 2
     out = np.array([weighted_sum(alpha, K, a_, 1, m) + weighted_sum(alpha, K, b_, m + 1, math.inf)
-                    for m in whole])
+                    for m in map(int, capacity(n.reshape(-1)))])
     return finish(out.reshape(n.shape))
+
+
+def capacity(N, C=1.0) -> np.ndarray:
+    """n = ⌊N/C⌋: the whole quanta of C parameters each that N parameters hold, floored with
+    a 1e-9 tolerance so that a ratio rounded just below an integer (0.3/0.1 =
+    2.9999999999999996, 7/0.07) counts that integer."""
+    return np.floor(np.asarray(N, dtype=float) / C + 1e-9)
 
 
 def loss_N(N, alpha, C=1.0, K=None, a=0, b=1):
