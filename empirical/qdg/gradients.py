@@ -54,11 +54,16 @@ def cross_entropy_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tens
     rounds to exactly 0 for a confident sample while ∂L/∂z_j stays e^-margin, so the
     gradient loses the label symmetry ∂L/∂z_y = −Σ_j ∂L/∂z_j that the gradient directions
     (and ``margin_affinity``) rest on. Here ∂L/∂z_y = −sigmoid(·) exactly. Same value."""
+    return nn.functional.softplus(_rival_margin(output, target)).mean()
+
+
+def _rival_margin(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """r = logsumexp_{j≠y}(z_j − z_y) per sample, in float64: the cross-entropy is
+    softplus(r)."""
     z = output.double()
     zy = z.gather(-1, target[..., None])
     is_y = torch.arange(z.shape[-1], device=z.device) == target[..., None]
-    rest = torch.logsumexp((z - zy).masked_fill(is_y, float("-inf")), dim=-1)
-    return nn.functional.softplus(rest).mean()
+    return torch.logsumexp((z - zy).masked_fill(is_y, float("-inf")), dim=-1)
 
 
 def log_cross_entropy_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -67,10 +72,7 @@ def log_cross_entropy_loss(output: torch.Tensor, target: torch.Tensor) -> torch.
     ∇L_i ~ e^-m, 0 in float32 beyond m ≈ 100 nats (and in float64 beyond ≈ 745); log L_i
     = log softplus(r) ≈ r there, r = logsumexp_{j≠y}(z_j − z_y) = −m, computed as r below
     r = −30 (where the two agree to 1e-13)."""
-    z = output.double()
-    zy = z.gather(-1, target[..., None])
-    is_y = torch.arange(z.shape[-1], device=z.device) == target[..., None]
-    r = torch.logsumexp((z - zy).masked_fill(is_y, float("-inf")), dim=-1)
+    r = _rival_margin(output, target)
     return torch.where(r < -30.0, r, torch.log(nn.functional.softplus(r.clamp(min=-30.0)))).sum()
 
 
@@ -92,19 +94,15 @@ class GaussianProjection:
             raise ValueError(f"n_params must be a positive integer, got {n_params}")
         self.n_params, self.dim, self.seed, self.device = int(n_params), int(dim), seed, device
         self.block_rows = int(block_rows)
-        self.matrix = self._rows(0, self.n_params) if 4 * n_params * dim <= max_bytes else None
+        n_blocks = -(-self.n_params // self.block_rows)
+        self.matrix = torch.cat([self._block(b) for b in range(n_blocks)]) \
+            if 4 * n_params * dim <= max_bytes else None
 
     def _block(self, b: int) -> torch.Tensor:
         state = np.random.SeedSequence([int(self.seed), b]).generate_state(1, dtype=np.uint64)[0]
         gen = torch.Generator(device="cpu").manual_seed(int(state) & (2**63 - 1))
         n = min(self.block_rows, self.n_params - b * self.block_rows)
         return (torch.randn(n, self.dim, generator=gen) / self.dim ** 0.5).to(self.device)
-
-    def _rows(self, start: int, stop: int) -> torch.Tensor:
-        r = self.block_rows
-        parts = [self._block(b)[max(start, b * r) - b * r:min(stop, (b + 1) * r) - b * r]
-                 for b in range(start // r, (stop - 1) // r + 1)]
-        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
     def apply(self, g: torch.Tensor, offset: int = 0) -> torch.Tensor:
         """g (m, width) times rows [offset, offset + width) of the matrix: (m, dim), in
@@ -223,8 +221,8 @@ class LinearGradientFactors:
         # alone: a confident sample's deltas are ~e^-margin, and their float32 products
         # underflow to 0 (cosine 0) from margins of ~45 nats on
         amax = torch.stack([d.abs().amax(1) for d in deltas]).amax(0)
-        self._scale = torch.where(amax > 0, amax, torch.ones_like(amax))
-        self._unit_deltas = [d / self._scale[:, None] for d in deltas]
+        scale = torch.where(amax > 0, amax, torch.ones_like(amax))[:, None]
+        self._unit_deltas = [d / scale for d in deltas]
 
     def _gram(self, deltas, rows: slice, cols: slice) -> torch.Tensor:
         out = None
@@ -259,7 +257,7 @@ class LinearGradientFactors:
             if bool((sq == 0).any()):
                 raise ValueError(f"gradients: sample {int((sq == 0).nonzero()[0, 0])} has a "
                                  "zero gradient (no direction)")
-            self._inv_norms = (1.0 / sq.sqrt()).to(torch.float32).to(self._scale.device)
+            self._inv_norms = (1.0 / sq.sqrt()).to(torch.float32).to(self.deltas[0].device)
         inv = self._inv_norms
         return self._gram(self._unit_deltas, rows, cols) * inv[rows, None] * inv[None, cols]
 
