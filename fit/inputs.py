@@ -101,8 +101,9 @@ def check_xy(x, y, *, x2=None, sigma=None, n_params=2, names=("x", "y", "x2", "s
         if np.unique(arr).size < 2:
             raise ValueError(f"{name}: a single distinct value ({arr[0]:g}); "
                              f"a scaling law needs at least two sizes")
-    if x2 is None and np.unique(x).size < n_params:
-        raise ValueError(f"{xn}: {np.unique(x).size} distinct sizes for a law of {n_params} "
+    distinct = np.unique(x).size
+    if x2 is None and distinct < n_params:
+        raise ValueError(f"{xn}: {distinct} distinct sizes for a law of {n_params} "
                          f"parameters; its curve through them is not determined (need at "
                          f"least {n_params} distinct sizes)")
     return x, y, x2, sigma

@@ -66,16 +66,13 @@ def save_figure(fig, dest: str | os.PathLike | None, dpi: int = 150) -> None:
     """Save a matplotlib figure atomically (format from the suffix) and close it."""
     import matplotlib.pyplot as plt
 
-    if dest is None:
+    try:
+        if dest is not None:
+            fmt = Path(dest).suffix.lstrip(".") or "png"
+            atomic_write(dest, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi,
+                                                      bbox_inches="tight"))
+    finally:
         plt.close(fig)
-        return
-    import io
-
-    dest = Path(dest)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=dest.suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write(dest, buf.getvalue())
 
 
 def add_output_args(parser, plot: bool = True) -> None:

@@ -27,6 +27,11 @@ def _tidy_log_axes(ax) -> None:
             axis.set_minor_formatter(NullFormatter())
 
 
+def _floats(values) -> np.ndarray:
+    """A list from the analysis JSON as floats, None (no value) as NaN."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def _positive(y):
     return np.where(y > 0, y, np.nan)
 
@@ -202,13 +207,13 @@ def plot_alpha_sweep(sweep: dict, ax=None):
         ax.plot(grid, np.ones_like(grid), "C2--", label="theory −slope of convergence = 1")
         series.append(("convergence", "C2", -1.0, "observed −slope of convergence step"))
     for reg, col, sign, label in series:
-        e = sign * np.array([np.nan if v is None else v for v in sweep[reg]], float)
+        e = sign * _floats(sweep[reg])
         ci = sign * np.array([[np.nan, np.nan] if c is None else c
                               for c in sweep[f"{reg}_conf_int"]], float)
         lo, hi = np.minimum(ci[:, 0], ci[:, 1]), np.maximum(ci[:, 0], ci[:, 1])
         ax.errorbar(a, e, yerr=[e - lo, hi - e], fmt="o", color=col, label=label)
     if sweep.get("S_from_convergence"):
-        implied = np.array([np.nan if v is None else v for v in sweep["S_from_convergence"]])
+        implied = _floats(sweep["S_from_convergence"])
         ax.plot(a, implied, "s", mfc="none", color="C1", ms=8,
                 label="α/((α+1)γ), γ = −slope of convergence")
     ax.set(xlabel="α (frequencies ∝ i^-(α+1))", ylabel="fitted exponent", title="exponents vs α")
@@ -221,7 +226,7 @@ def _predicted_by_step(frequencies, conv_steps, steps):
     """Subtasks learned by each step if subtask k is learned at step c/p_k (the model's
     slope −1), c the geometric mean of step·p over the subtasks that converged; None if
     none did."""
-    conv = np.array([np.nan if c is None else c for c in conv_steps], float)
+    conv = _floats(conv_steps)
     ok = np.isfinite(conv) & (conv > 0)
     if not ok.any():
         return None
@@ -262,7 +267,7 @@ def figures(runs, result: dict):
         widths = [k[0] for k in keys]
         if "N" in r:
             i = int(np.argmax(widths))
-            conv = np.array([np.nan if c is None else c for c in r["convergence"]["steps"]])
+            conv = _floats(r["convergence"]["steps"])
             yield draw(f"loss_vs_N{tag}", plot_loss_vs_N, r["N"]["x"], r["N"]["y"], r["N"])
             yield draw(f"loss_vs_S{tag}", plot_loss_vs_S, steps, mean_loss, widths, r["S"])
             yield draw(f"convergence_vs_frequency{tag}", plot_convergence,

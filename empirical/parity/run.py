@@ -102,7 +102,6 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
     evaluations, evenly spaced along its (log-spaced) grid, the first and last always
     (``eval_index`` records which); ``accuracy=False`` leaves out the per-subtask accuracy
     (the frequency-weighted mean accuracy stays)."""
-    import io
     import os
 
     from ..files import atomic_write
@@ -134,9 +133,7 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
         for key in ("test_loss", "test_acc"):
             if key in arrays:
                 arrays[key] = arrays[key].astype(np.float16)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write(dest / "metrics.npz", buf.getvalue())
+    atomic_write(dest / "metrics.npz", lambda fh: np.savez_compressed(fh, **arrays))
     for step in checkpoint_steps:
         ck = src.checkpoint(step)
         if drop_optimizer:

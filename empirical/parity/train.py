@@ -10,7 +10,6 @@ continues a killed run exactly.
 from __future__ import annotations
 
 import contextlib
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,9 +197,8 @@ class _Metrics:
         self.a = {k: v.numpy().copy() for k, v in d.items()}
 
     def save(self, run_dir: Path) -> None:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **self.a)
-        atomic_write(Path(run_dir) / "metrics.npz", buf.getvalue())
+        atomic_write(Path(run_dir) / "metrics.npz",
+                     lambda fh: np.savez_compressed(fh, **self.a))
 
 
 @torch.no_grad()
