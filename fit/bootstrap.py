@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from common.errors import InputError
+
 BOOTSTRAP_METHODS = ("pairs", "residuals")
 CI_METHODS = ("percentile", "bca")
 
@@ -22,7 +24,7 @@ CI_METHODS = ("percentile", "bca")
 def check_level(level) -> float:
     """A confidence level, refused unless it lies in (0, 1)."""
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level!r}")
+        raise InputError(f"level must lie in (0, 1), got {level!r}")
     return float(level)
 
 
@@ -30,7 +32,7 @@ def check_resamples(bootstrap) -> int:
     """A number of bootstrap resamples: an integer >= 0 (0: no bootstrap)."""
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) \
             or bootstrap < 0:
-        raise ValueError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
+        raise InputError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
     return int(bootstrap)
 
 

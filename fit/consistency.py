@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import InputError
 from fit.bootstrap import check_level, percentile_interval
 from fit.forms import JOINT_FORMS
 
@@ -171,12 +172,12 @@ def _as_exponent(arg, name):
     if isinstance(arg, FitResult):
         if arg.form in JOINT_FORMS:
             if name == "alpha_N":
-                raise ValueError("alpha_N: a joint fit holds both exponents; pass it alone")
+                raise InputError("alpha_N: a joint fit holds both exponents; pass it alone")
             return _exponent_of(arg, "beta")
         variable = arg.config.get("variable")
         wrong = {"alpha_N": ("D", "S"), "alpha_D": ("N",)}[name]
         if variable in wrong:
-            raise ValueError(f"{name}: this fit is of L({variable}); pass L(N) as alpha_N and "
+            raise InputError(f"{name}: this fit is of L({variable}); pass L(N) as alpha_N and "
                              "L(D) or L(S) as alpha_D")
         return _exponent_of(arg, _one_variable_exponent(arg))
     if isinstance(arg, tuple) and len(arg) == 2:
@@ -184,7 +185,7 @@ def _as_exponent(arg, name):
     try:
         return float(arg), None
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: give a FitResult, a number or (value, samples)") from None
+        raise InputError(f"{name}: give a FitResult, a number or (value, samples)") from None
 
 
 def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
@@ -202,12 +203,12 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
     paired = False
     if isinstance(alpha_N, FitResult) and alpha_N.form in JOINT_FORMS:
         if alpha_D is not None:
-            raise ValueError("alpha_D: a joint fit already holds both exponents")
+            raise InputError("alpha_D: a joint fit already holds both exponents")
         (aN, sN), (aD, sD) = _exponent_of(alpha_N, "alpha"), _exponent_of(alpha_N, "beta")
         paired = True
     else:
         if alpha_D is None:
-            raise ValueError("alpha_D: give the data exponent (or a joint fit as alpha_N)")
+            raise InputError("alpha_D: give the data exponent (or a joint fit as alpha_N)")
         (aN, sN), (aD, sD) = _as_exponent(alpha_N, "alpha_N"), _as_exponent(alpha_D, "alpha_D")
     if sN is not None and sD is not None:
         m = min(len(sN), len(sD))

@@ -5,6 +5,7 @@ import itertools
 
 import numpy as np
 
+from common.errors import InputError
 from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, check_resamples,
                            jackknife_weights, pair_weights, residual_indices)
 from fit.inputs import check_xy
@@ -45,9 +46,9 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     spec, loss, bootstrap = _check_options(form, x2, loss, delta, bootstrap_method, ci_method,
                                            level, bootstrap, variable, smooth)
     if ci_method == "bca" and jackknife is False:
-        raise ValueError("ci_method='bca' needs the jackknife; leave jackknife at None or True")
+        raise InputError("ci_method='bca' needs the jackknife; leave jackknife at None or True")
     if form == "power" and (grid is not None or bounds is not None):
-        raise ValueError("grid and bounds: the power form is a closed-form OLS/WLS fit with "
+        raise InputError("grid and bounds: the power form is a closed-form OLS/WLS fit with "
                          "neither; use form 'offset' or 'broken' for a bounded search")
     x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
     n, p = len(x), len(spec.public)
@@ -124,29 +125,29 @@ def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bo
                    variable, smooth):
     """Refuse bad options in one line; returns (spec, loss, bootstrap)."""
     if form not in FORMS:
-        raise ValueError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
+        raise InputError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
     joint = form in JOINT_FORMS
     if joint and x2 is None:
-        raise ValueError(f"x2: form {form!r} is a joint law L(N, D) and needs x2 (D)")
+        raise InputError(f"x2: form {form!r} is a joint law L(N, D) and needs x2 (D)")
     if not joint and x2 is not None:
-        raise ValueError(f"x2 given but form {form!r} has one variable; use chinchilla or max")
+        raise InputError(f"x2 given but form {form!r} has one variable; use chinchilla or max")
     spec = form_spec(form, smooth=smooth)
     loss = spec.default_loss if loss is None else loss
     if loss not in ("l2", "huber"):
-        raise ValueError(f"loss must be 'l2' or 'huber', got {loss!r}")
+        raise InputError(f"loss must be 'l2' or 'huber', got {loss!r}")
     if form == "power" and loss != "l2":
-        raise ValueError("loss: the power form is an OLS/WLS fit; use loss='l2'")
+        raise InputError("loss: the power form is an OLS/WLS fit; use loss='l2'")
     if not delta > 0:
-        raise ValueError(f"delta must be positive, got {delta!r}")
+        raise InputError(f"delta must be positive, got {delta!r}")
     if bootstrap_method not in BOOTSTRAP_METHODS:
-        raise ValueError(f"bootstrap_method must be one of {BOOTSTRAP_METHODS}, "
+        raise InputError(f"bootstrap_method must be one of {BOOTSTRAP_METHODS}, "
                          f"got {bootstrap_method!r}")
     if ci_method not in CI_METHODS:
-        raise ValueError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
+        raise InputError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
     check_level(level)
     bootstrap = check_resamples(bootstrap)
     if variable not in (None, "N", "D", "S"):
-        raise ValueError(f"variable must be 'N', 'D' or 'S', got {variable!r}")
+        raise InputError(f"variable must be 'N', 'D' or 'S', got {variable!r}")
     return spec, loss, bootstrap
 
 
@@ -279,7 +280,7 @@ def _bounds(form, X, logy, user, spec):
             lo[i], hi[i] = X[0].min(), X[0].max()
     for name, (a, b) in (user or {}).items():
         if name not in spec.internal:
-            raise ValueError(f"bounds: unknown parameter {name!r} (one of {spec.internal})")
+            raise InputError(f"bounds: unknown parameter {name!r} (one of {spec.internal})")
         i = spec.internal.index(name)
         lo[i], hi[i] = a, b
     return lo, hi
@@ -290,7 +291,7 @@ def _starts(form, X, logy, grid, spec):
     if grid is not None:
         missing = [k for k in spec.internal if k not in grid]
         if missing:
-            raise ValueError(f"grid: give values for {', '.join(spec.internal)} "
+            raise InputError(f"grid: give values for {', '.join(spec.internal)} "
                              f"(missing {', '.join(missing)})")
         return np.array(list(itertools.product(*(np.atleast_1d(grid[k]).astype(float)
                                                  for k in spec.internal))))

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import InputError
 from fit.inputs import check_positive
 
 
@@ -18,15 +19,15 @@ def local_exponent(x, y, window=5, offset=0.0):
     """
     x, y = check_positive(x, "x"), np.asarray(y, dtype=float)
     if len(y) != len(x):
-        raise ValueError(f"y has {len(y)} values but x has {len(x)}")
+        raise InputError(f"y has {len(y)} values but x has {len(x)}")
     window = int(window)
     if window < 2 or window > len(x):
-        raise ValueError(f"window must be between 2 and the number of points ({len(x)}), "
+        raise InputError(f"window must be between 2 and the number of points ({len(x)}), "
                          f"got {window}")
     z = y - offset
     bad = np.flatnonzero(~(z > 0))
     if bad.size:
-        raise ValueError(f"y, row {bad[0] + 1}: y - offset must be positive")
+        raise InputError(f"y, row {bad[0] + 1}: y - offset must be positive")
     order = np.argsort(x, kind="stable")
     u, v = np.log(x[order]), np.log(z[order])
     uw = np.lib.stride_tricks.sliding_window_view(u, window)
@@ -73,7 +74,7 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     n = len(x)
     n_out = int(round(holdout * n)) if 0 < holdout < 1 else int(holdout)
     if not 1 <= n_out < n:
-        raise ValueError(f"holdout must leave between 1 and {n - 1} points out, got {holdout!r}")
+        raise InputError(f"holdout must leave between 1 and {n - 1} points out, got {holdout!r}")
     key = x if x2 is None else x * np.asarray(x2, dtype=float)
     order = np.argsort(key, kind="stable")
     train, test = order[:n - n_out], order[n - n_out:]
@@ -96,16 +97,16 @@ def compare(results) -> str:
     data; lower is better, differences above ~10 are decisive."""
     results = list(results)
     if not results:
-        raise ValueError("results: give at least one FitResult")
+        raise InputError("results: give at least one FitResult")
     n = {r.n_points for r in results}
     if len(n) > 1:
-        raise ValueError(f"results: fits to different numbers of points {sorted(n)} "
+        raise InputError(f"results: fits to different numbers of points {sorted(n)} "
                          f"cannot be compared by AIC/BIC")
     first = results[0]
     for r in results[1:]:
         same = all(_same(getattr(r, a), getattr(first, a)) for a in ("x", "x2", "y", "sigma"))
         if not same:
-            raise ValueError("results: AIC/BIC compare fits to the same points with the same "
+            raise InputError("results: AIC/BIC compare fits to the same points with the same "
                              f"weights; {r.form!r} and {first.form!r} differ in their data")
     amin, bmin = min(r.aic for r in results), min(r.bic for r in results)
     lines = [f"{'form':>12} {'k':>3} {'AIC':>12} {'dAIC':>9} {'BIC':>12} {'dBIC':>9}"]

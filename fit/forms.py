@@ -34,6 +34,8 @@ from typing import Callable
 
 import numpy as np
 
+from common.errors import InputError
+
 FORMS = ("power", "offset", "broken", "chinchilla", "max")
 JOINT_FORMS = ("chinchilla", "max")
 
@@ -122,7 +124,7 @@ def form_spec(name: str, smooth: float = 0.1) -> FormSpec:
                         _offset, "l2")
     if name == "broken":
         if not smooth > 0:
-            raise ValueError(f"smooth must be positive, got {smooth!r}")
+            raise InputError(f"smooth must be positive, got {smooth!r}")
         return FormSpec(name, ("A", "alpha", "alpha2", "x_break"),
                         ("logA", "alpha", "alpha2", "log_x_break"), ("A", "x_break"),
                         lambda th, X: _broken(th, X, smooth), "l2")
@@ -130,7 +132,7 @@ def form_spec(name: str, smooth: float = 0.1) -> FormSpec:
         return FormSpec(name, ("E", "A", "B", "alpha", "beta"),
                         ("logE", "logA", "logB", "alpha", "beta"), ("E", "A", "B"),
                         _chinchilla if name == "chinchilla" else _max, "huber")
-    raise ValueError(f"form must be one of {', '.join(FORMS)}; got {name!r}")
+    raise InputError(f"form must be one of {', '.join(FORMS)}; got {name!r}")
 
 
 def to_public(spec: FormSpec, theta: np.ndarray) -> dict[str, np.ndarray]:

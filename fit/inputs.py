@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import InputError
+
 #: The fewest points a fit accepts beyond its parameter count (one for the noise scale).
 EXTRA_POINTS = 1
 
@@ -25,20 +27,20 @@ def read_table(path, columns=None):
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise InputError(f"no such file: {path}")
     if path.suffix.lower() in (".parquet", ".pq"):
         table = pd.read_parquet(path)
     else:
         try:
             table = pd.read_csv(path)
         except pd.errors.EmptyDataError:
-            raise ValueError(f"{path}: the file is empty") from None
+            raise InputError(f"{path}: the file is empty") from None
         except pd.errors.ParserError as err:
-            raise ValueError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+            raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
     for col in columns or ():
         if col not in table.columns:
             have = ", ".join(map(str, table.columns))
-            raise ValueError(f"{path}: no column {col!r} (columns: {have})")
+            raise InputError(f"{path}: no column {col!r} (columns: {have})")
     return table
 
 
@@ -51,7 +53,7 @@ def column_values(table, name):
     bad = np.flatnonzero(np.isnan(values) & raw.notna().to_numpy())
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"column {name!r}, row {i + 1}: not a number ({raw.iloc[i]!r})")
+        raise InputError(f"column {name!r}, row {i + 1}: not a number ({raw.iloc[i]!r})")
     return values
 
 
@@ -60,16 +62,16 @@ def check_positive(values, name):
     try:
         arr = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: not numeric") from None
+        raise InputError(f"{name}: not numeric") from None
     if arr.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-d array, got shape {arr.shape}")
+        raise InputError(f"{name}: expected a 1-d array, got shape {arr.shape}")
     for test, what in ((np.isnan, "is NaN (missing)"), (np.isinf, "is infinite"),
                        (lambda a: a <= 0, "is not positive")):
         bad = np.flatnonzero(test(arr))
         if bad.size:
             i = int(bad[0])
             value = "" if what.startswith("is NaN") else f" ({arr[i]:g})"
-            raise ValueError(f"{name}, row {i + 1}: {what}{value}; "
+            raise InputError(f"{name}, row {i + 1}: {what}{value}; "
                              f"sizes and losses must be positive numbers")
     return arr
 
@@ -93,17 +95,17 @@ def check_xy(x, y, *, x2=None, sigma=None, n_params=2, names=("x", "y", "x2", "s
     n = len(x)
     for name, arr in arrays[1:]:
         if len(arr) != n:
-            raise ValueError(f"{name} has {len(arr)} values but {xn} has {n}")
+            raise InputError(f"{name} has {len(arr)} values but {xn} has {n}")
     if n < n_params + EXTRA_POINTS:
-        raise ValueError(f"{n} points for {n_params} parameters: need at least "
+        raise InputError(f"{n} points for {n_params} parameters: need at least "
                          f"{n_params + EXTRA_POINTS} points")
     for name, arr in arrays[:1] + ([(x2n, x2)] if x2 is not None else []):
         if np.unique(arr).size < 2:
-            raise ValueError(f"{name}: a single distinct value ({arr[0]:g}); "
+            raise InputError(f"{name}: a single distinct value ({arr[0]:g}); "
                              f"a scaling law needs at least two sizes")
     distinct = np.unique(x).size
     if x2 is None and distinct < n_params:
-        raise ValueError(f"{xn}: {distinct} distinct sizes for a law of {n_params} "
+        raise InputError(f"{xn}: {distinct} distinct sizes for a law of {n_params} "
                          f"parameters; its curve through them is not determined (need at "
                          f"least {n_params} distinct sizes)")
     return x, y, x2, sigma

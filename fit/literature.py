@@ -22,6 +22,8 @@ from importlib import resources
 
 import numpy as np
 
+from common.errors import InputError
+
 LITERATURE_FILE = "epoch-scaling-laws-review.csv"
 UNNAMED = {"Unnamed: 17": "Compute range max (FLOP)", "Unnamed: 19": "Data range max",
            "Unnamed: 22": "Size range max (parameters)"}
@@ -81,10 +83,10 @@ def figure18_points(table=None):
             row_n, row_d = table.iloc[rn], table.iloc[rd]
             for r, row in ((rn, row_n), (rd, row_d)):
                 if row["Paper"] != paper:
-                    raise ValueError(f"literature table row {r}: expected paper {paper!r}, "
+                    raise InputError(f"literature table row {r}: expected paper {paper!r}, "
                                      f"found {row['Paper']!r}")
             if _variable_of(row_n, cn) != "Parameters" or _variable_of(row_d, cd) != "Data":
-                raise ValueError(f"literature table rows {rn}/{rd} ({label}): the scaling "
+                raise InputError(f"literature table rows {rn}/{rd} ({label}): the scaling "
                                  f"variables are not Parameters/Data")
             aN, aD = abs(float(row_n[cn])), abs(float(row_d[cd]))
             swapped = label == SWAPPED_IN_PAPER

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from common.errors import InputError
 from fit.bootstrap import CI_METHODS, bca_interval, check_level, percentile_interval
 from fit.forms import form_spec, to_public
 
@@ -79,7 +80,7 @@ class FitResult:
         u = np.log(np.asarray(x, dtype=float))
         if self.x2 is not None:
             if x2 is None:
-                raise ValueError("x2: the joint forms need both x and x2 to predict")
+                raise InputError("x2: the joint forms need both x and x2 to predict")
             return (u, np.broadcast_to(np.log(np.asarray(x2, dtype=float)), u.shape))
         return (u,)
 
@@ -103,13 +104,13 @@ class FitResult:
         level = check_level(self.level if level is None else float(level))
         method = self.ci_method if method is None else method
         if method not in CI_METHODS:
-            raise ValueError(f"method must be one of {CI_METHODS}, got {method!r}")
+            raise InputError(f"method must be one of {CI_METHODS}, got {method!r}")
         if self.bootstrap_params is not None:
             out = {}
             for name, samples in self.bootstrap_params.items():
                 if method == "bca":
                     if self.jackknife_params is None:
-                        raise ValueError("method='bca' needs the jackknife, computed when "
+                        raise InputError("method='bca' needs the jackknife, computed when "
                                          "the fit is run with jackknife=True")
                     out[name] = bca_interval(samples, self.params[name],
                                              self.jackknife_params[name], level)

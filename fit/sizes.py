@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special
 
+from common.errors import InputError
 from fit.bootstrap import check_resamples, percentile_interval
 
 METHODS = ("ols", "mle", "envelope")
@@ -77,10 +78,10 @@ def discrete_power_law_mle(samples, xmin=None, min_tail=10) -> DiscretePowerLaw:
     """
     s = np.asarray(samples, dtype=float).ravel()
     if s.size == 0:
-        raise ValueError("samples: empty")
+        raise InputError("samples: empty")
     bad = np.flatnonzero(~np.isfinite(s) | (s < 1) | (s != np.round(s)))
     if bad.size:
-        raise ValueError(f"samples, row {bad[0] + 1}: {s[bad[0]]!r} is not a positive integer")
+        raise InputError(f"samples, row {bad[0] + 1}: {s[bad[0]]!r} is not a positive integer")
     s = np.sort(s)
     logs = np.log(s)
     csum = np.concatenate([[0.0], np.cumsum(logs[::-1])])[::-1]   # Σ_{j≥i} log s_j
@@ -89,7 +90,7 @@ def discrete_power_law_mle(samples, xmin=None, min_tail=10) -> DiscretePowerLaw:
         first = np.searchsorted(s, cands, side="left")
         keep = (s.size - first) >= min_tail
         if not np.any(keep):
-            raise ValueError(f"samples: fewer than min_tail={min_tail} samples in any tail")
+            raise InputError(f"samples: fewer than min_tail={min_tail} samples in any tail")
         best = None
         for xm, i in zip(cands[keep], first[keep]):
             g, ll = _tail_fit(csum[i], s.size - i, xm)
@@ -100,10 +101,10 @@ def discrete_power_law_mle(samples, xmin=None, min_tail=10) -> DiscretePowerLaw:
     else:
         xm = float(xmin)
         if not xm >= 1:
-            raise ValueError(f"xmin must be >= 1, got {xmin!r}")
+            raise InputError(f"xmin must be >= 1, got {xmin!r}")
         i = int(np.searchsorted(s, xm, side="left"))
         if s.size - i < 2:
-            raise ValueError(f"xmin={xmin!r} leaves fewer than 2 samples in the tail")
+            raise InputError(f"xmin={xmin!r} leaves fewer than 2 samples in the tail")
         g, ll = _tail_fit(csum[i], s.size - i, xm)
         d = _ks(s[i:], g, xm)
     n_tail = s.size - i
@@ -182,7 +183,7 @@ def check_sizes(sizes, name: str = "sizes") -> np.ndarray:
     s = np.asarray(sizes, dtype=float).ravel()
     bad = np.flatnonzero(~np.isfinite(s) | (s < 0))
     if bad.size:
-        raise ValueError(f"{name}, row {bad[0] + 1}: {s[bad[0]]:g} is not a size "
+        raise InputError(f"{name}, row {bad[0] + 1}: {s[bad[0]]:g} is not a size "
                          "(need finite counts >= 0)")
     return s
 
@@ -236,7 +237,7 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
     the interval; for "mle" x_min is held at its full-data value in the resamples.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     check_resamples(bootstrap)
     rng = np.random.default_rng(seed)
     warnings = []
@@ -247,15 +248,15 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
         if method == "mle":  # integers, checked in the order given so the row is the file's
             frac = np.flatnonzero(raw != np.round(raw))
             if frac.size:
-                raise ValueError(f"sizes, row {frac[0] + 1}: {raw[frac[0]]:g} is not an "
+                raise InputError(f"sizes, row {frac[0] + 1}: {raw[frac[0]]:g} is not an "
                                  "integer count (the mle method models counts)")
         s = rank_curve(raw)
     n = len(s)
     if n < 3:
-        raise ValueError(f"sizes: {n} positive sizes; need at least 3")
+        raise InputError(f"sizes: {n} positive sizes; need at least 3")
     if method == "mle":
         if rank_window is not None:
-            raise ValueError("rank_window: the mle method fits the sizes' tail above x_min "
+            raise InputError("rank_window: the mle method fits the sizes' tail above x_min "
                              "(chosen by KS, or --xmin); use ols or envelope for a rank window")
         pl = discrete_power_law_mle(s, xmin=xmin, min_tail=min_tail)
         a = 1.0 / (pl.gamma - 1.0)
@@ -276,7 +277,7 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
                                    pl.xmin, pl.ks, boot, level, warnings)
     lo, hi = (1, n) if rank_window is None else (int(rank_window[0]), int(rank_window[1]))
     if not 1 <= lo < hi <= n or hi - lo < 2:
-        raise ValueError(f"rank_window must satisfy 1 <= first < last <= {n} with at least "
+        raise InputError(f"rank_window must satisfy 1 <= first < last <= {n} with at least "
                          f"3 ranks, got {rank_window!r}")
     import statsmodels.api as sm
     r = np.arange(1, n + 1, dtype=float)

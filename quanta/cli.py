@@ -1,8 +1,10 @@
 """``quanta``: one command, a subcommand per capability.
 
-A subcommand exists once its module in ``quanta.commands`` exists; errors from the
-layers (``ValueError``, ``CommandError``, missing files) become one line on stderr and
-exit status 2, never a traceback.
+A subcommand exists once its module in ``quanta.commands`` exists. Expected failures are
+the project's exception types (``common.errors.QuantaError``: bad input, a corrupt file, a
+missing extra, a failed run) and the operating system's refusals (a path that cannot be
+read or written, a full disk): one line on stderr, exit status 2 (1 for a failed run).
+Anything else is a bug and keeps its traceback. Ctrl-C exits quietly with 130.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from quanta.io import CommandError
+from common.errors import QuantaError
 
 #: Subcommands in layer order; a name whose module is missing is simply not offered.
 COMMANDS = ("theory", "simulate", "fit", "parity", "qdg")
@@ -62,13 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code = args.func(args)
-    except (CommandError, ValueError, FileNotFoundError, KeyError) as err:
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if isinstance(err, KeyError):
-            msg = msg.strip("'\"")
-        print(f"quanta {args.command}: error: {msg}", file=sys.stderr)
-        return 2
+    except QuantaError as err:
+        return _fail(args.command, err, err.exit_status)
+    except OSError as err:   # the file system's refusals: missing, unwritable, full
+        return _fail(args.command, err, 2)
+    except KeyboardInterrupt:
+        print(f"quanta {args.command}: interrupted", file=sys.stderr)
+        return 130
     return int(code or 0)
+
+
+def _fail(command: str, err: BaseException, status: int) -> int:
+    """Print the error's first line as ``quanta COMMAND: error: …`` and return ``status``."""
+    text = str(err).strip()
+    if isinstance(err, OSError) and err.filename is not None:
+        text = f"{err.filename}: {err.strerror or text}"
+    msg = text.splitlines()[0] if text else type(err).__name__
+    print(f"quanta {command}: error: {msg}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -2,46 +2,24 @@
 ``--plot FILE``, atomic writes and one-line errors."""
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from common.errors import InputError
+from common.files import atomic_write
+from common.results import jsonable
 
-from empirical.files import atomic_write
 
-
-class CommandError(Exception):
-    """An error reported to the user as one line, without a traceback."""
+class CommandError(InputError):
+    """A usage error found by the command line itself (reported as one line, exit 2)."""
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, dataclasses and paths into plain JSON types.
-
-    Non-finite floats become ``None`` so the output is strict JSON.
-    """
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+    """Plain JSON types (``common.results.jsonable``); non-finite floats become None."""
+    return jsonable(obj)
 
 
 def say(text: str, json_dest=None) -> None:

@@ -8,6 +8,7 @@ import operator
 import numba
 import numpy as np
 
+from common.errors import InputError
 import theory
 from simulate import _kernels
 
@@ -72,10 +73,7 @@ class SimulationResult:
         a, b = cfg["a"], cfg["b"]
         if not constant_losses(cfg):
             return 0.0
-        alpha, K = cfg["alpha"], cfg["K"]
-        cut = theory.tail_mass(K, alpha) * theory.normalization(alpha) \
-            / theory.normalization(alpha, K)
-        return float(cut) * (float(b) - float(a))
+        return theory.truncation_offset(cfg["alpha"], cfg["K"]) * (float(b) - float(a))
 
     def exponent(self, x_min=None, x_max=None, *, truncation=True) -> float:
         """−slope of log(mean − L∞ [+ ε_K]) against log x by least squares over
@@ -90,15 +88,15 @@ class SimulationResult:
         x = np.asarray(self.x, float)
         sel = (x >= lo) & (x <= hi)
         if x_min is None and x_max is None and sel.sum() < 3:
-            raise ValueError(f"the asymptotic window [{lo:g}, {hi:g}] holds {sel.sum()} grid "
+            raise InputError(f"the asymptotic window [{lo:g}, {hi:g}] holds {sel.sum()} grid "
                              "points; need 3 (widen the grid or pass x_min, x_max)")
         if sel.sum() < 2:
-            raise ValueError(f"x_min/x_max: fewer than 2 grid points in [{lo:g}, {hi:g}]")
+            raise InputError(f"x_min/x_max: fewer than 2 grid points in [{lo:g}, {hi:g}]")
         y = self.mean[sel] - self.config["loss_infinity"]
         if truncation:
             y = y + self.truncation_offset()
         if np.any(y <= 0):
-            raise ValueError("x_max: the loss reaches L∞ inside the window; lower x_max")
+            raise InputError("x_max: the loss reaches L∞ inside the window; lower x_max")
         slope = np.polyfit(np.log(x[sel]), np.log(y), 1)[0]
         return float(-slope)
 
@@ -138,7 +136,7 @@ def _per_quantum(value, K: int, name: str) -> np.ndarray:
         arr = np.asarray(value, float)
     arr = np.broadcast_to(arr, (K,)) if arr.ndim == 0 else arr
     if arr.shape != (K,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name}: need a finite scalar, a length-K array or a callable of k")
+        raise InputError(f"{name}: need a finite scalar, a length-K array or a callable of k")
     return np.ascontiguousarray(arr)
 
 
@@ -147,19 +145,19 @@ def _int(value, name: str, low: int) -> int:
         out = operator.index(value)
     except TypeError:
         if not (isinstance(value, float) and value.is_integer()):
-            raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}") from None
+            raise InputError(f"{name} must be an integer ≥ {low}, got {value!r}") from None
         out = int(value)
     if out < low:
-        raise ValueError(f"{name} must be an integer ≥ {low}, got {value!r}")
+        raise InputError(f"{name} must be an integer ≥ {low}, got {value!r}")
     return out
 
 
 def _grid(x, regime: str) -> np.ndarray:
     x = np.atleast_1d(np.asarray(x, float))
     if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)) or np.any(x < 1):
-        raise ValueError(f"x: need a non-empty 1-d grid of finite {regime} values ≥ 1")
+        raise InputError(f"x: need a non-empty 1-d grid of finite {regime} values ≥ 1")
     if np.any(x > 2.0**62):
-        raise ValueError(f"x: {regime} values above 2^62 do not fit the int64 counters")
+        raise InputError(f"x: {regime} values above 2^62 do not fit the int64 counters")
     return np.round(x).astype(np.int64) if regime != "N" else x
 
 
@@ -255,48 +253,48 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
     are the same numbers either way.
     """
     if regime not in REGIMES:
-        raise ValueError(f"regime must be one of {REGIMES}, got {regime!r}")
+        raise InputError(f"regime must be one of {REGIMES}, got {regime!r}")
     if rule not in RULES:
-        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        raise InputError(f"rule must be one of {RULES}, got {rule!r}")
     alpha = float(alpha)
     if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be > 0, got {alpha!r}")
+        raise InputError(f"alpha must be > 0, got {alpha!r}")
     tau = _int(tau, "tau", 1)
     K = _int(K, "K", 1)
     reps = _int(reps, "reps", 1)
     C = float(C)
     if not (math.isfinite(C) and C > 0):
-        raise ValueError(f"C must be > 0, got {C!r}")
+        raise InputError(f"C must be > 0, got {C!r}")
     if regime == "S":
         if batch is None:
-            raise ValueError("batch is required for regime 'S'")
+            raise InputError("batch is required for regime 'S'")
         batch = _int(batch, "batch", 1)
     if noisy and regime != "N":
-        raise ValueError("noisy applies to regime 'N' only")
+        raise InputError("noisy applies to regime 'N' only")
     if rule != "samples" and regime != "S":
-        raise ValueError(f"rule applies to regime 'S' only (regime {regime!r} learns at the "
+        raise InputError(f"rule applies to regime 'S' only (regime {regime!r} learns at the "
                          "τ-th sample)")
     if batch is not None and regime != "S":
-        raise ValueError(f"batch applies to regime 'S' only, not {regime!r}")
+        raise InputError(f"batch applies to regime 'S' only, not {regime!r}")
     if C != 1.0 and regime != "N" and N is None:
-        raise ValueError("C (parameters per quantum) needs a capacity: regime 'N' or N=")
+        raise InputError("C (parameters per quantum) needs a capacity: regime 'N' or N=")
     if tau != 1 and regime == "N" and not noisy:
-        raise ValueError("tau: the plain N learner holds the ⌊N/C⌋ most frequent quanta "
+        raise InputError("tau: the plain N learner holds the ⌊N/C⌋ most frequent quanta "
                          "whatever their samples; tau applies with noisy=True")
     if D is not None and not noisy:
-        raise ValueError("D (training samples) applies to noisy=True only; the grid is D "
+        raise InputError("D (training samples) applies to noisy=True only; the grid is D "
                          "in regime 'D'")
     if regime == "N" and noisy:
         if D is None:
-            raise ValueError("D (training samples) is required for noisy=True")
+            raise InputError("D (training samples) is required for noisy=True")
         D = _int(D, "D", 0)
         if D > 2**62:
-            raise ValueError(f"D must be at most 2^62, got {D}")
+            raise InputError(f"D must be at most 2^62, got {D}")
     if N is not None:
         if regime == "N":
-            raise ValueError("N is the grid in regime 'N'; pass it as x")
+            raise InputError("N is the grid in regime 'N'; pass it as x")
         if not (np.isscalar(N) and math.isfinite(float(N)) and float(N) >= 0):
-            raise ValueError(f"N must be a finite number ≥ 0, got {N!r}")
+            raise InputError(f"N must be a finite number ≥ 0, got {N!r}")
     xs = _grid(x, regime)
     a_k = _per_quantum(a, K, "a")
     b_k = _per_quantum(b, K, "b")
@@ -304,7 +302,7 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
 
     p = np.asarray(theory.frequencies(alpha, K), float)
     if not p[-1] > 0:
-        raise ValueError(f"alpha = {alpha:g} with K = {K}: the rarest quanta's frequencies "
+        raise InputError(f"alpha = {alpha:g} with K = {K}: the rarest quanta's frequencies "
                          "underflow to 0; lower alpha or K")
     sf = np.zeros(K + 1)
     sf[:K] = np.cumsum(p[::-1])[::-1]
@@ -326,9 +324,9 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
         else:
             mode, kx = _kernels.MODE_SAMPLES, grid * (batch if regime == "S" else 1)
             if grid[-1] * float(batch if regime == "S" else 1) > 2.0**62:
-                raise ValueError("x: S·batch above 2^62 samples does not fit the counters")
+                raise InputError("x: S·batch above 2^62 samples does not fit the counters")
             if K * tau > MAX_CLOCKS:
-                raise ValueError(f"K·tau = {K * tau:,} clocks exceed {MAX_CLOCKS:,} "
+                raise InputError(f"K·tau = {K * tau:,} clocks exceed {MAX_CLOCKS:,} "
                                  f"(about 40 bytes each per thread); lower K or tau")
         out, learned = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64),
                                     tau, int(batch or 1), kmax, int(D or 0),

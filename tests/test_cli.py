@@ -37,7 +37,7 @@ def test_console_entry_point_runs():
 def test_atomic_write_uses_umask_permissions(tmp_path):
     import os
 
-    from empirical.files import atomic_write
+    from common.files import atomic_write
     umask = os.umask(0o022)
     try:
         path = atomic_write(tmp_path / "f.bin", b"x")

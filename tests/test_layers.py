@@ -1,11 +1,11 @@
-"""Each layer imports only the layers before it: theory → simulate → fit → empirical → quanta."""
+"""Each layer imports only the layers before it: common → theory → simulate → fit → empirical → quanta."""
 import ast
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["theory", "simulate", "fit", "empirical", "quanta"]
+ORDER = ["common", "theory", "simulate", "fit", "empirical", "quanta"]
 
 
 def imported_top_levels(path: Path) -> set[str]:

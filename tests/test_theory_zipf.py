@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special
 
@@ -64,3 +64,26 @@ def test_frequencies_beyond_K_are_zero_and_broadcast():
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@given(alpha=st.floats(0.05, 3.0), K=st.integers(1, 400), q=st.integers(1, 5))
+@settings(max_examples=60, deadline=None)
+def test_truncation_offset_is_the_cut_mass_over_the_kept(alpha, K, q):
+    """ε_K against a brute-force sum (mpmath's Hurwitz zeta for the tail)."""
+    import mpmath
+
+    s = alpha + 1.0
+    kept = math.fsum((k ** -s for k in range(q, K + q)))
+    tail = float(mpmath.zeta(s, K + q))
+    assert theory.truncation_offset(alpha, K, first_rank=q) == pytest.approx(tail / kept,
+                                                                            rel=1e-10)
+
+
+def test_truncation_offset_limits():
+    assert theory.truncation_offset(0.4, None) == 0.0
+    # a cut far out removes almost nothing; the tail of k^-1.4 beyond K is ~ K^-0.4 / 0.4
+    eps = theory.truncation_offset(0.4, 10**8)
+    assert eps == pytest.approx((10**8) ** -0.4 / 0.4 / float(theory.normalization(0.4)),
+                                rel=1e-3)
+    with pytest.raises(ValueError, match="first_rank"):
+        theory.truncation_offset(0.4, 10, first_rank=0)

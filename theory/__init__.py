@@ -14,10 +14,10 @@ from theory.exponents import (alpha_D, alpha_from_alpha_D, alpha_from_alpha_N,
                               alpha_from_rank_slope, alpha_gamma_from_exponents, alpha_N,
                               alpha_S, finite_K_cutoff, local_exponent, tilted_exponents)
 from theory.loss import capacity, loss_infinity, loss_N, loss_n, loss_n_asymptote
-from theory.zipf import frequencies, normalization, tail_mass
+from theory.zipf import frequencies, normalization, tail_mass, truncation_offset
 
 __all__ = [
-    "normalization", "frequencies", "tail_mass",
+    "normalization", "frequencies", "tail_mass", "truncation_offset",
     "loss_n", "loss_n_asymptote", "loss_infinity", "loss_N", "capacity",
     "expected_loss_D", "loss_D_asymptote", "expected_loss_S", "loss_S_asymptote",
     "expected_loss_ND", "prob_learned_D", "prob_learned_S", "prob_learned_N", "critical_batch",

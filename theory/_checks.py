@@ -7,6 +7,8 @@ import numbers
 
 import numpy as np
 
+from common.errors import InputError
+
 
 def check_alpha(alpha, name: str = "alpha") -> float:
     """α as a finite float > 0."""
@@ -18,9 +20,9 @@ def check_tau(tau) -> int:
     try:
         value = float(tau)
     except (TypeError, ValueError):
-        raise ValueError(f"tau must be an integer >= 1, got {tau!r}") from None
+        raise InputError(f"tau must be an integer >= 1, got {tau!r}") from None
     if not math.isfinite(value) or value < 1 or value != int(value):
-        raise ValueError(f"tau must be an integer >= 1, got {tau!r}")
+        raise InputError(f"tau must be an integer >= 1, got {tau!r}")
     return int(value)
 
 
@@ -29,10 +31,10 @@ def check_K(K) -> int | None:
     if K is None:
         return None
     if isinstance(K, bool) or not isinstance(K, (numbers.Real, np.integer)):
-        raise ValueError(f"K must be None (infinite) or an integer >= 1, got {K!r}")
+        raise InputError(f"K must be None (infinite) or an integer >= 1, got {K!r}")
     value = float(K)
     if not math.isfinite(value) or value < 1 or value != int(value):
-        raise ValueError(f"K must be None (infinite) or an integer >= 1, got {K!r}")
+        raise InputError(f"K must be None (infinite) or an integer >= 1, got {K!r}")
     return int(value)
 
 
@@ -41,9 +43,9 @@ def check_positive(value, name: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
+        raise InputError(f"{name} must be a finite number > 0, got {value!r}") from None
     if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        raise InputError(f"{name} must be a finite number > 0, got {value!r}")
     return v
 
 
@@ -52,18 +54,18 @@ def check_sizes(x, name: str) -> np.ndarray:
     try:
         arr = np.asarray(x, dtype=float)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be numbers >= 0, got {x!r}") from None
+        raise InputError(f"{name} must be numbers >= 0, got {x!r}") from None
     if arr.size and (np.isnan(arr).any() or not np.isfinite(arr).all()):
-        raise ValueError(f"{name} must be finite numbers >= 0 (got NaN or inf)")
+        raise InputError(f"{name} must be finite numbers >= 0 (got NaN or inf)")
     if arr.size and (arr < 0).any():
-        raise ValueError(f"{name} must be >= 0, got {arr[arr < 0].flat[0]!r}")
+        raise InputError(f"{name} must be >= 0, got {arr[arr < 0].flat[0]!r}")
     return arr
 
 
 def check_rule(rule) -> str:
     """The step rule: 'samples' or 'steps'."""
     if rule not in ("samples", "steps"):
-        raise ValueError(f"rule must be 'samples' or 'steps', got {rule!r}")
+        raise InputError(f"rule must be 'samples' or 'steps', got {rule!r}")
     return rule
 
 
@@ -79,4 +81,4 @@ def broadcast(**arrays):
         return np.broadcast_arrays(*arrays.values())
     except ValueError:
         shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in arrays.items())
-        raise ValueError(f"{' and '.join(arrays)} must broadcast together, got shapes {shapes}") from None
+        raise InputError(f"{' and '.join(arrays)} must broadcast together, got shapes {shapes}") from None

@@ -16,6 +16,7 @@ import math
 import numpy as np
 from scipy import integrate, special
 
+from common.errors import InputError
 from theory.zipf import _normalization, tail_mass
 
 #: A numerical tail integral from rank x0 stops at x0·e^(40/α) (or e^T_MAX): the
@@ -37,20 +38,20 @@ class PerQuantum:
             return
         arr = np.asarray(value, dtype=float) if not isinstance(value, str) else None
         if arr is None or arr.dtype == object:
-            raise ValueError(f"{name} must be a number, an array of length K or a callable")
+            raise InputError(f"{name} must be a number, an array of length K or a callable")
         if arr.ndim == 0:
             if not math.isfinite(float(arr)):
-                raise ValueError(f"{name} must be finite, got {value!r}")
+                raise InputError(f"{name} must be finite, got {value!r}")
             self.kind, self.value = "const", float(arr)
             return
         if K is None:
-            raise ValueError(f"{name}: a per-quantum array needs a finite K "
+            raise InputError(f"{name}: a per-quantum array needs a finite K "
                              f"(use a callable of k for infinitely many quanta)")
         if arr.shape != (K,):
-            raise ValueError(f"{name} must have shape ({K},) (one value per quantum), "
+            raise InputError(f"{name} must have shape ({K},) (one value per quantum), "
                              f"got shape {arr.shape}")
         if not np.isfinite(arr).all():
-            raise ValueError(f"{name} must be finite")
+            raise InputError(f"{name} must be finite")
         self.kind, self.value = "array", arr
 
     @property
@@ -68,7 +69,7 @@ class PerQuantum:
         if out.shape != k.shape:
             out = np.broadcast_to(out, k.shape).astype(float)
         if not np.isfinite(out).all():
-            raise ValueError(f"{self.name}: the callable returned non-finite values")
+            raise InputError(f"{self.name}: the callable returned non-finite values")
         return out
 
     def minus(self, other: "PerQuantum") -> "PerQuantum":

@@ -18,6 +18,7 @@ import math
 import numpy as np
 from scipy import special
 
+from common.errors import InputError
 from theory._checks import (broadcast, check_alpha, check_K, check_positive, check_rule,
                             check_sizes, check_tau, finish)
 from theory._sums import (learned_prob, step_presence, unlearned_mass_samples,
@@ -81,7 +82,7 @@ def loss_D_asymptote(D, alpha, tau=1, a=0, b=1):
     D = check_sizes(D, "D")
     _, _, d = _losses(a, b, None)
     if not d.is_const:
-        raise ValueError("a and b must be constants for the asymptote")
+        raise InputError("a and b must be constants for the asymptote")
     mu = alpha / (alpha + 1.0)
     pref = d.value * special.zeta(alpha + 1.0) ** (-1.0 / (alpha + 1.0)) / alpha \
         * math.exp(special.gammaln(tau + mu) - special.gammaln(tau))
@@ -159,7 +160,7 @@ def prob_learned_N(k, N, alpha, C=1.0):
     C = check_positive(C, "C")
     k, N = broadcast(k=check_sizes(k, "k"), N=check_sizes(N, "N"))
     if k.size and (k < 1).any():
-        raise ValueError("k must be >= 1 (ranks are 1-based)")
+        raise InputError("k must be >= 1 (ranks are 1-based)")
     return finish((k <= capacity(N, C)).astype(float))
 
 
@@ -223,9 +224,9 @@ def compute_optimal(alpha, tau=1, C=1.0, a=0, b=1) -> ComputeOptimal:
     C = check_positive(C, "C")
     a_, _, d = _losses(a, b, None)
     if not d.is_const:
-        raise ValueError("a and b must be constants for compute_optimal")
+        raise InputError("a and b must be constants for compute_optimal")
     if d.value <= 0:
-        raise ValueError("b must exceed a (learning a quantum must lower the loss)")
+        raise InputError("b must exceed a (learning a quantum must lower the loss)")
     mu = alpha / (alpha + 1.0)
     zeta = special.zeta(alpha + 1.0)
     A = d.value * C ** alpha / (alpha * zeta)

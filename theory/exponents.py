@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from common.errors import InputError
 from theory._checks import check_alpha, check_K, check_sizes, check_tau, finish
 from theory.zipf import frequencies
 
@@ -17,10 +18,10 @@ def _exponent(value, name: str, upper: float | None = None) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+        raise InputError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(v) or v <= 0 or (upper is not None and v >= upper):
         bound = f" and < {upper}" if upper is not None else ""
-        raise ValueError(f"{name} must be finite, > 0{bound}, got {value!r}")
+        raise InputError(f"{name} must be finite, > 0{bound}, got {value!r}")
     return v
 
 
@@ -56,9 +57,9 @@ def alpha_from_rank_slope(slope) -> float:
     try:
         v = float(slope)
     except (TypeError, ValueError):
-        raise ValueError(f"slope must be a number < -1, got {slope!r}") from None
+        raise InputError(f"slope must be a number < -1, got {slope!r}") from None
     if not math.isfinite(v) or v >= -1.0:
-        raise ValueError(f"slope must be finite and < -1 (frequencies k^-(alpha+1)), got {slope!r}")
+        raise InputError(f"slope must be finite and < -1 (frequencies k^-(alpha+1)), got {slope!r}")
     return -v - 1.0
 
 
@@ -68,9 +69,9 @@ def tilted_exponents(alpha, gamma) -> tuple[float, float]:
     try:
         gamma = float(gamma)
     except (TypeError, ValueError):
-        raise ValueError(f"gamma must be a number, got {gamma!r}") from None
+        raise InputError(f"gamma must be a number, got {gamma!r}") from None
     if not math.isfinite(gamma) or alpha + gamma <= 0:
-        raise ValueError(f"gamma must be finite with alpha + gamma > 0, got {gamma!r}")
+        raise InputError(f"gamma must be finite with alpha + gamma > 0, got {gamma!r}")
     return alpha + gamma, (alpha + gamma) / (alpha + 1.0)
 
 
@@ -79,7 +80,7 @@ def alpha_gamma_from_exponents(alpha_N, alpha_D) -> tuple[float, float]:
     γ = α_N − α. Needs α_N > α_D > 0."""
     aN, aD = _exponent(alpha_N, "alpha_N"), _exponent(alpha_D, "alpha_D")
     if aN <= aD:
-        raise ValueError(f"alpha_N must exceed alpha_D (alpha = alpha_N/alpha_D - 1 > 0), "
+        raise InputError(f"alpha_N must exceed alpha_D (alpha = alpha_N/alpha_D - 1 > 0), "
                          f"got alpha_N={alpha_N!r}, alpha_D={alpha_D!r}")
     alpha = aN / aD - 1.0
     return alpha, aN - alpha
@@ -93,9 +94,9 @@ def local_exponent(f, x, offset=0.0, h=1e-3):
     """
     x = check_sizes(x, "x")
     if x.size and (x <= 0).any():
-        raise ValueError("x must be > 0")
+        raise InputError("x must be > 0")
     if not (isinstance(h, (int, float)) and 0 < h < 1):
-        raise ValueError(f"h must be a step in (0, 1), got {h!r}")
+        raise InputError(f"h must be a step in (0, 1), got {h!r}")
     up = np.asarray(f(x * math.exp(h)), dtype=float) - offset
     down = np.asarray(f(x * math.exp(-h)), dtype=float) - offset
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -108,5 +109,5 @@ def finite_K_cutoff(alpha, K, tau=1) -> float:
     alpha, tau = check_alpha(alpha), check_tau(tau)
     K = check_K(K)
     if K is None:
-        raise ValueError("K must be finite for a cut-off")
+        raise InputError("K must be finite for a cut-off")
     return tau / float(frequencies(alpha, K, K))

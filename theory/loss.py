@@ -9,6 +9,7 @@ import math
 import numpy as np
 from scipy import special
 
+from common.errors import InputError
 from theory._checks import check_alpha, check_K, check_positive, check_sizes, finish
 from theory._sums import PerQuantum, weighted_sum
 from theory.zipf import tail_mass
@@ -74,7 +75,7 @@ def loss_n_asymptote(n, alpha, a=0, b=1, midpoint=False):
     n = check_sizes(n, "n")
     a_, b_, d = _losses(a, b, None)
     if not d.is_const:
-        raise ValueError("a and b must be constants for the asymptote")
+        raise InputError("a and b must be constants for the asymptote")
     x = n + 0.5 if midpoint else n
     with np.errstate(divide="ignore"):
         return finish(d.value * x ** -alpha / (alpha * special.zeta(alpha + 1.0)))

@@ -12,6 +12,7 @@ import math
 import numpy as np
 from scipy import special
 
+from common.errors import InputError
 from theory._checks import check_alpha, check_K, check_sizes, finish
 
 #: Below this many terms a finite sum is done term by term instead of by Hurwitz differences.
@@ -41,12 +42,12 @@ def frequencies(alpha, K=None, k=None):
     alpha, K = check_alpha(alpha), check_K(K)
     if k is None:
         if K is None:
-            raise ValueError("k must be given when K is None (infinitely many quanta)")
+            raise InputError("k must be given when K is None (infinitely many quanta)")
         k = np.arange(1, K + 1, dtype=float)
     else:
         k = check_sizes(k, "k")
         if k.size and (k < 1).any():
-            raise ValueError("k must be >= 1 (ranks are 1-based)")
+            raise InputError("k must be >= 1 (ranks are 1-based)")
     p = k ** -(alpha + 1.0) / _normalization(alpha, K)
     if K is not None:
         p = np.where(k > K, 0.0, p)
@@ -97,3 +98,29 @@ def tail_mass(n, alpha, K=None):
     n = check_sizes(n, "n")
     m = n if K is None else np.minimum(n, K)
     return finish(_hurwitz_between(alpha + 1.0, m, K) / _normalization(alpha, K))
+
+
+def truncation_offset(alpha, K=None, first_rank: int = 1) -> float:
+    """ε_K = Σ_{k ≥ K+q} k^-(α+1) / Σ_{q ≤ k < K+q} k^-(α+1) with q = ``first_rank``: the
+    mass that cutting a Zipf law at K quanta removes, relative to the mass kept.
+
+    With per-quantum losses b (unlearned) and a (learned), a system of K quanta whose
+    frequencies are normalised over the K has L − L∞ = A x^-e − ε_K (b − a) below its
+    cutoff, so adding ε_K (b − a) back recovers the infinite-K power law (``simulate``
+    and the parity analysis do this). 0 for ``K=None``. ``first_rank`` q > 1 shifts the
+    ranks, as the parity task's ``offset`` does (subtask i has weight (i + q)^-(α+1)).
+    """
+    alpha, K = check_alpha(alpha), check_K(K)
+    if K is None:
+        return 0.0
+    q = int(first_rank)
+    if q != first_rank or q < 1:
+        raise InputError(f"first_rank must be an integer >= 1, got {first_rank!r}")
+    s = alpha + 1.0
+    if q == 1:
+        kept = _normalization(alpha, K)
+    elif K <= DIRECT_TERMS:
+        kept = math.fsum(np.arange(K + q - 1, q - 1, -1, dtype=float) ** -s)
+    else:
+        kept = float(special.zeta(s, q) - special.zeta(s, K + q))
+    return float(special.zeta(s, K + q)) / kept

@@ -33,7 +33,9 @@ import math
 
 import numpy as np
 
+from common.errors import InputError
 import fit as fitting
+import theory
 
 from .run import Run
 from .train import finished
@@ -57,10 +59,7 @@ def _still_learning(curves: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, 
 def truncation_offset(task) -> float:
     """ε_K: the loss (in nats) that cutting the subtasks' Zipf law at n_tasks removes (see the
     module docstring)."""
-    from scipy.special import zeta
-
-    weights = (np.arange(task.n_tasks) + task.offset) ** -(task.alpha + 1.0)
-    return float(LN2 * zeta(task.alpha + 1.0, task.n_tasks + task.offset) / weights.sum())
+    return LN2 * theory.truncation_offset(task.alpha, task.n_tasks, task.offset)
 
 
 def _power_fit(x, y, window: dict, theory: float, sign: float = 1.0,
@@ -121,10 +120,10 @@ def _seed_median(values: np.ndarray) -> np.ndarray:
 
 def _threshold_nats(threshold: float, unit: str) -> float:
     if unit not in ("nats", "bits"):
-        raise ValueError(f"unit must be 'nats' or 'bits', got {unit!r}")
+        raise InputError(f"unit must be 'nats' or 'bits', got {unit!r}")
     nats = threshold * LN2 if unit == "bits" else threshold
     if not 0 < nats < LN2:
-        raise ValueError(f"threshold must lie between 0 and the chance loss ln 2 nats (1 bit), "
+        raise InputError(f"threshold must lie between 0 and the chance loss ln 2 nats (1 bit), "
                          f"got {threshold} {unit}")
     return nats
 
@@ -144,10 +143,10 @@ def analyze_run(run: Run, threshold: float = 0.1, unit: str = "nats",
     """Exponents of one run directory (see the module docstring)."""
     m = run.metrics
     if not m:
-        raise ValueError(f"run {run.path} has no metrics.npz yet")
+        raise InputError(f"run {run.path} has no metrics.npz yet")
     window = tuple(float(v) for v in window)
     if not 0 <= window[0] < window[1]:
-        raise ValueError(f"window must satisfy 0 <= LO < HI, got {window}")
+        raise InputError(f"window must satisfy 0 <= LO < HI, got {window}")
     thr = _threshold_nats(threshold, unit)
     alpha = run.config.task.alpha
     n_evals = int(m["n_evals"])

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.errors import InputError
+
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
@@ -27,16 +29,16 @@ class TaskConfig:
     def validate(self) -> None:
         for name in ("n_tasks", "n_bits", "k"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+                raise InputError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.k > self.n_bits:
-            raise ValueError(f"k must be at most n_bits ({self.n_bits}), got {self.k}")
+            raise InputError(f"k must be at most n_bits ({self.n_bits}), got {self.k}")
         if math.comb(self.n_bits, self.k) < self.n_tasks:
-            raise ValueError(f"n_tasks={self.n_tasks} exceeds the {math.comb(self.n_bits, self.k)}"
+            raise InputError(f"n_tasks={self.n_tasks} exceeds the {math.comb(self.n_bits, self.k)}"
                              f" distinct {self.k}-subsets of {self.n_bits} bits")
         if not self.alpha > -1:
-            raise ValueError(f"alpha must be > -1 (frequencies ∝ i^-(alpha+1)), got {self.alpha}")
+            raise InputError(f"alpha must be > -1 (frequencies ∝ i^-(alpha+1)), got {self.alpha}")
         if self.offset < 1:
-            raise ValueError(f"offset must be >= 1, got {self.offset}")
+            raise InputError(f"offset must be >= 1, got {self.offset}")
 
 
 @dataclass
@@ -48,15 +50,15 @@ class ModelConfig:
 
     def validate(self) -> None:
         if not self.widths:
-            raise ValueError("widths must not be empty")
+            raise InputError("widths must not be empty")
         if any(int(w) < 1 for w in self.widths):
-            raise ValueError(f"widths must be positive integers, got {self.widths}")
+            raise InputError(f"widths must be positive integers, got {self.widths}")
         if len(set(map(int, self.widths))) != len(self.widths):
-            raise ValueError(f"widths must not repeat a value (repeats would train identical "
+            raise InputError(f"widths must not repeat a value (repeats would train identical "
                              f"networks), got {self.widths}")
         self.widths = [int(w) for w in self.widths]
         if self.depth < 1:
-            raise ValueError(f"depth must be >= 1, got {self.depth}")
+            raise InputError(f"depth must be >= 1, got {self.depth}")
 
 
 @dataclass
@@ -86,21 +88,21 @@ class TrainConfig:
     def validate(self) -> None:
         for name in ("steps", "batch", "eval_points", "checkpoints", "test_per_task", "eval_chunk"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+                raise InputError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise InputError(f"lr must be positive, got {self.lr}")
         if not self.seeds:
-            raise ValueError("seeds must not be empty")
+            raise InputError("seeds must not be empty")
         if self.D is not None and (not self.D or any(int(d) < 1 for d in self.D)):
-            raise ValueError(f"D must be a non-empty list of positive sizes, got {self.D}")
+            raise InputError(f"D must be a non-empty list of positive sizes, got {self.D}")
         for name in ("seeds", "D"):
             values = getattr(self, name) or []
             if len({int(v) for v in values}) != len(values):
-                raise ValueError(f"{name} must not repeat a value, got {values}")
+                raise InputError(f"{name} must not repeat a value, got {values}")
         self.seeds = [int(v) for v in self.seeds]
         self.D = None if self.D is None else [int(v) for v in self.D]
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 @dataclass
@@ -125,7 +127,7 @@ class RunConfig:
             names = {f.name for f in dataclasses.fields(klass)}
             unknown = set(sub) - names
             if unknown:
-                raise ValueError(f"unknown {klass.__name__} keys: {sorted(unknown)}")
+                raise InputError(f"unknown {klass.__name__} keys: {sorted(unknown)}")
             return klass(**sub)
         return cls(task=build(TaskConfig, d.get("task", {})),
                    model=build(ModelConfig, d.get("model", {})),

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from common.errors import InputError
+
 
 class MLP(nn.Module):
     """A standalone ReLU MLP: ``depth`` hidden layers of ``width`` units, 2 output logits."""
@@ -57,9 +59,9 @@ class FusedMLP(nn.Module):
         super().__init__()
         widths = [int(w) for w in widths]
         if not widths or min(widths) < 1:
-            raise ValueError(f"widths must be positive integers, got {widths}")
+            raise InputError(f"widths must be positive integers, got {widths}")
         if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
+            raise InputError(f"depth must be >= 1, got {depth}")
         self.in_dim, self.widths, self.depth, self.out_dim = in_dim, widths, depth, out_dim
         M, H, Hmax = len(widths), sum(widths), max(widths)
         offsets = np.concatenate([[0], np.cumsum(widths)])
@@ -142,10 +144,10 @@ class FusedMLP(nn.Module):
             x = x[None]
         G, M, H = groups, self.n_networks, self.offsets[-1]
         if x.shape[0] != G or M % G:
-            raise ValueError(f"x has {x.shape[0]} blocks for groups={G} and {M} networks")
+            raise InputError(f"x has {x.shape[0]} blocks for groups={G} and {M} networks")
         Mg, Hg = M // G, H // G
         if G > 1 and self.widths[:Mg] * G != self.widths:
-            raise ValueError("groups need the same widths in every block of networks")
+            raise InputError("groups need the same widths in every block of networks")
         if G == 1:   # one product with the one-hot-plus-bits input (the measured design)
             h = F.relu(F.linear(x, self.w_in, self.b_in))                      # 1 × B × H
         else:

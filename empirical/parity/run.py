@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import InputError
 from .config import RunConfig
 from .model import MLP
 from .task import SparseParityTask
@@ -29,7 +30,7 @@ class Run:
         self.path = Path(run_dir)
         cfg = self.path / "config.json"
         if not cfg.exists():
-            raise FileNotFoundError(f"no parity run in {self.path} (config.json missing)")
+            raise InputError(f"no parity run in {self.path} (config.json missing)")
         self.config = RunConfig.from_json(cfg.read_text())
         self.task: SparseParityTask = make_task(self.config)
         mpath = self.path / "metrics.npz"
@@ -58,10 +59,10 @@ class Run:
         """The raw checkpoint dict of ``step`` (None = last) on the CPU."""
         steps = self.checkpoint_steps()
         if not steps:
-            raise FileNotFoundError(f"no checkpoints in {self.path / CHECKPOINT_DIR}")
+            raise InputError(f"no checkpoints in {self.path / CHECKPOINT_DIR}")
         step = steps[-1] if step is None else int(step)
         if step not in steps:
-            raise ValueError(f"step {step} has no checkpoint; available: {steps}")
+            raise InputError(f"step {step} has no checkpoint; available: {steps}")
         return torch.load(checkpoint_path(self.path, step), map_location="cpu", weights_only=True)
 
     def networks(self, step: int | None = None) -> list[tuple[dict, MLP]]:
@@ -104,22 +105,22 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
     (the frequency-weighted mean accuracy stays)."""
     import os
 
-    from ..files import atomic_write
+    from common.files import atomic_write
     from .train import _atomic_torch_save
 
     src = Run(run_dir)
     dest = Path(dest)
     if dest.resolve() == src.path.resolve():
-        raise ValueError("dest must differ from run_dir")
+        raise InputError("dest must differ from run_dir")
     dest.mkdir(parents=True, exist_ok=True)
     atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
     arrays = dict(src.metrics)
     if max_evals is not None:
         n, total = int(arrays["n_evals"]), len(arrays["steps"])
         if int(max_evals) < 2:
-            raise ValueError(f"max_evals must be at least 2, got {max_evals}")
+            raise InputError(f"max_evals must be at least 2, got {max_evals}")
         if not finished(arrays):
-            raise ValueError(f"{src.path} is not finished ({n} of {total} evaluations); "
+            raise InputError(f"{src.path} is not finished ({n} of {total} evaluations); "
                              "max_evals needs the whole grid")
         keep = np.unique(np.round(np.linspace(0, n - 1, min(int(max_evals), n))).astype(int))
         for key, axis in EVAL_AXIS.items():

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.errors import InputError
+
 
 def _torch_seed(*keys: int) -> int:
     """A 63-bit torch seed derived from integer keys (SeedSequence: independent streams)."""
@@ -34,16 +36,16 @@ class SparseParityTask:
                  offset: int = 1, seed: int = 0):
         from math import comb
         if n_tasks < 1 or n_bits < 1 or k < 1:
-            raise ValueError("n_tasks, n_bits and k must be positive integers")
+            raise InputError("n_tasks, n_bits and k must be positive integers")
         if k > n_bits:
-            raise ValueError(f"k must be at most n_bits={n_bits}, got {k}")
+            raise InputError(f"k must be at most n_bits={n_bits}, got {k}")
         if comb(n_bits, k) < n_tasks:
-            raise ValueError(f"n_tasks={n_tasks} exceeds the {comb(n_bits, k)} distinct "
+            raise InputError(f"n_tasks={n_tasks} exceeds the {comb(n_bits, k)} distinct "
                              f"{k}-subsets of {n_bits} bits")
         if not alpha > -1:
-            raise ValueError(f"alpha must be > -1, got {alpha}")
+            raise InputError(f"alpha must be > -1, got {alpha}")
         if offset < 1:
-            raise ValueError(f"offset must be >= 1, got {offset}")
+            raise InputError(f"offset must be >= 1, got {offset}")
         self.n_tasks, self.n_bits, self.k = int(n_tasks), int(n_bits), int(k)
         self.alpha, self.offset, self.seed = float(alpha), int(offset), int(seed)
         weights = (np.arange(self.n_tasks) + self.offset) ** -(self.alpha + 1.0)
@@ -116,7 +118,7 @@ class SparseParityTask:
         """A fixed test set, ``per_task`` samples of every subtask (subtask-major order), drawn
         from its own ``seed``: (subtask int64, bits uint8)."""
         if per_task < 1:
-            raise ValueError(f"per_task must be positive, got {per_task}")
+            raise InputError(f"per_task must be positive, got {per_task}")
         g = torch.Generator(device=device).manual_seed(_torch_seed(seed, self.seed, 7))
         subtask = torch.arange(self.n_tasks, device=device).repeat_interleave(per_task)
         bits = torch.randint(0, 2, (subtask.shape[0], self.n_bits), generator=g, device=device,

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..files import atomic_write
+from common.errors import InputError
+from common.files import atomic_write
 from .config import RunConfig
 from .model import FusedMLP
 from .task import SparseParityTask, _torch_seed
@@ -31,7 +32,7 @@ RESUME_NAME = "resume.pt"
 def log_steps(total: int, count: int) -> list[int]:
     """About ``count`` log-spaced integer steps in [1, total], plus 0 and ``total``."""
     if total < 1 or count < 1:
-        raise ValueError(f"total and count must be positive, got {total}, {count}")
+        raise InputError(f"total and count must be positive, got {total}, {count}")
     s = np.unique(np.round(np.geomspace(1, total, count)).astype(int))
     return sorted({0, total, *s.tolist()})
 
@@ -42,7 +43,7 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
+        raise InputError("device 'cuda' requested but CUDA is not available")
     return dev
 
 
@@ -265,14 +266,14 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     tc = config.train
     existing = out / "config.json"
     if existing.exists() and not resume:
-        raise ValueError(f"out_dir {out} already holds a run; pass resume=True (--resume) "
+        raise InputError(f"out_dir {out} already holds a run; pass resume=True (--resume) "
                          "to continue it or choose another directory")
     if existing.exists() and resume:
         old = RunConfig.from_json(existing.read_text()).to_dict()
         if old != config.to_dict():
-            raise ValueError(f"config differs from the run in {out}; resume with the same config")
+            raise InputError(f"config differs from the run in {out}; resume with the same config")
         if (out / "metrics.npz").exists() and not (out / CHECKPOINT_DIR).is_dir():
-            raise ValueError(f"{out} holds exported results without checkpoints; cannot resume")
+            raise InputError(f"{out} holds exported results without checkpoints; cannot resume")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(existing, config.to_json().encode())
 
@@ -315,7 +316,7 @@ def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, cal
     if last is not None:
         ck = torch.load(last, map_location="cpu", weights_only=True)
         if "optimizer" not in ck:
-            raise ValueError(f"{last} is an exported checkpoint without optimizer state; "
+            raise InputError(f"{last} is an exported checkpoint without optimizer state; "
                              "it cannot be resumed")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])

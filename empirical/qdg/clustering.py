@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import k_means
 from sklearn.manifold import spectral_embedding
 
+from common.errors import InputError
 from .similarity import angular_affinity
 
 EIGEN_SOLVERS = ("auto", "arpack", "dense", "lanczos")
@@ -70,7 +71,7 @@ def laplacian_embedding(affinity: np.ndarray, n_components: int, *, eigen_solver
     ``random_state`` (a RandomState) is advanced exactly as ARPACK's start vector does.
     """
     if eigen_solver not in EIGEN_SOLVERS:
-        raise ValueError(f"eigen_solver must be one of {EIGEN_SOLVERS}, got {eigen_solver!r}")
+        raise InputError(f"eigen_solver must be one of {EIGEN_SOLVERS}, got {eigen_solver!r}")
     n = affinity.shape[0]
     rs = random_state if random_state is not None else np.random.RandomState(0)
     if eigen_solver == "auto":
@@ -141,35 +142,35 @@ class QDGClustering(ClusterMixin, BaseEstimator):
     def _ks(self, n_samples: int) -> list[int]:
         ks = [self.n_clusters] if np.ndim(self.n_clusters) == 0 else list(self.n_clusters)
         if not ks:
-            raise ValueError("n_clusters: empty list of cluster counts")
+            raise InputError("n_clusters: empty list of cluster counts")
         for k in ks:
             if int(k) != k or k < 2:
-                raise ValueError(f"n_clusters must be integers >= 2, got {k}")
+                raise InputError(f"n_clusters must be integers >= 2, got {k}")
             if k >= n_samples:
-                raise ValueError(f"n_clusters={k} is not smaller than the number of samples "
+                raise InputError(f"n_clusters={k} is not smaller than the number of samples "
                                  f"({n_samples})")
         return [int(k) for k in ks]
 
     def fit(self, X, y=None):
         """Cluster the samples (rows of gradients, or a precomputed affinity); returns self."""
         if self.affinity not in ("gradients", "precomputed"):
-            raise ValueError(f"affinity must be 'gradients' or 'precomputed', got {self.affinity!r}")
+            raise InputError(f"affinity must be 'gradients' or 'precomputed', got {self.affinity!r}")
         if self.n_init < 1:
-            raise ValueError(f"n_init must be a positive integer, got {self.n_init}")
+            raise InputError(f"n_init must be a positive integer, got {self.n_init}")
         if self.affinity == "gradients":
             A = angular_affinity(X, block_size=self.block_size)
         else:
             A = np.asarray(X, dtype=np.float32)
             if A.ndim != 2 or A.shape[0] != A.shape[1]:
-                raise ValueError(f"precomputed affinity must be square, got shape {A.shape}")
+                raise InputError(f"precomputed affinity must be square, got shape {A.shape}")
             if A.shape[0] == 0:
-                raise ValueError("affinity: no samples")
+                raise InputError("affinity: no samples")
             if not np.isfinite(A).all():
-                raise ValueError("affinity contains NaN/inf")
+                raise InputError("affinity contains NaN/inf")
             if not np.allclose(A, A.T, atol=1e-6):
-                raise ValueError("precomputed affinity must be symmetric")
+                raise InputError("precomputed affinity must be symmetric")
             if (A < 0).any():
-                raise ValueError("precomputed affinity must be non-negative")
+                raise InputError("precomputed affinity must be non-negative")
         ks = self._ks(A.shape[0])
         rs = np.random.RandomState(self.random_state)
         emb, evals = laplacian_embedding(A, max(ks), eigen_solver=self.eigen_solver,
@@ -194,6 +195,6 @@ def cluster_sizes(labels) -> np.ndarray:
     """Sizes of the non-empty clusters in ``labels``, in decreasing order (rank-frequency)."""
     labels = np.asarray(labels)
     if labels.size == 0:
-        raise ValueError("labels: no samples")
+        raise InputError("labels: no samples")
     _, counts = np.unique(labels, return_counts=True)
     return np.sort(counts)[::-1]

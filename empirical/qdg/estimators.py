@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from common.errors import InputError
 from fit import discrete_power_law_mle, rank_frequency_exponent
 from fit.bootstrap import check_level, check_resamples
 from fit.sizes import rank_curve
@@ -109,25 +110,25 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
     own, which makes the envelope's interval depend on how many K there are).
     """
     if estimator not in ESTIMATORS:
-        raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
+        raise InputError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if not sizes_by_k:
-        raise ValueError("sizes_by_k: no clusterings")
+        raise InputError("sizes_by_k: no clusterings")
     check_resamples(bootstrap)
     check_level(level)
     sizes_by_k = {int(kk): rank_curve(v) for kk, v in sizes_by_k.items()}
     k = min(sizes_by_k) if k is None else int(k)
     if k not in sizes_by_k:
-        raise ValueError(f"k={k} is not one of the clusterings {sorted(sizes_by_k)}")
+        raise InputError(f"k={k} is not one of the clusterings {sorted(sizes_by_k)}")
     used = [k] if estimator != "envelope" else list(sizes_by_k)
     if labels_by_k is not None:
         labels_by_k = {int(kk): np.asarray(v) for kk, v in labels_by_k.items()}
         if set(labels_by_k) != set(sizes_by_k) or len({len(v) for v in labels_by_k.values()}) != 1:
-            raise ValueError("labels_by_k: one label array of one length per clustering K")
+            raise InputError("labels_by_k: one label array of one length per clustering K")
         for kk in sizes_by_k:
             if not np.array_equal(rank_curve(cluster_sizes(labels_by_k[kk])), sizes_by_k[kk]):
-                raise ValueError(f"labels_by_k[{kk}] does not give the sizes of K={kk}")
+                raise InputError(f"labels_by_k[{kk}] does not give the sizes of K={kk}")
     if max(len(sizes_by_k[kk]) for kk in used) < 3:
-        raise ValueError(f"clustering K={k} has {len(sizes_by_k[k])} non-empty clusters; need 3")
+        raise InputError(f"clustering K={k} has {len(sizes_by_k[k])} non-empty clusters; need 3")
     a, details = _rank_exponent(estimator, sizes_by_k, k, rank_window, None)
     boots = np.empty(0)
     if bootstrap:

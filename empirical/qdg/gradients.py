@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from common.errors import InputError
+
 #: module types whose parameters QDG leaves out by default (embeddings and normalisation)
 EXCLUDED_MODULES: tuple[type[nn.Module], ...] = (
     nn.Embedding, nn.EmbeddingBag, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
@@ -31,9 +33,9 @@ def select_parameters(model: nn.Module, names: Sequence[str] | None = None) -> l
     if names is not None:
         unknown = sorted(set(names) - set(all_names))
         if unknown:
-            raise ValueError(f"params: unknown parameter names {unknown}")
+            raise InputError(f"params: unknown parameter names {unknown}")
         if not names:
-            raise ValueError("params: empty selection")
+            raise InputError("params: empty selection")
         return [n for n in all_names if n in set(names)]
     skip = set()
     for mod_name, mod in model.named_modules():
@@ -42,7 +44,7 @@ def select_parameters(model: nn.Module, names: Sequence[str] | None = None) -> l
                 skip.add(f"{mod_name}.{p_name}" if mod_name else p_name)
     chosen = [n for n in all_names if n not in skip]
     if not chosen:
-        raise ValueError("model has no parameters outside embedding/normalisation layers")
+        raise InputError("model has no parameters outside embedding/normalisation layers")
     return chosen
 
 
@@ -89,9 +91,9 @@ class GaussianProjection:
     def __init__(self, n_params: int, dim: int, seed: int = 0, device=None,
                  max_bytes: int = 1 << 30, block_rows: int = 1 << 16):
         if dim < 1:
-            raise ValueError(f"project_dim must be a positive integer, got {dim}")
+            raise InputError(f"project_dim must be a positive integer, got {dim}")
         if n_params < 1:
-            raise ValueError(f"n_params must be a positive integer, got {n_params}")
+            raise InputError(f"n_params must be a positive integer, got {n_params}")
         self.n_params, self.dim, self.seed, self.device = int(n_params), int(dim), seed, device
         self.block_rows = int(block_rows)
         n_blocks = -(-self.n_params // self.block_rows)
@@ -137,11 +139,11 @@ def per_sample_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.
     mismatched inputs/targets, or non-finite gradients (naming the first bad sample).
     """
     if inputs.shape[0] == 0:
-        raise ValueError("inputs: no samples")
+        raise InputError("inputs: no samples")
     if targets.shape[0] != inputs.shape[0]:
-        raise ValueError(f"targets: {targets.shape[0]} targets for {inputs.shape[0]} inputs")
+        raise InputError(f"targets: {targets.shape[0]} targets for {inputs.shape[0]} inputs")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+        raise InputError(f"chunk_size must be a positive integer, got {chunk_size}")
     names = select_parameters(model, params)
     if device is None:
         device = next(model.parameters()).device
@@ -183,7 +185,7 @@ def per_sample_gradients(model: nn.Module, inputs: torch.Tensor, targets: torch.
     bad = ~torch.isfinite(out).all(dim=1)
     if bool(bad.any()):
         first = int(torch.nonzero(bad)[0, 0])
-        raise ValueError(f"gradients: {int(bad.sum())} sample(s) have NaN/inf gradients "
+        raise InputError(f"gradients: {int(bad.sum())} sample(s) have NaN/inf gradients "
                          f"(first: sample {first})")
     return out
 
@@ -255,7 +257,7 @@ class LinearGradientFactors:
         if not hasattr(self, "_inv_norms"):
             sq = self._sq_norms(self._unit_deltas)
             if bool((sq == 0).any()):
-                raise ValueError(f"gradients: sample {int((sq == 0).nonzero()[0, 0])} has a "
+                raise InputError(f"gradients: sample {int((sq == 0).nonzero()[0, 0])} has a "
                                  "zero gradient (no direction)")
             self._inv_norms = (1.0 / sq.sqrt()).to(torch.float32).to(self.deltas[0].device)
         inv = self._inv_norms
@@ -271,9 +273,9 @@ def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: tor
     independently (no batch statistics). ValueError otherwise, or for NaN gradients.
     """
     if inputs.shape[0] == 0:
-        raise ValueError("inputs: no samples")
+        raise InputError("inputs: no samples")
     if targets.shape[0] != inputs.shape[0]:
-        raise ValueError(f"targets: {targets.shape[0]} targets for {inputs.shape[0]} inputs")
+        raise InputError(f"targets: {targets.shape[0]} targets for {inputs.shape[0]} inputs")
     names = set(select_parameters(model, params))
     layers = []
     for mod_name, mod in model.named_modules():
@@ -282,7 +284,7 @@ def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: tor
         if not chosen:
             continue
         if not isinstance(mod, nn.Linear) or (mod.bias is not None and len(chosen) != 2):
-            raise ValueError(f"params: {sorted(chosen)} is not a whole nn.Linear layer; use "
+            raise InputError(f"params: {sorted(chosen)} is not a whole nn.Linear layer; use "
                              "per_sample_gradients for this model")
         layers.append(mod)
     device = next(model.parameters()).device
@@ -293,9 +295,9 @@ def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: tor
     def fwd_hook(i):
         def hook(mod, inp, out):
             if inp[0].ndim != 2:
-                raise ValueError("linear_gradient_factors needs (batch, features) layer inputs")
+                raise InputError("linear_gradient_factors needs (batch, features) layer inputs")
             if i in store:
-                raise ValueError("linear_gradient_factors: a layer is applied more than once "
+                raise InputError("linear_gradient_factors: a layer is applied more than once "
                                  "per forward (shared weights); use per_sample_gradients")
             store[i] = inp[0].detach()
             out.register_hook(lambda g: deltas[i].append(g.detach()))
@@ -323,6 +325,6 @@ def linear_gradient_factors(model: nn.Module, inputs: torch.Tensor, targets: tor
                                     [m.bias is not None for m in layers])
     bad = ~torch.isfinite(factors.sq_norms())
     if bool(bad.any()):
-        raise ValueError(f"gradients: {int(bad.sum())} sample(s) have NaN/inf gradients "
+        raise InputError(f"gradients: {int(bad.sum())} sample(s) have NaN/inf gradients "
                          f"(first: sample {int(bad.nonzero()[0, 0])})")
     return factors

@@ -18,6 +18,7 @@ import torch
 from scipy import stats
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from common.errors import InputError
 from fit.sizes import ZIPF_MLE_MAX, zipf_mle
 
 from .clustering import QDGClustering, cluster_sizes
@@ -62,9 +63,9 @@ def margin_affinity(affinity, y) -> np.ndarray:
     A = np.asarray(affinity, dtype=np.float64)
     s = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
     if A.ndim != 2 or A.shape != (s.size, s.size):
-        raise ValueError(f"affinity must be {s.size} x {s.size} (one row per label), got {A.shape}")
+        raise InputError(f"affinity must be {s.size} x {s.size} (one row per label), got {A.shape}")
     if not np.isin(y, (0, 1)).all():
-        raise ValueError("y: labels must be 0 or 1")
+        raise InputError("y: labels must be 0 or 1")
     cos = np.cos(np.pi * (1.0 - A)) * s[:, None] * s[None, :]
     out = (1.0 - np.arccos(np.clip(cos, -1.0, 1.0)) / np.pi).astype(np.float32)
     np.fill_diagonal(out, 1.0)
@@ -97,7 +98,7 @@ def alpha_kept(subtasks) -> float | None:
 def _steps(run, checkpoints) -> list[int]:
     available = run.checkpoint_steps()
     if not available:
-        raise FileNotFoundError(f"no checkpoints in {run.path}")
+        raise InputError(f"no checkpoints in {run.path}")
     if checkpoints in (None, "last"):
         return [available[-1]]
     if checkpoints == "all":
@@ -106,7 +107,7 @@ def _steps(run, checkpoints) -> list[int]:
                                      else checkpoints)})      # chronological: "first found"
     missing = sorted(set(steps) - set(available))
     if missing:
-        raise ValueError(f"checkpoints: steps {missing} not saved; available: {available}")
+        raise InputError(f"checkpoints: steps {missing} not saved; available: {available}")
     return steps
 
 
@@ -135,12 +136,12 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
     run = load_run(run_dir)
     task = run.task
     if n_samples < 2:
-        raise ValueError(f"n_samples must be at least 2, got {n_samples}")
+        raise InputError(f"n_samples must be at least 2, got {n_samples}")
     infos = run.info()
     if network is None:
         network = max(infos, key=lambda r: (r["width"], -r["index"]))["index"]
     if not 0 <= network < len(infos):
-        raise ValueError(f"network must be in 0..{len(infos) - 1}, got {network}")
+        raise InputError(f"network must be in 0..{len(infos) - 1}, got {network}")
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     x, y, sub = task.sample(int(n_samples), gen)

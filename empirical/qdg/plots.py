@@ -5,6 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from common.errors import InputError
+
 
 def _ax(ax):
     if ax is None:
@@ -22,7 +24,7 @@ def plot_rank_frequency(sizes_by_k: dict, alpha_true: float | None = None, alpha
     from .estimators import envelope
     curves = {k: rank_curve(v) for k, v in sizes_by_k.items() if str(k) != "true"}
     if not curves:
-        raise ValueError("sizes_by_k: no clustering to plot (only 'true' sizes or none)")
+        raise InputError("sizes_by_k: no clustering to plot (only 'true' sizes or none)")
     ax = _ax(ax)
     for k, s in curves.items():
         ax.loglog(np.arange(1, len(s) + 1), s, lw=1, alpha=0.6, label=f"K={k}")

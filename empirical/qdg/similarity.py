@@ -12,25 +12,27 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.errors import InputError
+
 
 def normalize_rows(gradients) -> torch.Tensor:
     """Float32 rows scaled to unit L2 norm; ValueError if a row is zero or non-finite."""
     g = torch.as_tensor(gradients)
     if g.ndim != 2:
-        raise ValueError(f"gradients must be 2-d (n_samples, n_features), got shape {tuple(g.shape)}")
+        raise InputError(f"gradients must be 2-d (n_samples, n_features), got shape {tuple(g.shape)}")
     if g.shape[0] == 0:
-        raise ValueError("gradients: no samples")
+        raise InputError("gradients: no samples")
     if not g.is_floating_point():
         g = g.to(torch.float32)
     if not bool(torch.isfinite(g).all()):
         bad = int((~torch.isfinite(g).all(dim=1)).nonzero()[0, 0])
-        raise ValueError(f"gradients contain NaN/inf (first: sample {bad})")
+        raise InputError(f"gradients contain NaN/inf (first: sample {bad})")
     # scale each row by its largest entry first, in the input's precision: the float32
     # norm of a row of tiny or huge entries would underflow or overflow
     scale = g.abs().amax(dim=1, keepdim=True)
     if bool((scale == 0).any()):
         bad = int((scale[:, 0] == 0).nonzero()[0, 0])
-        raise ValueError(f"gradients: sample {bad} has a zero gradient (no direction)")
+        raise InputError(f"gradients: sample {bad} has a zero gradient (no direction)")
     g = (g / scale).to(torch.float32)
     return g / torch.linalg.vector_norm(g, dim=1, keepdim=True)
 
@@ -47,7 +49,7 @@ def _factored_products(factors):
 def _similarity(gradients, transform, block_size: int) -> np.ndarray:
     from .gradients import LinearGradientFactors
     if block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size}")
+        raise InputError(f"block_size must be a positive integer, got {block_size}")
     if isinstance(gradients, LinearGradientFactors):
         n, product = _factored_products(gradients)
     else:

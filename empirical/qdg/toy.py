@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from common.errors import InputError
 import theory
 
 from .clustering import QDGClustering
@@ -30,9 +31,9 @@ def toy_embeddings(alpha: float, n_clusters: int, n_samples: int, dim: int, sigm
     frequent cluster."""
     for name, v in (("n_clusters", n_clusters), ("n_samples", n_samples), ("dim", dim)):
         if int(v) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v}")
+            raise InputError(f"{name} must be a positive integer, got {v}")
     if not sigma >= 0:
-        raise ValueError(f"sigma must be >= 0, got {sigma}")
+        raise InputError(f"sigma must be >= 0, got {sigma}")
     rng = np.random.default_rng(seed)
     p = np.asarray(theory.frequencies(alpha, K=int(n_clusters)), dtype=float)
     labels = rng.choice(int(n_clusters), size=int(n_samples), p=p / p.sum())
@@ -56,7 +57,7 @@ def run_toy(alpha: float = 0.5, n_clusters: int = 200, n_samples: int = 10_000, 
     ``sizes`` (rep 0: K → sorted cluster sizes, and ``true``), ``seconds``.
     """
     if reps < 1:
-        raise ValueError(f"reps must be a positive integer, got {reps}")
+        raise InputError(f"reps must be a positive integer, got {reps}")
     config = dict(alpha=alpha, n_clusters=n_clusters, n_samples=n_samples, dim=dim, sigma=sigma,
                   ks=[int(v) for v in ks], reps=reps, seed=seed, estimators=list(estimators),
                   k=k, rank_window=rank_window, bootstrap=bootstrap, level=level,
@@ -155,7 +156,7 @@ def calibrate(alpha_true, alpha_hat) -> dict:
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
     if x.size < 3 or np.ptp(x) == 0:
-        raise ValueError("calibration needs at least 3 estimates over at least 2 values of α")
+        raise InputError("calibration needs at least 3 estimates over at least 2 values of α")
     c1, c0 = np.polyfit(x, y, 1)
     back = (y - c0) / c1
     return {"c0": float(c0), "c1": float(c1), "residual_sd": float(np.std(back - x, ddof=2)),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import InputError
 from quanta.io import CommandError, add_output_args, save_figure, say, write_json
 
 
@@ -148,11 +149,11 @@ def _read_sizes(path, column):
     path = Path(path)
     if path.suffix.lower() == ".txt" and column is None:
         if not path.exists():
-            raise FileNotFoundError(f"no such file: {path}")
+            raise InputError(f"no such file: {path}")
         try:
             return np.loadtxt(path, ndmin=1)
         except ValueError as err:
-            raise ValueError(f"{path}: {str(err).splitlines()[0]}") from None
+            raise InputError(f"{path}: {str(err).splitlines()[0]}") from None
     table = read_table(path, [column] if column else None)
     return column_values(table, column or table.columns[0])
 

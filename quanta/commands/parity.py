@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import InputError
 from quanta.io import save_figure, say, write_json
 
 #: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
@@ -20,7 +21,7 @@ RESULTS = Path(__file__).resolve().parents[2] / "results" / "parity"
 
 def _grid(lo: float, hi: float, count: int) -> list[int]:
     if not (0 < lo <= hi) or count < 1:
-        raise ValueError(f"a grid needs 0 < MIN <= MAX and COUNT >= 1, got {lo} {hi} {count}")
+        raise InputError(f"a grid needs 0 < MIN <= MAX and COUNT >= 1, got {lo} {hi} {count}")
     return sorted({int(round(v)) for v in np.geomspace(lo, hi, int(count))})
 
 
@@ -29,11 +30,11 @@ def config_from_args(args):
     from empirical.parity import ModelConfig, RunConfig, TaskConfig, TrainConfig
 
     if args.widths is not None and args.width_grid is not None:
-        raise ValueError("give --widths or --width-grid, not both")
+        raise InputError("give --widths or --width-grid, not both")
     widths = args.widths if args.widths is not None else _grid(*args.width_grid) \
         if args.width_grid is not None else _grid(9, 500, 30)
     if args.D is not None and args.D_grid is not None:
-        raise ValueError("give --D or --D-grid, not both")
+        raise InputError("give --D or --D-grid, not both")
     D = args.D if args.D is not None else _grid(*args.D_grid) if args.D_grid is not None else None
     return RunConfig(
         TaskConfig(n_tasks=args.n_tasks, n_bits=args.n_bits, k=args.k, alpha=args.alpha,
@@ -76,7 +77,7 @@ def cmd_train(args) -> int:
         config = RunConfig.from_json((out / "config.json").read_text())
         clash = _given_flags_that_differ(config, args)
         if clash:
-            raise ValueError(f"--resume continues {out} with its saved config, which these "
+            raise InputError(f"--resume continues {out} with its saved config, which these "
                              f"flags contradict: {'; '.join(clash)} (leave them out, or train "
                              "into another --out)")
         print(f"resuming {out} with its saved config")

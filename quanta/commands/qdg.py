@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from empirical.files import atomic_write
+from common.files import atomic_write
 from quanta.io import add_output_args, save_figure, say, write_json
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import InputError
 from quanta.io import add_output_args, save_figure, say, write_json
 
 
@@ -46,9 +47,9 @@ def add_parser(subparsers) -> None:
 def _grid(args) -> np.ndarray:
     """The log-spaced grid of D, S or N values from --x-min/--x-max/--points."""
     if args.points < 2:
-        raise ValueError("--points must be ≥ 2")
+        raise InputError("--points must be ≥ 2")
     if args.K < 1:
-        raise ValueError(f"--K must be an integer ≥ 1, got {args.K}")
+        raise InputError(f"--K must be an integer ≥ 1, got {args.K}")
     if args.regime == "N":
         lo, hi = 1.0, float(args.K) * args.C
     elif args.regime == "S":
@@ -58,9 +59,9 @@ def _grid(args) -> np.ndarray:
     lo = lo if args.x_min is None else args.x_min
     hi = hi if args.x_max is None else args.x_max
     if not (lo >= 1):
-        raise ValueError(f"--x-min must be ≥ 1, got {lo:g}")
+        raise InputError(f"--x-min must be ≥ 1, got {lo:g}")
     if not lo < hi:
-        raise ValueError(f"--x-min ({lo:g}) must be < --x-max ({hi:g})")
+        raise InputError(f"--x-min ({lo:g}) must be < --x-max ({hi:g})")
     grid = np.geomspace(lo, hi, args.points)
     return np.unique(np.round(grid)) if args.regime != "N" else grid
 
