@@ -92,7 +92,7 @@ def test_bootstrap_interval_and_bad_input():
     rng = np.random.default_rng(13)
     x = _discrete_power_law(1.8, 3000, rng)
     res = rank_frequency_exponent(x, method="mle", bootstrap=100, seed=1)
-    lo, hi = res.conf_int()
+    lo, hi = res.conf_int().loc["alpha_hat"]
     assert lo < res.alpha_hat < hi
     with pytest.raises(ValueError, match="not a positive integer"):
         discrete_power_law_mle([1, 2, 2.5])
@@ -145,7 +145,7 @@ def test_flat_sizes_give_alpha_at_most_zero_and_keep_every_bootstrap_draw():
     assert res.alpha_hat == pytest.approx(res.rank_exponent - 1)
     assert np.all(np.isfinite(res.bootstrap)) and res.bootstrap.size == 1000
     assert np.mean(res.bootstrap <= 0) > 0.05          # draws below 0 kept, not dropped
-    lo, hi = res.conf_int()
+    lo, hi = res.conf_int().loc["alpha_hat"]
     assert lo <= np.quantile(res.bootstrap, 0.03)
     flat = rank_frequency_exponent(np.round(1e5 * np.arange(1, 300.0) ** -0.8), method="ols")
     assert flat.alpha_hat == pytest.approx(-0.2, abs=0.01)
