@@ -87,24 +87,27 @@ class Result:
         ``alpha`` above 0.5 is refused: ``conf_int(0.95)``, the old spelling of a 95 %
         interval, would otherwise silently give a 5 % one.
         """
+        return interval_table(self._bounds(1.0 - self._alpha(alpha, level), **kwargs))
+
+    def _alpha(self, alpha, level, stacklevel: int = 3) -> float:
+        """``alpha`` checked, from the deprecated ``level`` (with a warning attributed
+        ``stacklevel`` frames up: the caller of ``conf_int``) or the result's default."""
+        from common.errors import InputError
+
         if level is not None:
             if alpha is not None:
-                from common.errors import InputError
-
                 raise InputError("conf_int: give alpha or the deprecated level, not both")
             warnings.warn("conf_int(level=...) is deprecated: use conf_int(alpha=1 - level)",
-                          DeprecationWarning, stacklevel=2)
+                          DeprecationWarning, stacklevel=stacklevel)
             alpha = 1.0 - float(level)
         if alpha is None:
             alpha = 1.0 - float(getattr(self, "level", None) or 0.95)
         alpha = check_alpha_level(alpha)
         if alpha > 0.5:
-            from common.errors import InputError
-
             raise InputError(f"alpha={alpha:g} asks for a {1 - alpha:.0%} interval: conf_int "
                              f"takes alpha = 1 − level (for a {alpha:.0%} interval pass "
                              f"alpha={1 - alpha:.2g})")
-        return interval_table(self._bounds(1.0 - alpha, **kwargs))
+        return alpha
 
     def summary(self) -> str:
         raise NotImplementedError

@@ -7,7 +7,7 @@ import numpy as np
 from scipy import stats
 
 from common.errors import InputError
-from common.results import Result, jsonable
+from common.results import Result, interval_table, jsonable
 from fit.bootstrap import CI_METHODS, bca_interval, percentile_interval
 from fit.forms import form_spec, to_public
 
@@ -107,7 +107,7 @@ class FitResult(Result):
         the residual degrees of freedom for least-squares fits; the default without a
         bootstrap). ``level=`` is the deprecated spelling of ``1 - alpha``.
         """
-        return super().conf_int(alpha, level=level, method=method)
+        return interval_table(self._bounds(1.0 - self._alpha(alpha, level), method=method))
 
     def _bounds(self, level: float, method: str | None = None) -> dict:
         boot = self.bootstrap_params is not None
@@ -129,9 +129,9 @@ class FitResult(Result):
         return {name: percentile_interval(samples, level)
                 for name, samples in self.bootstrap_params.items()}
 
-    def wald_conf_int(self, alpha: float | None = None):
+    def wald_conf_int(self, alpha: float | None = None, *, level: float | None = None):
         """``conf_int(alpha, method="wald")``: intervals from the fit's own standard errors."""
-        return self.conf_int(alpha, method="wald")
+        return interval_table(self._wald_bounds(1.0 - self._alpha(alpha, level)))
 
     def _wald_bounds(self, level: float) -> dict:
         se = np.sqrt(np.clip(np.diag(self.cov_theta), 0, None))
