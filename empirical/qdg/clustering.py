@@ -147,8 +147,17 @@ def _check_k(k, n_samples: int, name: str = "n_clusters") -> int:
 
 
 class _SpectralQDG(BaseEstimator):
-    """What both estimators share: the affinity, one embedding with max K components,
-    then k-means on its leading K columns for each K (``_fit_ks``)."""
+    """What both estimators share: their hyperparameters but K, and the fit: the affinity,
+    one embedding with max K components, then k-means on its leading K columns for each K
+    (``_fit_ks``)."""
+
+    def __init__(self, *, affinity: str = "gradients", eigen_solver: str = "auto",
+                 n_init: int = 10, random_state: int = 0, block_size: int = 4096):
+        self.affinity = affinity
+        self.eigen_solver = eigen_solver
+        self.n_init = n_init
+        self.random_state = random_state
+        self.block_size = block_size
 
     def _fit_ks(self, X, ks) -> dict:
         if not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
@@ -203,11 +212,8 @@ class QDGClustering(ClusterMixin, _SpectralQDG):
                  eigen_solver: str = "auto", n_init: int = 10, random_state: int = 0,
                  block_size: int = 4096):
         self.n_clusters = n_clusters
-        self.affinity = affinity
-        self.eigen_solver = eigen_solver
-        self.n_init = n_init
-        self.random_state = random_state
-        self.block_size = block_size
+        super().__init__(affinity=affinity, eigen_solver=eigen_solver, n_init=n_init,
+                         random_state=random_state, block_size=block_size)
 
     def fit(self, X, y=None):
         """Cluster the samples (rows of gradients, or a precomputed affinity); returns self."""
@@ -239,11 +245,8 @@ class QDGClusteringSweep(_SpectralQDG):
                  eigen_solver: str = "auto", n_init: int = 10, random_state: int = 0,
                  block_size: int = 4096):
         self.ks = ks
-        self.affinity = affinity
-        self.eigen_solver = eigen_solver
-        self.n_init = n_init
-        self.random_state = random_state
-        self.block_size = block_size
+        super().__init__(affinity=affinity, eigen_solver=eigen_solver, n_init=n_init,
+                         random_state=random_state, block_size=block_size)
 
     def fit(self, X, y=None):
         """Cluster the samples for every K; returns self."""
