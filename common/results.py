@@ -13,8 +13,11 @@ Estimators (scikit-learn's contract: hyperparameters in ``__init__``, learned st
 trailing underscore, ``fit`` returns ``self``) are not results; what they estimate is.
 
 A subclass of :class:`Result` implements ``_bounds(level)`` (name → (low, high)), and
-``conf_int`` turns it into the table. ``conf_int(level=…)``, the old spelling, still works
-for one release with a ``DeprecationWarning``.
+``conf_int`` turns it into the table; ``alpha`` defaults to 1 − the result's own ``level``
+where it has one. ``conf_int(level=…)``, the old spelling, still works for one release with
+a ``DeprecationWarning``; a positional ``conf_int(0.95)`` (the old spelling of a 95 %
+interval) is refused rather than read as a 5 % one. The protocol test,
+tests/test_result_protocol.py, holds a factory for every result type.
 """
 from __future__ import annotations
 
@@ -40,30 +43,71 @@ def check_alpha_level(alpha) -> float:
 
 def interval_table(bounds: Mapping[str, tuple[float, float]]):
     """name → (low, high) as the protocol's table: a DataFrame indexed by name with the
-    columns ``lower`` and ``upper`` (float)."""
+    columns ``lower`` and ``upper`` (float). An estimate whose interval is missing (None,
+    or a NaN end: e.g. every bootstrap refit failed) has no row; infinite ends are kept."""
     import pandas as pd
 
-    names = list(bounds)
-    return pd.DataFrame({"lower": [float(bounds[k][0]) for k in names],
-                         "upper": [float(bounds[k][1]) for k in names]},
-                        index=pd.Index(names, name="param"))
+    rows = {str(k): (float(v[0]), float(v[1])) for k, v in bounds.items()
+            if v is not None and not (math.isnan(float(v[0])) or math.isnan(float(v[1])))}
+    return pd.DataFrame({"lower": [lo for lo, _ in rows.values()],
+                         "upper": [hi for _, hi in rows.values()]},
+                        index=pd.Index(list(rows), name="param", dtype=object), dtype=float)
+
+
+def percentile_interval(samples, level: float) -> tuple[float, float]:
+    """The equal-tailed percentile interval at ``level`` of the finite bootstrap samples
+    ((NaN, NaN) when none is finite)."""
+    import numpy as np
+
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return (math.nan, math.nan)
+    tail = 50.0 * (1.0 - level)
+    lo, hi = np.percentile(s, [tail, 100.0 - tail])
+    return (float(lo), float(hi))
 
 
 class Result:
-    """Base of every result type (see the module docstring for the protocol)."""
+    """Base of every result type (see the module docstring for the protocol).
+
+    A result made at a confidence level (a ``level`` attribute, e.g. a fit run with
+    ``level=0.9``) uses it as ``conf_int``'s default; otherwise the default is 95 %.
+    """
 
     def _bounds(self, level: float, **kwargs) -> Mapping[str, tuple[float, float]]:
         raise NotImplementedError
 
-    def conf_int(self, alpha: float = 0.05, *, level: float | None = None, **kwargs):
-        """Confidence intervals at level 1 − ``alpha``: a DataFrame (rows: estimates;
-        columns ``lower``, ``upper``). Extra keywords go to the type's interval method
-        (e.g. ``method="bca"`` for a bootstrap)."""
+    def conf_int(self, alpha: float | None = None, *, level: float | None = None, **kwargs):
+        """Confidence intervals at level 1 − ``alpha``: a DataFrame (rows: the estimates
+        that have an interval; columns ``lower``, ``upper``). ``alpha`` defaults to 1 − the
+        result's own ``level`` (0.05 without one). Extra keywords go to the type's interval
+        method (e.g. ``method="bca"`` for a bootstrap).
+
+        ``alpha`` above 0.5 is refused: ``conf_int(0.95)``, the old spelling of a 95 %
+        interval, would otherwise silently give a 5 % one.
+        """
+        return interval_table(self._bounds(1.0 - self._alpha(alpha, level), **kwargs))
+
+    def _alpha(self, alpha, level, stacklevel: int = 3) -> float:
+        """``alpha`` checked, from the deprecated ``level`` (with a warning attributed
+        ``stacklevel`` frames up: the caller of ``conf_int``) or the result's default."""
+        from common.errors import InputError
+
         if level is not None:
+            if alpha is not None:
+                raise InputError("conf_int: give alpha or the deprecated level, not both")
             warnings.warn("conf_int(level=...) is deprecated: use conf_int(alpha=1 - level)",
-                          DeprecationWarning, stacklevel=2)
+                          DeprecationWarning, stacklevel=stacklevel)
             alpha = 1.0 - float(level)
-        return interval_table(self._bounds(1.0 - check_alpha_level(alpha), **kwargs))
+        if alpha is None:
+            alpha = 1.0 - float(getattr(self, "level", None) or 0.95)
+        alpha = check_alpha_level(alpha)
+        if alpha > 0.5:
+            raise InputError(f"alpha={alpha:g} asks for a {1 - alpha:.0%} interval: conf_int "
+                             f"takes alpha = 1 − level (for a {alpha:.0%} interval pass "
+                             f"alpha={1 - alpha:.2g})")
+        return alpha
 
     def summary(self) -> str:
         raise NotImplementedError

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from common.errors import InputError
+from common.results import percentile_interval  # noqa: F401  (part of this module's API)
 
 BOOTSTRAP_METHODS = ("pairs", "residuals")
 CI_METHODS = ("percentile", "bca")
@@ -49,17 +50,6 @@ def residual_indices(n: int, n_resamples: int, rng: np.random.Generator) -> np.n
 def jackknife_weights(n: int) -> np.ndarray:
     """(n, n) weights of the n leave-one-out fits."""
     return 1.0 - np.eye(n)
-
-
-def percentile_interval(samples, level: float) -> tuple[float, float]:
-    """The equal-tailed percentile interval of the finite bootstrap samples."""
-    s = np.asarray(samples, dtype=float)
-    s = s[np.isfinite(s)]
-    if s.size == 0:
-        return (np.nan, np.nan)
-    tail = 50.0 * (1.0 - level)
-    lo, hi = np.percentile(s, [tail, 100.0 - tail])
-    return (float(lo), float(hi))
 
 
 def bca_interval(samples, estimate: float, jackknife, level: float) -> tuple[float, float]:

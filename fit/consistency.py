@@ -13,11 +13,12 @@ strongly correlated draws) still pair independent resamples.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from common.errors import InputError
+from common.results import Result, jsonable
 from fit.bootstrap import check_level, percentile_interval
 from fit.forms import JOINT_FORMS
 
@@ -107,8 +108,14 @@ def implied_alpha(result, variable=None, level=None) -> dict:
 
 
 @dataclass(frozen=True)
-class Consistency:
-    """Fitted (α_N, α_D) read against the quantization model; intervals at ``level``."""
+class Consistency(Result):
+    """Fitted (α_N, α_D) read against the quantization model; intervals at ``level``.
+
+    ``params``: ``alpha_N``, ``alpha_D``, ``gap``, ``alpha_from_N``, ``alpha_from_D``,
+    ``alpha_tilted``, ``gamma_tilted``; ``conf_int(alpha)`` recomputes their percentile
+    intervals at any level from ``draws`` (the paired bootstrap draws, not in ``to_dict``);
+    the ``*_ci`` fields hold them at ``level``.
+    """
     alpha_N: float
     alpha_D: float
     gap: float                    # α_D − α_D(α_N); the model says 0
@@ -127,6 +134,7 @@ class Consistency:
     outside_fraction: float | None = None   # draws with α_N ≤ 0 or α_D ∉ (0, 1)
     tilted_outside_fraction: float | None = None   # draws without α_N > α_D > 0 (no CI if
                                                     # more than one tail's worth)
+    draws: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def consistent(self) -> bool | None:
@@ -135,12 +143,24 @@ class Consistency:
             return None
         return bool(self.gap_ci[0] <= 0 <= self.gap_ci[1])
 
-    def to_dict(self) -> dict:
-        from dataclasses import asdict
+    @property
+    def params(self) -> dict:
+        return {k: float(getattr(self, k)) for k in READINGS}
 
-        d = asdict(self)
+    def _bounds(self, level: float) -> dict:
+        return {} if self.draws is None else _reading_intervals(self.draws, level)
+
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "draws"}
         d["consistent"] = self.consistent
-        return d
+        return jsonable(d)
+
+    def plot(self, ax=None):
+        """The fitted (α_N, α_D) and its bootstrap draws against the model's curve
+        α_D = α_N/(α_N+1) (``fit.plots.plot_consistency``)."""
+        from fit.plots import plot_consistency
+
+        return plot_consistency(self, ax=ax)
 
     def summary(self) -> str:
         def fmt(v, ci):
@@ -161,6 +181,28 @@ class Consistency:
           + ([f"no tilted interval: {self.tilted_outside_fraction:.1%} of the draws lack "
               "alpha_N > alpha_D > 0"]
              if self.n_samples and self.alpha_tilted_ci is None else []))
+
+
+#: the estimates a :class:`Consistency` reports (its ``params``)
+READINGS = ("alpha_N", "alpha_D", "gap", "alpha_from_N", "alpha_from_D", "alpha_tilted",
+            "gamma_tilted")
+
+
+def _reading_intervals(draws: dict, level: float) -> dict:
+    """name → percentile interval at ``level`` of each reading, from the paired draws
+    (``alpha_N``, ``alpha_D`` and the tilted ``alpha_tilted``, ``gamma_tilted``, NaN where
+    a pair lacks α_N > α_D > 0). The α readings map the exponents' intervals through their
+    nondecreasing inverses; the tilted pair gets None when more draws than one tail holds
+    are outside its range (the interval of the rest would not be a 1 − alpha one)."""
+    sN, sD = draws["alpha_N"], draws["alpha_D"]
+    out = {"alpha_N": percentile_interval(sN, level), "alpha_D": percentile_interval(sD, level),
+           "gap": percentile_interval(_gap(sN, sD), level),
+           "alpha_from_N": _mapped_interval(sN, _alpha_from_N, level),
+           "alpha_from_D": _mapped_interval(sD, _alpha_from_D, level)}
+    tilted_ok = np.mean(~np.isfinite(draws["alpha_tilted"])) <= (1.0 - level) / 2
+    for name in ("alpha_tilted", "gamma_tilted"):
+        out[name] = percentile_interval(draws[name], level) if tilted_ok else None
+    return out
 
 
 def _as_exponent(arg, name):
@@ -218,35 +260,25 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
     else:
         sN = sD = None
 
-    def ci(values, f=None):
-        if sN is None:
-            return None
-        return percentile_interval(values, level) if f is None else \
-            _mapped_interval(values, f, level)
-
-    tilted = lambda n, d: theory.alpha_gamma_from_exponents(n, d)          # noqa: E731
-    try:
-        at, gt = tilted(aN, aD)
-    except ValueError:
-        at = gt = float("nan")
-    at_ci = gt_ci = None
+    tilted = theory.alpha_gamma_from_exponents
+    at, gt = _safe_pair(tilted, aN, aD)
+    draws, ci = None, {}
     outside = tilted_outside = None
     if sN is not None:
         pairs = np.array([_safe_pair(tilted, n, d) for n, d in zip(sN, sD)]).reshape(-1, 2)
+        draws = {"alpha_N": sN, "alpha_D": sD, "alpha_tilted": pairs[:, 0],
+                 "gamma_tilted": pairs[:, 1]}
+        ci = _reading_intervals(draws, level)
         tilted_outside = float(np.mean(~np.isfinite(pairs[:, 0])))
-        # (α, γ) needs α_N > α_D > 0; with more of the draws outside than one tail holds,
-        # the interval of the rest would not be a 95 % one
-        if tilted_outside <= (1.0 - level) / 2:
-            at_ci, gt_ci = ci(pairs[:, 0]), ci(pairs[:, 1])
         outside = float(np.mean((sN <= 0) | (sD <= 0) | (sD >= 1)))
     return Consistency(
-        alpha_N=aN, alpha_D=aD, gap=float(_gap(aN, aD)), gap_ci=ci(_gap(sN, sD)),
-        alpha_from_N=float(_alpha_from_N(aN)), alpha_from_N_ci=ci(sN, _alpha_from_N),
-        alpha_from_D=float(_alpha_from_D(aD)),
-        alpha_from_D_ci=None if sD is None else ci(sD, _alpha_from_D),
-        alpha_tilted=float(at), gamma_tilted=float(gt), alpha_tilted_ci=at_ci,
-        gamma_tilted_ci=gt_ci, level=level, n_samples=0 if sN is None else len(sN),
-        paired=paired, outside_fraction=outside, tilted_outside_fraction=tilted_outside)
+        alpha_N=aN, alpha_D=aD, gap=float(_gap(aN, aD)), gap_ci=ci.get("gap"),
+        alpha_from_N=float(_alpha_from_N(aN)), alpha_from_N_ci=ci.get("alpha_from_N"),
+        alpha_from_D=float(_alpha_from_D(aD)), alpha_from_D_ci=ci.get("alpha_from_D"),
+        alpha_tilted=float(at), gamma_tilted=float(gt), alpha_tilted_ci=ci.get("alpha_tilted"),
+        gamma_tilted_ci=ci.get("gamma_tilted"), level=level,
+        n_samples=0 if sN is None else len(sN), paired=paired, outside_fraction=outside,
+        tilted_outside_fraction=tilted_outside, draws=draws)
 
 
 def _safe_pair(f, n, d):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.errors import InputError
+from common.results import Result, jsonable
 from fit.inputs import check_positive
 
 
@@ -39,8 +40,12 @@ def local_exponent(x, y, window=5, offset=0.0):
 
 
 @dataclass(frozen=True)
-class Extrapolation:
-    """A fit on the smaller scales and its prediction of the held-out largest ones."""
+class Extrapolation(Result):
+    """A fit on the smaller scales and its prediction of the held-out largest ones.
+
+    ``params``: the training fit's parameters and ``mean_abs_rel_error`` (of the held-out
+    predictions); ``conf_int`` gives the training fit's intervals.
+    """
     form: str
     n_train: int
     x_train_max: float
@@ -50,12 +55,40 @@ class Extrapolation:
     rel_error: np.ndarray           # (pred − obs)/obs per held-out point
     mean_abs_rel_error: float
     fit: object                     # the FitResult on the training points
+    x2_test: np.ndarray | None = None
+
+    @property
+    def params(self) -> dict:
+        return {**self.fit.params, "mean_abs_rel_error": float(self.mean_abs_rel_error)}
+
+    def _bounds(self, level: float) -> dict:
+        return self.fit._bounds(level)
 
     def to_dict(self) -> dict:
-        return {"form": self.form, "n_train": self.n_train, "x_train_max": self.x_train_max,
-                "x_test": self.x_test.tolist(), "y_test": self.y_test.tolist(),
-                "y_pred": self.y_pred.tolist(), "rel_error": self.rel_error.tolist(),
-                "mean_abs_rel_error": self.mean_abs_rel_error}
+        return jsonable({"form": self.form, "n_train": self.n_train,
+                         "x_train_max": self.x_train_max, "x_test": self.x_test,
+                         "y_test": self.y_test, "y_pred": self.y_pred,
+                         "rel_error": self.rel_error,
+                         "mean_abs_rel_error": self.mean_abs_rel_error,
+                         "x2_test": self.x2_test, "fit": self.fit.to_dict()})
+
+    def summary(self) -> str:
+        key = "x" if self.x2_test is None else "x·x2"
+        lines = [f"extrapolation check: {self.form} fitted on {self.n_train} points "
+                 f"({key} ≤ {self.x_train_max:.4g}), {len(self.x_test)} held out",
+                 f"{'x':>12} {'observed':>12} {'predicted':>12} {'rel. error':>11}"]
+        lines += [f"{x:12.4g} {o:12.6g} {p:12.6g} {r:11.3%}" for x, o, p, r in
+                  zip(self.x_test, self.y_test, self.y_pred, self.rel_error)]
+        lines.append(f"mean |relative error| of the held-out points: "
+                     f"{self.mean_abs_rel_error:.3%}")
+        return "\n".join(lines)
+
+    def plot(self, ax=None):
+        """Training and held-out points with the training fit's prediction
+        (``fit.plots.plot_extrapolation``)."""
+        from fit.plots import plot_extrapolation
+
+        return plot_extrapolation(self, ax=ax)
 
 
 def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extrapolation:
@@ -84,7 +117,8 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     pred = res.predict(x[test], None if x2 is None else x2[test])
     rel = (pred - y[test]) / y[test]
     return Extrapolation(form, len(train), float(key[train].max()), x[test], y[test], pred,
-                         rel, float(np.mean(np.abs(rel))), res)
+                         rel, float(np.mean(np.abs(rel))), res,
+                         None if x2 is None else x2[test])
 
 
 def _same(u, v) -> bool:

@@ -66,8 +66,9 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
     else:
         ax.scatter(x, result.y, s=14, color="C0", label="observed", zorder=3)
         name = "alpha2" if result.form == "broken" else "alpha"
-        a, ci = result.params[name], result.conf_int()[name]
-        lab = f"{result.form} fit, {name} = {a:.3g} [{ci[0]:.3g}, {ci[1]:.3g}]"
+        a, ci = result.params[name], result.conf_int()
+        lab = f"{result.form} fit, {name} = {a:.3g}" + (
+            " [{:.3g}, {:.3g}]".format(*ci.loc[name]) if name in ci.index else "")
         ax.plot(grid, result.predict(grid), color="C1", label=lab)
         band = prediction_band(result, grid)
         if band is not None:
@@ -178,5 +179,90 @@ def plot_rank_frequency(sizes, result=None, ax=None, label="observed"):
     ax.set_yscale("log")
     ax.set_xlabel("rank")
     ax.set_ylabel("size")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_power_law_ccdf(result, ax=None):
+    """Empirical P(S ≥ s) of a :class:`fit.sizes.DiscretePowerLaw`'s samples (observed)
+    against the fitted tail, ζ(γ, s)/ζ(γ, x_min) scaled by the tail's share (predicted),
+    on log-log axes (Clauset, Shalizi & Newman 2009, Fig. 1)."""
+    from scipy import special
+
+    from common.errors import InputError
+    from common.plotting import axes
+
+    if result.samples is None:
+        raise InputError("samples: this DiscretePowerLaw was built without its data")
+    ax = axes(ax)
+    s = np.sort(np.asarray(result.samples, dtype=float))
+    vals, first = np.unique(s, return_index=True)
+    ax.loglog(vals, 1.0 - first / s.size, "o", ms=3, mfc="none", label="observed P(S ≥ s)")
+    tail = vals[vals >= result.xmin]
+    share = result.n_tail / result.n
+    ax.loglog(tail, share * special.zeta(result.gamma, tail) / special.zeta(result.gamma,
+                                                                            result.xmin),
+              color="C1", label=f"power law, γ = {result.gamma:.3g}, x_min = {result.xmin:g}")
+    ax.set_xlabel("size s (count)")
+    ax.set_ylabel("P(S ≥ s)")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_consistency(result, ax=None):
+    """A :class:`fit.consistency.Consistency`: the fitted (α_N, α_D) (observed) with its
+    bootstrap draws and percentile intervals, against the model's α_D = α_N/(α_N+1)
+    (predicted)."""
+    import theory
+    from common.plotting import axes
+
+    ax = axes(ax)
+    if result.draws is not None:
+        ax.scatter(result.draws["alpha_N"], result.draws["alpha_D"], s=3, color="C0",
+                   alpha=0.15, lw=0, label=f"bootstrap draws ({result.n_samples})")
+    ci = result.conf_int()
+    err = [[abs(result.params[k] - ci.loc[k, e]) for e in ("lower", "upper")]
+           if k in ci.index else [0.0, 0.0] for k in ("alpha_N", "alpha_D")]
+    ax.errorbar([result.alpha_N], [result.alpha_D], xerr=np.array(err[0])[:, None],
+                yerr=np.array(err[1])[:, None], fmt="o", color="C3", capsize=3,
+                label=f"fitted (α_N, α_D), {result.level:.0%} intervals")
+    hi = max(2.0 * result.alpha_N, 1.0) if np.isfinite(result.alpha_N) else 1.0
+    aN = np.linspace(1e-3, hi, 200)
+    ax.plot(aN, [theory.alpha_D(a) for a in aN], color="k",
+            label=r"model: $\alpha_D = \alpha_N/(\alpha_N+1)$")
+    ax.set_xlabel(r"parameter exponent $\alpha_N$")
+    ax.set_ylabel(r"data exponent $\alpha_D$")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_extrapolation(result, ax=None):
+    """A :class:`fit.diagnostics.Extrapolation`: the training points and the fit on them,
+    carried to the held-out largest scales (predicted, with the bootstrap band where the
+    fit has one), beside the held-out observations, on log-log axes."""
+    from common.plotting import axes
+
+    ax = axes(ax)
+    res = result.fit
+    ax.scatter(res.x, res.y, s=14, color="C0", label=f"training points ({result.n_train})")
+    ax.scatter(result.x_test, result.y_test, s=22, color="C3", zorder=3,
+               label="held out: observed")
+    if result.x2_test is None:
+        grid = np.geomspace(min(res.x.min(), result.x_test.min()),
+                            max(res.x.max(), result.x_test.max()), 200)
+        ax.plot(grid, res.predict(grid), color="C1", label=f"{res.form} fit, extended")
+        band = prediction_band(res, grid)
+        if band is not None:
+            ax.fill_between(grid, *band, color="C1", alpha=0.25, lw=0,
+                            label=f"{res.level:.0%} bootstrap band")
+    else:
+        ax.scatter(result.x_test, result.y_pred, marker="x", color="C1", zorder=3,
+                   label=f"held out: predicted by the {res.form} fit")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(_xlabel(res))
+    ax.set_ylabel("loss (nats)")
+    ax.set_title(f"mean |relative error| of the held-out points: "
+                 f"{result.mean_abs_rel_error:.2%}", fontsize=8)
     ax.legend(fontsize=7)
     return ax

@@ -7,7 +7,8 @@ import numpy as np
 from scipy import stats
 
 from common.errors import InputError
-from fit.bootstrap import CI_METHODS, bca_interval, check_level, percentile_interval
+from common.results import Result, interval_table, jsonable
+from fit.bootstrap import CI_METHODS, bca_interval, percentile_interval
 from fit.forms import form_spec, to_public
 
 FORMULAS = {
@@ -20,8 +21,10 @@ FORMULAS = {
 
 
 @dataclass
-class FitResult:
-    """A fitted scaling law: the data, the estimates and their uncertainty.
+class FitResult(Result):
+    """A fitted scaling law: the data, the estimates and their uncertainty (the result
+    protocol of ``common.results``: ``params``, ``conf_int(alpha)``, ``summary()``,
+    ``to_dict()``, ``plot()``).
 
     ``params``/``stderr``: public name → value (``A``, ``alpha`` [+ ``E``] for one variable;
     ``E, A, B, alpha, beta`` joint; ``broken`` adds ``alpha2`` and ``x_break``). ``stderr`` comes
@@ -94,34 +97,43 @@ class FitResult:
         return np.log(self.y) - np.log(self.fitted)
 
     # ------------------------------------------------------------------ intervals
-    def conf_int(self, level: float | None = None, method: str | None = None) -> dict:
-        """name → (low, high) at ``level`` (default the fit's).
+    def conf_int(self, alpha: float | None = None, method: str | None = None, *,
+                 level: float | None = None):
+        """Confidence intervals at level 1 − ``alpha`` (default: the fit's ``level``) as a
+        DataFrame indexed by parameter with columns ``lower`` and ``upper``.
 
-        With a bootstrap: ``method`` "percentile" or "bca" (default the fit's ``ci_method``);
-        without one: Wald intervals from ``stderr`` on the fitted (log) scale, t quantiles
-        with the residual degrees of freedom for least-squares fits.
+        ``method``: "percentile" or "bca" (bootstrap intervals; default the fit's
+        ``ci_method``) or "wald" (from ``stderr`` on the fitted (log) scale, t quantiles with
+        the residual degrees of freedom for least-squares fits; the default without a
+        bootstrap). ``level=`` is the deprecated spelling of ``1 - alpha``.
         """
-        level = check_level(self.level if level is None else float(level))
-        method = self.ci_method if method is None else method
-        if method not in CI_METHODS:
-            raise InputError(f"method must be one of {CI_METHODS}, got {method!r}")
-        if self.bootstrap_params is not None:
-            out = {}
-            for name, samples in self.bootstrap_params.items():
-                if method == "bca":
-                    if self.jackknife_params is None:
-                        raise InputError("method='bca' needs the jackknife, computed when "
-                                         "the fit is run with jackknife=True")
-                    out[name] = bca_interval(samples, self.params[name],
-                                             self.jackknife_params[name], level)
-                else:
-                    out[name] = percentile_interval(samples, level)
-            return out
-        return self.wald_conf_int(level)
+        return interval_table(self._bounds(1.0 - self._alpha(alpha, level), method=method))
 
-    def wald_conf_int(self, level: float | None = None) -> dict:
-        """Intervals from the fit's own standard errors (no bootstrap)."""
-        level = self.level if level is None else float(level)
+    def _bounds(self, level: float, method: str | None = None) -> dict:
+        boot = self.bootstrap_params is not None
+        method = (self.ci_method if boot else "wald") if method is None else method
+        if method not in CI_METHODS + ("wald",):
+            raise InputError(f"method must be one of {CI_METHODS + ('wald',)}, got {method!r}")
+        if method == "wald":
+            return self._wald_bounds(level)
+        if not boot:
+            raise InputError(f"method={method!r}: this fit has no bootstrap (run it with "
+                             "bootstrap > 0) — use method='wald'")
+        if method == "bca" and self.jackknife_params is None:
+            raise InputError("method='bca' needs the jackknife, computed when the fit is "
+                             "run with jackknife=True")
+        if method == "bca":
+            return {name: bca_interval(samples, self.params[name],
+                                       self.jackknife_params[name], level)
+                    for name, samples in self.bootstrap_params.items()}
+        return {name: percentile_interval(samples, level)
+                for name, samples in self.bootstrap_params.items()}
+
+    def wald_conf_int(self, alpha: float | None = None, *, level: float | None = None):
+        """``conf_int(alpha, method="wald")``: intervals from the fit's own standard errors."""
+        return interval_table(self._wald_bounds(1.0 - self._alpha(alpha, level)))
+
+    def _wald_bounds(self, level: float) -> dict:
         se = np.sqrt(np.clip(np.diag(self.cov_theta), 0, None))
         if self.loss == "l2" and self.df_resid > 0:
             q = stats.t.ppf(0.5 + level / 2, self.df_resid)
@@ -148,8 +160,8 @@ class FitResult:
     def summary(self) -> str:
         """A text table: the form, the fit statistics and each parameter with its errors."""
         level = self.level
-        ci = self.conf_int(level)
-        wald = self.wald_conf_int(level)
+        ci = self._bounds(level)
+        wald = self._wald_bounds(level)
         bse = self.bootstrap_stderr()
         lines = [f"Scaling-law fit: {self.form}    {FORMULAS[self.form]}",
                  f"points: {self.n_points}   loss: {self.loss}"
@@ -183,7 +195,7 @@ class FitResult:
     def to_dict(self, include_data: bool = False) -> dict:
         """JSON-ready summary: form, params, ci, stderr, n_points, aic, bic, n_failed_bootstrap,
         alpha_implied, warnings, config (and the data with ``include_data``)."""
-        ci = self.conf_int()
+        ci = self._bounds(self.level)
         out = {
             "form": self.form,
             "params": {k: float(v) for k, v in self.params.items()},
@@ -208,4 +220,10 @@ class FitResult:
         if include_data:
             out["data"] = {"x": self.x.tolist(), "y": self.y.tolist(),
                            "x2": None if self.x2 is None else self.x2.tolist()}
-        return out
+        return jsonable(out)
+
+    def plot(self, ax=None, **kwargs):
+        """Data, fitted curve and bootstrap band on log-log axes (``fit.plots.plot_fit``)."""
+        from fit.plots import plot_fit
+
+        return plot_fit(self, ax=ax, **kwargs)

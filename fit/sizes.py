@@ -23,17 +23,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
 from common.errors import InputError
+from common.results import Result, jsonable
 from fit.bootstrap import check_resamples, percentile_interval
 
 METHODS = ("ols", "mle", "envelope")
 
 
 @dataclass(frozen=True)
-class DiscretePowerLaw:
-    """Discrete power law P(s) = s^-gamma / ζ(gamma, xmin) for s ≥ xmin, fitted by ML."""
+class DiscretePowerLaw(Result):
+    """Discrete power law P(s) = s^-gamma / ζ(gamma, xmin) for s ≥ xmin, fitted by ML.
+
+    ``params``: ``gamma``; ``conf_int`` is the Wald interval gamma ± z·stderr (inverse
+    Fisher information). ``samples`` (not in ``to_dict``) are the data, sorted, for
+    ``plot``.
+    """
     gamma: float
     xmin: float
     n_tail: int
@@ -41,10 +47,32 @@ class DiscretePowerLaw:
     ks: float
     stderr: float
     loglik: float
+    samples: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def params(self) -> dict:
+        return {"gamma": float(self.gamma)}
+
+    def _bounds(self, level: float) -> dict:
+        z = stats.norm.ppf(0.5 + level / 2)
+        return {"gamma": (self.gamma - z * self.stderr, self.gamma + z * self.stderr)}
 
     def to_dict(self) -> dict:
-        from dataclasses import asdict
-        return asdict(self)
+        return jsonable({k: getattr(self, k) for k in
+                         ("gamma", "xmin", "n_tail", "n", "ks", "stderr", "loglik")})
+
+    def summary(self) -> str:
+        lo, hi = self._bounds(0.95)["gamma"]
+        return (f"discrete power law P(s) ∝ s^-gamma for s ≥ x_min (maximum likelihood)\n"
+                f"  gamma = {self.gamma:.4g} ± {self.stderr:.2g}  [95%: {lo:.4g}, {hi:.4g}]\n"
+                f"  x_min = {self.xmin:g} (KS distance {self.ks:.3g}), {self.n_tail} of "
+                f"{self.n} samples in the tail, log-likelihood {self.loglik:.6g}")
+
+    def plot(self, ax=None):
+        """Empirical P(S ≥ s) of the samples against the fitted tail (needs ``samples``)."""
+        from fit.plots import plot_power_law_ccdf
+
+        return plot_power_law_ccdf(self, ax=ax)
 
 
 #: the search interval of the discrete power law's γ; an estimate on either end means the
@@ -113,12 +141,18 @@ def discrete_power_law_mle(samples, xmin=None, min_tail=10) -> DiscretePowerLaw:
     info = (lz(g + h) - 2 * lz(g) + lz(g - h)) / h ** 2
     se = 1.0 / np.sqrt(n_tail * info) if info > 0 else np.nan
     return DiscretePowerLaw(gamma=g, xmin=float(xm), n_tail=int(n_tail), n=int(s.size),
-                            ks=float(d), stderr=float(se), loglik=float(ll))
+                            ks=float(d), stderr=float(se), loglik=float(ll), samples=s)
 
 
 @dataclass(frozen=True)
-class RankFrequencyResult:
-    """A rank-frequency exponent: ``alpha_hat`` in the paper's α (frequency exponent − 1)."""
+class RankFrequencyResult(Result):
+    """A rank-frequency exponent: ``alpha_hat`` in the paper's α (frequency exponent − 1).
+
+    ``params``: ``alpha_hat`` and ``rank_exponent`` (a = alpha_hat + 1), and ``gamma`` for
+    "mle"; ``conf_int`` gives the bootstrap percentile interval of ``alpha_hat`` (shifted by
+    1 for ``rank_exponent``), else ± z·stderr. ``sizes`` (not in ``to_dict``) is the
+    rank-frequency curve fitted (for "envelope", the normalised envelope), for ``plot``.
+    """
     method: str
     alpha_hat: float
     rank_exponent: float            # a, with s_r ∝ r^-a
@@ -131,27 +165,35 @@ class RankFrequencyResult:
     bootstrap: np.ndarray | None = None
     level: float = 0.95
     warnings: list = field(default_factory=list)
+    sizes: np.ndarray | None = field(default=None, repr=False, compare=False)
 
-    def conf_int(self, level: float | None = None) -> tuple:
+    @property
+    def params(self) -> dict:
+        out = {"alpha_hat": float(self.alpha_hat), "rank_exponent": float(self.rank_exponent)}
+        if self.gamma is not None:
+            out["gamma"] = float(self.gamma)
+        return out
+
+    def _bounds(self, level: float) -> dict:
         """Bootstrap percentile interval of alpha_hat, else ±z·stderr."""
-        from scipy.stats import norm
-        level = self.level if level is None else level
         if self.bootstrap is not None and self.bootstrap.size:
-            return percentile_interval(self.bootstrap, level)
-        z = norm.ppf(0.5 + level / 2)
-        return (self.alpha_hat - z * self.stderr, self.alpha_hat + z * self.stderr)
+            lo, hi = percentile_interval(self.bootstrap, level)
+        else:
+            z = stats.norm.ppf(0.5 + level / 2)
+            lo, hi = self.alpha_hat - z * self.stderr, self.alpha_hat + z * self.stderr
+        return {"alpha_hat": (lo, hi), "rank_exponent": (lo + 1.0, hi + 1.0)}
 
     def to_dict(self) -> dict:
-        return {"method": self.method, "alpha_hat": self.alpha_hat,
-                "rank_exponent": self.rank_exponent, "stderr": self.stderr,
-                "ci": list(self.conf_int()), "level": self.level,
-                "rank_window": list(self.rank_window), "n": self.n, "gamma": self.gamma,
-                "xmin": self.xmin, "ks": self.ks,
-                "n_bootstrap": 0 if self.bootstrap is None else int(self.bootstrap.size),
-                "warnings": list(self.warnings)}
+        return jsonable({"method": self.method, "alpha_hat": self.alpha_hat,
+                         "rank_exponent": self.rank_exponent, "stderr": self.stderr,
+                         "ci": list(self._bounds(self.level)["alpha_hat"]),
+                         "level": self.level, "rank_window": list(self.rank_window),
+                         "n": self.n, "gamma": self.gamma, "xmin": self.xmin, "ks": self.ks,
+                         "n_bootstrap": 0 if self.bootstrap is None else
+                         int(self.bootstrap.size), "warnings": list(self.warnings)})
 
     def summary(self) -> str:
-        lo, hi = self.conf_int()
+        lo, hi = self._bounds(self.level)["alpha_hat"]
         lines = [f"rank-frequency exponent ({self.method}), {self.n} items, ranks "
                  f"{self.rank_window[0]}..{self.rank_window[1]}",
                  f"  s_r ∝ r^-a: a = {self.rank_exponent:.4g}",
@@ -162,6 +204,15 @@ class RankFrequencyResult:
                          f"x_min = {self.xmin:g}, KS = {self.ks:.3g}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+    def plot(self, ax=None, label: str | None = None):
+        """The sizes against rank with the fitted slope (``fit.plots.plot_rank_frequency``)."""
+        from fit.plots import plot_rank_frequency
+
+        if label is None:
+            label = ("envelope of the clusterings (normalised)" if self.method == "envelope"
+                     else "observed")
+        return plot_rank_frequency(self.sizes, self, ax=ax, label=label)
 
 
 def _alpha_from_a(a):
@@ -274,7 +325,7 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
         if a <= 1:
             warnings.append(f"rank exponent a = {a:.3g} <= 1: no positive alpha")
         return RankFrequencyResult("mle", _alpha_from_a(a), a, se, window, n, pl.gamma,
-                                   pl.xmin, pl.ks, boot, level, warnings)
+                                   pl.xmin, pl.ks, boot, level, warnings, sizes=s)
     lo, hi = (1, n) if rank_window is None else (int(rank_window[0]), int(rank_window[1]))
     if not 1 <= lo < hi <= n or hi - lo < 2:
         raise InputError(f"rank_window must satisfy 1 <= first < last <= {n} with at least "
@@ -298,4 +349,4 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
     if np.log10(hi / lo) < 1:
         warnings.append(f"the rank window spans {np.log10(hi / lo):.2g} decades (< 1)")
     return RankFrequencyResult(method, _alpha_from_a(a), a, se, (lo, hi), n, None, None, None,
-                               boot, level, warnings)
+                               boot, level, warnings, sizes=s)

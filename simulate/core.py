@@ -9,6 +9,7 @@ import numba
 import numpy as np
 
 from common.errors import InputError
+from common.results import Result, jsonable, percentile_interval
 import theory
 from simulate import _kernels
 
@@ -17,7 +18,7 @@ RULES = ("samples", "steps")
 
 
 @dataclasses.dataclass(frozen=True)
-class SimulationResult:
+class SimulationResult(Result):
     """Monte Carlo of one configuration over a grid ``x`` (D, S or N values).
 
     ``losses`` is reps × points (one row per realization, the same realization along a row),
@@ -82,6 +83,14 @@ class SimulationResult:
         ``truncation=True`` adds back ε_K (see ``truncation_offset``) and so measures the
         infinite-K exponent; ``False`` gives the raw slope a finite-K experiment would fit.
         """
+        sel = self._window(x_min, x_max)
+        slope = self._slopes(self.mean, sel, truncation)
+        if not np.isfinite(slope):
+            raise InputError("x_max: the loss reaches L∞ inside the window; lower x_max")
+        return float(slope)
+
+    def _window(self, x_min=None, x_max=None) -> np.ndarray:
+        """The grid points in [x_min, x_max] (default: the asymptotic window)."""
         lo, hi = self.asymptotic_window()
         lo = lo if x_min is None else x_min
         hi = hi if x_max is None else x_max
@@ -92,13 +101,104 @@ class SimulationResult:
                              "points; need 3 (widen the grid or pass x_min, x_max)")
         if sel.sum() < 2:
             raise InputError(f"x_min/x_max: fewer than 2 grid points in [{lo:g}, {hi:g}]")
-        y = self.mean[sel] - self.config["loss_infinity"]
+        return sel
+
+    def _slopes(self, curves, sel, truncation: bool):
+        """−slope of log(curve − L∞ [+ ε_K]) on log x over the points ``sel``, for each
+        row of ``curves`` (NaN for a row that reaches L∞ there)."""
+        y = np.asarray(curves, float)[..., sel] - self.config["loss_infinity"]
         if truncation:
             y = y + self.truncation_offset()
-        if np.any(y <= 0):
-            raise InputError("x_max: the loss reaches L∞ inside the window; lower x_max")
-        slope = np.polyfit(np.log(x[sel]), np.log(y), 1)[0]
-        return float(-slope)
+        u = np.log(np.asarray(self.x, float)[sel])
+        uc = u - u.mean()
+        positive = np.all(y > 0, axis=-1)
+        ly = np.log(np.where(y > 0, y, 1.0))
+        slope = ((ly - ly.mean(axis=-1, keepdims=True)) @ uc) / (uc @ uc)
+        return np.where(positive, -slope, np.nan)
+
+    # ------------------------------------------------------------ the result protocol
+    @property
+    def params(self) -> dict:
+        """``exponent`` (fitted over the asymptotic window, ε_K added back) and
+        ``exponent_raw`` (without ε_K), NaN where the window holds too few grid points or
+        the loss reaches L∞ in it; ``theory_exponent`` (predicted); ``loss_infinity``."""
+        return {"exponent": self._exponent_or_nan(True),
+                "exponent_raw": self._exponent_or_nan(False),
+                "theory_exponent": float(self.theory_exponent),
+                "loss_infinity": float(self.config["loss_infinity"])}
+
+    def _exponent_or_nan(self, truncation: bool) -> float:
+        try:
+            return self.exponent(truncation=truncation)
+        except InputError:
+            return float("nan")
+
+    def _bounds(self, level: float) -> dict:
+        """Percentile intervals of the fitted exponents from a bootstrap over the
+        realizations (i.i.d. by construction): ``N_BOOTSTRAP`` resamples of the rows of
+        ``losses``, seeded by the run's seed; none with one realization or no window.
+        They hold the Monte Carlo noise only, not the window's pre-asymptotic bias (the
+        local exponent is within 0.5 % of its limit there, see ``asymptotic_window``)."""
+        reps = self.losses.shape[0]
+        try:
+            sel = self._window()
+        except InputError:
+            return {}
+        if reps < 2:
+            return {}
+        rng = np.random.default_rng([int(self.config["seed"]), BOOTSTRAP_STREAM])
+        means = np.concatenate([                    # (100 × reps) weights at a time
+            rng.multinomial(reps, np.full(reps, 1.0 / reps), size=min(100, N_BOOTSTRAP - b))
+            @ self.losses / reps for b in range(0, N_BOOTSTRAP, 100)])
+        return {name: percentile_interval(self._slopes(means, sel, truncation), level)
+                for name, truncation in (("exponent", True), ("exponent_raw", False))
+                if np.isfinite(self._exponent_or_nan(truncation))}
+
+    def summary(self) -> str:
+        """The simulated points against theory, and the fitted exponent, as a text table."""
+        cfg = self.config
+        lines = [f"regime {cfg['regime']}: alpha = {cfg['alpha']:g}, tau = {cfg['tau']}, "
+                 f"K = {cfg['K']:,}, {cfg['reps']} realizations, seed {cfg['seed']}",
+                 f"{'x':>14} {'mean':>12} {'sem':>10} {'theory':>12}"]
+        lines += [f"{x:14.6g} {m:12.6g} {s:10.3g} {t:12.6g}"
+                  for x, m, s, t in zip(self.x, self.mean, self.sem, self.theory)]
+        lo, hi = self.asymptotic_window()
+        exp = self.params["exponent"]
+        if np.isfinite(exp):
+            ci = self._bounds(0.95).get("exponent")
+            band = "" if ci is None else f" [95%: {ci[0]:.4f}, {ci[1]:.4f}]"
+            lines.append(f"exponent {exp:.4f}{band} (fitted over {lo:.3g} … {hi:.3g}); "
+                         f"predicted {self.theory_exponent:.4f}")
+        else:
+            lines.append(f"exponent: fewer than 3 grid points in the asymptotic window "
+                         f"{lo:.3g} … {hi:.3g}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """What ``quanta simulate --json`` writes: config, per-point mean/sem/theory, the
+        fitted and predicted exponents, the fitting window and the exponents' 95 %
+        bootstrap intervals (``ci``)."""
+        params = self.params
+        points = [dict(x=x, mean=m, sem=s, theory=t)
+                  for x, m, s, t in zip(self.x, self.mean, self.sem, self.theory)]
+        return jsonable(dict(config=self.config, points=points, exponent=params["exponent"],
+                             theory_exponent=params["theory_exponent"],
+                             exponent_window=list(self.asymptotic_window()),
+                             exponent_raw=params["exponent_raw"],
+                             ci={k: list(v) for k, v in self._bounds(0.95).items()}))
+
+    def plot(self, ax=None):
+        """Simulated mean loss against theory (``simulate.plots.plot_loss``)."""
+        from simulate.plots import plot_loss
+
+        return plot_loss(self, ax=ax)
+
+
+#: bootstrap resamples of the realizations behind ``SimulationResult.conf_int``
+N_BOOTSTRAP = 1000
+#: second word of the bootstrap's seed, [run seed, BOOTSTRAP_STREAM]: a stream apart from
+#: the realizations' own (``_states`` spawns from the run seed alone)
+BOOTSTRAP_STREAM = 0xB007
 
 
 def capacity(N, C) -> np.ndarray:

@@ -27,3 +27,12 @@ def sorted_log_sizes(min_decade: float = 0.0, max_decade: float = 12.0, size: in
     """An increasing list of ``size`` sizes over decades."""
     return st.lists(log_sizes(min_decade, max_decade), min_size=size, max_size=size,
                     unique=True).map(sorted)
+#: Positive scale factors over six decades (10^-3 … 10^3), for equivariance properties.
+scales = st.floats(min_value=-3.0, max_value=3.0,
+                   allow_nan=False, allow_infinity=False).map(lambda e: 10.0 ** e)
+#: Exponents γ of a discrete power law P(s) ∝ s^-γ with a finite mean (γ > 2 keeps the
+#: samples small enough to draw and fit quickly).
+gammas = st.floats(min_value=2.2, max_value=3.5, allow_nan=False, allow_infinity=False)
+#: Rank-frequency exponents a (sizes s_r ∝ r^-a), α + 1 for the paper's α.
+rank_exponents = st.floats(min_value=1.05, max_value=4.0, allow_nan=False,
+                           allow_infinity=False)

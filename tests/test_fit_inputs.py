@@ -138,7 +138,7 @@ def test_pairs_resamples_on_too_few_sizes_count_as_failed():
     y = 1 + 3 * x ** -0.5
     res = fit.offset_power_law(x, y, bootstrap=200, seed=0)
     assert 40 <= res.n_failed_bootstrap < 200
-    lo, hi = res.conf_int()["alpha"]
+    lo, hi = res.conf_int().loc["alpha"]
     assert lo == pytest.approx(0.5, abs=1e-6) and hi == pytest.approx(0.5, abs=1e-6)
 
 

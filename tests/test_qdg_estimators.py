@@ -22,7 +22,7 @@ def test_estimator_recovers_alpha_within_interval_on_large_clean_data(estimator,
     n_clusters, n = (3000, 1_000_000) if estimator == "mle" else (30, 20_000)
     sizes = _zipf_counts(alpha, n_clusters, n, seed=0)
     est = estimate_alpha({n_clusters: sizes}, estimator, bootstrap=200, seed=1)
-    lo, hi = est.ci
+    lo, hi = est.conf_int().loc["alpha_hat"]
     assert abs(est.alpha_hat - alpha) < 0.1      # accuracy; coverage is tested over draws below
     assert lo < est.alpha_hat < hi and hi - lo < 0.5
 
@@ -38,17 +38,19 @@ def test_rank_estimator_intervals_cover_alpha(estimator, alpha):
     misses = 0
     for draw in range(40):
         sizes = _zipf_counts(alpha, 30, 20_000, seed=100 + draw)
-        lo, hi = estimate_alpha({30: sizes}, estimator, bootstrap=200, seed=draw).ci
+        lo, hi = estimate_alpha({30: sizes}, estimator, bootstrap=200,
+                                seed=draw).conf_int().loc["alpha_hat"]
         misses += not lo <= alpha <= hi
     assert misses <= 8, f"{estimator}: {misses}/40 intervals miss α = {alpha}"
 
 
 def test_pipeline_on_clean_toy_data_recovers_alpha():
     x, truth = toy_embeddings(0.6, 12, 1500, 64, 0.05, seed=3)
-    model = QDGClustering([12], n_init=5, random_state=0).fit(torch.from_numpy(x))
-    for name, e in estimate_all(model.cluster_sizes_, estimators=("ols", "zipf"),
+    model = QDGClustering(12, n_init=5, random_state=0).fit(torch.from_numpy(x))
+    for name, e in estimate_all({12: model.cluster_sizes_}, estimators=("ols", "zipf"),
                                 bootstrap=200).items():
-        assert e.ci[0] <= 0.6 <= e.ci[1], f"{name}: {e}"
+        lo, hi = e.conf_int().loc["alpha_hat"]
+        assert lo <= 0.6 <= hi, f"{name}: {e.summary()}"
 
 
 def test_zipf_mle_on_exact_frequencies():
@@ -204,8 +206,10 @@ def test_envelope_bootstrap_with_labels_resamples_samples_jointly():
                          labels_by_k={40: labels})
     three = estimate_alpha({40: sizes, 41: sizes, 42: sizes}, "envelope", bootstrap=200,
                            seed=3, labels_by_k={40: labels, 41: labels, 42: labels})
-    assert one.alpha_hat == three.alpha_hat and one.ci == pytest.approx(three.ci)
+    one_ci, three_ci = one.conf_int().loc["alpha_hat"], three.conf_int().loc["alpha_hat"]
+    assert one.alpha_hat == three.alpha_hat and tuple(one_ci) == pytest.approx(tuple(three_ci))
     apart = estimate_alpha({40: sizes, 41: sizes, 42: sizes}, "envelope", bootstrap=200, seed=3)
-    assert apart.ci[1] - apart.ci[0] < 0.8 * (one.ci[1] - one.ci[0])
+    apart_ci = apart.conf_int().loc["alpha_hat"]
+    assert apart_ci["upper"] - apart_ci["lower"] < 0.8 * (one_ci["upper"] - one_ci["lower"])
     with pytest.raises(ValueError, match="does not give the sizes"):
         estimate_alpha({40: sizes}, "envelope", labels_by_k={40: labels[:-1]})

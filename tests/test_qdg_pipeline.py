@@ -1,14 +1,21 @@
 """QDG pipeline: per-sample gradients, similarity, clustering, bad input."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.cluster import SpectralClustering
 from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
-from empirical.qdg import (QDGClustering, angular_affinity, cluster_sizes, cosine_similarity,
+import theory
+from empirical.qdg import (ESTIMATORS, QDGClustering, QDGClusteringSweep, angular_affinity,
+                           cluster_sizes, cosine_similarity, estimate_alpha,
                            per_sample_gradients, per_sample_gradients_loop, select_parameters,
                            toy_embeddings)
+from tests import strategies
 
 
 def _model(seed=0):
@@ -83,8 +90,7 @@ def test_planted_clusters_recovered_exactly():
     model = QDGClustering(8, n_init=10, random_state=0).fit(torch.from_numpy(x))
     assert model.labels_.shape == (600,)
     assert adjusted_rand_score(truth, model.labels_) == 1.0
-    np.testing.assert_array_equal(model.cluster_sizes_[8],
-                                  np.sort(np.bincount(truth))[::-1])
+    np.testing.assert_array_equal(model.cluster_sizes_, np.sort(np.bincount(truth))[::-1])
 
 
 @pytest.mark.parametrize("solver", ["arpack", "dense", "lanczos"])
@@ -102,17 +108,18 @@ def test_single_k_matches_sklearn_spectral_clustering(solver):
 def test_several_k_share_one_embedding():
     x, _ = toy_embeddings(0.5, 20, 400, 16, 0.3, seed=5)
     A = angular_affinity(torch.from_numpy(x))
-    multi = QDGClustering([6, 12], affinity="precomputed", eigen_solver="arpack",
-                          random_state=1).fit(A)
-    assert multi.labels_.shape == (2, 400) and multi.embedding_.shape == (400, 12)
+    multi = QDGClusteringSweep([6, 12], affinity="precomputed", eigen_solver="arpack",
+                               random_state=1).fit(A)
+    assert set(multi.labels_by_k_) == {6, 12} and multi.embedding_.shape == (400, 12)
+    assert all(v.shape == (400,) for v in multi.labels_by_k_.values())
     single = QDGClustering(6, affinity="precomputed", eigen_solver="arpack",
                            random_state=1).fit(A)
     assert adjusted_rand_score(single.labels_, multi.labels_by_k_[6]) > 0.95
     assert multi.eigenvalues_[0] == pytest.approx(0, abs=1e-4)
     assert np.all(np.diff(multi.eigenvalues_) > -1e-4)
     for solver in ("dense", "lanczos"):
-        other = QDGClustering([6, 12], affinity="precomputed", eigen_solver=solver,
-                              random_state=1).fit(A)
+        other = QDGClusteringSweep([6, 12], affinity="precomputed", eigen_solver=solver,
+                                   random_state=1).fit(A)
         np.testing.assert_allclose(other.eigenvalues_[:6], multi.eigenvalues_[:6], atol=1e-4)
 
 
@@ -124,7 +131,7 @@ def test_bad_input_messages():
     model, x, y = _mlp_data()
     with pytest.raises(ValueError, match="no samples"):
         per_sample_gradients(model, x[:0], y[:0])
-    with pytest.raises(ValueError, match="no samples"):
+    with pytest.raises(ValueError, match="X: Found array with 0 sample"):
         QDGClustering(2).fit(np.zeros((0, 3)))
     with pytest.raises(ValueError, match="n_clusters=50 is not smaller than the number of samples"):
         QDGClustering(50).fit(torch.randn(20, 4, generator=torch.Generator().manual_seed(0)))
@@ -265,3 +272,68 @@ def test_projection_drawn_block_by_block_equals_the_kept_matrix():
     torch.testing.assert_close(drawn(g), kept(g))
     torch.testing.assert_close(drawn.apply(g[:, 5:17], 5), g[:, 5:17] @ kept.matrix[5:17])
     assert drawn(g.to(torch.bfloat16)).dtype == torch.float32
+
+
+# ---------------------------------------------------------------- estimator contract and
+# relabelling invariance: the clustering depends on the samples, not on their order
+
+@pytest.mark.parametrize("estimator", [QDGClustering(n_clusters=3),
+                                       QDGClusteringSweep(ks=[2, 3])], ids=type)
+def test_scikit_learn_estimator_checks(estimator):
+    from sklearn.utils.estimator_checks import check_estimator
+    zero_rows = ("random data cast to integers has all-zero rows: a zero gradient has no "
+                 "direction, refused with a one-line error")
+    state = np.random.get_state()            # some of sklearn's checks draw from it
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # sklearn's SkipTestWarning, k-means' notes
+            check_estimator(estimator,
+                            expected_failed_checks={"check_estimators_dtypes": zero_rows})
+    finally:
+        np.random.set_state(state)
+
+
+def test_one_k_per_clustering():
+    x, _ = toy_embeddings(0.3, 4, 60, 8, 0.05, seed=0)
+    with pytest.raises(ValueError, match="one K per QDGClustering.*QDGClusteringSweep"):
+        QDGClustering([2, 4]).fit(x)
+    assert QDGClustering(4).fit_predict(x).shape == (60,)
+
+
+@settings(max_examples=6)
+@given(seed=strategies.seeds, n_clusters=st.integers(3, 8))
+def test_permuting_samples_permutes_the_clustering(seed, n_clusters):
+    """Planted, well-separated clusters (σ = 0.05): QDG recovers them exactly (ARI 1), and
+    clustering the samples in another order gives the same partition, eigenvalues and
+    sizes, for the single K and for each K of a sweep."""
+    rng = np.random.default_rng(seed)
+    x, truth = toy_embeddings(0.4, n_clusters, 40 * n_clusters, 16, 0.05, seed=seed)
+    if np.bincount(truth, minlength=n_clusters).min() < 2:
+        return                               # a planted cluster drawn empty: nothing to find
+    perm = rng.permutation(len(x))
+    one = QDGClustering(n_clusters, n_init=3, random_state=seed % 2**31).fit(x)
+    moved = QDGClustering(n_clusters, n_init=3, random_state=seed % 2**31).fit(x[perm])
+    assert adjusted_rand_score(truth, one.labels_) == 1.0
+    assert adjusted_rand_score(one.labels_[perm], moved.labels_) == 1.0
+    np.testing.assert_allclose(moved.eigenvalues_, one.eigenvalues_, atol=1e-5)
+    np.testing.assert_array_equal(moved.cluster_sizes_, one.cluster_sizes_)
+    sweep = QDGClusteringSweep([2, n_clusters], n_init=3, random_state=seed % 2**31).fit(x[perm])
+    assert adjusted_rand_score(truth[perm], sweep.labels_by_k_[n_clusters]) == 1.0
+    np.testing.assert_array_equal(sweep.cluster_sizes_[n_clusters], one.cluster_sizes_)
+
+
+@given(seed=strategies.seeds, alpha=strategies.alphas)
+def test_alpha_estimates_do_not_depend_on_cluster_names(seed, alpha):
+    """Renaming the clusters and reordering the sizes leaves every estimate unchanged."""
+    rng = np.random.default_rng(seed)
+    p = theory.frequencies(alpha, K=25)
+    labels = rng.choice(25, size=3000, p=p / p.sum())
+    renamed = rng.permutation(25)[labels]
+    sizes = cluster_sizes(labels)
+    assert np.array_equal(cluster_sizes(renamed), sizes)
+    for name in ESTIMATORS:
+        if name == "mle":
+            continue                         # needs hundreds of clusters (its own tests)
+        a = estimate_alpha({25: sizes}, name, bootstrap=0).alpha_hat
+        b = estimate_alpha({25: rng.permutation(sizes)}, name, bootstrap=0).alpha_hat
+        assert a == b, name

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import special
 
 from common.errors import InputError
+from common.results import Result, jsonable
 from theory._checks import (broadcast, check_alpha, check_K, check_positive, check_rule,
                             check_sizes, check_tau, finish)
 from theory._sums import (learned_prob, step_presence, unlearned_mass_samples,
@@ -174,11 +175,16 @@ def critical_batch(k, alpha, K=None):
 
 
 @dataclasses.dataclass(frozen=True)
-class ComputeOptimal:
+class ComputeOptimal(Result):
     """Compute-optimal allocation at compute = 6 N D (see ``compute_optimal``).
 
     N*(c) = N_coef c^N_exponent, D*(c) = D_coef c^D_exponent,
     L*(c) − L∞ = L_coef c^−L_exponent.
+
+    A result of the protocol (``common.results``): ``params`` are the exponents, the
+    coefficients and the asymptotes' prefactors A, B; ``conf_int`` is an empty table,
+    because a closed form of given α, τ, C has no sampling uncertainty (intervals come
+    with the fits that estimate α); ``plot`` draws N*, D* and L* against compute.
     """
     alpha: float
     tau: int
@@ -192,6 +198,32 @@ class ComputeOptimal:
     D_coef: float
     L_coef: float
     L_inf: float
+
+    @property
+    def params(self) -> dict:
+        return {k: float(getattr(self, k)) for k in
+                ("N_exponent", "D_exponent", "L_exponent", "N_coef", "D_coef", "L_coef",
+                 "A", "B", "L_inf")}
+
+    def _bounds(self, level: float) -> dict:
+        return {}
+
+    def to_dict(self) -> dict:
+        return jsonable(dataclasses.asdict(self))
+
+    def summary(self) -> str:
+        return (f"compute-optimal allocation, compute c = 6 N D (alpha = {self.alpha:g}, "
+                f"tau = {self.tau}, C = {self.C:g})\n"
+                f"  N*(c) = {self.N_coef:.4g} c^{self.N_exponent:.4g}\n"
+                f"  D*(c) = {self.D_coef:.4g} c^{self.D_exponent:.4g}\n"
+                f"  L*(c) - L_inf = {self.L_coef:.4g} c^-{self.L_exponent:.4g}   "
+                f"(L_inf = {self.L_inf:g})")
+
+    def plot(self, ax=None, compute=None):
+        """N*, D* and L* − L∞ against compute (``theory.plots.plot_compute_optimal``)."""
+        from theory.plots import plot_compute_optimal
+
+        return plot_compute_optimal(self, compute=compute, ax=ax)
 
     def N(self, compute):
         """Compute-optimal parameters."""

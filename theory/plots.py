@@ -92,3 +92,24 @@ def plot_predictions(alpha, tau=1, K=None, batch=20_000, axes=None):
     if new:
         axes[0].figure.tight_layout(rect=(0, 0, 1, 0.96))
     return axes
+
+
+def plot_compute_optimal(opt, compute=None, ax=None):
+    """A :class:`theory.ComputeOptimal`: N*(c) and D*(c) (left axis) and L*(c) − L∞ (right
+    axis) against compute c = 6 N D, on log-log axes (default c from 10^6 to 10^24)."""
+    from common.plotting import axes
+
+    ax = axes(ax)
+    c = np.logspace(6, 24, 50) if compute is None else np.asarray(compute, dtype=float)
+    ax.loglog(c, opt.N(c), label=f"N* ∝ c^{opt.N_exponent:.3g} (parameters)")
+    ax.loglog(c, opt.D(c), label=f"D* ∝ c^{opt.D_exponent:.3g} (samples)")
+    ax.set_xlabel("compute c = 6 N D")
+    ax.set_ylabel("compute-optimal N*, D*")
+    right = ax.twinx()
+    right.loglog(c, opt.L(c) - opt.L_inf, color="C2", ls="--",
+                 label=f"L* − L∞ ∝ c^-{opt.L_exponent:.3g}")
+    right.set_ylabel("L* − L∞ (nats)")
+    lines = ax.get_lines() + right.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize="small")
+    ax.set_title(f"Compute-optimal allocation: α = {opt.alpha:g}, τ = {opt.tau}")
+    return ax

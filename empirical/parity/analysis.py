@@ -76,13 +76,13 @@ def _power_fit(x, y, window: dict, theory: float, sign: float = 1.0,
     if len(x) >= 3 and np.unique(x).size >= 2:
         window_used = dict(out["window"], x_min=float(x.min()), x_max=float(x.max()))
         res = fitting.power_law(x, y if offset is None else y + offset)
-        lo, hi = res.conf_int()["alpha"]
+        lo, hi = res.conf_int().loc["alpha"]
         e = float(res.params["alpha"])
         out.update(exponent=sign * e, amplitude=float(res.params["A"]), window=window_used,
                    conf_int=sorted([sign * float(lo), sign * float(hi)]))
         if offset is not None:
             raw = fitting.power_law(x, y)
-            lo, hi = raw.conf_int()["alpha"]
+            lo, hi = raw.conf_int().loc["alpha"]
             out.update(exponent_raw=sign * float(raw.params["alpha"]),
                        conf_int_raw=sorted([sign * float(lo), sign * float(hi)]))
     else:

@@ -1,11 +1,12 @@
 """Spectral clustering of samples for one or several cluster counts K, scikit-learn style.
 
-:class:`QDGClustering` follows ``sklearn.cluster.SpectralClustering`` with
+:class:`QDGClustering` (one K) follows ``sklearn.cluster.SpectralClustering`` with
 ``affinity="precomputed"``, ``assign_labels="kmeans"``: the normalised-Laplacian embedding
 ``u = D^-1/2 x`` of the eigenvectors x of the smallest eigenvalues (first eigenvector kept,
-``drop_first=False``, signs fixed as sklearn does), then ``k_means`` on it. The embedding is
-computed **once** with ``max(K)`` components and k-means runs on its leading K columns for
-each K, instead of one eigen-solve per K. The random stream is consumed as sklearn consumes
+``drop_first=False``, signs fixed as sklearn does), then ``k_means`` on it.
+:class:`QDGClusteringSweep` (several K) computes the embedding **once** with ``max(K)``
+components and runs k-means on its leading K columns for each K, instead of one
+eigen-solve per K. The random stream is consumed as sklearn consumes
 it (one RandomState(random_state): the ARPACK start vector, then k-means with the state that
 follows), so for one K and ``eigen_solver="arpack"`` the labels are sklearn's
 ``SpectralClustering(n_clusters=K, affinity="precomputed", random_state=seed).fit(A).labels_``.
@@ -19,11 +20,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.linalg
+import torch
 from scipy.sparse import csgraph
 from scipy.sparse.linalg import LinearOperator, eigsh
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import k_means
 from sklearn.manifold import spectral_embedding
+from sklearn.utils.validation import validate_data
 
 from common.errors import InputError
 from .similarity import angular_affinity
@@ -101,77 +104,66 @@ def laplacian_embedding(affinity: np.ndarray, n_components: int, *, eigen_solver
     return emb, evals
 
 
-class QDGClustering(ClusterMixin, BaseEstimator):
-    """Spectral clustering of QDG's angular affinity for one or several cluster counts.
+def _affinity(estimator, X) -> np.ndarray:
+    """The (n, n) float32 affinity of ``fit``'s input: QDG's angular affinity of gradient
+    rows (``affinity="gradients"``: a tensor, :class:`LinearGradientFactors`, or an
+    array-like checked as scikit-learn checks it) or a checked precomputed matrix."""
+    from .gradients import LinearGradientFactors
 
-    Parameters
-    ----------
-    n_clusters : int or sequence of int
-        K, or several K (the embedding is computed once with max(K) components).
-    affinity : {"gradients", "precomputed"}
-        ``fit(X)`` takes gradient rows or :class:`LinearGradientFactors` (the affinity
-        ``1 − arccos(cos)/π`` is built in blocks) or a precomputed symmetric affinity matrix.
-    eigen_solver : {"auto", "arpack", "dense", "lanczos"}
-    n_init : int
-        k-means restarts per K (sklearn's default 10).
-    random_state : int
-        Seed of the single RandomState used as sklearn uses it.
-    block_size : int
-        Rows per block of the similarity computation.
+    if estimator.affinity not in ("gradients", "precomputed"):
+        raise InputError("affinity must be 'gradients' or 'precomputed', got "
+                         f"{estimator.affinity!r}")
+    if not isinstance(X, (torch.Tensor, LinearGradientFactors)):
+        try:
+            X = validate_data(estimator, X, accept_sparse=False, ensure_min_samples=2,
+                              dtype=(np.float64, np.float32))
+        except ValueError as err:         # scikit-learn's own message, as a project error
+            raise InputError(f"X: {str(err).splitlines()[0]}") from None
+        X = X if X.flags.writeable else X.copy()      # torch cannot wrap read-only memory
+    elif isinstance(X, torch.Tensor) and X.ndim == 2:
+        estimator.n_features_in_ = int(X.shape[1])
+    if estimator.affinity == "gradients":
+        return angular_affinity(X, block_size=estimator.block_size)
+    A = np.asarray(X, dtype=np.float32)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise InputError(f"precomputed affinity must be square, got shape {A.shape}")
+    if not np.isfinite(A).all():
+        raise InputError("affinity contains NaN/inf")
+    if not np.allclose(A, A.T, atol=1e-6):
+        raise InputError("precomputed affinity must be symmetric")
+    if (A < 0).any():
+        raise InputError("precomputed affinity must be non-negative")
+    return A
 
-    Attributes
-    ----------
-    labels_ : ndarray (n_samples,) for one K, (len(K), n_samples) for several
-    labels_by_k_ : dict K → labels
-    affinity_ : ndarray (n_samples, n_samples) float32
-    embedding_ : ndarray (n_samples, max K)
-    eigenvalues_ : ndarray (max K,) of the normalised Laplacian
-    cluster_sizes_ : dict K → cluster sizes sorted in decreasing order
-    """
 
-    def __init__(self, n_clusters: int | Sequence[int] = 8, *, affinity: str = "gradients",
-                 eigen_solver: str = "auto", n_init: int = 10, random_state: int = 0,
-                 block_size: int = 4096):
-        self.n_clusters = n_clusters
+def _check_k(k, n_samples: int, name: str = "n_clusters") -> int:
+    """A cluster count: a positive integer below the number of samples."""
+    if isinstance(k, (bool, np.bool_)) or np.ndim(k) != 0 or int(k) != k or k < 1:
+        raise InputError(f"{name} must be positive integers, got {k!r}")
+    if k >= n_samples:
+        raise InputError(f"{name}={k} is not smaller than the number of samples "
+                         f"({n_samples})")
+    return int(k)
+
+
+class _SpectralQDG(BaseEstimator):
+    """What both estimators share: their hyperparameters but K, and the fit: the affinity,
+    one embedding with max K components, then k-means on its leading K columns for each K
+    (``_fit_ks``)."""
+
+    def __init__(self, *, affinity: str = "gradients", eigen_solver: str = "auto",
+                 n_init: int = 10, random_state: int = 0, block_size: int = 4096):
         self.affinity = affinity
         self.eigen_solver = eigen_solver
         self.n_init = n_init
         self.random_state = random_state
         self.block_size = block_size
 
-    def _ks(self, n_samples: int) -> list[int]:
-        ks = [self.n_clusters] if np.ndim(self.n_clusters) == 0 else list(self.n_clusters)
-        if not ks:
-            raise InputError("n_clusters: empty list of cluster counts")
-        for k in ks:
-            if int(k) != k or k < 2:
-                raise InputError(f"n_clusters must be integers >= 2, got {k}")
-            if k >= n_samples:
-                raise InputError(f"n_clusters={k} is not smaller than the number of samples "
-                                 f"({n_samples})")
-        return [int(k) for k in ks]
-
-    def fit(self, X, y=None):
-        """Cluster the samples (rows of gradients, or a precomputed affinity); returns self."""
-        if self.affinity not in ("gradients", "precomputed"):
-            raise InputError(f"affinity must be 'gradients' or 'precomputed', got {self.affinity!r}")
-        if self.n_init < 1:
-            raise InputError(f"n_init must be a positive integer, got {self.n_init}")
-        if self.affinity == "gradients":
-            A = angular_affinity(X, block_size=self.block_size)
-        else:
-            A = np.asarray(X, dtype=np.float32)
-            if A.ndim != 2 or A.shape[0] != A.shape[1]:
-                raise InputError(f"precomputed affinity must be square, got shape {A.shape}")
-            if A.shape[0] == 0:
-                raise InputError("affinity: no samples")
-            if not np.isfinite(A).all():
-                raise InputError("affinity contains NaN/inf")
-            if not np.allclose(A, A.T, atol=1e-6):
-                raise InputError("precomputed affinity must be symmetric")
-            if (A < 0).any():
-                raise InputError("precomputed affinity must be non-negative")
-        ks = self._ks(A.shape[0])
+    def _fit_ks(self, X, ks) -> dict:
+        if not isinstance(self.n_init, (int, np.integer)) or self.n_init < 1:
+            raise InputError(f"n_init must be a positive integer, got {self.n_init!r}")
+        A = _affinity(self, X)
+        ks = [_check_k(k, A.shape[0]) for k in ks]
         rs = np.random.RandomState(self.random_state)
         emb, evals = laplacian_embedding(A, max(ks), eigen_solver=self.eigen_solver,
                                          random_state=rs)
@@ -184,10 +176,85 @@ class QDGClustering(ClusterMixin, BaseEstimator):
         self.affinity_ = A
         self.embedding_ = emb
         self.eigenvalues_ = evals
-        self.labels_by_k_ = labels
-        self.cluster_sizes_ = {k: cluster_sizes(v) for k, v in labels.items()}
-        self.labels_ = labels[ks[0]] if np.ndim(self.n_clusters) == 0 else np.stack(
-            [labels[k] for k in ks])
+        return labels
+
+
+class QDGClustering(ClusterMixin, _SpectralQDG):
+    """Spectral clustering of QDG's angular affinity into ``n_clusters`` clusters
+    (scikit-learn's contract: one K; ``labels_`` one label per sample). For several K
+    sharing one embedding use :class:`QDGClusteringSweep`.
+
+    Parameters
+    ----------
+    n_clusters : int
+        K.
+    affinity : {"gradients", "precomputed"}
+        ``fit(X)`` takes gradient rows or :class:`LinearGradientFactors` (the affinity
+        ``1 − arccos(cos)/π`` is built in blocks) or a precomputed symmetric affinity matrix.
+    eigen_solver : {"auto", "arpack", "dense", "lanczos"}
+    n_init : int
+        k-means restarts (sklearn's default 10).
+    random_state : int
+        Seed of the single RandomState used as sklearn uses it.
+    block_size : int
+        Rows per block of the similarity computation.
+
+    Attributes
+    ----------
+    labels_ : ndarray (n_samples,)
+    affinity_ : ndarray (n_samples, n_samples) float32
+    embedding_ : ndarray (n_samples, K)
+    eigenvalues_ : ndarray (K,) of the normalised Laplacian
+    cluster_sizes_ : ndarray, the cluster sizes in decreasing order
+    """
+
+    def __init__(self, n_clusters: int = 8, *, affinity: str = "gradients",
+                 eigen_solver: str = "auto", n_init: int = 10, random_state: int = 0,
+                 block_size: int = 4096):
+        self.n_clusters = n_clusters
+        super().__init__(affinity=affinity, eigen_solver=eigen_solver, n_init=n_init,
+                         random_state=random_state, block_size=block_size)
+
+    def fit(self, X, y=None):
+        """Cluster the samples (rows of gradients, or a precomputed affinity); returns self."""
+        if np.ndim(self.n_clusters) != 0:
+            raise InputError("n_clusters: one K per QDGClustering (scikit-learn's contract); "
+                             "for several K use QDGClusteringSweep(ks=[...])")
+        k = self.n_clusters
+        self.labels_ = self._fit_ks(X, [k])[int(k)]
+        self.cluster_sizes_ = cluster_sizes(self.labels_)
+        return self
+
+
+class QDGClusteringSweep(_SpectralQDG):
+    """QDG's clustering for several cluster counts K at once (what the paper's envelope
+    needs): the normalised-Laplacian embedding is computed **once** with max(K) components
+    and k-means runs on its leading K columns for each K. Each K's labels are those of
+    ``QDGClustering(K)`` wherever the leading K eigenvectors are determined (see the module
+    docstring). Parameters as :class:`QDGClustering`, with ``ks`` (the K) for
+    ``n_clusters``.
+
+    Attributes
+    ----------
+    labels_by_k_ : dict K → labels (n_samples,)
+    cluster_sizes_ : dict K → cluster sizes in decreasing order
+    affinity_, embedding_ (n_samples, max K), eigenvalues_ (max K,)
+    """
+
+    def __init__(self, ks: Sequence[int] = (8,), *, affinity: str = "gradients",
+                 eigen_solver: str = "auto", n_init: int = 10, random_state: int = 0,
+                 block_size: int = 4096):
+        self.ks = ks
+        super().__init__(affinity=affinity, eigen_solver=eigen_solver, n_init=n_init,
+                         random_state=random_state, block_size=block_size)
+
+    def fit(self, X, y=None):
+        """Cluster the samples for every K; returns self."""
+        ks = [self.ks] if np.ndim(self.ks) == 0 else list(self.ks)
+        if not ks:
+            raise InputError("ks: empty list of cluster counts")
+        self.labels_by_k_ = self._fit_ks(X, ks)
+        self.cluster_sizes_ = {k: cluster_sizes(v) for k, v in self.labels_by_k_.items()}
         return self
 
 

@@ -24,12 +24,14 @@ bias study for that).
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from common.errors import InputError
+from common.results import Result, jsonable, percentile_interval
 from fit import discrete_power_law_mle, rank_frequency_exponent
 from fit.bootstrap import check_level, check_resamples
 from fit.sizes import rank_curve
@@ -42,19 +44,60 @@ ESTIMATORS = ("envelope", "ols", "mle", "zipf")
 
 
 @dataclass(frozen=True)
-class AlphaEstimate:
-    """One estimate of α (paper's convention) with its bootstrap interval and settings."""
+class AlphaEstimate(Result):
+    """One estimate of α (paper's convention) with its bootstrap interval and settings.
+
+    ``params``: ``alpha_hat``; ``conf_int(alpha)``: the percentile interval of the finite
+    bootstrap draws (``bootstrap``; no row without them). ``sizes_by_k`` (not in
+    ``to_dict``) are the clusterings' sizes, for ``plot``.
+    """
     estimator: str
     alpha_hat: float
-    ci: tuple[float, float]
     level: float
     n_bootstrap: int
     settings: dict = field(default_factory=dict)
+    bootstrap: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False,
+                                  compare=False)
+    sizes_by_k: dict | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def params(self) -> dict:
+        return {"alpha_hat": float(self.alpha_hat)}
+
+    def _bounds(self, level: float) -> dict:
+        return {"alpha_hat": percentile_interval(self.bootstrap, level)}
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """Deprecated: ``conf_int()`` (a table) or ``to_dict()["ci"]``."""
+        warnings.warn("AlphaEstimate.ci is deprecated: use conf_int() (a table with columns "
+                      "lower, upper)", DeprecationWarning, stacklevel=2)
+        return self._bounds(self.level)["alpha_hat"]
 
     def to_dict(self) -> dict:
-        return {"estimator": self.estimator, "alpha_hat": self.alpha_hat,
-                "ci": list(self.ci), "level": self.level, "n_bootstrap": self.n_bootstrap,
-                **self.settings}
+        return jsonable({"estimator": self.estimator, "alpha_hat": self.alpha_hat,
+                         "ci": list(self._bounds(self.level)["alpha_hat"]),
+                         "level": self.level, "n_bootstrap": self.n_bootstrap,
+                         **self.settings})
+
+    def summary(self) -> str:
+        lo, hi = self._bounds(self.level)["alpha_hat"]
+        band = (f"[{self.level:.0%}: {lo:.4g}, {hi:.4g}], {self.n_bootstrap} bootstrap draws"
+                if np.isfinite(lo) else "no interval (no bootstrap)")
+        where = (f"clusterings K = {self.settings.get('ks')}" if self.estimator == "envelope"
+                 else f"the clustering into K = {self.settings.get('k')}")
+        return (f"alpha_hat ({self.estimator}) = {self.alpha_hat:.4g}  {band}\n"
+                f"  from the cluster sizes of {where}")
+
+    def plot(self, ax=None, alpha_true: float | None = None):
+        """The clusterings' rank-frequency curves and their envelope with the fitted slope
+        (``empirical.qdg.plots.plot_rank_frequency``)."""
+        from .plots import plot_rank_frequency
+
+        if self.sizes_by_k is None:
+            raise InputError("sizes_by_k: this estimate was built without its cluster sizes")
+        return plot_rank_frequency(self.sizes_by_k, alpha_true=alpha_true,
+                                   alpha_hat=self.alpha_hat, ax=ax)
 
 
 def _window(n: int, rank_window) -> tuple[int, int]:
@@ -104,7 +147,7 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
     choice the bias study recommends: README, QDG section).
     ``rank_window``: (first, last) ranks for "envelope"/"ols" (default all ranks).
     ``bootstrap``: resamples for the percentile interval at ``level`` (0: no interval).
-    ``labels_by_k`` (K → each sample's cluster, as ``QDGClustering.labels_by_k_``): with
+    ``labels_by_k`` (K → each sample's cluster, as ``QDGClusteringSweep.labels_by_k_``): with
     them the rank estimators resample the samples once for all K and recount every
     clustering, the right unit for the envelope (without them each K is redrawn on its
     own, which makes the envelope's interval depend on how many K there are).
@@ -150,14 +193,10 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
             except ValueError:
                 boots[b] = np.nan
     finite = boots[np.isfinite(boots)]
-    if finite.size:
-        tail = 50.0 * (1.0 - level)
-        ci = tuple(float(x) for x in np.percentile(finite, [tail, 100.0 - tail]))
-    else:
-        ci = (float("nan"), float("nan"))
     settings = {"k": None if estimator == "envelope" else k,
                 "ks": sorted(sizes_by_k), **details}
-    return AlphaEstimate(estimator, float(a - 1.0), ci, level, int(finite.size), settings)
+    return AlphaEstimate(estimator, float(a - 1.0), level, int(finite.size), settings,
+                         bootstrap=finite, sizes_by_k=sizes_by_k)
 
 
 def estimate_all(sizes_by_k: Mapping[int, Sequence[int]], *, estimators=ESTIMATORS,

@@ -21,7 +21,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from common.errors import InputError
 from fit.sizes import ZIPF_MLE_MAX, zipf_mle
 
-from .clustering import QDGClustering, cluster_sizes
+from .clustering import QDGClusteringSweep, cluster_sizes
 from .estimators import ESTIMATORS, estimate_all
 from .gradients import linear_gradient_factors, log_cross_entropy_loss, per_sample_gradients
 
@@ -178,7 +178,8 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
         else:
             g = per_sample_gradients(mlp, x[keep], y[keep], project_dim=project_dim, seed=seed,
                                      loss_fn=log_cross_entropy_loss)
-        model = QDGClustering(kks, n_init=n_init, random_state=int(crng.integers(2**31))).fit(g)
+        model = QDGClusteringSweep(kks, n_init=n_init,
+                                   random_state=int(crng.integers(2**31))).fit(g)
         k_eval = min(kks, key=lambda k: (abs(k - n_present), k))
         ari = {k: adjusted_rand_score(true, v) for k, v in model.labels_by_k_.items()}
         nmi = {k: normalized_mutual_info_score(true, v) for k, v in model.labels_by_k_.items()}
@@ -186,8 +187,8 @@ def parity_qdg(run_dir, *, checkpoints="last", network: int | None = None,
         ari_pairs = {k: adjusted_rand_score(pairs, v) for k, v in model.labels_by_k_.items()}
         yk = y[keep].numpy()
         am = margin_affinity(model.affinity_, yk)
-        margin = QDGClustering(kks, affinity="precomputed", n_init=n_init,
-                               random_state=int(crng.integers(2**31))).fit(am)
+        margin = QDGClusteringSweep(kks, affinity="precomputed", n_init=n_init,
+                                    random_state=int(crng.integers(2**31))).fit(am)
         ari_margin = {k: adjusted_rand_score(true, v) for k, v in margin.labels_by_k_.items()}
         found = matched_subtasks(model.labels_by_k_[k_eval], true)
         for s in found:

@@ -20,7 +20,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from common.errors import InputError
 import theory
 
-from .clustering import QDGClustering
+from .clustering import QDGClusteringSweep
 from .estimators import ESTIMATORS, estimate_all
 from .similarity import angular_affinity
 
@@ -69,8 +69,9 @@ def run_toy(alpha: float = 0.5, n_clusters: int = 200, n_samples: int = 10_000, 
         data_seed, cluster_seed, boot_seed = ss.generate_state(3)
         x, truth = toy_embeddings(alpha, n_clusters, n_samples, dim, sigma, seed=int(data_seed))
         A = angular_affinity(torch.from_numpy(x))
-        model = QDGClustering(list(ks), affinity="precomputed", eigen_solver=eigen_solver,
-                              n_init=n_init, random_state=int(cluster_seed) % 2**31).fit(A)
+        model = QDGClusteringSweep(list(ks), affinity="precomputed",
+                                   eigen_solver=eigen_solver, n_init=n_init,
+                                   random_state=int(cluster_seed) % 2**31).fit(A)
         est = estimate_all(model.cluster_sizes_, estimators=estimators, k=k,
                            rank_window=rank_window, bootstrap=bootstrap, level=level,
                            seed=int(boot_seed), labels_by_k=model.labels_by_k_)
@@ -117,8 +118,8 @@ def bias_study(alphas: Sequence[float], dims: Sequence[int], sigmas: Sequence[fl
             data_seed, cluster_seed = rs.generate_state(2)
             t0 = time.perf_counter()
             x, truth = toy_embeddings(a, nc, n, d, s, seed=int(data_seed))
-            model = QDGClustering(list(ks), affinity="precomputed", n_init=n_init,
-                                  random_state=int(cluster_seed) % 2**31).fit(
+            model = QDGClusteringSweep(list(ks), affinity="precomputed", n_init=n_init,
+                                       random_state=int(cluster_seed) % 2**31).fit(
                 angular_affinity(torch.from_numpy(x)))
             sec = time.perf_counter() - t0
             base = dict(alpha_true=a, dim=d, sigma=s, n_clusters=nc, n_samples=n, rep=r,

@@ -221,7 +221,7 @@ def demo(out_dir: Path) -> list[Path]:
         res = fit.power_law(sim.x, sim.mean + eps, bootstrap=1000, seed=kw["seed"],
                             variable=regime)
         fits[regime] = res
-        lo_a, hi_a = res.conf_int()["alpha"]
+        lo_a, hi_a = res.conf_int().loc["alpha"]
         pred = sim.theory_exponent
         plot_fit(res, ax=ax, theory=(sim.x, sim.theory + eps))
         ax.set_xlabel({"D": "D (samples)", "S": "S (steps, batch 10)",

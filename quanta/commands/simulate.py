@@ -66,25 +66,6 @@ def _grid(args) -> np.ndarray:
     return np.unique(np.round(grid)) if args.regime != "N" else grid
 
 
-def summary(result) -> dict:
-    """The JSON document: config, per-point mean/sem/theory, fitted and predicted exponent."""
-    exponent = raw = None
-    try:
-        exponent = result.exponent()
-    except ValueError:
-        pass
-    try:
-        raw = result.exponent(truncation=False)
-    except ValueError:
-        pass
-    lo, hi = result.asymptotic_window()
-    points = [dict(x=float(x), mean=float(m), sem=float(s), theory=float(t))
-              for x, m, s, t in zip(result.x, result.mean, result.sem, result.theory)]
-    return dict(config=result.config, points=points, exponent=exponent,
-                theory_exponent=float(result.theory_exponent), exponent_window=[lo, hi],
-                exponent_raw=raw)
-
-
 def figure(result):
     """Two panels: loss (simulated vs exact theory and asymptote), local exponent."""
     import matplotlib.pyplot as plt
@@ -110,24 +91,10 @@ def _simulate(args, **overrides):
     return simulate.run(args.regime, args.alpha, _grid(args), **options)
 
 
-def report(doc: dict) -> str:
-    """The simulated points against theory, and the fitted exponent, as a text table."""
-    lines = [f"{'x':>14} {'mean':>12} {'sem':>10} {'theory':>12}"]
-    lines += [f"{pt['x']:14.6g} {pt['mean']:12.6g} {pt['sem']:10.3g} {pt['theory']:12.6g}"
-              for pt in doc["points"]]
-    exp, (lo, hi) = doc["exponent"], doc["exponent_window"]
-    lines.append(f"exponent {exp:.4f} (fitted over {lo:.3g} … {hi:.3g}); predicted "
-                 f"{doc['theory_exponent']:.4f}" if exp is not None else
-                 f"exponent: fewer than 3 grid points in the asymptotic window "
-                 f"{lo:.3g} … {hi:.3g}")
-    return "\n".join(lines)
-
-
 def run(args) -> int:
     result = _simulate(args)
-    doc = summary(result)
-    say(report(doc), args.json)
-    write_json(doc, args.json)
+    say(result.summary(), args.json)
+    write_json(result.to_dict(), args.json)
     if args.plot:
         save_figure(figure(result), args.plot)
     return 0
@@ -151,7 +118,7 @@ def demo(out_dir: Path) -> list[Path]:
         args = argparse.Namespace(alpha=0.4, tau=1, C=1.0, points=30, seed=0, noisy=False,
                                   N=None, D=None, **cfg)
         result = _simulate(args)
-        docs[name] = summary(result)
+        docs[name] = result.to_dict()
         path = out_dir / f"simulate_{name}.png"
         save_figure(figure(result), path)
         written.append(path)
