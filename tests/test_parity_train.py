@@ -257,35 +257,6 @@ def test_cuda_precisions_and_compile_run(tmp_path, precision, compile):
     assert run.config.train.precision == precision and run.config.train.compile == compile
     assert np.isfinite(run.metrics["test_loss"]).all()
 
-def test_export_keeps_metrics_and_networks_but_not_resume(tmp_path):
-    from empirical.parity import export_run
-    config = tiny_config(steps=20)
-    src = load_run(train(config, tmp_path / "r"))
-    steps = src.checkpoint_steps()
-    dest = load_run(export_run(tmp_path / "r", tmp_path / "e", checkpoint_steps=steps[-2:]))
-    assert dest.checkpoint_steps() == steps[-2:]
-    np.testing.assert_allclose(dest.metrics["test_loss"], src.metrics["test_loss"], rtol=1e-3)
-    assert dest.metrics["test_loss"].dtype == np.float32
-    np.testing.assert_array_equal(dest.metrics["mean_test_loss"], src.metrics["mean_test_loss"])
-    for (ia, a), (ib, b) in zip(dest.networks(), src.networks()):
-        assert ia == ib and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    with pytest.raises(ValueError, match="resume"):
-        train(config, tmp_path / "e", resume=True)
-    # smaller exports for sweeps: a subset of the evaluations, no per-subtask accuracy
-    small = load_run(export_run(tmp_path / "r", tmp_path / "s", max_evals=3, accuracy=False))
-    keep = small.metrics["eval_index"]
-    assert keep[0] == 0 and keep[-1] == len(src.metrics["steps"]) - 1 and len(keep) == 3
-    np.testing.assert_array_equal(small.metrics["steps"], src.metrics["steps"][keep])
-    np.testing.assert_array_equal(small.metrics["mean_test_loss"],
-                                  src.metrics["mean_test_loss"][:, keep])
-    assert "test_acc" not in small.metrics and small.metrics["test_loss"].shape[1] == 3
-    assert is_complete(tmp_path / "s")
-    from empirical.parity import analysis
-    assert analysis.analyze([small])["runs"][0]["complete"]
-    with pytest.raises(ValueError, match="max_evals"):
-        export_run(tmp_path / "r", tmp_path / "t", max_evals=1)
-
-
 @pytest.mark.slow
 def test_sigkilled_process_resumes_to_the_uninterrupted_result(tmp_path):
     """A real kill: SIGKILL the training process once it has written a checkpoint, resume

@@ -1,5 +1,6 @@
 """QDG on a tiny sparse-parity run trained on the fly, and the ``quanta qdg`` command."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +157,79 @@ def test_cli_parity_plots_when_the_last_checkpoint_is_skipped(tmp_path, capsys):
     assert (tmp_path / "p" / "qdg_parity_checkpoints.png").exists()
     rank_plot = (tmp_path / "p" / "qdg_parity_rank_frequency.png").exists()
     assert rank_plot == any("sizes" in r for r in res["checkpoints"])
+
+
+def test_learned_subtasks_are_what_the_metrics_say_and_are_sampled_by_frequency(tiny_run):
+    from empirical.parity import load_run
+    from empirical.qdg.parity import _draw_samples, learned_subtasks
+    run = load_run(tiny_run)
+    res, arrays = parity_qdg(tiny_run, n_samples=300, subtasks="learned", bootstrap=0,
+                             calibration=None, return_labels=True)
+    loss = run.metrics["test_loss"][res["network"], -1]
+    assert res["sampled_subtasks"] == np.flatnonzero(loss < 0.1).tolist()
+    step = res["checkpoints"][-1]["step"]
+    assert set(arrays[f"step{step}_subtask"]) <= set(res["sampled_subtasks"])
+    # the draw follows the task's frequencies renormalised over the chosen subtasks:
+    # counts within 4 standard errors of n·p_i/Σp
+    chosen = np.array([0, 2, 5])
+    gen = torch.Generator().manual_seed(1)
+    x, y, sub = _draw_samples(run.task, 40_000, gen, chosen)
+    p = run.task.frequencies[chosen] / run.task.frequencies[chosen].sum()
+    counts = np.array([(sub.numpy() == c).sum() for c in chosen])
+    assert counts.sum() == 40_000
+    assert np.all(np.abs(counts - 40_000 * p) < 4 * np.sqrt(40_000 * p * (1 - p)))
+    assert torch.equal(y, run.task.label(sub, x[:, run.task.n_tasks:].to(torch.uint8)))
+    with pytest.raises(ValueError, match="subtasks must be"):
+        parity_qdg(tiny_run, subtasks="some")
+    assert learned_subtasks(run, res["network"], 0, 1e-9).size == 0
+
+
+def test_calibrated_alpha_maps_through_the_linear_calibration():
+    from empirical.qdg.clustering import cluster_sizes
+    from empirical.qdg.estimators import estimate_alpha
+    from empirical.qdg.parity import calibrated_alpha
+    rng = np.random.default_rng(0)
+    k = np.arange(1, 41)
+    labels = {K: rng.choice(K, size=4000, p=k[:K] ** -1.5 / np.sum(k[:K] ** -1.5))
+              for K in (20, 40)}
+    sizes = {K: cluster_sizes(v) for K, v in labels.items()}
+    cal = dict(estimator="ols", c0=-0.1, c1=0.8, residual_sd=0.3, toy_k=10, source="x")
+    out = calibrated_alpha(sizes, labels, cal, bootstrap=50, seed=1, alpha_true=0.5)
+    raw = estimate_alpha(sizes, "ols", k=20, bootstrap=50, seed=1, labels_by_k=labels)
+    assert out["k"] == 20 and out["alpha_raw"] == pytest.approx(raw.alpha_hat)
+    assert out["alpha_calibrated"] == pytest.approx((raw.alpha_hat + 0.1) / 0.8)
+    assert out["ci_calibrated"] == pytest.approx(sorted((v + 0.1) / 0.8 for v in raw.conf_int(alpha=1 - raw.level).loc["alpha_hat"]))
+    same = calibrated_alpha(sizes, labels, dict(cal, c0=0.0, c1=1.0), bootstrap=50, seed=1)
+    assert same["alpha_calibrated"] == pytest.approx(same["alpha_raw"])
+
+
+def test_the_committed_calibration_loads(tmp_path):
+    from empirical.qdg.parity import load_calibration
+    cal = load_calibration()
+    if cal is None:
+        pytest.skip("no committed bias study")
+    report = json.loads((Path(__file__).resolve().parents[1] / "results" / "qdg" / "bias"
+                         / "report.json").read_text())["recommended"]
+    assert (cal["estimator"], cal["toy_k"]) == (report["estimator"], report["k"])
+    assert cal["c1"] == report["calibration"]["c1"]
+    with pytest.raises(ValueError, match="no bias report"):
+        load_calibration(tmp_path / "missing.json")
+
+
+def test_cli_parity_networks_writes_labels_that_reproduce_the_scores(tiny_run, tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+    out, npz = tmp_path / "n.json", tmp_path / "labels.npz"
+    assert main(["qdg", "parity", str(tiny_run), "--networks", "widest:2", "--samples", "300",
+                 "--loss-threshold", "none", "--bootstrap", "0", "--calibration", "none",
+                 "--json", str(out), "--npz", str(npz), "--plot-dir", str(tmp_path / "p")]) == 0
+    res = json.loads(out.read_text())
+    assert [r["width"] for r in res["networks"]] == [8, 64]
+    with np.load(npz) as z:
+        for r in res["networks"]:
+            c = r["checkpoints"][-1]
+            true = z[f"net{r['network']}_step{c['step']}_subtask"]
+            for k in c["ks"]:
+                labels = z[f"net{r['network']}_step{c['step']}_k{k}"]
+                assert adjusted_rand_score(true, labels) == pytest.approx(c["ari_by_k"][str(k)])
+            assert "calibrated" not in c
+    assert (tmp_path / "p" / "qdg_parity_networks.png").exists()

@@ -172,6 +172,58 @@ def plot_learned_vs_D(D, learned, fitres: dict | None = None, ax=None):
     return ax
 
 
+#: axis labels of each regime's figure: x, y (the loss's unit is filled in)
+REGIME_AXES = {"N": ("parameters N", "mean test loss ({unit})"),
+               "S": ("steps S", "mean test loss ({unit})"),
+               "D": ("training samples D", "minimum test loss ({unit})"),
+               "convergence": ("subtask frequency", "convergence step"),
+               "learned_vs_D": ("training samples D", "subtasks learned")}
+
+
+def plot_regime(f: dict, regime: str, ax=None):
+    """One regime of an analysis (either method), from its JSON: the observed points, the
+    fit over its window and the theory slope through the fit's middle."""
+    ax = _ax(ax)
+    sign = -1.0 if regime in ("convergence", "learned_vs_D") else 1.0
+    unit = "bits" if f.get("method") == "paper" else "nats"
+    if "x_all" in f:      # the paper's L(D): the sizes before its starting point, open
+        ax.loglog(f["x_all"], f["y_all"], "o", mfc="none", color="C0", label="not fitted")
+    y = f["y"] if "y" in f else f["steps"]
+    x, y = _floats(f["x"]), _floats(y)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    ax.loglog(x[ok], y[ok], "o", color="C0", ms=4, label=f"observed ({f.get('method')} method)")
+    _fit_and_theory(ax, f, sign=sign, data=(x[ok], y[ok]))
+    xlabel, ylabel = REGIME_AXES[regime]
+    ax.set(xlabel=xlabel, ylabel=ylabel.format(unit=unit),
+           title=f"{regime}: {f['window'].get('rule', '')}")
+    ax.legend(fontsize=7)
+    _tidy_log_axes(ax)
+    return ax
+
+
+def plot_method_comparison(rows, ax=None):
+    """Each exponent by our method and the paper's with its interval, beside the theory
+    (``rows``: :meth:`MethodComparison.rows`)."""
+    ax = _ax(ax)
+    for i, r in enumerate(rows):
+        ax.plot([i - 0.3, i + 0.3], [r["theory"]] * 2, "r-", lw=2,
+                label="theory" if i == 0 else None)
+        for dx, name, col in ((-0.1, "quanta", "C0"), (0.1, "paper", "C1")):
+            if r[name] is None:
+                continue
+            lo, hi = r[f"{name}_conf_int"]
+            ax.errorbar(i + dx, r[name], yerr=[[r[name] - lo], [hi - r[name]]], fmt="o",
+                        color=col, capsize=3,
+                        label={"quanta": "ours (ε_K added, window)",
+                               "paper": "paper's method (bits, OLS)"}[name] if i == 0 else None)
+    ax.set_xticks(range(len(rows)), [f"{r['regime']}" if len({q['run'] for q in rows}) == 1
+                                     else f"{r['run']}\n{r['regime']}" for r in rows])
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.set(ylabel="exponent (convergence: slope)", title="exponents: theory, ours, the paper's")
+    ax.legend(fontsize=7)
+    return ax
+
+
 def plot_heatmap(values, x, xlabel: str, ax=None, log_x: bool = True, predicted=None,
                  predicted_label: str = "predicted"):
     """Subtask (rows, most frequent on top) × ``x`` map of test loss in nats; ``predicted``
@@ -246,16 +298,25 @@ def _predicted_count(x, counts, exponent: float, n_tasks: int, at):
     return np.minimum(n_tasks, c * np.asarray(at, float) ** exponent)
 
 
-def figures(runs, result: dict):
-    """Every figure for these runs and their analysis, as (name, Figure) pairs, made one at
-    a time (a generator: the caller saves and closes each before the next is drawn)."""
-    multi = len(runs) > 1
-    threshold = _threshold_nats(result["threshold"], result["unit"])
+def draw(name, plot, *args, **kwargs):
+    """(name, Figure) of ``plot(*args, ax=<a new Axes>, **kwargs)``."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    plot(*args, ax=ax, **kwargs)
+    return name, fig
 
-    def draw(name, plot, *args, **kwargs):
-        fig, ax = plt.subplots(figsize=(5.2, 3.8))
-        plot(*args, ax=ax, **kwargs)
-        return name, fig
+
+def figures(runs, result):
+    """Every figure for these runs and their analysis (either method), as (name, Figure)
+    pairs, made one at a time (a generator: the caller saves and closes each before the
+    next is drawn)."""
+    multi = len(runs) > 1
+    if result.get("method") == "paper":
+        for run, r in zip(runs, result["runs"]):
+            tag = f"_{run.path.name}" if multi else ""
+            for reg in (reg for reg in REGIME_AXES if reg in r):
+                yield draw(f"paper_{reg}{tag}", plot_regime, r[reg], reg)
+        return
+    threshold = _threshold_nats(result["threshold"], result["unit"])
 
     for run, r in zip(runs, result["runs"]):
         tag = f"_{run.path.name}" if multi else ""

@@ -1,17 +1,23 @@
-"""Reading a run directory back: ``config.json``, ``metrics.npz``, ``checkpoints/``."""
+"""Reading a run directory back (``config.json``, ``metrics.npz``, ``checkpoints/``), choosing
+networks by width, and exporting the compact part of a run for keeping in a repository."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from common.errors import InputError
+from common.files import atomic_write
 from .config import RunConfig
-from .model import MLP
+from .model import MLP, FusedMLP
 from .task import SparseParityTask
-from .train import (CHECKPOINT_DIR, build_model, checkpoint_path, finished, make_task,
+from .train import (CHECKPOINT_DIR, _atomic_torch_save, checkpoint_path, finished, make_task,
                     network_table)
+
+#: what ``export_run`` stores checkpoints (and per-subtask arrays) in unless told otherwise
+EXPORT_DTYPE = torch.float16
 
 
 class Run:
@@ -20,7 +26,8 @@ class Run:
     ``config`` is the :class:`RunConfig`, ``task`` the :class:`SparseParityTask` rebuilt
     from it, ``metrics`` a dict of arrays (``test_loss``/``test_acc``: network × eval step ×
     subtask, nats; ``mean_test_loss``: frequency-weighted; ``steps``, ``widths``, ``seeds``,
-    ``D`` (0 = online), ``n_params``, ``frequencies``, ``train_loss``, ``n_evals``).
+    ``D`` (0 = online), ``n_params``, ``frequencies``, ``train_loss``, ``n_evals``; an export
+    adds ``subsets``, the task's bit subsets, to check the rebuilt task against).
     ``train_loss[:, e]`` is the loss of the batch of step ``steps[e]``, measured in that
     step's forward pass, i.e. before its update (the parameters of step ``steps[e]`` − 1),
     while ``test_loss[:, :, e]`` is measured after it.
@@ -65,17 +72,36 @@ class Run:
             raise InputError(f"step {step} has no checkpoint; available: {steps}")
         return torch.load(checkpoint_path(self.path, step), map_location="cpu", weights_only=True)
 
+    def _check_task(self) -> None:
+        """Refuse to evaluate networks on a task other than the one they were trained on:
+        an export records the bit subsets, and a change of the task code would redraw them."""
+        recorded = self.metrics.get("subsets")
+        if recorded is not None and not np.array_equal(recorded, self.task.subsets):
+            raise InputError(f"{self.path}: the task rebuilt from config.json has other bit "
+                             "subsets than the run was trained on (recorded in metrics.npz): "
+                             "the task code changed since; evaluate with the code of the run")
+
     def networks(self, step: int | None = None) -> list[tuple[dict, MLP]]:
-        """Every network at the checkpoint of ``step`` (None = last) as (info dict, standalone
-        :class:`MLP` on the CPU taking the encoded input and returning 2 logits)."""
+        """The networks saved at the checkpoint of ``step`` (None = last; every network, or
+        the ones an export kept) as (info dict, standalone :class:`MLP` on the CPU in float32,
+        taking the encoded input and returning 2 logits)."""
+        self._check_task()
         ck = self.checkpoint(step)
-        model = build_model(self.config, self.task)
-        model.load_state_dict(ck["model"])
-        out = []
-        for info in self.info():
-            mlp = model.network(info["index"]).eval()
-            out.append((dict(info, step=int(ck["step"])), mlp))
-        return out
+        saved = ck.get("networks") or network_table(self.config)
+        model = FusedMLP(self.task.input_dim, [n["width"] for n in saved],
+                         self.config.model.depth)
+        model.load_state_dict({k: v.float() for k, v in ck["model"].items()})
+        infos = self.info()
+        return [(dict(infos[n["index"]], step=int(ck["step"])), model.network(j).eval())
+                for j, n in enumerate(saved)]
+
+    def network(self, index: int, step: int | None = None) -> tuple[dict, MLP]:
+        """Network ``index`` (of :meth:`info`) at the checkpoint of ``step`` (None = last)."""
+        for info, mlp in self.networks(step):
+            if info["index"] == int(index):
+                return info, mlp
+        raise InputError(f"network {index} is not in the checkpoint of {self.path} "
+                         "(an export keeps only the networks it was asked for)")
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, networks={len(self.info())})"
@@ -86,34 +112,46 @@ def load_run(run_dir) -> Run:
     return Run(run_dir)
 
 
+def select_networks(infos: list[dict], spec=None) -> list[int]:
+    """Indices of the networks ``spec`` names, ascending: None or "all" (every network),
+    "widest:K" / "narrowest:K" (every network, seed and D of the K largest / smallest
+    widths), or widths as "500,435" or a sequence of ints (every network of those widths)."""
+    widths = sorted({int(r["width"]) for r in infos})
+    if spec is None or spec == "all":
+        chosen = set(widths)
+    elif isinstance(spec, str) and spec.split(":")[0] in ("widest", "narrowest"):
+        end, _, count = spec.partition(":")
+        if not count.isdigit() or int(count) < 1:
+            raise InputError(f"networks: {spec!r} needs a positive count, e.g. 'widest:3'")
+        chosen = set(widths[::-1][:int(count)] if end == "widest" else widths[:int(count)])
+    else:
+        try:
+            chosen = {int(w) for w in (spec.split(",") if isinstance(spec, str) else spec)}
+        except (TypeError, ValueError):
+            raise InputError(f"networks: expected 'all', 'widest:K', 'narrowest:K' or widths "
+                             f"like '500,435', got {spec!r}") from None
+        missing = sorted(chosen - set(widths))
+        if missing:
+            raise InputError(f"networks: widths {missing} are not in the run; its widths: "
+                             f"{widths}")
+    return [r["index"] for r in infos if r["width"] in chosen]
+
+
 #: metrics with an evaluation axis, and which axis it is
 EVAL_AXIS = {"steps": 0, "wall_time": 0, "test_loss": 1, "test_acc": 1, "mean_test_loss": 1,
              "mean_test_acc": 1, "train_loss": 1}
 
 
-def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
-               drop_optimizer: bool = True, max_evals: int | None = None,
-               accuracy: bool = True) -> Path:
-    """Copy a run's compact results to ``dest`` for keeping in a repository: ``config.json``,
-    ``metrics.npz`` (per-subtask arrays as float16 when ``half``: about 3 significant digits)
-    and the checkpoints of ``checkpoint_steps`` (model only when ``drop_optimizer``; such
-    checkpoints serve :meth:`Run.networks` but cannot be resumed).
+def _export_steps(src: Run, checkpoint_steps) -> list[int]:
+    """The checkpoint steps an export keeps: a list of steps, "all" or "last"."""
+    if checkpoint_steps in ("all", "last"):
+        steps = src.checkpoint_steps()
+        return steps if checkpoint_steps == "all" else steps[-1:]
+    return [int(s) for s in checkpoint_steps]
 
-    Smaller still, for sweeps of many runs: ``max_evals`` keeps that many of a finished run's
-    evaluations, evenly spaced along its (log-spaced) grid, the first and last always
-    (``eval_index`` records which); ``accuracy=False`` leaves out the per-subtask accuracy
-    (the frequency-weighted mean accuracy stays)."""
-    import os
 
-    from common.files import atomic_write
-    from .train import _atomic_torch_save
-
-    src = Run(run_dir)
-    dest = Path(dest)
-    if dest.resolve() == src.path.resolve():
-        raise InputError("dest must differ from run_dir")
-    dest.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
+def _compact_metrics(src: Run, half: bool, max_evals: int | None, accuracy: bool) -> dict:
+    """The metrics an export writes (see :func:`export_run`)."""
     arrays = dict(src.metrics)
     if max_evals is not None:
         n, total = int(arrays["n_evals"]), len(arrays["steps"])
@@ -134,11 +172,59 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
         for key in ("test_loss", "test_acc"):
             if key in arrays:
                 arrays[key] = arrays[key].astype(np.float16)
+    arrays["subsets"] = src.task.subsets.astype(np.int16)
+    return arrays
+
+
+def _compact_checkpoint(src: Run, step: int, keep: list[int], half: bool) -> dict:
+    """The checkpoint of ``step`` with the model of the networks ``keep`` only (float16 when
+    ``half``), without optimizer, data-stream and metrics state."""
+    ck = src.checkpoint(step)
+    saved = ck.get("networks") or network_table(src.config)
+    position = {n["index"]: j for j, n in enumerate(saved)}
+    absent = [i for i in keep if i not in position]
+    if absent:
+        raise InputError(f"networks {absent} are not in the checkpoint of step {step}")
+    full = FusedMLP(src.task.input_dim, [n["width"] for n in saved], src.config.model.depth)
+    full.load_state_dict({k: v.float() for k, v in ck["model"].items()})
+    part = FusedMLP(src.task.input_dim, [saved[position[i]]["width"] for i in keep],
+                    src.config.model.depth)
+    for j, i in enumerate(keep):
+        part.load_network(j, full.network(position[i]))
+    dtype = EXPORT_DTYPE if half else torch.float32
+    out = {k: v for k, v in ck.items()
+           if k not in ("optimizer", "streams", "metrics", "model", "networks")}
+    out.update(networks=[saved[position[i]] for i in keep], dtype=str(dtype).split(".")[1],
+               model={k: v.to(dtype) for k, v in part.state_dict().items()})
+    return out
+
+
+def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
+               max_evals: int | None = None, accuracy: bool = True, networks=None) -> Path:
+    """Copy a run's compact results to ``dest`` for keeping in a repository: ``config.json``,
+    ``metrics.npz`` (every network; per-subtask arrays as float16 when ``half``: about 3
+    significant digits; plus the task's bit subsets, checked when networks are evaluated)
+    and the checkpoints of ``checkpoint_steps`` (steps, "all" or "last"), model only (they
+    serve :meth:`Run.networks` but cannot be resumed), of the networks ``networks`` names
+    (:func:`select_networks`: "all" (default), "widest:3", widths), in float16 when ``half``
+    (about 3 significant digits of every weight; half the bytes of float32).
+
+    Smaller still, for sweeps of many runs: ``max_evals`` keeps that many of a finished run's
+    evaluations, evenly spaced along its (log-spaced) grid, the first and last always
+    (``eval_index`` records which); ``accuracy=False`` leaves out the per-subtask accuracy
+    (the frequency-weighted mean accuracy stays)."""
+    src = Run(run_dir)
+    dest = Path(dest)
+    if dest.resolve() == src.path.resolve():
+        raise InputError("dest must differ from run_dir")
+    keep = select_networks(src.info(), networks)
+    steps = _export_steps(src, checkpoint_steps)
+    arrays = _compact_metrics(src, half, max_evals, accuracy)   # refusals before any write
+    dest.mkdir(parents=True, exist_ok=True)
+    atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
     atomic_write(dest / "metrics.npz", lambda fh: np.savez_compressed(fh, **arrays))
-    for step in checkpoint_steps:
-        ck = src.checkpoint(step)
-        if drop_optimizer:
-            ck = {k: v for k, v in ck.items() if k not in ("optimizer", "streams", "metrics")}
+    for step in steps:
+        ck = _compact_checkpoint(src, step, keep, half)
         _atomic_torch_save(ck, checkpoint_path(dest, int(ck["step"])))
     os.sync()
     return dest

@@ -1,5 +1,6 @@
-"""``quanta parity``: train sweeps of multitask-sparse-parity MLPs (``train``) and turn run
-directories into scaling exponents and plots (``analyze``)."""
+"""``quanta parity``: train sweeps of multitask-sparse-parity MLPs (``train``), turn run
+directories into scaling exponents and plots by our method or the paper's (``analyze``), and
+keep their compact part (``export``)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,8 @@ from quanta.io import save_figure, say, write_json
 #: not an error, call again with --resume)
 EXIT_PAUSED = 75
 
-#: committed CPU-scale results used by ``analyze`` examples and the demo
+#: committed results used by ``analyze`` examples and the demo: the GPU runs (``gpu_*``) and
+#: the CPU-scale stand-ins
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "parity"
 
 
@@ -108,29 +110,65 @@ def expand_run_dirs(paths) -> list[Path]:
     return out
 
 
+def _paper_options(args) -> dict:
+    """The paper method's options given on the command line (the rest keep the library's
+    defaults, the paper's)."""
+    given = dict(step_window=args.step_window, width=args.width, bootstrap=args.bootstrap,
+                 seed=args.seed)
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def cmd_analyze(args) -> int:
     from empirical.parity import analysis, load_run
 
     runs = [load_run(d) for d in expand_run_dirs(args.run_dirs)]
+    paper = _paper_options(args) if args.method != "quanta" else {}
     result = analysis.analyze(runs, threshold=args.threshold, unit=args.unit,
-                              window=args.window)
-    write_json(result, args.json)
-    say(analysis.summary(result), args.json)
+                              window=args.window, method=args.method, **paper)
+    write_json(result.to_dict(), args.json)
+    say(result.summary(), args.json)
     if args.plot_dir:
-        from empirical.parity import plots
-        for name, fig in plots.figures(runs, result):
+        for name, fig in analysis_figures(runs, result):
             dest = Path(args.plot_dir) / f"{name}.png"
             save_figure(fig, dest)
             say(f"wrote {dest}", args.json)
     return 0
 
 
+def analysis_figures(runs, result, prefix: str = ""):
+    """(name, Figure) of every figure of an analysis by either method, or by both (then the
+    comparison figure too), each name with ``prefix``."""
+    from empirical.parity import plots
+    from empirical.parity.analysis import MethodComparison
+
+    both = isinstance(result, MethodComparison)
+    parts = [result.quanta, result.paper] if both else [result]
+    for part in parts:
+        for name, fig in plots.figures(runs, part):
+            yield prefix + name, fig
+    if both:
+        yield plots.draw(prefix + "exponents_by_method", plots.plot_method_comparison,
+                         result.rows())
+
+
+def _checkpoint_steps(values):
+    """``--checkpoints``: steps, or one of 'all' and 'last'."""
+    if values is None:
+        return ()
+    if len(values) == 1 and values[0] in ("all", "last"):
+        return values[0]
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise InputError(f"--checkpoints takes steps, 'all' or 'last', got {values}") from None
+
+
 def cmd_export(args) -> int:
     from empirical.parity import export_run
 
-    dest = export_run(args.run_dir, args.dest, checkpoint_steps=args.checkpoints or (),
+    dest = export_run(args.run_dir, args.dest, checkpoint_steps=_checkpoint_steps(args.checkpoints),
                       half=not args.full_precision, max_evals=args.max_evals,
-                      accuracy=not args.no_accuracy)
+                      accuracy=not args.no_accuracy, networks=args.networks)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"exported {args.run_dir} -> {dest} ({size / 1e6:.2f} MB)")
     return 0
@@ -181,27 +219,59 @@ def add_parser(subparsers) -> None:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train, train_parser=t)
 
-    a = sub.add_parser("analyze", help="exponents and plots from run directories")
+    _add_analyze_parser(sub)
+    _add_export_parser(sub)
+
+
+def _add_analyze_parser(sub) -> None:
+    a = sub.add_parser("analyze", help="exponents and plots from run directories",
+                       description="Scaling exponents of parity runs, by our method "
+                                   "(--method quanta), the paper's (--method paper) or both.",
+                       epilog="example: quanta parity analyze results/parity/gpu_fig2_NS "
+                              "--method paper --json -")
     a.add_argument("run_dirs", nargs="+", metavar="DIR",
                    help="run directories, or folders of them (several α: the α sweep)")
+    a.add_argument("--method", choices=["quanta", "paper", "both"], default="quanta",
+                   help="quanta: nats, ε_K added back, loss window, t-intervals; paper: "
+                        "bits, plain OLS, the paper's step window and thresholds, bootstrap "
+                        "intervals; both: the two side by side (default quanta)")
     a.add_argument("--json", metavar="FILE", default=None,
                    help="write the analysis as JSON to FILE ('-' for standard output)")
     a.add_argument("--plot-dir", metavar="DIR", default=None, help="write PNG plots here")
     a.add_argument("--threshold", type=float, default=0.1,
-                   help="loss below which a subtask counts as learned")
+                   help="(quanta) loss below which a subtask counts as learned")
     a.add_argument("--unit", choices=["nats", "bits"], default="nats",
-                   help="unit of --threshold")
+                   help="(quanta) unit of --threshold")
     a.add_argument("--window", type=float, nargs=2, default=(0.05, 0.9), metavar=("LO", "HI"),
-                   help="fit where the loss lies between LO and HI times ln 2 (the chance loss)")
+                   help="(quanta) fit where the loss lies between LO and HI times ln 2 (the "
+                        "chance loss)")
+    a.add_argument("--step-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="(paper) steps of the L(S) fit, LO <= step < HI (default: the "
+                        "paper's 500 15000)")
+    a.add_argument("--width", type=int, default=None,
+                   help="(paper) the network of the L(S) and convergence fits (default the "
+                        "widest)")
+    a.add_argument("--bootstrap", type=int, default=None,
+                   help="(paper) bootstrap resamples of each interval (default 1000)")
+    a.add_argument("--seed", type=int, default=None, help="(paper) seed of the bootstrap "
+                                                          "(default 0)")
     a.set_defaults(func=cmd_analyze)
 
-    e = sub.add_parser("export", help="copy a run's compact results (to keep in a repository)")
+
+def _add_export_parser(sub) -> None:
+    e = sub.add_parser("export", help="copy a run's compact results (to keep in a repository)",
+                       epilog="example: quanta parity export runs/fig2_NS results/parity/"
+                              "gpu_fig2_NS --checkpoints all --networks widest:1 --no-accuracy")
     e.add_argument("run_dir", metavar="DIR")
     e.add_argument("dest", metavar="DEST")
-    e.add_argument("--checkpoints", type=int, nargs="+", metavar="STEP",
-                   help="also copy these checkpoints (model only)")
+    e.add_argument("--checkpoints", nargs="+", metavar="STEP",
+                   help="also copy these checkpoints (model only), or 'all' or 'last'")
+    e.add_argument("--networks", default=None, metavar="SPEC",
+                   help="the networks whose weights the checkpoints keep: 'all' (default), "
+                        "'widest:K', 'narrowest:K' or widths like '500,435' (every seed and "
+                        "D of those widths); the metrics keep every network")
     e.add_argument("--full-precision", action="store_true",
-                   help="keep per-subtask arrays in float32 (default float16)")
+                   help="keep per-subtask arrays and checkpoints in float32 (default float16)")
     e.add_argument("--max-evals", type=int, default=None, metavar="N",
                    help="keep N of a finished run's evaluations, evenly along its grid")
     e.add_argument("--no-accuracy", action="store_true",
@@ -209,30 +279,48 @@ def add_parser(subparsers) -> None:
     e.set_defaults(func=cmd_export)
 
 
-def demo(out_dir: Path) -> list[Path]:
-    """Analyse the committed CPU-scale results (plots + parity.json), then train a tiny
-    sweep live (a few seconds) to show the trainer end to end."""
-    from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, analysis,
-                                  load_run, plots, train)
+def _demo_gpu(run_dir: Path, out: Path) -> list[Path]:
+    """The shipped GPU run: both methods' exponents and every figure, from its files."""
+    from empirical.parity import analysis, load_run
 
-    out = Path(out_dir) / "parity"
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    dirs = expand_run_dirs([RESULTS]) if RESULTS.is_dir() else []
-    if dirs:
-        runs = [load_run(d) for d in dirs]
-        result = analysis.analyze(runs)
-        print(analysis.summary(result))
-        write_json(result, out / "parity.json")
-        written.append(out / "parity.json")
-        for name, fig in plots.figures(runs, result):
-            # the demo keeps time short: the α = 0.4 runs and the α sweep (analyze writes
-            # them all)
-            if not (name == "exponents_vs_alpha" or name.endswith("alpha0.4")):
-                save_figure(fig, None)
-                continue
-            save_figure(fig, out / f"{name}.png", dpi=100)
-            written.append(out / f"{name}.png")
+    runs = [load_run(run_dir)]
+    result = analysis.analyze(runs, method="both")
+    print(f"GPU run {run_dir.name} (the paper's Figure 2 at its scale, trained on an H200; "
+          "drawn from the shipped files):")
+    print(result.summary())
+    written = [out / f"{run_dir.name}.json"]
+    write_json(result.to_dict(), written[0])
+    for name, fig in analysis_figures(runs, result, prefix=f"{run_dir.name}_"):
+        save_figure(fig, out / f"{name}.png", dpi=100)
+        written.append(out / f"{name}.png")
+    return written
+
+
+def _demo_cpu_checks(dirs: list[Path], out: Path) -> list[Path]:
+    """The CPU checks: the committed CPU-scale stand-ins (16–40 subtasks), analysed."""
+    from empirical.parity import analysis, load_run, plots
+
+    runs = [load_run(d) for d in dirs]
+    result = analysis.analyze(runs)
+    print("CPU checks (CPU-scale stand-ins of 16-40 subtasks, not the paper's runs):")
+    print(result.summary())
+    written = [out / "cpu_checks.json"]
+    write_json(result.to_dict(), written[0])
+    for name, fig in plots.figures(runs, result):
+        # the demo keeps time short: the α = 0.4 runs and the α sweep (analyze writes
+        # them all)
+        if not (name == "exponents_vs_alpha" or name.endswith("alpha0.4")):
+            save_figure(fig, None)
+            continue
+        save_figure(fig, out / f"cpu_check_{name}.png", dpi=100)
+        written.append(out / f"cpu_check_{name}.png")
+    return written
+
+
+def _demo_live(out: Path) -> list[Path]:
+    """A tiny sweep trained live (a few seconds): the trainer end to end."""
+    from empirical.parity import ModelConfig, RunConfig, TaskConfig, TrainConfig, load_run, train
+
     live = out / "live_run"
     if live.exists():
         import shutil
@@ -245,5 +333,21 @@ def demo(out_dir: Path) -> list[Path]:
     m = load_run(live).metrics
     print("live tiny sweep, final mean test loss (nats) by width: " + ", ".join(
         f"{w}: {v:.3f}" for w, v in zip(m["widths"], m["mean_test_loss"][:, -1])))
-    written += [live / "config.json", live / "metrics.npz"]
-    return written
+    return [live / "config.json", live / "metrics.npz"]
+
+
+def demo(out_dir: Path) -> list[Path]:
+    """The headline: the shipped GPU run of the paper's Figure 2 (results/parity/
+    gpu_fig2_NS), its L(N), L(S), convergence and emergence figures and both methods'
+    exponents, drawn from the shipped files without a GPU; then the CPU checks (the committed
+    CPU-scale stand-ins), then a tiny sweep trained live."""
+    out = Path(out_dir) / "parity"
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    dirs = expand_run_dirs([RESULTS]) if RESULTS.is_dir() else []
+    for d in (d for d in dirs if d.name.startswith("gpu_")):
+        written += _demo_gpu(d, out)
+    cpu = [d for d in dirs if not d.name.startswith("gpu_")]
+    if cpu:
+        written += _demo_cpu_checks(cpu, out)
+    return written + _demo_live(out)

@@ -3,8 +3,9 @@
     quanta qdg toy --alpha 0.5 --n-clusters 200 --samples 10000 --dim 64 --sigma 0.5
                    --ks 50 100 200 400 [--reps 5] [--seed 0] [--json FILE] [--plot FILE]
     quanta qdg bias --alphas ... --dims ... --sigmas ... [--reps 3] --out DIR
-    quanta qdg parity RUN_DIR [--checkpoints all] [--samples 5000] [--ks ...]
-                   [--json FILE] [--plot-dir DIR]
+    quanta qdg parity RUN_DIR [--checkpoints all] [--networks widest:3] [--subtasks learned]
+                   [--samples 5000] [--ks ...] [--calibration FILE|none]
+                   [--json FILE] [--npz FILE] [--plot-dir DIR]
 
 JSON: per estimator ``alpha_hat`` with its interval ``ci`` (and ``alpha_true`` for toy
 runs); for parity runs ``ari`` and ``nmi`` per checkpoint.
@@ -51,11 +52,19 @@ def add_parser(subparsers) -> None:
     b.add_argument("--out", required=True, help="output folder (CSV tables, JSON report, PNG plots)")
     b.set_defaults(func=run_bias_cmd)
 
-    q = sub.add_parser("parity", help="QDG on a sparse-parity run, checked against the subtasks")
+    q = sub.add_parser("parity", help="QDG on a sparse-parity run, checked against the subtasks",
+                       epilog="example: quanta qdg parity results/parity/gpu_fig2_NS "
+                              "--networks widest:3 --subtasks learned --samples 3000")
     q.add_argument("run_dir", help="a parity run directory (quanta parity train)")
     q.add_argument("--checkpoints", default="last",
                    help="'all', 'last' (default) or comma-separated steps")
     q.add_argument("--network", type=int, default=None, help="network index (default: the widest)")
+    q.add_argument("--networks", default=None, metavar="SPEC",
+                   help="several networks instead: 'widest:K', 'all' or widths like '500,435' "
+                        "(the JSON then lists one result per network under 'networks')")
+    q.add_argument("--subtasks", choices=["all", "learned"], default="all",
+                   help="sample every subtask (Zipfian), or only those the network has learned "
+                        "(loss below the threshold at its last evaluation)")
     q.add_argument("--samples", type=int, default=5000)
     q.add_argument("--ks", type=int, nargs="+", default=None, help="cluster counts (default: around the subtask count)")
     q.add_argument("--loss-threshold", type=_threshold, default=0.1,
@@ -65,7 +74,14 @@ def add_parser(subparsers) -> None:
     q.add_argument("--n-init", type=int, default=3)
     q.add_argument("--bootstrap", type=int, default=100,
                    help="resamples for the α estimators' intervals (0: none)")
+    q.add_argument("--calibration", default="default", metavar="FILE",
+                   help="a bias report (quanta qdg bias) whose recommended estimator's "
+                        "calibration is applied (default: the committed results/qdg/bias; "
+                        "'none': no calibration)")
     q.add_argument("--json", metavar="FILE", default=None, help="write results as JSON ('-' for stdout)")
+    q.add_argument("--npz", metavar="FILE", default=None,
+                   help="write each checkpoint's cluster labels by K and the kept samples' true "
+                        "subtasks and labels")
     q.add_argument("--plot-dir", default=None, help="folder for PNG plots")
     q.set_defaults(func=run_parity_cmd)
 
@@ -146,13 +162,16 @@ def run_bias_cmd(args) -> int:
     return 0
 
 
-def run_parity_cmd(args) -> int:
-    from empirical.qdg.parity import parity_qdg
-    res = parity_qdg(args.run_dir, checkpoints=args.checkpoints, network=args.network,
-                     n_samples=args.samples, ks=args.ks, loss_threshold=args.loss_threshold,
-                     project_dim=args.project_dim, seed=args.seed, n_init=args.n_init,
-                     bootstrap=args.bootstrap)
-    lines = [f"alpha (data) = {res['alpha_true']:g}; network {res['network']}"]
+def _calibration(arg):
+    from empirical.qdg.parity import load_calibration
+    if arg == "none":
+        return None
+    return load_calibration(None if arg == "default" else arg)
+
+
+def _parity_lines(res: dict) -> list[str]:
+    lines = [f"alpha (data) = {res['alpha_true']:g}; network {res['network']} "
+             f"(width {res['width']}), {res['subtasks']} subtasks"]
     for row in res["checkpoints"]:
         if row["ari"] is None:
             lines.append(f"step {row['step']:>8}: skipped ({row['skipped']})")
@@ -160,19 +179,61 @@ def run_parity_cmd(args) -> int:
         lines.append(f"step {row['step']:>8}: kept {row['n_kept']:>5} samples, ARI "
                      f"{row['ari']:.3f}, NMI {row['nmi']:.3f}, " + ", ".join(
                          f"{n} {e['alpha_hat']:.2f}" for n, e in row["estimators"].items()))
-    say("\n".join(lines), args.json)
-    write_json(res, args.json)
-    if args.plot_dir:
-        from empirical.qdg.plots import plot_parity_checkpoints, plot_rank_frequency
-        d = Path(args.plot_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        save_figure(plot_parity_checkpoints(res).figure, d / "qdg_parity_checkpoints.png")
+        cal = row.get("calibrated")
+        if cal:
+            lines.append(f"{'':>15} {cal['estimator']} K={cal['k']}: alpha {cal['alpha_raw']:.2f}"
+                         f" [{cal['ci_raw'][0]:.2f}, {cal['ci_raw'][1]:.2f}], calibrated "
+                         f"{cal['alpha_calibrated']:.2f} [{cal['ci_calibrated'][0]:.2f}, "
+                         f"{cal['ci_calibrated'][1]:.2f}] (± {cal['calibration']['residual_sd']:.2f}"
+                         " from the calibration)")
+    return lines
+
+
+def _parity_plots(results: list[dict], plot_dir: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from empirical.qdg.parity import plot_alpha_by_width, plot_scores_by_width
+    from empirical.qdg.plots import plot_parity_checkpoints, plot_rank_frequency
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    if len(results) > 1:
+        fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+        plot_scores_by_width(results, ax=a)
+        plot_alpha_by_width(results, ax=b)
+        fig.tight_layout()
+        save_figure(fig, plot_dir / "qdg_parity_networks.png")
+    for res in results:
+        tag = f"_width{res['width']}" if len(results) > 1 else ""
+        if len(res["checkpoints"]) > 1:
+            save_figure(plot_parity_checkpoints(res).figure,
+                        plot_dir / f"qdg_parity_checkpoints{tag}.png")
         clustered = [row for row in res["checkpoints"] if "sizes" in row]
         if clustered:  # the latest checkpoint that had enough samples to cluster
-            save_figure(plot_rank_frequency(clustered[-1]["sizes"],
-                                            alpha_true=res["alpha_true"],
+            save_figure(plot_rank_frequency(clustered[-1]["sizes"], alpha_true=res["alpha_true"],
                                             true_label="true subtasks").figure,
-                        d / "qdg_parity_rank_frequency.png")
+                        plot_dir / f"qdg_parity_rank_frequency{tag}.png")
+
+
+def run_parity_cmd(args) -> int:
+    import numpy as np
+
+    from empirical.qdg.parity import parity_qdg, parity_qdg_networks
+    options = dict(checkpoints=args.checkpoints, n_samples=args.samples, ks=args.ks,
+                   loss_threshold=args.loss_threshold, project_dim=args.project_dim,
+                   seed=args.seed, n_init=args.n_init, bootstrap=args.bootstrap,
+                   subtasks=args.subtasks, calibration=_calibration(args.calibration),
+                   return_labels=True)
+    if args.networks is not None:
+        res, arrays = parity_qdg_networks(args.run_dir, args.networks, **options)
+        results = res["networks"]
+    else:
+        res, arrays = parity_qdg(args.run_dir, network=args.network, **options)
+        results = [res]
+    say("\n".join(line for r in results for line in _parity_lines(r)), args.json)
+    write_json(res, args.json)
+    if args.npz:
+        atomic_write(args.npz, lambda fh: np.savez_compressed(fh, **arrays))
+    if args.plot_dir:
+        _parity_plots(results, Path(args.plot_dir))
     return 0
 
 
