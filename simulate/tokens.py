@@ -207,13 +207,18 @@ def _block(cfg, zipf, known, b: int, start: int, count: int) -> TokenBlock:
     kind = np.where(u < cfg.flat, 0, np.where(u < cfg.flat + (1 - cfg.flat) * cfg.monogenic,
                                               1, 2)).astype(np.int8)
     g_lo, g_hi = cfg.genes
-    genes = zipf.draw(rng, (count, g_hi))
-    n_genes = rng.integers(g_lo, g_hi + 1, size=count)
-    n_genes = np.where(kind == 2, n_genes, 1)
+    n_genes = np.where(kind == 2, rng.integers(g_lo, g_hi + 1, size=count), 1)
+    genes = np.zeros((count, g_hi), np.int64)
+    genes[:, 0] = zipf.draw(rng, count)
+    poly = np.flatnonzero(kind == 2)
+    genes[poly, 1:] = zipf.draw(rng, (poly.size, g_hi - 1))
     used = np.arange(g_hi)[None, :] < n_genes[:, None]
-    # share of the token's quanta still unknown at each column (flat tokens: all)
-    unknown = (genes[:, None, :] > known[None, :, None]) & used[:, None, :]
-    share = unknown.sum(-1) / n_genes[:, None]
+    # share of the token's quanta still unknown at each column (flat tokens: all): count
+    # the genes by the first column that knows them, then accumulate over columns
+    m = known.size
+    at = np.searchsorted(known, genes, side="left") + (m + 1) * np.arange(count)[:, None]
+    learned = np.bincount(at[used], minlength=count * (m + 1)).reshape(count, m + 1)
+    share = 1.0 - np.cumsum(learned[:, :m], axis=1) / n_genes[:, None]
     share[kind == 0] = 1.0
     hi = cfg.loss_unlearned * np.exp(cfg.spread * rng.standard_normal(count))
     lo = cfg.loss_learned * np.exp(cfg.spread * rng.standard_normal(count))

@@ -49,7 +49,8 @@ def test_group_kernel_matches_token_by_token_sums(seed):
     group = rng.integers(0, G, n)
     edges = np.geomspace(1e-3, losses.max() * 0.5, HIST_BINS + 1)
     groups, hist = np.zeros((G, 3 * m + 1)), np.zeros((m, HIST_BINS + 2), np.int64)
-    col = _add_rows(losses, 0.3, classes, gap, group, edges, groups, hist)
+    col, prio = _add_rows(losses, 0.3, classes, gap, group, edges, np.ones(m), groups, hist)
+    assert np.all((prio >= 0) & (prio < 1))
     np.testing.assert_allclose(groups, naive_tokens.group_totals(losses, 0.3, classes, gap,
                                                                 group, G), rtol=1e-12)
     inner = (losses > edges[0] * 1.0001) & (losses < edges[-1] * 0.9999)

@@ -52,20 +52,25 @@ def _fit_rows(losses, floor, bases, norms, delta, drop, gap, slope, rss_line):
 
 
 @njit(cache=True)
-def _add_rows(losses, threshold, classes, gap, group, log_lo, inv_step, groups, hist, column):
+def _add_rows(losses, threshold, classes, gap, group, log_lo, inv_step, w, groups, hist,
+              column, priority):
     """Add each row's contributions into its group's totals (``fit.tokens.stream.Layout``:
     losses, 1, below-threshold flags, a sharp drop in its gap, gradual), its losses into the
     per-column histograms (bin 0 underflow, the last overflow; log-spaced bins from
     exp(log_lo) in steps of 1/inv_step in ln L), and write its threshold emergence column
-    (the first column after which it stays below the threshold; m: never) into ``column``."""
+    (the first column after which it stays below the threshold; m: never) into ``column``
+    and its sampling priority (as ``_scan_rows``) into ``priority``."""
     n, m = losses.shape
     n_bins = hist.shape[1] - 2
     for i in range(n):
         row = groups[group[i]]
         last_above = -1
+        top = 0.0
         for j in range(m):
             v = losses[i, j]
             row[j] += v
+            if v > top:
+                top = v
             if v < threshold:
                 row[m + 1 + j] += 1.0
             else:
@@ -81,3 +86,34 @@ def _add_rows(losses, threshold, classes, gap, group, log_lo, inv_step, groups, 
         elif classes[i] == 2:
             row[3 * m] += 1.0
         column[i] = last_above + 1
+        acc = 0.0
+        if top > 0.0:
+            for j in range(m):
+                acc += losses[i, j] / top * w[j]
+        priority[i] = acc - math.floor(acc)
+
+
+@njit(cache=True)
+def _scan_rows(losses, w, col_sum, col_max, priority):
+    """Check one chunk and total it in a single pass: returns the flat index of the first
+    NaN, infinite or negative loss (−1 if none); adds each column's sum and maximum into
+    ``col_sum``/``col_max`` and writes each row's sampling priority (the fractional part
+    of w · row / max(row), ``fit.tokens.stream.priorities``)."""
+    n, m = losses.shape
+    for i in range(n):
+        top = 0.0
+        for j in range(m):
+            v = losses[i, j]
+            if not (v >= 0.0) or v == np.inf:
+                return i * m + j
+            col_sum[j] += v
+            if v > col_max[j]:
+                col_max[j] = v
+            if v > top:
+                top = v
+        acc = 0.0
+        if top > 0.0:
+            for j in range(m):
+                acc += losses[i, j] / top * w[j]
+        priority[i] = acc - math.floor(acc)
+    return -1

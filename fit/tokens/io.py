@@ -35,7 +35,7 @@ AXES = ("sizes", "steps")
 @dataclasses.dataclass
 class LossMatrix:
     """A loss matrix readable in row chunks: ``chunks(size)`` yields ``(start, losses,
-    metadata)`` with ``losses`` a float64 array (rows × columns), checked."""
+    metadata)`` with ``losses`` a float32 or float64 array (rows × columns), checked."""
     name: str
     n_tokens: int
     n_columns: int
@@ -45,10 +45,14 @@ class LossMatrix:
     metadata_names: tuple = ()
     extras: dict = dataclasses.field(default_factory=dict)
 
-    def chunks(self, size: int = 1 << 18) -> Iterator[tuple[int, np.ndarray, dict]]:
+    def chunks(self, size: int = 1 << 18, check: bool = True
+               ) -> Iterator[tuple[int, np.ndarray, dict]]:
+        """Row chunks as float arrays; ``check=False`` leaves the NaN/negative check to
+        the caller (the analysis does it in its first pass's kernel)."""
         for start, block, meta in self.read(size):
             losses = _as_matrix(block, self.name, self.n_columns)
-            check_losses(losses, self.name, start, self.x)
+            if check:
+                check_losses(losses, self.name, start, self.x)
             yield start, losses, meta
 
 
@@ -62,7 +66,9 @@ def _as_matrix(block, name: str, n_columns: int) -> np.ndarray:
                          f"got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"{name}: losses must be real numbers, got dtype {arr.dtype}")
-    return arr.astype(np.float64, copy=False)
+    if arr.dtype in (np.float32, np.float64):
+        return np.ascontiguousarray(arr)
+    return arr.astype(np.float64)
 
 
 def check_losses(losses: np.ndarray, name: str, start: int = 0, x=None) -> None:

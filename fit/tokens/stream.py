@@ -18,22 +18,20 @@ import dataclasses
 
 import numpy as np
 
+from fit.tokens._kernels import _scan_rows
 from fit.tokens.curves import GRADUAL, SHARP, CurveDesign, classify, fit_curves
+from fit.tokens.io import check_losses
 
 #: Bins of the per-token loss histograms: log-spaced over HIST_DECADES below the largest loss.
 HIST_BINS, HIST_DECADES = 120, 6.0
 
 
-def priorities(losses: np.ndarray, seed) -> np.ndarray:
-    """A pseudo-random priority in [0, 1) for each row, computed from the row's losses
-    relative to its largest (the fractional part of a seeded random projection): samples
-    drawn by it depend neither on the order of the tokens nor on the losses' unit, so
-    neither does anything estimated from them."""
-    w = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(5,))).uniform(
-        1e3, 1e4, losses.shape[1])
-    top = losses.max(1, keepdims=True)
-    v = np.divide(losses, top, out=np.zeros(losses.shape), where=top > 0) @ w
-    return v - np.floor(v)
+def _weights(m: int, seed) -> np.ndarray:
+    """Weights of the sampling priority of a row: the fractional part of w · row / max(row)
+    (computed in the kernels), a pseudo-random number that depends neither on the order of
+    the tokens nor on the losses' unit, so neither does anything estimated from samples."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(5,))).uniform(
+        1e3, 1e4, m)
 
 
 class Sample:
@@ -46,10 +44,18 @@ class Sample:
         self.priority = np.empty(0)
         self.rows: dict[str, np.ndarray] = {}
 
-    def offer(self, priority, **rows) -> None:
-        n = len(priority)
-        if n == 0 or self.k == 0:
+    def offer(self, priority, mask=None, **rows) -> None:
+        """Offer the rows where ``mask`` holds (all without one); only those that can enter
+        the sample (priority below the current k-th smallest) are copied."""
+        if self.k == 0:
             return
+        keep = np.ones(len(priority), bool) if mask is None else mask.copy()
+        if self.priority.size == self.k:
+            keep &= priority < self.priority.max()
+        if not keep.any():
+            return
+        priority = priority[keep]
+        rows = {k: v[keep] for k, v in rows.items()}
         prio = np.concatenate([self.priority, priority])
         merged = {k: np.concatenate([self.rows[k], v]) if k in self.rows else v
                   for k, v in rows.items()}
@@ -86,11 +92,14 @@ def scan(matrix, chunk_size: int, n_sample: int, seed) -> Scan:
     col_max = np.zeros(matrix.n_columns)
     docs, ids, counts = [], [], []
     n = 0
-    for start, losses, meta in matrix.chunks(chunk_size):
-        col_sum += losses.sum(0)
-        col_max = np.maximum(col_max, losses.max(0))
+    w = _weights(matrix.n_columns, seed)
+    for start, losses, meta in matrix.chunks(chunk_size, check=False):
+        prio = np.empty(len(losses))
+        bad = _scan_rows(losses, w, col_sum, col_max, prio)
+        if bad >= 0:    # name the cell, as the checked reader does
+            check_losses(losses, matrix.name, start, matrix.x)
         n += len(losses)
-        sample.offer(priorities(losses, seed), losses=losses)
+        sample.offer(prio, losses=losses)
         if "document" in meta:
             docs.append(np.unique(meta["document"]))
         key = "group" if "group" in meta else "token"
@@ -159,15 +168,14 @@ class Totals:
     truth: dict | None             # confusion counts against the generator's truth
 
 
-def _add_rows(losses, threshold, classes, gap, group, edges, groups, hist) -> np.ndarray:
-    """The kernel ``_kernels._add_rows`` on one chunk; returns each row's emergence column."""
+def _add_rows(losses, threshold, classes, gap, group, edges, w, groups, hist):
+    """The kernel ``_kernels._add_rows`` on one chunk: (emergence column, priority) per row."""
     from fit.tokens._kernels import _add_rows as kernel
 
-    column = np.empty(len(losses), np.int64)
-    kernel(np.ascontiguousarray(losses), float(threshold), classes, gap, group,
-           float(np.log(edges[0])), float(1.0 / np.log(edges[1] / edges[0])), groups, hist,
-           column)
-    return column
+    column, priority = np.empty(len(losses), np.int64), np.empty(len(losses))
+    kernel(losses, float(threshold), classes, gap, group, float(np.log(edges[0])),
+           float(1.0 / np.log(edges[1] / edges[0])), w, groups, hist, column, priority)
+    return column, priority
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,27 +208,24 @@ def accumulate(matrix, s: Pass2, chunk_size: int, seed, truth: dict | None = Non
                "order": Sample(s.n_order)}
     confusion = np.zeros((3, 3), np.int64) if truth else None
     gap_hits = np.zeros(3, np.int64)
-    for start, losses, meta in matrix.chunks(chunk_size):
+    w = _weights(m, seed + 1)
+    for start, losses, meta in matrix.chunks(chunk_size, check=False):   # checked by scan
         fits = fit_curves(losses, s.design, s.floor)
         classes = classify(fits, s.bic_threshold, s.min_log_drop)
         keys = meta["document"] if s.unit == "document" else start + np.arange(len(losses))
         g = group_of(np.asarray(keys), s.n_groups, seed)
-        col = _add_rows(losses, s.threshold, classes, fits.gap, g, edges, groups, hist)
+        col, prio = _add_rows(losses, s.threshold, classes, fits.gap, g, edges, w, groups, hist)
         emergence += np.bincount(col, minlength=m + 1)
         index = start + np.arange(len(losses))
-        prio = priorities(losses, seed + 1)
         for name, code in (("sharp", SHARP), ("gradual", GRADUAL), ("flat", 0)):
-            sel = classes == code
-            samples[name].offer(prio[sel], index=index[sel], losses=losses[sel],
-                                gap=fits.gap[sel], delta_bic=fits.delta_bic[sel])
-        inside = (col >= 1) & (col < m)
-        samples["heatmap"].offer(prio[inside], index=index[inside], losses=losses[inside],
-                                 column=col[inside])
+            samples[name].offer(prio, classes == code, index=index, losses=losses,
+                                gap=fits.gap, delta_bic=fits.delta_bic)
+        samples["heatmap"].offer(prio, (col >= 1) & (col < m), index=index, losses=losses,
+                                 column=col)
         proxy = [k for k in ("frequency", "group", "token") if k in meta][:1]
         if proxy:   # monogenic tokens: where they drop against how frequent they are
-            sharp = classes == SHARP
-            samples["order"].offer(prio[sharp], column=fits.gap[sharp] + 1,
-                                   proxy=meta[proxy[0]][sharp])
+            samples["order"].offer(prio, classes == SHARP, column=fits.gap + 1,
+                                   proxy=meta[proxy[0]])
         if truth:
             _confusion(truth, start, classes, fits.gap, confusion, gap_hits, m)
     truth_counts = None if truth is None else {"confusion": confusion, "gap_hits": gap_hits}
