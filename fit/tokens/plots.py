@@ -12,6 +12,16 @@ def _xlabel(r) -> str:
     return "N (parameters)" if r.axis == "sizes" else "S (steps)"
 
 
+def _finish_loglog(ax, xlabel: str, ylabel: str):
+    """Log-log axes, their labels and the legend; returns ax."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_mean_loss(r, ax=None):
     """Mean loss per column with its bootstrap interval (observed) and the fitted power law
     and offset form (predicted), log-log."""
@@ -24,12 +34,7 @@ def plot_mean_loss(r, ax=None):
         res = r.fits[form]
         label = f"{form} fit, e = {res.params['alpha']:.3g}"
         ax.plot(grid, res.predict(grid), style, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(_xlabel(r))
-    ax.set_ylabel("mean loss per token")
-    ax.legend(fontsize=8)
-    return ax
+    return _finish_loglog(ax, _xlabel(r), "mean loss per token")
 
 
 def plot_distribution(r, ax=None, weighted: bool = False):
@@ -84,12 +89,7 @@ def plot_drops(r, ax=None):
         if pred is not None:
             ax.plot(mid, pred, style, label=f"predicted, e = {r.estimates[key]:.3g} "
                                             f"({key.split('_')[1]})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"{_xlabel(r)} where the drop happens (gap midpoint)")
-    ax.set_ylabel("tokens")
-    ax.legend(fontsize=8)
-    return ax
+    return _finish_loglog(ax, f"{_xlabel(r)} where the drop happens (gap midpoint)", "tokens")
 
 
 def plot_examples(r, ax=None, n: int = 3):
@@ -101,12 +101,7 @@ def plot_examples(r, ax=None, n: int = 3):
         for i, curve in enumerate(rows[:n]):
             ax.plot(r.x, curve, "-o", ms=3, color=color, alpha=0.8,
                     label=kind if i == 0 else None)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(_xlabel(r))
-    ax.set_ylabel("per-token loss")
-    ax.legend(fontsize=8)
-    return ax
+    return _finish_loglog(ax, _xlabel(r), "per-token loss")
 
 
 def plot_heatmap(r, ax=None):

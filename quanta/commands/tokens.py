@@ -132,8 +132,8 @@ def run_generate(args) -> int:
 
 
 def demo(out: Path) -> list[Path]:
-    """A generated 50 000 × 7 matrix (Pythia's sizes, α = 0.4) analysed end to end, and a
-    20 000-token checkpoint matrix: JSON reports and overview figures (a few seconds)."""
+    """A generated 30 000 × 7 matrix (Pythia's sizes, α = 0.4) analysed end to end, and a
+    15 000-token checkpoint matrix: JSON reports and overview figures (a few seconds)."""
     import numpy as np
 
     from fit.tokens import analyze
@@ -141,12 +141,12 @@ def demo(out: Path) -> list[Path]:
     from simulate.tokens import TokenConfig, generate_tokens
 
     written = []
-    for name, cfg in (("tokens-sizes", TokenConfig(n_tokens=50_000, seed=1)),
-                      ("tokens-steps", TokenConfig(n_tokens=20_000, sizes=None, seed=2,
+    for name, cfg in (("tokens-sizes", TokenConfig(n_tokens=30_000, seed=1)),
+                      ("tokens-steps", TokenConfig(n_tokens=15_000, sizes=None, seed=2,
                                                    steps=tuple(np.geomspace(1e3, 1.43e5, 12))))):
         data = out / f"{name}.npz"
         generate_tokens(cfg).save(data)
-        result = analyze(data, bootstrap=300, fit_bootstrap=200)
+        result = analyze(data, bootstrap=200, fit_bootstrap=200)
         write_json(result.to_dict(), out / f"{name}.json")
         save_figure(plot_overview(result), out / f"{name}.png")
         written += [data, out / f"{name}.json", out / f"{name}.png"]
