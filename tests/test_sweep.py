@@ -359,3 +359,22 @@ def test_parity_tasks_ask_ray_for_one_gpu_cpu_jobs_for_one_cpu(gpu, cluster_gpus
 def test_parity_jobs_want_a_gpu_unless_on_the_cpu(device, gpu):
     assert registry.lookup("parity train").gpu({"device": device}) is gpu
     assert registry.lookup("simulate").gpu({}) is False
+
+
+def test_gpu_jobs_run_one_at_a_time_per_gpu_pinned_to_it(tmp_path, monkeypatch):
+    lane = backends._Lane([], 1, gpu="5")
+    try:
+        assert lane.pool.submit(os.getenv, "CUDA_VISIBLE_DEVICES").result() == "5"
+    finally:
+        lane.pool.shutdown()
+    # two (pretend) GPUs: the jobs wanting one share two single-worker pools
+    monkeypatch.setattr(backends, "visible_gpus", lambda: ["3", "5"])
+    spec = sweep.load(write(tmp_path, SIMULATE))
+    out = tmp_path / "out"
+    for job in spec.jobs:
+        sweep.jobs.prepare(job_dir(out, job.id), job)
+    tasks = [backends.Task(str(job_dir(out, j.id)), gpu=True) for j in spec.jobs]
+    states = []
+    backends.run_local(tasks, lambda task, result: states.append(result["state"]))
+    assert states == ["done"] * 4
+    assert len({status(Path(t.folder))["pid"] for t in tasks}) == 2
