@@ -17,7 +17,7 @@ from pathlib import Path
 from common.errors import QuantaError
 
 #: Subcommands in layer order; a name whose module is missing is simply not offered.
-COMMANDS = ("theory", "simulate", "fit", "tokens", "parity", "qdg")
+COMMANDS = ("theory", "simulate", "fit", "tokens", "parity", "qdg", "sweep")
 
 
 def available_commands():
