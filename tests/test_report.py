@@ -194,6 +194,16 @@ def test_folders_stand_for_what_they_hold(tmp_path, capsys):
     assert [i.kind for i in inputs] == ["fit", "parity-runs"]
     assert [p.name for p in inputs[1].runs] == ["N_alpha0.4", "D_alpha0.4"]
     assert [b.reason for b in bad] == ["no such file or folder"]
+    # a demo's output folder: its JSON files and, beside them, a folder of runs
+    out = tmp_path / "out"
+    (out / "parity").mkdir(parents=True)
+    (out / "parity" / "live_run").symlink_to(RESULTS / "D_alpha0.4")
+    (out / "parity" / "parity.json").write_text((tmp_path / "fit.json").read_text())
+    (out / "figure.png").write_bytes(b"\x89PNG")
+    inputs, bad = read_inputs([out])
+    assert [(i.kind, i.path.name) for i in inputs] == [("parity-runs", "parity"),
+                                                       ("fit", "parity.json")]
+    assert not bad
 
 
 @given(st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=4), seeds)

@@ -117,7 +117,14 @@ def read_bias_dir(path: Path) -> Input | Unreadable:
     return item
 
 
+def _runs_input(path: Path, runs: list[Path]) -> Input:
+    return Input("parity-runs", path, runs=list(dict.fromkeys(p.resolve() for p in runs)))
+
+
 def _folder(path: Path, found: list, runs: list) -> None:
+    """What a folder holds: a run (added to ``runs``), a bias study, or its JSON files and
+    subfolders; the run folders directly inside a folder are one group, analysed together
+    as ``quanta parity analyze FOLDER`` would."""
     if is_run_dir(path):
         runs.append(path)
         return
@@ -126,19 +133,19 @@ def _folder(path: Path, found: list, runs: list) -> None:
         return
     children = sorted(path.iterdir())
     inner_runs = [c for c in children if c.is_dir() and is_run_dir(c)]
-    if inner_runs:               # a folder of runs, as `quanta parity analyze FOLDER`
-        runs.extend(inner_runs)
-        return
+    if inner_runs:
+        found.append(_runs_input(path, inner_runs))
     for child in children:
-        if child.is_dir():
+        if child.is_dir() and child not in inner_runs:
             _folder(child, found, runs)
         elif child.suffix.lower() == ".json":
             found.append(read_file(child))
 
 
 def read_inputs(paths) -> tuple[list[Input], list[Unreadable]]:
-    """Every input these paths hold, in the order given; all parity run folders found
-    become one ``parity-runs`` input (analysed together, as one ``parity analyze``)."""
+    """Every input these paths hold, in the order given; the parity run folders named one
+    by one become one ``parity-runs`` input (analysed together, as one ``parity analyze``),
+    and each folder of runs another."""
     found: list = []
     runs: list[Path] = []
     for path in map(Path, paths):
@@ -151,9 +158,7 @@ def read_inputs(paths) -> tuple[list[Input], list[Unreadable]]:
                 found.append(Unreadable(str(path), "a folder with no JSON file or run folder"))
         else:
             found.append(read_file(path))
-    if runs:
-        unique = list(dict.fromkeys(p.resolve() for p in runs))
-        found.append(Input("parity-runs", unique[0].parent if len(unique) > 1 else unique[0],
-                           runs=unique))
+    if runs:                     # run folders named one by one: one analysis of them all
+        found.append(_runs_input(runs[0].parent if len(runs) > 1 else runs[0], runs))
     inputs = [f for f in found if isinstance(f, Input)]
     return inputs, [f for f in found if isinstance(f, Unreadable)]
