@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUT ?= quanta-out
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup browser clean
 
 setup: $(VENV)/.installed
 
@@ -18,7 +18,18 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(VENV)/bin/quanta demo --out $(OUT)
 
-test: setup
+# Debian's chromium for the report's browser test (tests/test_report_browser.py): installed
+# as root where missing (CI runs as root), a note otherwise (the test then skips, off CI).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "no $(CHROMIUM): the browser test will skip (as root: apt-get install chromium)"; \
+	  fi; }
+
+test: setup browser
 	$(PY) -m pytest -q
 
 clean:

@@ -17,7 +17,7 @@ from pathlib import Path
 from common.errors import QuantaError
 
 #: Subcommands in layer order; a name whose module is missing is simply not offered.
-COMMANDS = ("theory", "simulate", "fit", "tokens", "parity", "qdg", "sweep")
+COMMANDS = ("theory", "simulate", "fit", "tokens", "parity", "qdg", "sweep", "report")
 
 
 def available_commands():
@@ -30,7 +30,8 @@ def available_commands():
 
 
 def run_demo(args) -> int:
-    """The README's main job: every layer's demo, written into ``--out``."""
+    """The README's main job: every layer's demo, written into ``--out``, and last the
+    page of them all (``report.html``)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for mod in available_commands():
@@ -42,6 +43,8 @@ def run_demo(args) -> int:
         for path in demo(out) or []:
             print(f"[demo]   wrote {path}", flush=True)
     print(f"[demo] done: results in {out}/")
+    if (out / "report.html").is_file():
+        print(f"[demo] report: {out / 'report.html'}")
     return 0
 
 

@@ -1,0 +1,172 @@
+"""The parity section: ``quanta parity analyze --json`` outputs and parity run folders
+(analysed here as ``quanta parity analyze`` would).
+
+Every fitted exponent is a row against the theory. A row shows the method that measured it
+where the JSON says (a ``method`` key on the fit, the run or the analysis: ours, or the
+paper's way of measuring), so the analyses of one run by both methods read as theory, ours,
+the paper's. The figures are those of ``empirical.parity.plots``; the runs' folders are
+needed for the curves over training and the emergence maps, and without them the page draws
+what the JSON holds.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from quanta.report.content import Block, Doc, Figure
+from quanta.report.svg import to_svg
+
+#: the fits of a run's analysis, in reading order, and their names on the page
+QUANTITIES = {"N": "α_N", "S": "α_S", "convergence": "convergence slope", "D": "α_D",
+              "learned_vs_D": "learned ∝ D^x"}
+
+_CAPTIONS = {
+    "loss_vs_N": "final test loss against parameters, fitted and predicted slope",
+    "loss_vs_S": "test loss over training, one curve per width; fit and prediction for the "
+                 "widest",
+    "convergence_vs_frequency": "step at which each subtask is learned against its frequency "
+                                "(the model: slope −1)",
+    "emergence_width": "per-subtask loss at the end against width, with the model's boundary",
+    "emergence_steps": "per-subtask loss over training (widest network), with the model's "
+                       "boundary",
+    "loss_vs_D": "test loss against training-set size (minimum over training and final)",
+    "learned_vs_D": "subtasks learned against training-set size",
+    "emergence_D": "per-subtask loss against training-set size",
+    "exponents_vs_alpha": "fitted exponents against α, with the predictions α and α/(α+1) "
+                          "(the paper's Figure 10)",
+}
+
+
+def _method(doc: dict, r: dict, f: dict) -> str | None:
+    return f.get("method") or r.get("method") or doc.get("method")
+
+
+def run_label(r: dict) -> str:
+    name = Path(str(r.get("run", "run"))).name
+    extra = f", {r['device']}" if r.get("device") else ""
+    return f"{name} (α = {r['alpha']:g}, {r['n_tasks']} subtasks, {r['steps']} steps{extra})"
+
+
+def parity_rows(d: Doc) -> list:
+    rows = []
+    for i, r in enumerate(d.at("runs")):
+        for key, quantity in QUANTITIES.items():
+            f = r.get(key)
+            if not isinstance(f, dict):
+                continue
+            rows.append(d.row(quantity, run_label(r), ["runs", i, key, "exponent"],
+                              ci=["runs", i, key, "conf_int"],
+                              theory=["runs", i, key, "theory_exponent"],
+                              method=_method(d.data, r, f)))
+    return rows
+
+
+def _headlines(result: dict) -> set[int]:
+    """The runs whose figures are shown open: per kind (N or D sweep), one with a fitted
+    exponent, the most subtasks and α nearest 0.4 (the paper's), in that order."""
+    chosen = set()
+    for kind in ("N", "D"):
+        cands = [(i, r) for i, r in enumerate(result["runs"]) if kind in r]
+        if cands:
+            chosen.add(max(cands, key=lambda c: (
+                c[1][kind].get("exponent") is not None, c[1]["n_tasks"],
+                -abs(c[1]["alpha"] - 0.4)))[0])
+    return chosen
+
+
+def _json_figures(result: dict):
+    """What the analysis JSON alone can draw, as (run index or None, name, Figure)."""
+    import matplotlib.pyplot as plt
+
+    from empirical.parity import plots
+
+    def draw(plot, *args):
+        fig, ax = plt.subplots(figsize=(5.2, 3.8))
+        plot(*args, ax=ax)
+        return fig
+
+    for i, r in enumerate(result["runs"]):
+        if isinstance(r.get("N"), dict) and r["N"].get("x") is not None:
+            yield i, "loss_vs_N", draw(plots.plot_loss_vs_N, r["N"]["x"], r["N"]["y"], r["N"])
+        if isinstance(r.get("D"), dict) and r["D"].get("x") is not None:
+            yield i, "loss_vs_D", draw(plots.plot_loss_vs_D, r["D"]["x"], r["D"]["y"],
+                                       r["D"]["y_final"], r["D"])
+        if isinstance(r.get("learned_vs_D"), dict) and r["learned_vs_D"].get("x") is not None:
+            f = r["learned_vs_D"]
+            yield i, "learned_vs_D", draw(plots.plot_learned_vs_D, f["x"], f["y"], f)
+    for sweep in result.get("alpha_sweeps") or [result[k] for k in ("alpha_sweep",)
+                                                if k in result]:
+        yield None, "exponents_vs_alpha", draw(plots.plot_alpha_sweep, sweep)
+
+
+def _run_figures(runs, result: dict):
+    """Every figure of empirical.parity.plots.figures, with the run it belongs to."""
+    from empirical.parity import plots
+
+    tags = {f"_{run.path.name}": i for i, run in enumerate(runs)} if len(runs) > 1 else {}
+    for name, fig in plots.figures(runs, result):
+        if name == "exponents_vs_alpha":
+            yield None, name, fig
+            continue
+        tag = max((t for t in tags if name.endswith(t)), key=len, default="")
+        yield tags.get(tag, 0), name[:len(name) - len(tag)] if tag else name, fig
+
+
+def _figures(block: Block, result: dict, runs) -> None:
+    """Sweep figures first, the headline runs' open, every other run's collapsed."""
+    open_runs = _headlines(result)
+    source = _run_figures(runs, result) if runs else _json_figures(result)
+    per_run: dict[int, list] = {}
+    for i, name, fig in source:
+        figure = Figure(to_svg(fig, f"parity-{name}"), _CAPTIONS.get(name, name))
+        if i is None:
+            block.figures.insert(0, figure)
+        else:
+            per_run.setdefault(i, []).append(figure)
+    for i, figs in sorted(per_run.items()):
+        label = run_label(result["runs"][i])
+        for f in figs:
+            f.caption = f"{label}: {f.caption}"
+        if i in open_runs:
+            block.figures += figs
+        else:
+            block.more.append((label, figs))
+
+
+def _load_runs(result: dict) -> tuple[list, str]:
+    from empirical.parity import load_run
+
+    paths = [Path(str(r.get("run", ""))) for r in result["runs"]]
+    missing = [str(p) for p in paths if not (p / "config.json").is_file()]
+    if missing:
+        return [], (f"run folder{'s' if len(missing) > 1 else ''} {', '.join(missing[:3])}"
+                    f"{' …' if len(missing) > 3 else ''} not found: the curves over training "
+                    "and the emergence maps need them; the figures drawn are what the JSON holds")
+    return [load_run(p) for p in paths], ""
+
+
+def parity_block(item) -> list[Block]:
+    """A ``quanta parity analyze --json`` output."""
+    result = item.doc
+    runs, note = _load_runs(result)
+    block = Block("Multitask sparse parity: fitted exponents", str(item.path),
+                  str(item.json_file), rows=parity_rows(Doc(result)))
+    if note:
+        block.notes.append(note)
+    _figures(block, result, runs)
+    return [block]
+
+
+def runs_block(item) -> list[Block]:
+    """Parity run folders, analysed together with the defaults of ``quanta parity analyze``."""
+    from empirical.parity import analysis, load_run
+
+    runs = [load_run(p) for p in item.runs]
+    result = analysis.analyze(runs)
+    block = Block("Multitask sparse parity: run folders analysed by the report", str(item.path),
+                  None, rows=parity_rows(Doc(result)))
+    block.notes.append("analysed here with the defaults of quanta parity analyze "
+                       f"(threshold {result['threshold']:g} {result['unit']}, window "
+                       f"{result['window']}); the numbers are not from a saved JSON")
+    _figures(block, result, runs)
+    return [block]
+
