@@ -3,7 +3,7 @@ properties every interval must have: narrower with more points, blind to the ord
 rows, equivariant under a change of the loss's unit."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -213,12 +213,16 @@ def test_a_change_of_loss_unit_scales_E_and_A_only(seed, c):
 
 @settings(max_examples=12)
 @given(seed=strategies.seeds, n=st.integers(15, 40))
+@example(seed=143500, n=33)
 def test_bca_matches_scipy_where_it_differs_from_the_percentile_interval(seed, n):
     """The sample variance of exponential data is strongly skewed, so BCa moves the 90 %
     interval well away from the percentile one (upper end by 11–30 % of the width over 40
     seeds). Our hand-written BCa, given our resamples and the jackknife, must agree with
     scipy.stats.bootstrap(method="BCa") on its own resamples: 10^5 each, Monte Carlo
-    differences up to 2.6 % of the width seen over 40 seeds; 6 % allowed."""
+    differences up to 2.6 % of the width seen over 40 seeds; 6 % allowed. Where one
+    outlier makes the upper end a 0.997 quantile of a lumpy distribution, scipy's own ends
+    scatter by more than that from one random state to the next (4.37–4.82 for seed 143500,
+    n = 33): then ours must lie within twice that scatter of scipy's median end."""
     rng = np.random.default_rng(seed)
     data = rng.exponential(size=n)
 
@@ -228,9 +232,13 @@ def test_bca_matches_scipy_where_it_differs_from_the_percentile_interval(seed, n
     B = 100_000
     boot = var(data[rng.integers(0, n, (B, n))])
     jack = np.array([var(np.delete(data, i)) for i in range(n)])
-    ours = bca_interval(boot, var(data), jack, 0.9)
-    ref = stats.bootstrap((data,), var, vectorized=True, n_resamples=B, confidence_level=0.9,
-                          method="BCa", random_state=rng).confidence_interval
-    width = ref.high - ref.low
-    assert ours == pytest.approx((ref.low, ref.high), abs=0.06 * width)
+    ours = np.array(bca_interval(boot, var(data), jack, 0.9))
+    refs = np.array([tuple(stats.bootstrap((data,), var, vectorized=True, n_resamples=B,
+                                           confidence_level=0.9, method="BCa",
+                                           random_state=rng).confidence_interval)
+                     for _ in range(3)])
+    width = np.median(refs[:, 1] - refs[:, 0])
+    scatter = refs.max(0) - refs.min(0)
+    assert np.all(np.abs(ours - np.median(refs, 0)) <= np.maximum(0.06 * width, 2 * scatter)), \
+        f"ours {ours} against scipy's {refs.tolist()}"
     assert ours[1] - percentile_interval(boot, 0.9)[1] > 0.08 * width   # BCa is not idle

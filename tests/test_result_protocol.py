@@ -121,6 +121,35 @@ def make_compute_optimal():
     return theory.compute_optimal(0.4, tau=2)
 
 
+@factory
+def make_parity_run_analysis():
+    from empirical.parity import analysis
+    return analysis.analyze([ROOT / "results/parity/N_alpha0.4"])["runs"][0]
+
+
+@factory
+def make_parity_analysis():
+    from empirical.parity import analysis
+    return analysis.analyze([ROOT / "results/parity/N_alpha0.4"], method="paper",
+                            bootstrap=50)
+
+
+@factory
+def make_parity_method_comparison():
+    from empirical.parity import analysis
+    return analysis.analyze([ROOT / "results/parity/N_alpha0.4"], method="both",
+                            bootstrap=50)
+
+
+@factory
+def make_token_analysis():
+    from fit.tokens import analyze
+    from simulate.tokens import PYTHIA_SIZES, generate_tokens
+    toy = generate_tokens(n_tokens=2000, seed=1)
+    return analyze(toy.losses, sizes=PYTHIA_SIZES[:7],
+                   metadata={"document": toy.metadata["document"]}, bootstrap=50)
+
+
 @pytest.fixture(params=sorted(FACTORIES), scope="module")
 def result(request):
     return FACTORIES[request.param]()
@@ -181,26 +210,6 @@ def test_plot_returns_its_axes(result):
         assert result.plot(ax=given) is given
     finally:
         plt.close("all")
-
-
-@factory
-def make_parity_run_analysis():
-    from empirical.parity import analysis
-    return analysis.analyze([ROOT / "results/parity/N_alpha0.4"])["runs"][0]
-
-
-@factory
-def make_parity_analysis():
-    from empirical.parity import analysis
-    return analysis.analyze([ROOT / "results/parity/N_alpha0.4"], method="paper",
-                            bootstrap=50)
-
-
-@factory
-def make_parity_method_comparison():
-    from empirical.parity import analysis
-    return analysis.analyze([ROOT / "results/parity/N_alpha0.4"], method="both",
-                            bootstrap=50)
 
 
 def _result_types() -> set[type]:

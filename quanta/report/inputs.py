@@ -53,8 +53,9 @@ KINDS: list[tuple[str, Callable[[dict], bool]]] = [
     ("literature", lambda d: {"points", "median_gap"} <= set(d)),
     ("sizes", lambda d: {"method", "alpha_hat", "rank_exponent", "ci"} <= set(d)),
     ("consistency", lambda d: {"alpha_N", "alpha_D", "gap", "gap_ci"} <= set(d)),
-    ("parity", lambda d: {"runs", "threshold", "unit"} <= set(d)
-     and isinstance(d["runs"], list)),
+    ("parity", lambda d: isinstance(d.get("runs"), list)
+     and ({"threshold", "unit"} <= set(d) or d.get("method") in ("quanta", "paper"))),
+    ("parity-both", lambda d: d.get("method") == "both" and {"quanta", "paper"} <= set(d)),
     ("qdg-parity", lambda d: {"run_dir", "checkpoints", "alpha_true"} <= set(d)),
     ("qdg-toy", lambda d: {"alpha_true", "estimators", "sizes"} <= set(d)),
     ("qdg-bias", lambda d: {"estimators", "recommended"} <= set(d)),

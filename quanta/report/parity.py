@@ -144,16 +144,25 @@ def _load_runs(result: dict) -> tuple[list, str]:
     return [load_run(p) for p in paths], ""
 
 
-def parity_block(item) -> list[Block]:
-    """A ``quanta parity analyze --json`` output."""
-    result = item.doc
+def parity_block(item, key: str | None = None) -> list[Block]:
+    """A ``quanta parity analyze --json`` output (``key``: the method's part of a
+    ``--method both`` output)."""
+    doc = Doc(item.doc) if key is None else Doc(item.doc).sub(key)
+    result = doc.data
     runs, note = _load_runs(result)
-    block = Block("Multitask sparse parity: fitted exponents", str(item.path),
-                  str(item.json_file), rows=parity_rows(Doc(result)))
+    method = {"paper": "the paper's method", "quanta": "our method"}.get(result.get("method"))
+    title = "Multitask sparse parity: fitted exponents" + (f" ({method})" if method else "")
+    block = Block(title, str(item.path), str(item.json_file), rows=parity_rows(doc))
     if note:
         block.notes.append(note)
     _figures(block, result, runs)
     return [block]
+
+
+def parity_both_block(item) -> list[Block]:
+    """A ``quanta parity analyze --method both --json`` output: our method's block, then
+    the paper's."""
+    return [*parity_block(item, "quanta"), *parity_block(item, "paper")]
 
 
 def runs_block(item) -> list[Block]:

@@ -17,7 +17,8 @@ MADE_BY = {
     "fit": "quanta fit DATA --json", "fit-regimes": "quanta demo (its fit part)",
     "literature": "quanta fit literature --json", "sizes": "quanta fit sizes --json",
     "consistency": "quanta fit consistency --json",
-    "parity": "quanta parity analyze --json", "parity-runs": "quanta parity train",
+    "parity": "quanta parity analyze --json",
+    "parity-both": "quanta parity analyze --method both --json", "parity-runs": "quanta parity train",
     "qdg-toy": "quanta qdg toy --json", "qdg-parity": "quanta qdg parity --json",
     "qdg-bias": "quanta qdg bias --out",
 }
