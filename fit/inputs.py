@@ -57,7 +57,7 @@ def column_values(table, name):
     return values
 
 
-def check_positive(values, name):
+def check_positive_array(values, name):
     """``values`` as a 1-d float array, refusing NaN, infinite and non-positive entries by row."""
     try:
         arr = np.asarray(values, dtype=float)
@@ -84,13 +84,13 @@ def check_xy(x, y, *, x2=None, sigma=None, n_params=2, names=("x", "y", "x2", "s
     fewer distinct x than parameters.
     """
     xn, yn, x2n, sn = names
-    x, y = check_positive(x, xn), check_positive(y, yn)
+    x, y = check_positive_array(x, xn), check_positive_array(y, yn)
     arrays = [(xn, x), (yn, y)]
     if x2 is not None:
-        x2 = check_positive(x2, x2n)
+        x2 = check_positive_array(x2, x2n)
         arrays.append((x2n, x2))
     if sigma is not None:
-        sigma = check_positive(sigma, sn)
+        sigma = check_positive_array(sigma, sn)
         arrays.append((sn, sigma))
     n = len(x)
     for name, arr in arrays[1:]:

@@ -128,18 +128,6 @@ P_TABLE_BUDGET = 1 << 29
 CODE_BUFFER = 1 << 20
 
 
-def _per_quantum(value, K: int, name: str) -> np.ndarray:
-    """A per-quantum loss as an array over k = 1..K (scalar, length-K array or callable)."""
-    if callable(value):
-        arr = np.asarray(value(np.arange(1, K + 1, dtype=float)), float)   # as theory/
-    else:
-        arr = np.asarray(value, float)
-    arr = np.broadcast_to(arr, (K,)) if arr.ndim == 0 else arr
-    if arr.shape != (K,) or not np.all(np.isfinite(arr)):
-        raise InputError(f"{name}: need a finite scalar, a length-K array or a callable of k")
-    return np.ascontiguousarray(arr)
-
-
 def _int(value, name: str, low: int) -> int:
     try:
         out = operator.index(value)
@@ -152,7 +140,8 @@ def _int(value, name: str, low: int) -> int:
     return out
 
 
-def _grid(x, regime: str) -> np.ndarray:
+def _check_grid(x, regime: str) -> np.ndarray:
+    """The grid x as a 1-d array of finite values ≥ 1 (int64 counters but for N)."""
     x = np.atleast_1d(np.asarray(x, float))
     if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)) or np.any(x < 1):
         raise InputError(f"x: need a non-empty 1-d grid of finite {regime} values ≥ 1")
@@ -218,7 +207,7 @@ def _theory(regime, alpha, x, tau, K, batch, rule, C, a, b, N, D, noisy):
             # quanta beyond the capacity are never learned: as if learning them cost
             # nothing, a_k = b_k for k > n, which the steps-rule expectation takes as arrays
             n = int(capacity(N, C))
-            a_k, b_k = _per_quantum(a, K, "a"), _per_quantum(b, K, "b")
+            a_k, b_k = theory.per_quantum(a, K, "a"), theory.per_quantum(b, K, "b")
             a_eff = np.where(np.arange(1, K + 1) <= n, a_k, b_k)
             return np.asarray(theory.expected_loss_S(x, alpha, batch, tau=tau, rule=rule,
                                                      K=K, a=a_eff, b=b_k), float)
@@ -295,9 +284,9 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
             raise InputError("N is the grid in regime 'N'; pass it as x")
         if not (np.isscalar(N) and math.isfinite(float(N)) and float(N) >= 0):
             raise InputError(f"N must be a finite number ≥ 0, got {N!r}")
-    xs = _grid(x, regime)
-    a_k = _per_quantum(a, K, "a")
-    b_k = _per_quantum(b, K, "b")
+    xs = _check_grid(x, regime)
+    a_k = theory.per_quantum(a, K, "a")
+    b_k = theory.per_quantum(b, K, "b")
     seed_value = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
 
     p = np.asarray(theory.frequencies(alpha, K), float)

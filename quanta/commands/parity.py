@@ -6,23 +6,19 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from common.errors import InputError
-from quanta.io import save_figure, say, write_json
+from empirical import PARITY_RESULTS
+from quanta.io import log_grid, save_figure, say, write_json
 
 #: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
 #: not an error, call again with --resume)
 EXIT_PAUSED = 75
 
-#: committed CPU-scale results used by ``analyze`` examples and the demo
-RESULTS = Path(__file__).resolve().parents[2] / "results" / "parity"
 
 
 def _grid(lo: float, hi: float, count: int) -> list[int]:
-    if not (0 < lo <= hi) or count < 1:
-        raise InputError(f"a grid needs 0 < MIN <= MAX and COUNT >= 1, got {lo} {hi} {count}")
-    return sorted({int(round(v)) for v in np.geomspace(lo, hi, int(count))})
+    """``--width-grid``/``--D-grid MIN MAX COUNT`` as sorted distinct integers."""
+    return [int(v) for v in log_grid(lo, hi, count)]
 
 
 def config_from_args(args):
@@ -218,7 +214,7 @@ def demo(out_dir: Path) -> list[Path]:
     out = Path(out_dir) / "parity"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    dirs = expand_run_dirs([RESULTS]) if RESULTS.is_dir() else []
+    dirs = expand_run_dirs([PARITY_RESULTS]) if PARITY_RESULTS.is_dir() else []
     if dirs:
         runs = [load_run(d) for d in dirs]
         result = analysis.analyze(runs)
