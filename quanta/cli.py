@@ -56,12 +56,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the small end-to-end demo of every layer (CPU)")
     demo.add_argument("--out", default="quanta-out", help="output folder (default quanta-out)")
     demo.set_defaults(func=run_demo)
+    _mark_parsers(parser)
     return parser
+
+
+def _mark_parsers(parser: argparse.ArgumentParser) -> None:
+    """Set ``parser`` in the defaults of every (sub-)parser to itself: the parsed namespace
+    then names the innermost one, whose ``error`` reports a flag it does not take."""
+    parser.set_defaults(parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _mark_parsers(child)
+
+
+def with_default_actions(argv: list[str]) -> list[str]:
+    """``quanta fit DATA …`` as ``quanta fit curve DATA …``: a command module with a
+    ``DEFAULT_ACTION`` gets it inserted when the word after the command is none of its
+    ``ACTIONS`` (nor ``-h``/``--help``)."""
+    if len(argv) < 2:
+        return argv
+    for mod in available_commands():
+        default = getattr(mod, "DEFAULT_ACTION", None)
+        if default and argv[0] == mod.__name__.rsplit(".", 1)[-1] and \
+                argv[1] not in (*mod.ACTIONS, "-h", "--help"):
+            return [argv[0], default, *argv[1:]]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(with_default_actions(argv))
+    if extra:  # refused by the sub-command that was given them, in its own words
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code = args.func(args)
     except QuantaError as err:
