@@ -227,7 +227,7 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
     tilted = lambda n, d: theory.alpha_gamma_from_exponents(n, d)          # noqa: E731
     try:
         at, gt = tilted(aN, aD)
-    except ValueError:
+    except InputError:  # outside α_N > α_D > 0
         at = gt = float("nan")
     at_ci = gt_ci = None
     outside = tilted_outside = None
@@ -252,5 +252,5 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
 def _safe_pair(f, n, d):
     try:
         return f(n, d)
-    except ValueError:
+    except InputError:
         return (np.nan, np.nan)

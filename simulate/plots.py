@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 import theory
+from common.errors import InputError
 from common.plotting import axes
 from simulate.core import constant_losses
 
@@ -88,7 +89,7 @@ def plot_local_exponent(result, ax=None):
     try:
         fitted = result.exponent()
         ax.axhline(fitted, color="C3", ls=":", label=f"fitted in window {fitted:.4f}")
-    except ValueError:
+    except InputError:  # fewer than 3 grid points in the window: no fitted line
         pass
     ax.set_xscale("log")
     ax.set_xlabel(_XLABEL[result.config["regime"]])

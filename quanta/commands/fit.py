@@ -13,6 +13,7 @@ or ``./sizes``). One function per action: ``run_curve``, ``run_literature``, ``r
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -183,9 +184,12 @@ def _read_sizes(path, column):
         if not path.exists():
             raise InputError(f"no such file: {path}")
         try:
-            return np.loadtxt(path, ndmin=1)
+            with warnings.catch_warnings():  # an empty file: the estimator says so, once
+                warnings.simplefilter("ignore", UserWarning)
+                return np.loadtxt(path, ndmin=1)
         except ValueError as err:
-            raise CorruptFileError(f"{path}: {str(err).splitlines()[0]}") from None
+            raise CorruptFileError(f"{path}: not a readable list of sizes "
+                                   f"({str(err).splitlines()[0]})") from None
     table = read_table(path, [column] if column else None)
     return column_values(table, column or table.columns[0])
 

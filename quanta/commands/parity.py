@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from common.errors import InputError
-from empirical import PARITY_RESULTS
 from quanta.io import log_grid, save_figure, say, write_json
 
 #: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
@@ -63,14 +62,15 @@ def _given_flags_that_differ(saved, args) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from empirical.parity import RunConfig, is_complete, train
+    from empirical.parity import is_complete, train
+    from empirical.parity.run import read_config
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.resume and (out / "config.json").exists():
-        config = RunConfig.from_json((out / "config.json").read_text())
+        config = read_config(out / "config.json")
         clash = _given_flags_that_differ(config, args)
         if clash:
             raise InputError(f"--resume continues {out} with its saved config, which these "
@@ -208,6 +208,7 @@ def add_parser(subparsers) -> None:
 def demo(out_dir: Path) -> list[Path]:
     """Analyse the committed CPU-scale results (plots + parity.json), then train a tiny
     sweep live (a few seconds) to show the trainer end to end."""
+    from empirical import PARITY_RESULTS
     from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, analysis,
                                   load_run, plots, train)
 

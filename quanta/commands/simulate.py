@@ -69,21 +69,22 @@ def _x_grid(args) -> np.ndarray:
 
 def summary(result) -> dict:
     """The JSON document: config, per-point mean/sem/theory, fitted and predicted exponent."""
-    exponent = raw = None
-    try:
-        exponent = result.exponent()
-    except ValueError:
-        pass
-    try:
-        raw = result.exponent(truncation=False)
-    except ValueError:
-        pass
+    exponent, raw = _exponent(result), _exponent(result, truncation=False)
     lo, hi = result.asymptotic_window()
     points = [dict(x=float(x), mean=float(m), sem=float(s), theory=float(t))
               for x, m, s, t in zip(result.x, result.mean, result.sem, result.theory)]
     return dict(config=result.config, points=points, exponent=exponent,
                 theory_exponent=float(result.theory_exponent), exponent_window=[lo, hi],
                 exponent_raw=raw)
+
+
+def _exponent(result, **options) -> float | None:
+    """The fitted exponent, or None where the window holds too few grid points (or the
+    loss reaches L∞ inside it)."""
+    try:
+        return result.exponent(**options)
+    except InputError:
+        return None
 
 
 def figure(result):
