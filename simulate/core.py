@@ -11,6 +11,7 @@ import numpy as np
 from common.errors import InputError, ResourceError
 import theory
 from simulate import _kernels
+from theory._checks import check_alpha, check_positive  # α and C as theory checks them
 
 REGIMES = ("D", "S", "N")
 RULES = ("samples", "steps")
@@ -140,17 +141,6 @@ def _int(value, name: str, low: int) -> int:
         out = int(value)
     if out < low:
         raise InputError(f"{name} must be an integer ≥ {low}, got {value!r}")
-    return out
-
-
-def _positive(value, name: str) -> float:
-    """A finite number > 0 as a float."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        out = math.nan
-    if not (math.isfinite(out) and out > 0):
-        raise InputError(f"{name} must be > 0, got {value!r}")
     return out
 
 
@@ -343,7 +333,7 @@ def check_run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples",
         raise InputError(f"regime must be one of {REGIMES}, got {regime!r}")
     if rule not in RULES:
         raise InputError(f"rule must be one of {RULES}, got {rule!r}")
-    alpha, C = _positive(alpha, "alpha"), _positive(C, "C")
+    alpha, C = check_alpha(alpha), check_positive(C, "C")
     tau, K, reps = _int(tau, "tau", 1), _int(K, "K", 1), _int(reps, "reps", 1)
     if regime == "S" and batch is not None:
         batch = _int(batch, "batch", 1)
