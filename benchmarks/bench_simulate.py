@@ -8,13 +8,20 @@
 2. The target: 1000 realizations × 30 D values (10^2 … 10^9) × K = 10^5, wall and CPU time.
 3. Memory: peak RSS of a fresh process simulating up to D = 10^3 and up to D = 10^12.
 4. The step rule and the noisy-order N learner on the same scale, for the record.
+
+``--against REV`` instead times this tree's kernels against ``simulate/_kernels.py`` as of
+git revision REV, side by side in one process (interleaved rounds, best of each), on the
+data kernel (D up to 10^6 and 10^9), the step rule and the noisy-order N learner: the
+check that a change to the kernels did not slow them.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -108,11 +115,78 @@ def others(reps: int) -> None:
           f"realization (CPU {cpu / reps * 1e3:.2f} ms)")
 
 
+def kernels_at(rev: str):
+    """``simulate/_kernels.py`` as of git revision ``rev``, imported as its own module (from
+    a temporary folder, where Numba keeps its cache)."""
+    src = subprocess.run(["git", "show", f"{rev}:simulate/_kernels.py"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench_kernels_")) / "_kernels_at_rev.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("_kernels_at_rev", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: (label, regime, alpha, grid, options, realizations) of the side-by-side comparison:
+#: about 0.2 s a timing, so that many interleaved rounds fit
+AGAINST_CASES = [
+    ("data, D 1e2..1e6", "D", 0.4, np.geomspace(1e2, 1e6, 30), dict(K=100_000), 600),
+    ("data, D 1e2..1e9", "D", 0.4, np.geomspace(1e2, 1e9, 30), dict(K=100_000), 200),
+    ("data, tau 4, D 1e2..1e7", "D", 0.4, np.geomspace(1e2, 1e7, 30), dict(K=100_000, tau=4),
+     60),
+    ("steps, B 16, S 1e1..1e6", "S", 0.4, np.geomspace(1e1, 1e6, 30),
+     dict(K=100_000, batch=16, rule="steps"), 20),
+    ("noisy N, D 1e8", "N", 0.4, np.geomspace(1, 1e5, 30), dict(K=100_000, noisy=True, D=10**8),
+     60),
+]
+
+
+def against(rev: str, rounds: int, only: str | None = None) -> None:
+    """This tree's kernels against revision ``rev``'s on AGAINST_CASES: ``rounds``
+    interleaved rounds (the shared machine drifts), best wall time of each side, and
+    the results checked equal (the same seed gives the same numbers). ``only``: the cases
+    whose label starts so (e.g. ``data``)."""
+    import simulate.core as core
+
+    kernels = {"this tree": core._kernels, rev: kernels_at(rev)}
+    print(f"kernels of this tree against {rev}: best of {rounds} interleaved rounds, "
+          f"{simulate_threads()} threads")
+    for label, regime, alpha, x, kw, reps in AGAINST_CASES:
+        if only and not label.startswith(only):
+            continue
+        best, out = {}, {}
+        for module in kernels.values():  # compile / load the cache
+            core._kernels = module
+            simulate.run(regime, alpha, x, reps=2, seed=0, **kw)
+        for _ in range(rounds):
+            for name, module in kernels.items():
+                core._kernels = module
+                res, wall, cpu = timed(lambda: simulate.run(regime, alpha, x, reps=reps,
+                                                            seed=0, p_learned=False, **kw))
+                best[name] = np.minimum(best.get(name, np.inf), (wall, cpu))
+                out[name] = res.losses
+        core._kernels = kernels["this tree"]
+        same = np.array_equal(*out.values())
+        (new, new_cpu), (old, old_cpu) = best["this tree"], best[rev]
+        print(f"   {label:26s}: {new / reps * 1e3:8.3f} ms / realization vs "
+              f"{old / reps * 1e3:8.3f} ({rev}); ratio {new / old:5.3f} wall, "
+              f"{new_cpu / old_cpu:5.3f} CPU; losses {'identical' if same else 'DIFFER'} "
+              f"({reps} realizations)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer realizations")
+    parser.add_argument("--against", metavar="REV",
+                        help="time this tree's kernels against those of git revision REV")
+    parser.add_argument("--only", metavar="KIND", help="with --against: only the cases whose "
+                        "label starts with KIND (data, steps, noisy)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if args.against:
+        against(args.against, rounds=5 if args.quick else 15, only=args.only)
+        return
     same_configuration(1e6, ref_reps=2 if args.quick else 5, reps=200 if args.quick else 1000)
     same_configuration(1e7, ref_reps=1 if args.quick else 2, reps=200 if args.quick else 1000)
     target(reps=200 if args.quick else 1000)

@@ -284,5 +284,5 @@ def consistency(alpha_N, alpha_D=None, level=0.95) -> Consistency:
 def _safe_pair(f, n, d):
     try:
         return f(n, d)
-    except ValueError:
+    except InputError:
         return (np.nan, np.nan)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.errors import InputError
+import theory
 from common.results import Result, jsonable
-from fit.inputs import check_positive
+from fit.inputs import check_positive_array
 
 
 def local_exponent(x, y, window=5, offset=0.0):
@@ -17,26 +18,12 @@ def local_exponent(x, y, window=5, offset=0.0):
     Returns ``(x_mid, exponent)`` with x_mid the geometric mean of each window. A curve that
     has reached its asymptote shows a flat local exponent; a drifting one says the range is
     still pre-asymptotic (or that an irreducible loss, ``offset``, should be subtracted).
+    (``theory.sliding_exponent`` with a default window of 5 and the fit's input checks.)
     """
-    x, y = check_positive(x, "x"), np.asarray(y, dtype=float)
+    x, y = check_positive_array(x, "x"), np.asarray(y, dtype=float)
     if len(y) != len(x):
         raise InputError(f"y has {len(y)} values but x has {len(x)}")
-    window = int(window)
-    if window < 2 or window > len(x):
-        raise InputError(f"window must be between 2 and the number of points ({len(x)}), "
-                         f"got {window}")
-    z = y - offset
-    bad = np.flatnonzero(~(z > 0))
-    if bad.size:
-        raise InputError(f"y, row {bad[0] + 1}: y - offset must be positive")
-    order = np.argsort(x, kind="stable")
-    u, v = np.log(x[order]), np.log(z[order])
-    uw = np.lib.stride_tricks.sliding_window_view(u, window)
-    vw = np.lib.stride_tricks.sliding_window_view(v, window)
-    uc = uw - uw.mean(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slope = np.sum(uc * (vw - vw.mean(1, keepdims=True)), 1) / np.sum(uc * uc, 1)
-    return np.exp(uw.mean(1)), -slope
+    return theory.sliding_exponent(x, y, window=window, offset=offset)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import InputError
+from common.errors import CorruptFileError, InputError, require
 
 #: The fewest points a fit accepts beyond its parameter count (one for the noise scale).
 EXTRA_POINTS = 1
 
 
 def read_table(path, columns=None):
-    """Read a CSV (``.csv``, ``.txt``) or parquet (``.parquet``, ``.pq``) file into a DataFrame.
+    """Read a CSV (``.csv``, ``.txt``) or parquet (``.parquet``, ``.pq``: the ``parquet``
+    extra, pyarrow) file into a DataFrame; a file that is neither is a ``CorruptFileError``.
 
     ``columns``: names that must be present; a missing one is refused with the list of the
     columns the file has.
@@ -28,15 +29,17 @@ def read_table(path, columns=None):
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        table = pd.read_parquet(path)
-    else:
-        try:
-            table = pd.read_csv(path)
-        except pd.errors.EmptyDataError:
-            raise InputError(f"{path}: the file is empty") from None
-        except pd.errors.ParserError as err:
-            raise InputError(f"{path}: not a readable CSV ({str(err).splitlines()[0]})") from None
+    parquet = path.suffix.lower() in (".parquet", ".pq")
+    if parquet:
+        require("pyarrow", "parquet")
+    try:
+        table = pd.read_parquet(path) if parquet else pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise CorruptFileError(f"{path}: the file is empty") from None
+    except ValueError as err:  # pandas' ParserError, a bad encoding, pyarrow's ArrowInvalid
+        what = "parquet file" if parquet else "CSV"
+        raise CorruptFileError(f"{path}: not a readable {what} "
+                               f"({str(err).splitlines()[0]})") from None
     for col in columns or ():
         if col not in table.columns:
             have = ", ".join(map(str, table.columns))
@@ -57,7 +60,7 @@ def column_values(table, name):
     return values
 
 
-def check_positive(values, name):
+def check_positive_array(values, name):
     """``values`` as a 1-d float array, refusing NaN, infinite and non-positive entries by row."""
     try:
         arr = np.asarray(values, dtype=float)
@@ -84,13 +87,13 @@ def check_xy(x, y, *, x2=None, sigma=None, n_params=2, names=("x", "y", "x2", "s
     fewer distinct x than parameters.
     """
     xn, yn, x2n, sn = names
-    x, y = check_positive(x, xn), check_positive(y, yn)
+    x, y = check_positive_array(x, xn), check_positive_array(y, yn)
     arrays = [(xn, x), (yn, y)]
     if x2 is not None:
-        x2 = check_positive(x2, x2n)
+        x2 = check_positive_array(x2, x2n)
         arrays.append((x2n, x2))
     if sigma is not None:
-        sigma = check_positive(sigma, sn)
+        sigma = check_positive_array(sigma, sn)
         arrays.append((sn, sigma))
     n = len(x)
     for name, arr in arrays[1:]:

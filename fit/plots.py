@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.plotting import axes
 from fit.forms import JOINT_FORMS
 
 
-def _axes(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-        _, ax = plt.subplots(figsize=(5, 3.8))
-    return ax
+#: The size of a figure a plot function makes for itself (inches).
+FIGSIZE = (5, 3.8)
 
 
 def _bootstrap_theta(result):
@@ -44,7 +42,7 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
     fit. Joint forms draw one curve per value of ``x2_values`` (default: five of the data's
     distinct x2, evenly spread) with the data coloured by x2.
     """
-    ax = _axes(ax)
+    ax = axes(ax, FIGSIZE)
     x = result.x
     grid = np.geomspace(x.min(), x.max(), n_grid)
     if result.form in JOINT_FORMS:
@@ -96,7 +94,7 @@ def plot_residuals(result, ax=None):
     """Log residuals (log y − log fitted) against x, with the Huber threshold if used.
     With ``sigma`` the fit weighs residual i by y_i/σ_i and the threshold applies to that
     weighted residual, so that is what is drawn."""
-    ax = _axes(ax)
+    ax = axes(ax, FIGSIZE)
     ax.axhline(0, color="k", lw=0.8)
     weighted = result.sigma is not None
     r = result.resid * (result.y / result.sigma if weighted else 1.0)
@@ -116,7 +114,7 @@ def plot_local_exponent(x, y, window=5, offset=0.0, ax=None, expected=None, labe
     """The sliding-window exponent of the data, with the expected asymptote if given."""
     from fit.diagnostics import local_exponent
 
-    ax = _axes(ax)
+    ax = axes(ax, FIGSIZE)
     xm, ex = local_exponent(x, y, window=window, offset=offset)
     ax.plot(xm, ex, marker="o", ms=3, label=label or f"local exponent (window {window})")
     if expected is not None:
@@ -136,7 +134,7 @@ def plot_literature(points, ax=None, show_paper_swap=True):
     """
     import theory
 
-    ax = _axes(ax)
+    ax = axes(ax, FIGSIZE)
     for i, (label, grp) in enumerate(points.groupby("label", sort=False)):
         ax.scatter(grp["alpha_N"], grp["alpha_D"], s=22, color=f"C{i}", label=label, zorder=3)
         if show_paper_swap:
@@ -163,7 +161,7 @@ def plot_literature(points, ax=None, show_paper_swap=True):
 def plot_rank_frequency(sizes, result=None, ax=None, label="observed"):
     """Sizes against rank on log-log axes, with the fitted slope over its rank window
     (for the envelope method pass the normalised envelope, what it fits)."""
-    ax = _axes(ax)
+    ax = axes(ax, FIGSIZE)
     s = np.sort(np.asarray(sizes, dtype=float))[::-1]
     s = s[s > 0]
     r = np.arange(1, len(s) + 1)

@@ -228,7 +228,7 @@ def _ols_slopes(logr, logs):
     return ((logs - logs.mean(-1, keepdims=True)) @ rc) / (rc @ rc)
 
 
-def check_sizes(sizes, name: str = "sizes") -> np.ndarray:
+def check_cluster_sizes(sizes, name: str = "sizes") -> np.ndarray:
     """``sizes`` as a 1-d float array; a non-finite or negative size is refused, naming its
     row (1-based, in the order given)."""
     s = np.asarray(sizes, dtype=float).ravel()
@@ -241,8 +241,8 @@ def check_sizes(sizes, name: str = "sizes") -> np.ndarray:
 
 def rank_curve(sizes, name: str = "sizes"):
     """Positive sizes in decreasing order (a rank-frequency curve); zeros are dropped,
-    negative or non-finite sizes refused (``check_sizes``)."""
-    s = np.sort(check_sizes(sizes, name))[::-1]
+    negative or non-finite sizes refused (``check_cluster_sizes``)."""
+    s = np.sort(check_cluster_sizes(sizes, name))[::-1]
     return s[s > 0]
 
 
@@ -295,7 +295,7 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
     if method == "envelope":
         s = envelope([sizes] if np.ndim(sizes[0]) == 0 else list(sizes), normalize=True)
     else:
-        raw = check_sizes(sizes)
+        raw = check_cluster_sizes(sizes)
         if method == "mle":  # integers, checked in the order given so the row is the file's
             frac = np.flatnonzero(raw != np.round(raw))
             if frac.size:

@@ -5,6 +5,9 @@ the project's exception types (``common.errors.QuantaError``: bad input, a corru
 missing extra, a failed run) and the operating system's refusals (a path that cannot be
 read or written, a full disk): one line on stderr, exit status 2 (1 for a failed run).
 Anything else is a bug and keeps its traceback. Ctrl-C exits quietly with 130.
+
+Building the parser imports every command module but no optional dependency: ``parity``
+and ``qdg`` are offered without PyTorch and name the missing extra when run.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from common.errors import QuantaError
+from common.errors import MissingExtraError, QuantaError
 
 #: Subcommands in layer order; a name whose module is missing is simply not offered.
 COMMANDS = ("theory", "simulate", "fit", "tokens", "parity", "qdg", "sweep", "report")
@@ -40,7 +43,12 @@ def run_demo(args) -> int:
             continue
         name = mod.__name__.rsplit(".", 1)[-1]
         print(f"[demo] {name} ...", flush=True)
-        for path in demo(out) or []:
+        try:
+            written = demo(out) or []
+        except MissingExtraError as err:  # e.g. no PyTorch: the other layers still run
+            print(f"[demo]   skipped: {err}", flush=True)
+            continue
+        for path in written:
             print(f"[demo]   wrote {path}", flush=True)
     print(f"[demo] done: results in {out}/")
     if (out / "report.html").is_file():
@@ -59,12 +67,40 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the small end-to-end demo of every layer (CPU)")
     demo.add_argument("--out", default="quanta-out", help="output folder (default quanta-out)")
     demo.set_defaults(func=run_demo)
+    _mark_parsers(parser)
     return parser
+
+
+def _mark_parsers(parser: argparse.ArgumentParser) -> None:
+    """Set ``parser`` in the defaults of every (sub-)parser to itself: the parsed namespace
+    then names the innermost one, whose ``error`` reports a flag it does not take."""
+    parser.set_defaults(parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _mark_parsers(child)
+
+
+def with_default_actions(argv: list[str]) -> list[str]:
+    """``quanta fit DATA …`` as ``quanta fit curve DATA …``: a command module with a
+    ``DEFAULT_ACTION`` gets it inserted when the word after the command is none of its
+    ``ACTIONS`` (nor ``-h``/``--help``)."""
+    if len(argv) < 2:
+        return argv
+    for mod in available_commands():
+        default = getattr(mod, "DEFAULT_ACTION", None)
+        if default and argv[0] == mod.__name__.rsplit(".", 1)[-1] and \
+                argv[1] not in (*mod.ACTIONS, "-h", "--help"):
+            return [argv[0], default, *argv[1:]]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(with_default_actions(argv))
+    if extra:  # refused by the sub-command that was given them, in its own words
+        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code = args.func(args)
     except QuantaError as err:

@@ -1,5 +1,6 @@
-"""Output conventions shared by every subcommand: ``--json FILE`` (``-`` for stdout),
-``--plot FILE``, atomic writes and one-line errors."""
+"""Conventions shared by every subcommand: ``--json FILE`` (``-`` for stdout),
+``--plot FILE``, atomic writes, one-line errors, and log-spaced grids given as
+MIN MAX COUNT."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from common.errors import InputError
 from common.files import atomic_write
@@ -60,3 +63,16 @@ def add_output_args(parser, plot: bool = True) -> None:
     if plot:
         parser.add_argument("--plot", metavar="FILE", default=None,
                             help="save a figure to FILE (format from the suffix)")
+
+
+def log_grid(lo: float, hi: float, count: int, *, integer: bool = True,
+             names: str = "MIN MAX COUNT") -> np.ndarray:
+    """``count`` log-spaced values from ``lo`` to ``hi`` (``simulate --x-min/--x-max/--points``,
+    ``parity train --width-grid MIN MAX COUNT``); with ``integer``, rounded and deduplicated
+    (so small ranges give fewer values). Refuses anything but 0 < lo ≤ hi and count ≥ 1,
+    naming the flags ``names``."""
+    if not (0 < lo <= hi) or count < 1:
+        raise InputError(f"{names}: a grid needs 0 < MIN <= MAX and COUNT >= 1, got "
+                         f"{lo:g} {hi:g} {count:g}")
+    grid = np.geomspace(lo, hi, int(count))
+    return np.unique(np.round(grid)) if integer else grid

@@ -435,6 +435,118 @@ def _head_events(s, p, inv_p, h, tau, bits, t_lo, t_hi, ev_key, ev_id):
 
 
 @njit(cache=True)
+def _tail_events(s, alias, h, seen, tau, bits, t_lo, t_hi, inv_rate, ev_key, ev_id, tail_id,
+                 n, nt, tail_left):
+    """The tail's events in (t_lo, t_hi]: a Poisson process of rate 1/inv_rate = sf[h], each
+    event a quantum i ≥ h (``_draw_tail``); its first τ occurrences per quantum are appended
+    to ev_key/ev_id after the n events there (and their ids to tail_id after nt), later ones
+    are dropped (P stands for them). Returns the new (n, nt, tail_left), tail_left counting
+    the tail quanta not yet learned."""
+    last = tau - 1
+    t = t_lo
+    while True:
+        t += _exponential(s) * inv_rate
+        if t > t_hi:
+            return n, nt, tail_left
+        i = _draw_tail(s, alias, h)
+        c = seen[i]
+        if c < tau:
+            seen[i] = c + 1
+            if c == last:
+                tail_left -= 1
+            ev_key[n] = t
+            ev_id[n] = (i << bits) | c
+            tail_id[nt] = ev_id[n]
+            n += 1
+            nt += 1
+
+
+@njit(cache=True)
+def _intensity(sorted_key, order, n, p, bits, last, t_lo, t_hi, mass, lam):
+    """lam[r] = ∫ λ from t_lo to the window's event r (in time order), lam[n] to t_hi, where
+    λ, the intensity of P, starts at ``mass`` and grows by p_i at each learning event (a τ-th
+    occurrence). Returns the learned mass at t_hi."""
+    mask = (1 << bits) - 1
+    integral, t_prev, rate = 0.0, t_lo, mass
+    for r in range(n):
+        t = sorted_key[r]
+        integral += rate * (t - t_prev)
+        lam[r] = integral
+        t_prev = t
+        e = order[r]
+        if e & mask == last:
+            rate += p[e >> bits]
+    lam[n] = integral + rate * (t_hi - t_prev)
+    return rate
+
+
+@njit(cache=True)
+def _window_crossings(s, x, j0, before, n, lam, known_r, known_P, cross):
+    """P's total over the window (Poisson(lam[n])), then for each grid point j ≥ j0 reached
+    inside the window the number cross[j] of the window's events with sample index ≤ x[j]
+    (``_crossing``); grid points beyond the window get all n. Returns (first grid point
+    beyond the window, P's total)."""
+    m = x.size
+    known_r[0] = -1
+    known_P[0] = 0
+    p_end = np.random.poisson(lam[n]) if lam[n] > 0.0 else 0
+    known_r[1] = n
+    known_P[1] = p_end
+    nk = 2
+    j = j0
+    lo = 0
+    while j < m and before + n + p_end > x[j]:
+        lo, nk = _crossing(s, float(x[j]), lo, n, float(before + 1), lam, known_r, known_P,
+                           nk)
+        cross[j] = lo
+        j += 1
+    for jj in range(j, m):
+        cross[jj] = n  # beyond the window: all its events come first
+    return j, p_end
+
+
+@njit(cache=True)
+def _tally_window(order, n, bits, last, cross, j0, w, kmax, acc, codes, ncode, gbits,
+                  want_p):
+    """Add the w-mass of each learning event of the window (in time order) to the grid
+    point whose crossing it precedes (double-double, ``_deposit``), and if ``want_p`` its
+    code (i << gbits) | g to ``codes``. Returns the new ``ncode``."""
+    m = cross.size
+    mask = (1 << bits) - 1
+    g = j0
+    run, run_lo = 0.0, 0.0  # mass learned at grid point g so far
+    for r in range(n):
+        e = order[r]
+        if e & mask != last:
+            continue
+        while g < m and cross[g] <= r:
+            _deposit(acc, m, g, run, run_lo)
+            run, run_lo = 0.0, 0.0
+            g += 1
+        i = e >> bits
+        if i < kmax and g < m:
+            run, err = _two_sum(run, w[i])
+            run_lo += err
+            if want_p:
+                codes[ncode] = (i << gbits) | g
+                ncode += 1
+    if g < m:
+        _deposit(acc, m, g, run, run_lo)
+    return ncode
+
+
+@njit(cache=True)
+def _unlearned(acc, w_all, out):
+    """out[j] = Σ w − the mass learned by grid point j (cumulated double-doubles)."""
+    m = out.size
+    learned, learned_lo = 0.0, 0.0
+    for jj in range(m):
+        learned, err = _two_sum(learned, acc[jj])
+        learned_lo += err + acc[m + jj]
+        out[jj] = (w_all[0] - learned) + (w_all[1] - learned_lo)
+
+
+@njit(cache=True)
 def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta, t_end,
                  seen, ev_key, ev_id, tmp_key, tmp_id, tail_id, lam, count, known_r,
                  known_P, cross, acc, out, codes, ncode, gbits, want_p):
@@ -468,9 +580,7 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
     ``ncode`` on). Returns the number of tail clocks (their ids stay in ``tail_id``, so
     that ``_reset_tail`` can clear their occurrence counts ``seen``) and the new ``ncode``.
     """
-    m = x.size
     bits = _id_bits(tau)
-    mask = (1 << bits) - 1
     last = tau - 1
     acc[:] = 0.0
     t_lo = 0.0
@@ -490,79 +600,20 @@ def _one_samples(s, p, inv_p, sf, w, w_all, x, tau, kmax, h, alias, tail_quanta,
             n, left = _head_events(head.copy(), p, inv_p, h, tau, bits, t_lo, t_hi, ev_key,
                                    ev_id)
         if rate_tail > 0.0:
-            t = t_lo
-            while True:
-                t += _exponential(s) * inv_rate
-                if t > t_hi:
-                    break
-                i = _draw_tail(s, alias, h)
-                c = seen[i]
-                if c < tau:
-                    seen[i] = c + 1
-                    if c == last:
-                        tail_left -= 1
-                    ev_key[n] = t
-                    ev_id[n] = (i << bits) | c
-                    tail_id[nt] = ev_id[n]
-                    n += 1
-                    nt += 1
+            n, nt, tail_left = _tail_events(s, alias, h, seen, tau, bits, t_lo, t_hi,
+                                            inv_rate, ev_key, ev_id, tail_id, n, nt,
+                                            tail_left)
         sorted_key, order = ev_key, ev_id
         if n > 0:
             sk, order = _radix_sort(ev_key.view(np.uint64), ev_id, tmp_key, tmp_id, n, count)
             sorted_key = sk.view(np.float64)
-        # integrated intensity of P from t_lo to each event, and to t_hi
-        integral, t_prev, rate = 0.0, t_lo, mass
-        for r in range(n):
-            t = sorted_key[r]
-            integral += rate * (t - t_prev)
-            lam[r] = integral
-            t_prev = t
-            e = order[r]
-            if e & mask == last:
-                rate += p[e >> bits]
-        lam[n] = integral + rate * (t_hi - t_prev)
-        known_r[0] = -1
-        known_P[0] = 0
-        p_end = np.random.poisson(lam[n]) if lam[n] > 0.0 else 0
-        known_r[1] = n
-        known_P[1] = p_end
-        nk = 2
-        # crossing c_j = number of events of the window with N ≤ x[j]
-        j = j0
-        lo = 0
-        while j < m and before + n + p_end > x[j]:
-            lo, nk = _crossing(s, float(x[j]), lo, n, float(before + 1), lam, known_r,
-                               known_P, nk)
-            cross[j] = lo
-            j += 1
-        for jj in range(j, m):
-            cross[jj] = n  # beyond the window: all its events come first
-        g = j0
-        run, run_lo = 0.0, 0.0  # mass learned at grid point g so far
-        for r in range(n):
-            e = order[r]
-            if e & mask != last:
-                continue
-            while g < m and cross[g] <= r:
-                _deposit(acc, m, g, run, run_lo)
-                run, run_lo = 0.0, 0.0
-                g += 1
-            i = e >> bits
-            if i < kmax and g < m:
-                run, err = _two_sum(run, w[i])
-                run_lo += err
-                if want_p:
-                    codes[ncode] = (i << gbits) | g
-                    ncode += 1
-        if g < m:
-            _deposit(acc, m, g, run, run_lo)
+        rate = _intensity(sorted_key, order, n, p, bits, last, t_lo, t_hi, mass, lam)
+        j, p_end = _window_crossings(s, x, j0, before, n, lam, known_r, known_P, cross)
+        ncode = _tally_window(order, n, bits, last, cross, j0, w, kmax, acc, codes, ncode,
+                              gbits, want_p)
         j0 = j
-        if j0 >= m or (left <= 0.0 and tail_left <= 0):
-            learned, learned_lo = 0.0, 0.0
-            for jj in range(m):
-                learned, err = _two_sum(learned, acc[jj])
-                learned_lo += err + acc[m + jj]
-                out[jj] = (w_all[0] - learned) + (w_all[1] - learned_lo)
+        if j0 >= x.size or (left <= 0.0 and tail_left <= 0):
+            _unlearned(acc, w_all, out)
             return nt, ncode
         before += n + p_end
         mass = rate

@@ -8,10 +8,11 @@ import operator
 import numba
 import numpy as np
 
-from common.errors import InputError
+from common.errors import InputError, ResourceError
 from common.results import Result, jsonable, percentile_interval
 import theory
 from simulate import _kernels
+from theory._checks import check_alpha, check_positive  # α and C as theory checks them
 
 REGIMES = ("D", "S", "N")
 RULES = ("samples", "steps")
@@ -218,6 +219,8 @@ def constant_losses(config: dict) -> bool:
 
 #: The data kernel holds K·τ occurrence clocks per thread; above this it refuses.
 MAX_CLOCKS = 100_000_000
+#: Every kernel holds arrays of K numbers (some per thread); above this K is refused.
+MAX_QUANTA = 100_000_000
 
 #: p_learned is kept when points × K is at most this. Each worker thread keeps a
 #: points × K int32 table and buffers max(K, CODE_BUFFER) learned quanta between flushes
@@ -228,19 +231,8 @@ P_TABLE_BUDGET = 1 << 29
 CODE_BUFFER = 1 << 20
 
 
-def _per_quantum(value, K: int, name: str) -> np.ndarray:
-    """A per-quantum loss as an array over k = 1..K (scalar, length-K array or callable)."""
-    if callable(value):
-        arr = np.asarray(value(np.arange(1, K + 1, dtype=float)), float)   # as theory/
-    else:
-        arr = np.asarray(value, float)
-    arr = np.broadcast_to(arr, (K,)) if arr.ndim == 0 else arr
-    if arr.shape != (K,) or not np.all(np.isfinite(arr)):
-        raise InputError(f"{name}: need a finite scalar, a length-K array or a callable of k")
-    return np.ascontiguousarray(arr)
-
-
 def _int(value, name: str, low: int) -> int:
+    """An integer argument (an integral float too) of at least ``low``."""
     try:
         out = operator.index(value)
     except TypeError:
@@ -252,8 +244,12 @@ def _int(value, name: str, low: int) -> int:
     return out
 
 
-def _grid(x, regime: str) -> np.ndarray:
-    x = np.atleast_1d(np.asarray(x, float))
+def _check_grid(x, regime: str) -> np.ndarray:
+    """The grid x as a 1-d array of finite values ≥ 1 (int64 counters but for N)."""
+    try:
+        x = np.atleast_1d(np.asarray(x, float))
+    except (TypeError, ValueError):
+        x = np.empty(0)
     if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)) or np.any(x < 1):
         raise InputError(f"x: need a non-empty 1-d grid of finite {regime} values ≥ 1")
     if np.any(x > 2.0**62):
@@ -307,28 +303,204 @@ def _call_kernel(*args):
         np.random.set_state(state)
 
 
-def _theory(regime, alpha, x, tau, K, batch, rule, C, a, b, N, D, noisy):
+def _theory(spec: "RunSpec", x) -> np.ndarray:
     """theory's exact expectation at x (NaN where it has no closed form)."""
-    if regime == "N":  # the simulated learner holds whole quanta: n = ⌊N/C⌋
-        if noisy:      # choosing from noisy counts: no closed form
+    alpha, tau, K, a, b, C = spec.alpha, spec.tau, spec.K, spec.a, spec.b, spec.C
+    if spec.regime == "N":  # the simulated learner holds whole quanta: n = ⌊N/C⌋
+        if spec.noisy:      # choosing from noisy counts: no closed form
             return np.full(x.size, np.nan)
         return np.asarray(theory.loss_n(capacity(x, C), alpha, K=K, a=a, b=b), float)
-    if N is not None:
-        if regime == "S" and rule == "steps":
+    if spec.N is not None:
+        if spec.regime == "S" and spec.rule == "steps":
             # quanta beyond the capacity are never learned: as if learning them cost
             # nothing, a_k = b_k for k > n, which the steps-rule expectation takes as arrays
-            n = int(capacity(N, C))
-            a_k, b_k = _per_quantum(a, K, "a"), _per_quantum(b, K, "b")
-            a_eff = np.where(np.arange(1, K + 1) <= n, a_k, b_k)
-            return np.asarray(theory.expected_loss_S(x, alpha, batch, tau=tau, rule=rule,
-                                                     K=K, a=a_eff, b=b_k), float)
-        size = x * batch if regime == "S" else x
-        return np.asarray(theory.expected_loss_ND(N, size, alpha, C=C, tau=tau, K=K,
+            n = int(capacity(spec.N, C))
+            a_eff = np.where(np.arange(1, K + 1) <= n, spec.a_k, spec.b_k)
+            return np.asarray(theory.expected_loss_S(x, alpha, spec.batch, tau=tau,
+                                                     rule=spec.rule, K=K, a=a_eff,
+                                                     b=spec.b_k), float)
+        size = x * spec.batch if spec.regime == "S" else x
+        return np.asarray(theory.expected_loss_ND(spec.N, size, alpha, C=C, tau=tau, K=K,
                                                   a=a, b=b), float)
-    if regime == "D":
+    if spec.regime == "D":
         return np.asarray(theory.expected_loss_D(x, alpha, tau=tau, K=K, a=a, b=b), float)
-    return np.asarray(theory.expected_loss_S(x, alpha, batch, tau=tau, rule=rule, K=K,
-                                             a=a, b=b), float)
+    return np.asarray(theory.expected_loss_S(x, alpha, spec.batch, tau=tau, rule=spec.rule,
+                                             K=K, a=a, b=b), float)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """The arguments of one :func:`run`, checked and normalised by :func:`check_run`."""
+
+    regime: str
+    alpha: float
+    x: np.ndarray            # the grid as given: int64 for D and S, float for N
+    tau: int
+    K: int
+    batch: int | None
+    rule: str
+    C: float
+    reps: int
+    seed: int                # a fresh entropy when run was given seed=None
+    a: object                # the per-quantum losses as given (scalar, array, callable)
+    b: object
+    a_k: np.ndarray          # … and as their K values
+    b_k: np.ndarray
+    noisy: bool
+    N: float | None
+    D: int | None
+
+    @property
+    def uses_clocks(self) -> bool:
+        """Whether the data kernel runs (``_uses_clocks``)."""
+        return _uses_clocks(self.regime, self.rule)
+
+
+def _uses_clocks(regime: str, rule: str) -> bool:
+    """Whether a run counts samples with the data kernel's occurrence clocks (D, and S with
+    the samples rule; not the steps rule, not N)."""
+    return regime == "D" or (regime == "S" and rule == "samples")
+
+
+def _check_applicable(regime, rule, batch, C, tau, noisy, N, D) -> None:
+    """Refuse an option that the regime would not read (a silent no-op otherwise) or that
+    it needs and lacks."""
+    if regime == "S" and batch is None:
+        raise InputError("batch is required for regime 'S'")
+    if noisy and regime != "N":
+        raise InputError("noisy applies to regime 'N' only")
+    if rule != "samples" and regime != "S":
+        raise InputError(f"rule applies to regime 'S' only (regime {regime!r} learns at the "
+                         "τ-th sample)")
+    if batch is not None and regime != "S":
+        raise InputError(f"batch applies to regime 'S' only, not {regime!r}")
+    if C != 1.0 and regime != "N" and N is None:
+        raise InputError("C (parameters per quantum) needs a capacity: regime 'N' or N=")
+    if tau != 1 and regime == "N" and not noisy:
+        raise InputError("tau: the plain N learner holds the ⌊N/C⌋ most frequent quanta "
+                         "whatever their samples; tau applies with noisy=True")
+    if D is not None and not noisy:
+        raise InputError("D (training samples) applies to noisy=True only; the grid is D "
+                         "in regime 'D'")
+    if regime == "N" and noisy and D is None:
+        raise InputError("D (training samples) is required for noisy=True")
+    if N is not None and regime == "N":
+        raise InputError("N is the grid in regime 'N'; pass it as x")
+
+
+def _check_capacity(N):
+    """The capacity N of regimes D and S: None or a finite number ≥ 0."""
+    if N is None:
+        return None
+    try:
+        value = float(N) if np.isscalar(N) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"N must be a finite number ≥ 0, got {N!r}")
+    return N
+
+
+def _check_size(regime, rule, x, batch, K, tau) -> None:
+    """Refuse a run whose per-quantum arrays, sample counters or occurrence clocks would not
+    fit, before anything is allocated."""
+    if K > MAX_QUANTA:
+        raise ResourceError(f"K = {K:,} quanta exceed {MAX_QUANTA:,} (several arrays of 8 "
+                            "bytes per quantum, some per thread); lower K")
+    if not _uses_clocks(regime, rule):
+        return
+    if float(x.max()) * float(batch or 1) > 2.0**62:
+        raise InputError("x: S·batch above 2^62 samples does not fit the counters")
+    if K * tau > MAX_CLOCKS:
+        raise ResourceError(f"K·tau = {K * tau:,} clocks exceed {MAX_CLOCKS:,} (about 40 "
+                            "bytes each per thread); lower K or tau")
+
+
+def _check_seed(seed) -> int:
+    """The seed as an int; None draws a fresh one from the OS (recorded in the config)."""
+    try:
+        sequence = np.random.SeedSequence(seed)
+    except (TypeError, ValueError):
+        raise InputError(f"seed must be None or an integer ≥ 0, got {seed!r}") from None
+    return int(sequence.entropy) if seed is None else seed
+
+
+def check_run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0,
+              reps=1000, seed=0, a=0.0, b=1.0, noisy=False, N=None, D=None) -> RunSpec:
+    """Every argument of :func:`run` checked (an ``InputError`` naming the argument) and
+    normalised, before anything is allocated or drawn."""
+    if regime not in REGIMES:
+        raise InputError(f"regime must be one of {REGIMES}, got {regime!r}")
+    if rule not in RULES:
+        raise InputError(f"rule must be one of {RULES}, got {rule!r}")
+    alpha, C = check_alpha(alpha), check_positive(C, "C")
+    tau, K, reps = _int(tau, "tau", 1), _int(K, "K", 1), _int(reps, "reps", 1)
+    if regime == "S" and batch is not None:
+        batch = _int(batch, "batch", 1)
+    _check_applicable(regime, rule, batch, C, tau, noisy, N, D)
+    if D is not None:
+        D = _int(D, "D", 0)
+        if D > 2**62:
+            raise InputError(f"D must be at most 2^62, got {D}")
+    xs = _check_grid(x, regime)
+    _check_size(regime, rule, xs, batch, K, tau)
+    return RunSpec(regime=regime, alpha=alpha, x=xs, tau=tau, K=K, batch=batch, rule=rule,
+                   C=C, reps=reps, seed=_check_seed(seed), a=a, b=b,
+                   a_k=theory.per_quantum(a, K, "a"), b_k=theory.per_quantum(b, K, "b"),
+                   noisy=bool(noisy), N=_check_capacity(N), D=D)
+
+
+def _quanta(spec: RunSpec):
+    """The frequencies p, their reverse cumulative sums sf (sf[K] = 0), the weights
+    w = p (b − a) of the loss above L∞, and L∞ = Σ p a."""
+    K = spec.K
+    p = np.asarray(theory.frequencies(spec.alpha, K), float)
+    if not p[-1] > 0:
+        raise InputError(f"alpha = {spec.alpha:g} with K = {K}: the rarest quanta's "
+                         "frequencies underflow to 0; lower alpha or K")
+    sf = np.zeros(K + 1)
+    sf[:K] = np.cumsum(p[::-1])[::-1]
+    return p, sf, p * (spec.b_k - spec.a_k), float(np.sum(p * spec.a_k))
+
+
+def _kernel_mode(spec: RunSpec, grid):
+    """The kernel's mode and its grid: samples (D, or S·batch), steps, or numbers of quanta
+    ⌊N/C⌋ for the noisy N learner."""
+    if spec.regime == "N":
+        return _kernels.MODE_NOISY_N, capacity(grid, spec.C)
+    if not spec.uses_clocks:
+        return _kernels.MODE_STEPS, grid
+    return _kernels.MODE_SAMPLES, grid * (spec.batch if spec.regime == "S" else 1)
+
+
+def _realizations(spec: RunSpec, grid, p, sf, w, want_p):
+    """Every realization's loss above L∞ at the sorted distinct grid (reps × points) and, if
+    ``want_p``, the learned fractions (points × K; else None)."""
+    if spec.regime == "N" and not spec.noisy:
+        return _plain_n(w, capacity(grid, spec.C), spec.reps, want_p)
+    mode, kx = _kernel_mode(spec, grid)
+    out, learned = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64),
+                                spec.tau, int(spec.batch or 1),
+                                learnable(spec.N, spec.C, spec.K), int(spec.D or 0),
+                                _states(spec.seed, spec.reps), want_p,
+                                _workers(want_p, grid.size, spec.K), CODE_BUFFER,
+                                first_window(float(kx[-1])))
+    return out, (learned if want_p else None)
+
+
+def _result(spec: RunSpec, losses, learned, loss_inf: float) -> SimulationResult:
+    """The losses (reps × the grid as given) summarised, with the config and theory."""
+    x = spec.x.astype(float)
+    config = dict(regime=spec.regime, alpha=spec.alpha, tau=spec.tau, K=spec.K,
+                  batch=spec.batch, rule=spec.rule, C=spec.C, reps=spec.reps, seed=spec.seed,
+                  a=_config_value(spec.a), b=_config_value(spec.b), noisy=spec.noisy,
+                  N=spec.N, D=spec.D, loss_infinity=loss_inf)
+    mean = losses.mean(axis=0)
+    sem = (losses.std(axis=0, ddof=1) / math.sqrt(spec.reps) if spec.reps > 1
+           else np.full(losses.shape[1], np.nan))
+    exact = np.broadcast_to(_theory(spec, x), x.shape).copy()
+    return SimulationResult(config=config, x=x, mean=mean, sem=sem, losses=losses,
+                            theory=exact, p_learned=learned)
 
 
 def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0,
@@ -352,105 +524,17 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
     up to a quarter of the data kernel's time at K = 10^5) and leaves them None; the losses
     are the same numbers either way.
     """
-    if regime not in REGIMES:
-        raise InputError(f"regime must be one of {REGIMES}, got {regime!r}")
-    if rule not in RULES:
-        raise InputError(f"rule must be one of {RULES}, got {rule!r}")
-    alpha = float(alpha)
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise InputError(f"alpha must be > 0, got {alpha!r}")
-    tau = _int(tau, "tau", 1)
-    K = _int(K, "K", 1)
-    reps = _int(reps, "reps", 1)
-    C = float(C)
-    if not (math.isfinite(C) and C > 0):
-        raise InputError(f"C must be > 0, got {C!r}")
-    if regime == "S":
-        if batch is None:
-            raise InputError("batch is required for regime 'S'")
-        batch = _int(batch, "batch", 1)
-    if noisy and regime != "N":
-        raise InputError("noisy applies to regime 'N' only")
-    if rule != "samples" and regime != "S":
-        raise InputError(f"rule applies to regime 'S' only (regime {regime!r} learns at the "
-                         "τ-th sample)")
-    if batch is not None and regime != "S":
-        raise InputError(f"batch applies to regime 'S' only, not {regime!r}")
-    if C != 1.0 and regime != "N" and N is None:
-        raise InputError("C (parameters per quantum) needs a capacity: regime 'N' or N=")
-    if tau != 1 and regime == "N" and not noisy:
-        raise InputError("tau: the plain N learner holds the ⌊N/C⌋ most frequent quanta "
-                         "whatever their samples; tau applies with noisy=True")
-    if D is not None and not noisy:
-        raise InputError("D (training samples) applies to noisy=True only; the grid is D "
-                         "in regime 'D'")
-    if regime == "N" and noisy:
-        if D is None:
-            raise InputError("D (training samples) is required for noisy=True")
-        D = _int(D, "D", 0)
-        if D > 2**62:
-            raise InputError(f"D must be at most 2^62, got {D}")
-    if N is not None:
-        if regime == "N":
-            raise InputError("N is the grid in regime 'N'; pass it as x")
-        if not (np.isscalar(N) and math.isfinite(float(N)) and float(N) >= 0):
-            raise InputError(f"N must be a finite number ≥ 0, got {N!r}")
-    xs = _grid(x, regime)
-    a_k = _per_quantum(a, K, "a")
-    b_k = _per_quantum(b, K, "b")
-    seed_value = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
-
-    p = np.asarray(theory.frequencies(alpha, K), float)
-    if not p[-1] > 0:
-        raise InputError(f"alpha = {alpha:g} with K = {K}: the rarest quanta's frequencies "
-                         "underflow to 0; lower alpha or K")
-    sf = np.zeros(K + 1)
-    sf[:K] = np.cumsum(p[::-1])[::-1]
-    w = p * (b_k - a_k)
-    loss_inf = float(np.sum(p * a_k))
-
-    grid, inverse = np.unique(xs, return_inverse=True)
-    m = grid.size
-    want_p = bool(p_learned) and m * K <= P_LEARNED_MAX
-    n_grid = capacity(grid, C) if regime == "N" else None
-    if regime == "N" and not noisy:
-        losses, learned = _plain_n(w, n_grid, reps, want_p)
-    else:
-        kmax = learnable(N, C, K)
-        if regime == "N":
-            mode, kx = _kernels.MODE_NOISY_N, n_grid
-        elif regime == "S" and rule == "steps":
-            mode, kx = _kernels.MODE_STEPS, grid
-        else:
-            mode, kx = _kernels.MODE_SAMPLES, grid * (batch if regime == "S" else 1)
-            if grid[-1] * float(batch if regime == "S" else 1) > 2.0**62:
-                raise InputError("x: S·batch above 2^62 samples does not fit the counters")
-            if K * tau > MAX_CLOCKS:
-                raise InputError(f"K·tau = {K * tau:,} clocks exceed {MAX_CLOCKS:,} "
-                                 f"(about 40 bytes each per thread); lower K or tau")
-        out, learned = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64),
-                                    tau, int(batch or 1), kmax, int(D or 0),
-                                    _states(seed_value, reps), want_p,
-                                    _workers(want_p, m, K), CODE_BUFFER,
-                                    first_window(float(kx[-1])))
-        losses = out + loss_inf
-        learned = learned if want_p else None
-    if regime == "N" and not noisy:
-        losses = losses + loss_inf
-    if not np.array_equal(inverse, np.arange(xs.size)):  # repeated or unsorted grid
+    spec = check_run(regime, alpha, x, tau=tau, K=K, batch=batch, rule=rule, C=C,
+                     reps=reps, seed=seed, a=a, b=b, noisy=noisy, N=N, D=D)
+    p, sf, w, loss_inf = _quanta(spec)
+    grid, inverse = np.unique(spec.x, return_inverse=True)
+    want_p = bool(p_learned) and grid.size * spec.K <= P_LEARNED_MAX
+    losses, learned = _realizations(spec, grid, p, sf, w, want_p)
+    losses = losses + loss_inf
+    if not np.array_equal(inverse, np.arange(spec.x.size)):  # repeated or unsorted grid
         losses = losses[:, inverse]
         learned = learned[inverse] if learned is not None else None
-    x_out = xs.astype(float)
-    config = dict(regime=regime, alpha=alpha, tau=tau, K=K, batch=batch, rule=rule, C=C,
-                  reps=reps, seed=seed_value, a=_config_value(a), b=_config_value(b),
-                  noisy=bool(noisy), N=N, D=D, loss_infinity=loss_inf)
-    mean = losses.mean(axis=0)
-    sem = (losses.std(axis=0, ddof=1) / math.sqrt(reps) if reps > 1
-           else np.full(losses.shape[1], np.nan))
-    exact = _theory(regime, alpha, x_out, tau, K, batch, rule, C, a, b, N, D, noisy)
-    return SimulationResult(config=config, x=x_out, mean=mean, sem=sem, losses=losses,
-                            theory=np.broadcast_to(exact, x_out.shape).copy(),
-                            p_learned=learned)
+    return _result(spec, losses, learned, loss_inf)
 
 
 def _config_value(v):

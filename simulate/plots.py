@@ -4,17 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 import theory
+from common.errors import InputError
+from common.plotting import axes
 from simulate.core import constant_losses
 
 _XLABEL = {"D": "D (training samples)", "S": "S (steps)", "N": "N (parameters)"}
-
-
-def _axes(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots()
-    return ax
 
 
 def asymptote(result) -> np.ndarray | None:
@@ -40,7 +34,7 @@ def asymptote(result) -> np.ndarray | None:
 def plot_loss(result, ax=None):
     """Simulated mean loss ± 2 standard errors against theory's exact expectation and its
     asymptote, on log-log axes (loss in nats: the per-quantum losses' unit)."""
-    ax = _axes(ax)
+    ax = axes(ax)
     cfg = result.config
     x = result.x
     what = (f"mean ± 2 SE, {cfg['reps']} realizations" if cfg["reps"] > 1
@@ -66,19 +60,21 @@ def plot_loss(result, ax=None):
 
 def _local_slopes(x, y):
     """−d log y / d log x between neighbouring points (geometric midpoints), over the
-    distinct x in increasing order (a grid may come unsorted or with repeats)."""
+    distinct x in increasing order (a grid may come unsorted or with repeats) where y > 0
+    (past the finite-K cutoff the loss can reach 0): what can be drawn of
+    ``theory.sliding_exponent``."""
     x, first = np.unique(np.asarray(x, float), return_index=True)
     y = np.asarray(y, float)[first]
     ok = y > 0
-    x, y = x[ok], y[ok]
-    lx, ly = np.log(x), np.log(y)
-    return np.exp(0.5 * (lx[1:] + lx[:-1])), -np.diff(ly) / np.diff(lx)
+    if ok.sum() < 2:
+        return np.empty(0), np.empty(0)
+    return theory.sliding_exponent(x[ok], y[ok], window=2)
 
 
 def plot_local_exponent(result, ax=None):
     """Local exponent −d log(L − L∞ + ε_K)/d log x of the simulation and of theory, with
     the predicted asymptotic exponent and the fitted one over the asymptotic window."""
-    ax = _axes(ax)
+    ax = axes(ax)
     shift = result.truncation_offset() - result.config["loss_infinity"]
     xm, sim = _local_slopes(result.x, result.mean + shift)
     ax.plot(xm, sim, "o", ms=3, label="simulated")
@@ -93,7 +89,7 @@ def plot_local_exponent(result, ax=None):
     try:
         fitted = result.exponent()
         ax.axhline(fitted, color="C3", ls=":", label=f"fitted in window {fitted:.4f}")
-    except ValueError:
+    except InputError:  # fewer than 3 grid points in the window: no fitted line
         pass
     ax.set_xscale("log")
     ax.set_xlabel(_XLABEL[result.config["regime"]])

@@ -44,3 +44,23 @@ def test_atomic_write_uses_umask_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (path.stat().st_mode & 0o777) == 0o644
+
+
+@pytest.mark.parametrize("lo, hi, count, integer", [
+    (9, 500, 30, True), (1, 1e9, 30, True), (2.5, 7.0, 5, False), (3, 3, 4, True),
+    (1, 4, 50, True)])
+def test_log_grid_is_log_spaced_and_rounds_to_distinct_integers(lo, hi, count, integer):
+    grid = io.log_grid(lo, hi, count, integer=integer)
+    raw = np.geomspace(lo, hi, count)
+    if integer:   # the rounded raw grid, each value once, in order
+        assert grid.tolist() == sorted({float(round(v)) for v in raw})
+        assert len(grid) <= count and np.all(np.diff(grid) > 0)
+    else:
+        np.testing.assert_allclose(np.diff(np.log(grid)), np.log(hi / lo) / (count - 1))
+
+
+@pytest.mark.parametrize("lo, hi, count", [(0, 10, 3), (10, 1, 3), (1, 10, 0), (-1, 10, 3)])
+def test_log_grid_refusals_name_the_flags(lo, hi, count):
+    from common.errors import InputError
+    with pytest.raises(InputError, match="--width-grid"):
+        io.log_grid(lo, hi, count, names="--width-grid")

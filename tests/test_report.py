@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quanta import cli, report
-from quanta.commands.parity import RESULTS
+from empirical import PARITY_RESULTS as RESULTS
 from quanta.report.content import Cell, Row, agreement, pointer, resolve
 from quanta.report.inputs import kind_of, read_inputs
 from tests.strategies import seeds

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from quanta import cli, report
-from quanta.commands.parity import RESULTS
+from empirical import PARITY_RESULTS as RESULTS
 from quanta.report.browser import chromium_path, open_page
 from quanta.report.content import resolve
 from tests.test_report import power_table

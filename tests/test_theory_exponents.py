@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import theory
-from tests.strategies import alphas, batches, small_taus, taus
+from tests.strategies import alphas, batches, seeds, small_taus, taus
 
 
 @given(alpha=alphas)
@@ -107,3 +107,71 @@ def test_rarest_quantum_is_learned_about_half_the_time_at_the_cutoff(alpha, K, t
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# --- sliding_exponent: the local exponent of data -------------------------------------------
+
+def _grid(seed, n):
+    """n distinct sizes spread over 1 … 10^8, in random order."""
+    rng = np.random.default_rng(seed)
+    return np.unique(10.0 ** rng.uniform(0, 8, n))[rng.permutation(n)], rng
+
+
+@given(seed=seeds, n=st.integers(3, 40), a=st.floats(0.01, 3.0), A=st.floats(1e-3, 1e3),
+       floor=st.floats(0.0, 10.0), window=st.integers(2, 6))
+def test_sliding_exponent_of_a_power_law_is_its_exponent(seed, n, a, A, floor, window):
+    """y = c + A x^-a: with offset c every window finds a, and the midpoints are the
+    geometric means of sorted runs of ``window`` points (c up to 10 times the smallest
+    A x^-a, so that y − c keeps its digits)."""
+    x, _ = _grid(seed, n)
+    c = floor * A * x.max() ** -a
+    window = min(window, n)
+    xm, ex = theory.sliding_exponent(x, c + A * x ** -a, window=window, offset=c)
+    np.testing.assert_allclose(ex, a, rtol=1e-6, atol=1e-9)
+    runs = np.lib.stride_tricks.sliding_window_view(np.log(np.sort(x)), window)
+    np.testing.assert_allclose(xm, np.exp(runs.mean(axis=1)), rtol=1e-12)
+
+
+@given(seed=seeds, n=st.integers(3, 30), window=st.integers(2, 5),
+       cx=st.floats(1e-3, 1e3), cy=st.floats(1e-3, 1e3))
+def test_sliding_exponent_invariances(seed, n, window, cx, cy):
+    """Order of the points does not matter; scaling y changes nothing and scaling x only
+    moves the midpoints (an exponent has no units)."""
+    x, rng = _grid(seed, n)
+    y = np.exp(rng.normal(size=n))   # any positive data
+    window = min(window, n)
+    xm, ex = theory.sliding_exponent(x, y, window=window)
+    order = rng.permutation(n)
+    xm2, ex2 = theory.sliding_exponent(x[order], y[order], window=window)
+    np.testing.assert_array_equal(xm, xm2)
+    np.testing.assert_allclose(ex2, ex, rtol=1e-12, atol=1e-12)
+    xm3, ex3 = theory.sliding_exponent(cx * x, cy * y, window=window)
+    np.testing.assert_allclose(xm3, cx * xm, rtol=1e-12)
+    np.testing.assert_allclose(ex3, ex, rtol=1e-7, atol=1e-9)
+
+
+@given(seed=seeds, n=st.integers(3, 30))
+def test_sliding_exponent_between_neighbours_and_over_all_points(seed, n):
+    """window=2 is −Δlog y/Δlog x between neighbours; window=n the least-squares slope of
+    all points (numpy's polyfit, an independent route)."""
+    x, rng = _grid(seed, n)
+    y = np.exp(rng.normal(size=n))
+    order = np.argsort(x)
+    lx, ly = np.log(x[order]), np.log(y[order])
+    _, ex = theory.sliding_exponent(x, y, window=2)
+    np.testing.assert_allclose(ex, -np.diff(ly) / np.diff(lx), rtol=1e-9, atol=1e-12)
+    _, (whole,) = theory.sliding_exponent(x, y, window=n)
+    assert whole == pytest.approx(-np.polyfit(lx, ly, 1)[0], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("x, y, kwargs, message", [
+    ([1, 2, 3], [1, 0.5, 0.2], dict(offset=0.3), "y, row 3: y - offset must be positive"),
+    ([1, 0, 3], [1, 0.5, 0.2], {}, "x, row 2"),
+    ([1, 2, 3], [1, 0.5, 0.2], dict(window=4), "window"),
+    ([1, 2, 3], [1, 0.5, 0.2], dict(window=2.5), "window"),
+    ([1, 2, 3], [1, 0.5], {}, "shapes"),
+])
+def test_sliding_exponent_refusals_name_the_argument(x, y, kwargs, message):
+    from common.errors import InputError
+    with pytest.raises(InputError, match=message):
+        theory.sliding_exponent(x, y, **kwargs)

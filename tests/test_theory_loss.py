@@ -131,3 +131,42 @@ def test_quadrature_tail_at_small_alpha(alpha):
         pytest.approx(theory.loss_n(100, alpha), rel=1e-9)
     assert theory.expected_loss_S(100.0, alpha, 10, 1, "steps") == \
         pytest.approx(theory.expected_loss_S(100.0, alpha, 10, 1, "samples"), rel=1e-9)
+
+
+# --- per_quantum: the one reading of a and b ---------------------------------------------
+
+@given(alpha=alphas, K=st.integers(1, 400), seed=seeds, form=st.sampled_from(
+    ["const", "array", "callable"]))
+def test_per_quantum_values_are_what_the_sums_use(alpha, K, seed, form):
+    """theory.per_quantum lists a and b as the Monte Carlo sees them; L(n) from theory's
+    sums equals Σ_k p_k (a_k if k ≤ n else b_k) over those values, for each form of a, b."""
+    rng = np.random.default_rng(seed)
+    a_arr, b_arr = rng.uniform(0, 1, K), 1 + rng.uniform(0, 1, K)
+    a, b = {"const": (0.3, 1.7), "array": (a_arr, b_arr),
+            "callable": (lambda k: 0.1 + 0.05 * np.log(k), lambda k: 1 + k ** -0.5)}[form]
+    a_k, b_k = theory.per_quantum(a, K, "a"), theory.per_quantum(b, K, "b")
+    assert a_k.shape == b_k.shape == (K,) and a_k.flags.c_contiguous
+    k = np.arange(1, K + 1)
+    expected_a = {"const": np.full(K, 0.3), "array": a_arr,
+                  "callable": 0.1 + 0.05 * np.log(k)}[form]
+    np.testing.assert_array_equal(a_k, expected_a)
+    p = np.asarray(theory.frequencies(alpha, K))
+    for n in {0, K // 2, K}:
+        direct = float(np.sum(p * np.where(k <= n, a_k, b_k)))
+        assert theory.loss_n(n, alpha, K=K, a=a, b=b) == pytest.approx(direct, rel=1e-10)
+
+
+@pytest.mark.parametrize("value, K, message", [
+    (np.ones(3), 4, "shape"),
+    (np.array([1.0, np.nan]), 2, "finite"),
+    (np.inf, 3, "finite"),
+    ("1", 3, "a number"),
+    (lambda k: np.ones(2), 3, "callable returned shape"),
+    (lambda k: np.full(k.shape, np.nan), 3, "non-finite"),
+    (1.0, None, "K must be finite"),
+])
+def test_per_quantum_refusals_name_the_argument(value, K, message):
+    from common.errors import InputError
+    with pytest.raises(InputError, match=message) as err:
+        theory.per_quantum(value, K, "b_loss")
+    assert "b_loss" in str(err.value)

@@ -12,17 +12,19 @@ from theory.data import (ComputeOptimal, compute_optimal, critical_batch, expect
                          prob_learned_N, prob_learned_S)
 from theory.exponents import (alpha_D, alpha_from_alpha_D, alpha_from_alpha_N,
                               alpha_from_rank_slope, alpha_gamma_from_exponents, alpha_N,
-                              alpha_S, finite_K_cutoff, local_exponent, tilted_exponents)
-from theory.loss import capacity, loss_infinity, loss_N, loss_n, loss_n_asymptote
+                              alpha_S, finite_K_cutoff, local_exponent, sliding_exponent,
+                              tilted_exponents)
+from theory.loss import (capacity, loss_infinity, loss_N, loss_n, loss_n_asymptote,
+                         per_quantum)
 from theory.zipf import frequencies, normalization, tail_mass, truncation_offset
 
 __all__ = [
     "normalization", "frequencies", "tail_mass", "truncation_offset",
-    "loss_n", "loss_n_asymptote", "loss_infinity", "loss_N", "capacity",
+    "loss_n", "loss_n_asymptote", "loss_infinity", "loss_N", "capacity", "per_quantum",
     "expected_loss_D", "loss_D_asymptote", "expected_loss_S", "loss_S_asymptote",
     "expected_loss_ND", "prob_learned_D", "prob_learned_S", "prob_learned_N", "critical_batch",
     "compute_optimal", "ComputeOptimal",
     "alpha_N", "alpha_D", "alpha_S", "alpha_from_alpha_N", "alpha_from_alpha_D",
     "alpha_from_rank_slope", "tilted_exponents", "alpha_gamma_from_exponents",
-    "local_exponent", "finite_K_cutoff",
+    "local_exponent", "sliding_exponent", "finite_K_cutoff",
 ]

@@ -67,10 +67,18 @@ class PerQuantum:
             return self.value[k.astype(np.int64) - 1]
         out = np.asarray(self.value(k), dtype=float)
         if out.shape != k.shape:
-            out = np.broadcast_to(out, k.shape).astype(float)
+            try:
+                out = np.broadcast_to(out, k.shape).astype(float)
+            except ValueError:
+                raise InputError(f"{self.name}: the callable returned shape {out.shape} for "
+                                 f"ranks of shape {k.shape}") from None
         if not np.isfinite(out).all():
             raise InputError(f"{self.name}: the callable returned non-finite values")
         return out
+
+    def values(self, K: int) -> np.ndarray:
+        """The K values at k = 1..K (contiguous, for the Monte Carlo's kernels)."""
+        return np.ascontiguousarray(self.at(np.arange(1, K + 1, dtype=float)))
 
     def minus(self, other: "PerQuantum") -> "PerQuantum":
         """self − other, per quantum."""

@@ -103,6 +103,42 @@ def local_exponent(f, x, offset=0.0, h=1e-3):
         return finish(-(np.log(up) - np.log(down)) / (2.0 * h))
 
 
+def sliding_exponent(x, y, window=2, offset=0.0):
+    """The local exponent of data: −slope of log(y − offset) against log x by least squares
+    over each run of ``window`` consecutive points, sorted by x (``window=2``: between
+    neighbours). Returns ``(x_mid, exponent)``, x_mid the geometric mean of each run.
+
+    The data counterpart of :func:`local_exponent`: a curve that has reached its asymptote
+    shows a flat local exponent; a drifting one is still pre-asymptotic (or has an
+    irreducible loss, ``offset``, to subtract). Refuses x ≤ 0 and y − offset ≤ 0 (naming the
+    row, counted from 1 in the order given) and a window outside 2 … len(x).
+    """
+    x = check_sizes(x, "x")
+    y = np.asarray(y, dtype=float)
+    if x.ndim != 1 or y.shape != x.shape:
+        raise InputError(f"x and y must be 1-d of one length, got shapes {x.shape} and {y.shape}")
+    for name, bad in (("x", ~(x > 0)), ("y", ~(y - offset > 0))):
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            what = "x must be > 0" if name == "x" else "y - offset must be positive"
+            raise InputError(f"{name}, row {rows[0] + 1}: {what}")
+    try:
+        w = None if isinstance(window, bool) else int(window)
+    except (TypeError, ValueError):
+        w = None
+    if w is None or w != window or not 2 <= w <= x.size:
+        raise InputError(f"window must be an integer between 2 and the number of points "
+                         f"({x.size}), got {window!r}")
+    order = np.argsort(x, kind="stable")
+    u, v = np.log(x[order]), np.log(y[order] - offset)
+    uw = np.lib.stride_tricks.sliding_window_view(u, w)
+    vw = np.lib.stride_tricks.sliding_window_view(v, w)
+    uc = uw - uw.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):   # a run of one repeated x: NaN
+        slope = np.sum(uc * (vw - vw.mean(1, keepdims=True)), 1) / np.sum(uc * uc, 1)
+    return np.exp(uw.mean(1)), -slope
+
+
 def finite_K_cutoff(alpha, K, tau=1) -> float:
     """D ≈ τ/p_K, where the rarest of K quanta is typically learned: power-law fits of
     L(D) should stay well below it."""

@@ -15,6 +15,16 @@ from theory._sums import PerQuantum, weighted_sum
 from theory.zipf import tail_mass
 
 
+def per_quantum(value, K, name: str = "a") -> np.ndarray:
+    """A per-quantum loss (a constant, a length-K array or a callable of the 1-based rank k)
+    as its K values at k = 1..K: the one reading of ``a`` and ``b`` that the sums here and
+    the Monte Carlo share. Refuses non-finite values and a wrong length, naming ``name``."""
+    K = check_K(K)
+    if K is None:
+        raise InputError(f"{name}: K must be finite to list one value per quantum")
+    return PerQuantum(value, name, K).values(K)
+
+
 def _losses(a, b, K):
     a_, b_ = PerQuantum(a, "a", K), PerQuantum(b, "b", K)
     return a_, b_, b_.minus(a_)

@@ -6,20 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 import theory
+from common.plotting import axes
 
 
-def _axes(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(5, 4))
-    return ax
+#: The size of a figure a plot function makes for itself (inches).
+FIGSIZE = (5, 4)
 
 
 def plot_loss(x, loss, asymptote=None, *, xlabel="size", label="exact", ax=None,
               asymptote_label="asymptote"):
     """Exact expected loss (solid) and, if given, its asymptote (dashed), log-log."""
-    ax = _axes(ax)
+    ax = axes(ax, FIGSIZE)
     line, = ax.loglog(x, loss, label=label)
     if asymptote is not None:
         ax.loglog(x, asymptote, ls="--", color=line.get_color(), alpha=0.7,
@@ -32,7 +29,7 @@ def plot_loss(x, loss, asymptote=None, *, xlabel="size", label="exact", ax=None,
 
 def plot_local_exponent(x, exponent, target=None, *, xlabel="size", label="local", ax=None):
     """−d log(L − L∞)/d log x of a prediction, with the asymptotic exponent dotted."""
-    ax = _axes(ax)
+    ax = axes(ax, FIGSIZE)
     line, = ax.semilogx(x, exponent, label=label)
     if target is not None:
         ax.axhline(target, ls=":", color=line.get_color(), label=f"{label}: asymptotic {target:.3g}")

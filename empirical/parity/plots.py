@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import matplotlib.pyplot as plt
 
+from common.plotting import axes
+
 from .analysis import LN2, _seed_mean, _threshold_nats
 
 
 def _ax(ax):
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.2, 3.8))
-    return ax
+    return axes(ax, figsize=(5.2, 3.8))
 
 
 def _tidy_log_axes(ax) -> None:

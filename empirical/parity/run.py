@@ -3,12 +3,14 @@ networks by width, and exporting the compact part of a run for keeping in a repo
 from __future__ import annotations
 
 import os
+import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from common.errors import InputError
+from common.errors import CorruptFileError, InputError
 from common.files import atomic_write
 from .config import RunConfig
 from .model import MLP, FusedMLP
@@ -38,15 +40,10 @@ class Run:
         cfg = self.path / "config.json"
         if not cfg.exists():
             raise InputError(f"no parity run in {self.path} (config.json missing)")
-        self.config = RunConfig.from_json(cfg.read_text())
+        self.config = read_config(cfg)
         self.task: SparseParityTask = make_task(self.config)
         mpath = self.path / "metrics.npz"
-        if mpath.exists():
-            with np.load(mpath) as z:
-                self.metrics = {k: z[k].astype(np.float32) if z[k].dtype == np.float16
-                                else z[k] for k in z.files}
-        else:
-            self.metrics = {}
+        self.metrics = read_metrics(mpath) if mpath.exists() else {}
 
     def info(self) -> list[dict]:
         """One dict per network: index, width, seed, D (0 = online), n_params."""
@@ -70,7 +67,12 @@ class Run:
         step = steps[-1] if step is None else int(step)
         if step not in steps:
             raise InputError(f"step {step} has no checkpoint; available: {steps}")
-        return torch.load(checkpoint_path(self.path, step), map_location="cpu", weights_only=True)
+        path = checkpoint_path(self.path, step)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+            raise CorruptFileError(f"{path}: not a readable checkpoint "
+                                   f"({str(err).splitlines()[0]})") from None
 
     def _check_task(self) -> None:
         """Refuse to evaluate networks on a task other than the one they were trained on:
@@ -105,6 +107,30 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, networks={len(self.info())})"
+
+
+def read_config(path) -> RunConfig:
+    """A run's ``config.json``; a file that is not one is a CorruptFileError naming it."""
+    path = Path(path)
+    try:
+        return RunConfig.from_json(path.read_text())
+    except InputError as err:
+        raise CorruptFileError(f"{path}: {err}") from None
+    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, or not a config's
+        raise CorruptFileError(f"{path}: not a parity run's config "
+                               f"({str(err).splitlines()[0]})") from None
+
+
+def read_metrics(path) -> dict:
+    """A run's ``metrics.npz`` as arrays (float16 ones widened to float32); a file that is
+    not one is a CorruptFileError naming it."""
+    try:
+        with np.load(path) as z:
+            return {k: z[k].astype(np.float32) if z[k].dtype == np.float16 else z[k]
+                    for k in z.files}
+    except (ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise CorruptFileError(f"{path}: not a readable metrics file "
+                               f"({str(err).splitlines()[0]})") from None
 
 
 def load_run(run_dir) -> Run:

@@ -21,6 +21,7 @@ from scipy import stats
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from common.errors import InputError
+from empirical import PARITY_RESULTS
 from fit.sizes import ZIPF_MLE_MAX, zipf_mle
 
 from .clustering import QDGClusteringSweep, cluster_sizes
@@ -37,8 +38,7 @@ BIAS_REPORT = Path(__file__).resolve().parents[2] / "results" / "qdg" / "bias" /
 def default_run_dir() -> Path | None:
     """The committed CPU-scale parity run made for QDG (16 subtasks, 14 learned), else the
     older 40-subtask run, if this checkout has one."""
-    root = Path(__file__).resolve().parents[2] / "results" / "parity"
-    for p in (root / "qdg_source" / "alpha0.4", root / "online_alpha0.4"):
+    for p in (PARITY_RESULTS / "qdg_source" / "alpha0.4", PARITY_RESULTS / "online_alpha0.4"):
         if (p / "checkpoints").is_dir():
             return p
     return None

@@ -2,16 +2,14 @@
 over training. Each takes data and ``ax=None``, draws, and returns the Axes."""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from common.errors import InputError
+from common.plotting import axes
 
 
-def _ax(ax):
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.2))
-    return ax
+#: The size of a figure a plot function makes for itself (inches).
+FIGSIZE = (5.5, 4.2)
 
 
 def plot_rank_frequency(sizes_by_k: dict, alpha_true: float | None = None, alpha_hat=None,
@@ -25,7 +23,7 @@ def plot_rank_frequency(sizes_by_k: dict, alpha_true: float | None = None, alpha
     curves = {k: rank_curve(v) for k, v in sizes_by_k.items() if str(k) != "true"}
     if not curves:
         raise InputError("sizes_by_k: no clustering to plot (only 'true' sizes or none)")
-    ax = _ax(ax)
+    ax = axes(ax, FIGSIZE)
     for k, s in curves.items():
         ax.loglog(np.arange(1, len(s) + 1), s, lw=1, alpha=0.6, label=f"K={k}")
     env = envelope(list(curves.values()))
@@ -51,7 +49,7 @@ def plot_alpha_recovery(runs, estimator: str, k: int = 0, calibration: dict | No
                         ax=None):
     """Estimated α̂ against true α (mean ± SD over reps) for each (dim, σ) setting of a bias
     study, with the prediction of an unbiased estimator (α̂ = α) and the calibration line."""
-    ax = _ax(ax)
+    ax = axes(ax, FIGSIZE)
     d = runs[(runs.estimator == estimator) & (runs.k == k)]
     for (dim, sigma), g in d.groupby(["dim", "sigma"]):
         m = g.groupby("alpha_true").alpha_hat.agg(["mean", "std"]).reset_index()
@@ -71,7 +69,7 @@ def plot_alpha_recovery(runs, estimator: str, k: int = 0, calibration: dict | No
 
 def plot_bias(summary, ax=None):
     """Bias (mean α̂ − α) against true α for each estimator (averaged over settings)."""
-    ax = _ax(ax)
+    ax = axes(ax, FIGSIZE)
     for (est, k), g in summary.groupby(["estimator", "k"]):
         m = g.groupby("alpha_true").bias.mean()
         ax.plot(m.index, m.values, marker="o", ms=3, label=f"{est}" + (f" K={k}" if k else ""))
@@ -85,7 +83,7 @@ def plot_bias(summary, ax=None):
 def plot_parity_checkpoints(result: dict, ax=None):
     """ARI and NMI of QDG clusters against the true subtasks at each checkpoint (and, where
     the result has them, ARI against (subtask, label) pairs and of the margin gradients)."""
-    ax = _ax(ax)
+    ax = axes(ax, FIGSIZE)
     rows = [r for r in result["checkpoints"] if r.get("ari") is not None]
     steps = np.array([max(r["step"], 1) for r in rows])
     ax.semilogx(steps, [r["ari"] for r in rows], "o-", label="ARI (subtasks)")

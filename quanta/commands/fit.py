@@ -1,86 +1,113 @@
-"""``quanta fit``: fit a scaling law to a table, compare published exponents with the model, or
-estimate a rank-frequency exponent.
+"""``quanta fit``: fit a scaling law to a table (``curve``, the default), compare published
+exponents with the model (``literature``), or estimate a rank-frequency exponent (``sizes``).
 
-    quanta fit DATA.csv --x N [--x2 D] --y loss [--form power|offset|chinchilla|broken|max]
+    quanta fit [curve] DATA.csv --x N [--x2 D] --y loss [--form power|offset|chinchilla|broken|max]
                [--bootstrap 1000] [--level 0.95] [--seed 0] [--json FILE] [--plot FILE]
     quanta fit literature [--plot FILE] [--json FILE]
     quanta fit sizes SIZES.csv [--method mle|ols|envelope] [--column COL]
+
+Each action has only its own flags (argparse refuses the others); ``quanta fit DATA …``
+is ``quanta fit curve DATA …`` (a file named like an action: ``quanta fit curve sizes …``
+or ``./sizes``). One function per action: ``run_curve``, ``run_literature``, ``run_sizes``.
 """
 from __future__ import annotations
 
+import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from common.errors import InputError
+from common.errors import CorruptFileError, InputError
 from quanta.io import CommandError, add_output_args, save_figure, say, write_json
+
+#: ``quanta fit``'s actions; ``quanta fit DATA …`` means ``quanta fit curve DATA …``
+ACTIONS = ("curve", "literature", "sizes")
+DEFAULT_ACTION = "curve"
+
+
+def _bootstrap_options() -> argparse.ArgumentParser:
+    """--bootstrap, --level, --seed: the interval flags that curve and sizes share."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--bootstrap", type=int, default=1000,
+                   help="resamples (default 1000; 0 = none)")
+    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    return p
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "fit", help="fit scaling laws with bootstrap intervals; published exponents; sizes",
-        description="Fit a scaling law to DATA (CSV or parquet with named columns), or "
-                    "'literature' for the published exponents against the model (the paper's "
-                    "Figure 18), or 'sizes FILE' for a rank-frequency exponent.")
-    p.add_argument("data", metavar="DATA", help="CSV/parquet file, 'literature' or 'sizes'")
-    p.add_argument("file", nargs="?", metavar="SIZES", help="(sizes) the file of sizes")
-    p.add_argument("--x", help="column of the size variable (e.g. N, D or S)")
-    p.add_argument("--x2", help="column of the second size variable (joint forms)")
-    p.add_argument("--y", help="column of the loss")
-    p.add_argument("--sigma", help="column of per-point errors of the loss (weighted fit)")
-    p.add_argument("--form", default=None,
+        usage="quanta fit [-h] {curve,literature,sizes} ...\n"
+              "       quanta fit DATA --x X --y Y ...   (= quanta fit curve DATA ...)",
+        description="Fit a scaling law to a table (curve, the default: 'quanta fit DATA ...' "
+                    "is 'quanta fit curve DATA ...'), compare the published exponents with the "
+                    "model (literature: the paper's Figure 18), or estimate a rank-frequency "
+                    "exponent from sizes.",
+        epilog="example: quanta fit losses.csv --x N --y loss --json fit.json")
+    sub = p.add_subparsers(dest="fit_command", required=True, metavar="ACTION",
+                           prog="quanta fit")
+    shared = _bootstrap_options()
+    _add_curve(sub, shared)
+    _add_literature(sub)
+    _add_sizes(sub, shared)
+
+
+def _add_curve(sub, shared) -> None:
+    c = sub.add_parser("curve", parents=[shared], help="fit a scaling law to a table (default)",
+                       description="Fit a scaling law to DATA (CSV or parquet with named "
+                                   "columns), with bootstrap intervals.",
+                       epilog="example: quanta fit curve losses.csv --x N --y loss --plot fit.png")
+    c.add_argument("data", metavar="DATA", help="CSV or parquet file with named columns")
+    c.add_argument("--x", required=True, help="column of the size variable (e.g. N, D or S)")
+    c.add_argument("--x2", help="column of the second size variable (joint forms)")
+    c.add_argument("--y", required=True, help="column of the loss")
+    c.add_argument("--sigma", help="column of per-point errors of the loss (weighted fit)")
+    c.add_argument("--form", default=None,
                    choices=("power", "offset", "chinchilla", "broken", "max"),
                    help="power (default; chinchilla with --x2), offset, chinchilla, broken, max")
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples (default 1000; 0 = none)")
-    p.add_argument("--bootstrap-method", default="pairs", choices=("pairs", "residuals"))
-    p.add_argument("--ci", default="percentile", choices=("percentile", "bca"),
+    c.add_argument("--bootstrap-method", default="pairs", choices=("pairs", "residuals"))
+    c.add_argument("--ci", default="percentile", choices=("percentile", "bca"),
                    help="bootstrap interval (default percentile)")
-    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (joint forms)")
-    p.add_argument("--variable", choices=("N", "D", "S"),
+    c.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (joint forms)")
+    c.add_argument("--variable", choices=("N", "D", "S"),
                    help="what x is, for the quantization-model reading (default: from --x)")
-    p.add_argument("--method", default="mle", choices=("mle", "ols", "envelope"),
-                   help="(sizes) estimator (default mle)")
-    p.add_argument("--column", help="(sizes) column of sizes (default: the first column; "
-                                    "for envelope, every column is one clustering)")
-    p.add_argument("--rank-window", type=int, nargs=2, metavar=("FIRST", "LAST"),
-                   help="(sizes, ols/envelope) ranks used")
-    add_output_args(p)
-    p.set_defaults(func=run, fit_parser=p)
+    add_output_args(c)
+    c.set_defaults(func=run_curve)
 
 
-#: flags that only one kind of ``quanta fit`` reads
-_TABLE_ONLY = ("x", "x2", "y", "sigma", "form", "bootstrap_method", "ci", "delta", "variable")
-_SIZES_ONLY = ("method", "column", "rank_window")
+def _add_literature(sub) -> None:
+    lit = sub.add_parser("literature", help="published exponents against the model (Fig. 18)",
+                         description="The published (alpha_N, alpha_D) pairs of the paper's "
+                                     "Figure 18 against the model's alpha_D = "
+                                     "alpha_N/(alpha_N+1).")
+    add_output_args(lit)
+    lit.set_defaults(func=run_literature)
 
 
-def _refuse_flags(args, flags, what: str) -> None:
-    """A flag set away from its (parser) default where ``what`` does not read it is an
-    error, not a silent no-op."""
-    given = [f"--{k.replace('_', '-')}" for k in flags
-             if getattr(args, k) != args.fit_parser.get_default(k)]
-    if given:
-        raise CommandError(f"{', '.join(given)}: not used by {what}")
+def _add_sizes(sub, shared) -> None:
+    z = sub.add_parser("sizes", parents=[shared], help="rank-frequency exponent of sizes",
+                       description="Estimate alpha from sizes (cluster sizes, word counts): "
+                                   "their rank-frequency slope is -(alpha+1).",
+                       epilog="example: quanta fit sizes counts.csv --method mle --json -")
+    z.add_argument("file", metavar="SIZES", help="CSV/parquet (a column of sizes) or .txt")
+    z.add_argument("--method", default="mle", choices=("mle", "ols", "envelope"),
+                   help="estimator (default mle)")
+    z.add_argument("--column", help="column of sizes (default: the first column; for "
+                                    "envelope, every column is one clustering)")
+    z.add_argument("--rank-window", type=int, nargs=2, metavar=("FIRST", "LAST"),
+                   help="(ols/envelope) ranks used")
+    add_output_args(z)
+    z.set_defaults(func=run_sizes)
 
 
-def run(args) -> int:
-    if args.data == "literature":
-        return _literature(args)
-    if args.data == "sizes":
-        return _sizes(args)
-    if args.file is not None:
-        raise CommandError(f"unexpected argument {args.file!r}")
-    _refuse_flags(args, _SIZES_ONLY, "a table fit (they are for 'quanta fit sizes')")
-    return _fit_table(args)
-
-
-def _fit_table(args) -> int:
+def run_curve(args) -> int:
+    """``quanta fit curve``: a scaling law fitted to two (or three) columns of a table."""
     import fit
-    from fit.inputs import load_xy
+    from fit.forms import form_spec
+    from fit.inputs import check_xy, load_xy
 
-    if not args.x or not args.y:
-        raise CommandError("--x and --y name the size and loss columns (e.g. --x N --y loss)")
     form = args.form or ("chinchilla" if args.x2 else "power")
     if args.variable and form in fit.JOINT_FORMS:
         raise CommandError(f"--variable: the joint form {form!r} reads N from --x and D from "
@@ -88,8 +115,6 @@ def _fit_table(args) -> int:
     cols = load_xy(args.data, args.x, args.y, x2=args.x2, sigma=args.sigma)
     variable = args.variable or (args.x.upper() if args.x.upper() in ("N", "D", "S") else None)
     names = (args.x, args.y, args.x2 or "x2", args.sigma or "sigma")
-    from fit.inputs import check_xy
-    from fit.forms import form_spec
     check_xy(cols[args.x], cols[args.y], x2=cols.get(args.x2), sigma=cols.get(args.sigma),
              n_params=len(form_spec(form).public), names=names)
     res = fit.fit(form, cols[args.x], cols[args.y], x2=cols.get(args.x2),
@@ -102,20 +127,27 @@ def _fit_table(args) -> int:
     out["source"] = str(args.data)
     write_json(out, args.json)
     if args.plot:
-        import matplotlib.pyplot as plt
-        from fit.plots import plot_fit, plot_residuals
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-        plot_fit(res, ax=a1)
-        a1.set_xlabel(args.x)
-        a1.set_ylabel(args.y)
-        plot_residuals(res, ax=a2)
-        a2.set_xlabel(args.x)
-        fig.tight_layout()
-        save_figure(fig, args.plot)
+        save_figure(_curve_figure(res, args.x, args.y), args.plot)
     return 0
 
 
-def _literature(args) -> int:
+def _curve_figure(res, xlabel: str, ylabel: str):
+    """The fit with its band beside its residuals, axes named after the columns."""
+    import matplotlib.pyplot as plt
+
+    from fit.plots import plot_fit, plot_residuals
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    plot_fit(res, ax=a1)
+    a1.set_xlabel(xlabel)
+    a1.set_ylabel(ylabel)
+    plot_residuals(res, ax=a2)
+    a2.set_xlabel(xlabel)
+    fig.tight_layout()
+    return fig
+
+
+def run_literature(args) -> int:
+    """``quanta fit literature``: the paper's Figure 18, corrected."""
     from fit.literature import figure18_points, figure18_summary
 
     points = figure18_points()
@@ -144,6 +176,7 @@ def _literature_figure(points):
 
 
 def _read_sizes(path, column):
+    """One column of sizes: a .txt of numbers, or a column (default the first) of a table."""
     from fit.inputs import column_values, read_table
 
     path = Path(path)
@@ -151,44 +184,56 @@ def _read_sizes(path, column):
         if not path.exists():
             raise InputError(f"no such file: {path}")
         try:
-            return np.loadtxt(path, ndmin=1)
+            with warnings.catch_warnings():  # an empty file: the estimator says so, once
+                warnings.simplefilter("ignore", UserWarning)
+                return np.loadtxt(path, ndmin=1)
         except ValueError as err:
-            raise InputError(f"{path}: {str(err).splitlines()[0]}") from None
+            raise CorruptFileError(f"{path}: not a readable list of sizes "
+                                   f"({str(err).splitlines()[0]})") from None
     table = read_table(path, [column] if column else None)
     return column_values(table, column or table.columns[0])
 
 
-def _sizes(args) -> int:
-    from fit.sizes import rank_frequency_exponent
-
-    if args.file is None:
-        raise CommandError("quanta fit sizes SIZES.csv: give the file of sizes")
-    _refuse_flags(args, _TABLE_ONLY, "'quanta fit sizes'")
+def _load_sizes(args):
+    """The sizes ``quanta fit sizes`` reads: one clustering, or (envelope, no --column, a
+    table) one per column, the envelope being taken over all of them."""
     if args.method == "envelope" and args.column is None and \
             Path(args.file).suffix.lower() != ".txt":
-        # one clustering per column; the envelope is taken over all of them
         from fit.inputs import column_values, read_table
         table = read_table(args.file)
-        sizes = [v[np.isfinite(v)] for v in (column_values(table, c) for c in table.columns)]
-    else:
-        sizes = _read_sizes(args.file, args.column)
+        return [v[np.isfinite(v)] for v in (column_values(table, c) for c in table.columns)]
+    return _read_sizes(args.file, args.column)
+
+
+def run_sizes(args) -> int:
+    """``quanta fit sizes``: α from the rank-frequency slope of sizes."""
+    from fit.sizes import rank_frequency_exponent
+
+    sizes = _load_sizes(args)
     res = rank_frequency_exponent(sizes, method=args.method, rank_window=args.rank_window,
                                   bootstrap=args.bootstrap, level=args.level, seed=args.seed)
     say(res.summary(), args.json)
     write_json({**res.to_dict(), "source": str(args.file)}, args.json)
     if args.plot:
-        import matplotlib.pyplot as plt
-        from fit.plots import plot_rank_frequency
-        fig, ax = plt.subplots(figsize=(5, 4))
-        if args.method == "envelope":
-            from fit.sizes import envelope
-            curves = [sizes] if np.ndim(sizes[0]) == 0 else list(sizes)
-            plot_rank_frequency(envelope(curves, normalize=True), res, ax=ax,
-                                label="envelope of the clusterings (normalised)")
-        else:
-            plot_rank_frequency(sizes, res, ax=ax)
-        save_figure(fig, args.plot)
+        save_figure(_sizes_figure(sizes, res, args.method), args.plot)
     return 0
+
+
+def _sizes_figure(sizes, res, method: str):
+    """Rank against size, observed beside the fitted slope (the normalised envelope of the
+    clusterings for ``envelope``)."""
+    import matplotlib.pyplot as plt
+
+    from fit.plots import plot_rank_frequency
+    fig, ax = plt.subplots(figsize=(5, 4))
+    if method == "envelope":
+        from fit.sizes import envelope
+        curves = [sizes] if np.ndim(sizes[0]) == 0 else list(sizes)
+        plot_rank_frequency(envelope(curves, normalize=True), res, ax=ax,
+                            label="envelope of the clusterings (normalised)")
+    else:
+        plot_rank_frequency(sizes, res, ax=ax)
+    return fig
 
 
 def demo(out_dir: Path) -> list[Path]:

@@ -7,24 +7,18 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from common.errors import InputError
-from quanta.io import save_figure, say, write_json
+from quanta.io import log_grid, save_figure, say, write_json
 
 #: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
 #: not an error, call again with --resume)
 EXIT_PAUSED = 75
 
-#: committed results used by ``analyze`` examples and the demo: the GPU runs (``gpu_*``) and
-#: the CPU-scale stand-ins
-RESULTS = Path(__file__).resolve().parents[2] / "results" / "parity"
 
 
 def _grid(lo: float, hi: float, count: int) -> list[int]:
-    if not (0 < lo <= hi) or count < 1:
-        raise InputError(f"a grid needs 0 < MIN <= MAX and COUNT >= 1, got {lo} {hi} {count}")
-    return sorted({int(round(v)) for v in np.geomspace(lo, hi, int(count))})
+    """``--width-grid``/``--D-grid MIN MAX COUNT`` as sorted distinct integers."""
+    return [int(v) for v in log_grid(lo, hi, count)]
 
 
 def config_from_args(args):
@@ -69,14 +63,15 @@ def _given_flags_that_differ(saved, args) -> list[str]:
 
 
 def cmd_train(args) -> int:
-    from empirical.parity import RunConfig, is_complete, train
+    from empirical.parity import is_complete, train
+    from empirical.parity.run import read_config
 
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.resume and (out / "config.json").exists():
-        config = RunConfig.from_json((out / "config.json").read_text())
+        config = read_config(out / "config.json")
         clash = _given_flags_that_differ(config, args)
         if clash:
             raise InputError(f"--resume continues {out} with its saved config, which these "
@@ -341,10 +336,12 @@ def demo(out_dir: Path) -> list[Path]:
     gpu_fig2_NS), its L(N), L(S), convergence and emergence figures and both methods'
     exponents, drawn from the shipped files without a GPU; then the CPU checks (the committed
     CPU-scale stand-ins), then a tiny sweep trained live."""
+    from empirical import PARITY_RESULTS
+
     out = Path(out_dir) / "parity"
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    dirs = expand_run_dirs([RESULTS]) if RESULTS.is_dir() else []
+    dirs = expand_run_dirs([PARITY_RESULTS]) if PARITY_RESULTS.is_dir() else []
     for d in (d for d in dirs if d.name.startswith("gpu_")):
         written += _demo_gpu(d, out)
     cpu = [d for d in dirs if not d.name.startswith("gpu_")]

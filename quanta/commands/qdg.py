@@ -131,7 +131,7 @@ def run_bias_cmd(args) -> int:
                       progress=lambda i, n, _: print(f"[bias] {i}/{n} settings", flush=True))
     summary = summarize_bias(runs)
     report = bias_report(runs)
-    report["config"] = {k: v for k, v in vars(args).items() if k not in ("func",)}
+    report["config"] = {k: v for k, v in vars(args).items() if k not in ("func", "parser")}
     atomic_write(out / "runs.csv", runs.to_csv(index=False).encode())
     atomic_write(out / "summary.csv", summary.to_csv(index=False).encode())
     write_json(report, out / "report.json")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import InputError
-from quanta.io import add_output_args, save_figure, say, write_json
+from quanta.io import add_output_args, log_grid, save_figure, say, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -44,8 +44,9 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _grid(args) -> np.ndarray:
-    """The log-spaced grid of D, S or N values from --x-min/--x-max/--points."""
+def _x_grid(args) -> np.ndarray:
+    """The log-spaced grid of D, S or N values from --x-min/--x-max/--points (integers but
+    for N)."""
     if args.points < 2:
         raise InputError("--points must be ≥ 2")
     if args.K < 1:
@@ -62,8 +63,8 @@ def _grid(args) -> np.ndarray:
         raise InputError(f"--x-min must be ≥ 1, got {lo:g}")
     if not lo < hi:
         raise InputError(f"--x-min ({lo:g}) must be < --x-max ({hi:g})")
-    grid = np.geomspace(lo, hi, args.points)
-    return np.unique(np.round(grid)) if args.regime != "N" else grid
+    return log_grid(lo, hi, args.points, integer=args.regime != "N",
+                    names="--x-min --x-max --points")
 
 
 def figure(result):
@@ -88,7 +89,7 @@ def _simulate(args, **overrides):
                    D=args.D,
                    p_learned=False)  # neither the JSON nor the plot reports it
     options.update(overrides)
-    return simulate.run(args.regime, args.alpha, _grid(args), **options)
+    return simulate.run(args.regime, args.alpha, _x_grid(args), **options)
 
 
 def run(args) -> int:

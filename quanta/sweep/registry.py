@@ -67,8 +67,14 @@ def register(command: SweepCommand) -> SweepCommand:
     return command
 
 
+#: names a spec may use for a registered command, as on the command line
+#: (``quanta fit DATA`` is ``quanta fit curve DATA``)
+ALIASES = {"fit": "fit curve"}
+
+
 def lookup(name: str) -> SweepCommand:
     """The registered command ``name``, or an InputError listing those there are."""
+    name = ALIASES.get(name, name)
     if name not in REGISTRY:
         raise InputError(f"command {name!r} is not one a sweep runs "
                          f"(one of: {', '.join(REGISTRY)})")
@@ -205,7 +211,8 @@ def _parity_check(namespace) -> None:
 
 
 register(SweepCommand("simulate"))
-register(SweepCommand("fit", paths=("data", "file")))
+register(SweepCommand("fit curve", paths=("data", "file")))
+register(SweepCommand("fit sizes", paths=("file",)))
 register(SweepCommand(
     "parity train", outputs={"out": "."}, resume=("resume",), fused=PARITY_FUSED,
     gpu=lambda args: not str(args.get("device", "auto")).startswith("cpu"),
