@@ -147,8 +147,7 @@ class FitResult(Result):
         """Standard deviation of the bootstrap replicates (None without a bootstrap)."""
         if self.bootstrap_params is None:
             return None
-        return {k: float(np.std(v, ddof=1)) if len(v) > 1 else np.nan
-                for k, v in self.bootstrap_params.items()}
+        return {k: _spread(v, self.params[k]) for k, v in self.bootstrap_params.items()}
 
     # ------------------------------------------------------------------ reading
     def alpha_implied(self, variable: str | None = None) -> dict:
@@ -227,3 +226,14 @@ class FitResult(Result):
         from fit.plots import plot_fit
 
         return plot_fit(self, ax=ax, **kwargs)
+
+
+def _spread(samples, estimate) -> float:
+    """Standard deviation of bootstrap replicates, taken relative to the estimate so that a
+    parameter near float64's limits (a prefactor of 1e-300 or 1e290) neither underflows to
+    0 nor overflows to inf."""
+    v = np.asarray(samples, dtype=float)
+    if len(v) < 2:
+        return np.nan
+    unit = abs(estimate) if np.isfinite(estimate) and estimate != 0 else 1.0
+    return float(np.std(v / unit, ddof=1) * unit)
