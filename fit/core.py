@@ -26,7 +26,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         bounds=None, smooth=0.1, jackknife=None, variable=None, maxiter=500) -> FitResult:
     """Fit a scaling law of ``form`` to sizes ``x`` (and ``x2``) and losses ``y``.
 
-    form: "power" (A x^-alpha, OLS/WLS on log-log axes with statsmodels), "offset"
+    form: "power" (A x^-alpha, OLS/WLS on log-log axes, closed form), "offset"
     (E + A x^-alpha), "broken" (two regimes joined by a smooth bend of width ``smooth`` in
     ln x), "chinchilla" (E + A N^-alpha + B D^-beta) or "max" (E + max(A N^-alpha, B D^-beta),
     the quantization model's joint form, theory.expected_loss_ND). All are fitted on log
@@ -61,7 +61,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     opts = dict(loss=loss, delta=delta, lower=lower, upper=upper, maxiter=maxiter)
 
     if form == "power":
-        theta, cov, llf, info = _power_statsmodels(X[0], logy, scale)
+        theta, cov, llf, info = _power_wls(X[0], logy, scale)
         conv = True
     else:
         theta, cov, llf, info, conv = _fit_nonlinear(spec, X, logy, scale, grid, opts)
@@ -212,16 +212,25 @@ def _distinct_sizes(X, W) -> np.ndarray:
     return np.min(counts, axis=0)
 
 
-def _power_statsmodels(u, logy, scale):
-    """log y = log A - alpha log x by statsmodels OLS, or WLS with weights (y/sigma)²."""
-    import statsmodels.api as sm
-
+def _power_wls(u, logy, scale):
+    """log y = log A - alpha log x by least squares, weighted by (y/sigma)² when given:
+    the estimates, covariance s² (XᵀWX)⁻¹, log-likelihood and R² that statsmodels' OLS/WLS
+    report (tests/test_fit_forms.py holds them to it), without importing statsmodels."""
     design = np.column_stack([np.ones_like(u), -u])
-    model = sm.OLS(logy, design) if np.all(scale == 1) else sm.WLS(logy, design,
-                                                                    weights=scale ** 2)
-    res = model.fit()
-    return (np.asarray(res.params), np.asarray(res.cov_params()), float(res.llf),
-            {"statsmodels": type(model).__name__, "rsquared": float(res.rsquared)})
+    theta, *_ = np.linalg.lstsq(design * scale[:, None], logy * scale, rcond=None)
+    r = (logy - design @ theta) * scale
+    dof = max(len(u) - 2, 1)
+    try:
+        cov = (r @ r / dof) * np.linalg.inv((design * scale[:, None] ** 2).T @ design)
+    except np.linalg.LinAlgError:
+        cov = np.full((2, 2), np.nan)
+    w = scale ** 2
+    centred = logy - (w @ logy) / w.sum()
+    tss = float(w @ (centred * centred))
+    rsq = 1.0 - float(r @ r) / tss if tss > 0 else np.nan
+    weighted = not np.all(scale == 1)
+    return theta, cov, _gaussian_llf(r, scale), {"least_squares": "WLS" if weighted else "OLS",
+                                                 "rsquared": rsq}
 
 
 def _wls_batch(u, Y, W, scale):

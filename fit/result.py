@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtri, stdtrit
 
 from common.errors import InputError
 from common.results import Result, interval_table, jsonable
@@ -28,8 +28,8 @@ class FitResult(Result):
 
     ``params``/``stderr``: public name → value (``A``, ``alpha`` [+ ``E``] for one variable;
     ``E, A, B, alpha, beta`` joint; ``broken`` adds ``alpha2`` and ``x_break``). ``stderr`` comes
-    from the fit itself (statsmodels for ``power``; the Gauss–Newton covariance
-    ``s² (JᵀJ)⁻¹`` on log axes, carried to E, A, B by the delta method, for the others).
+    from the fit itself (least squares for ``power``, as statsmodels' OLS/WLS; the
+    Gauss–Newton covariance ``s² (JᵀJ)⁻¹`` on log axes, carried to E, A, B by the delta method, for the others).
     ``bootstrap_params``: name → array of the converged bootstrap refits (None without a
     bootstrap); ``n_failed_bootstrap`` counts the refits that did not converge.
     """
@@ -136,9 +136,9 @@ class FitResult(Result):
     def _wald_bounds(self, level: float) -> dict:
         se = np.sqrt(np.clip(np.diag(self.cov_theta), 0, None))
         if self.loss == "l2" and self.df_resid > 0:
-            q = stats.t.ppf(0.5 + level / 2, self.df_resid)
+            q = stdtrit(self.df_resid, 0.5 + level / 2)      # Student's t quantile
         else:
-            q = stats.norm.ppf(0.5 + level / 2)
+            q = ndtri(0.5 + level / 2)
         lo = to_public(self.spec, self.theta - q * se)
         hi = to_public(self.spec, self.theta + q * se)
         return {k: (float(lo[k]), float(hi[k])) for k in self.params}

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from common.errors import InputError
 from common.results import Result, jsonable
@@ -54,7 +54,7 @@ class DiscretePowerLaw(Result):
         return {"gamma": float(self.gamma)}
 
     def _bounds(self, level: float) -> dict:
-        z = stats.norm.ppf(0.5 + level / 2)
+        z = special.ndtri(0.5 + level / 2)
         return {"gamma": (self.gamma - z * self.stderr, self.gamma + z * self.stderr)}
 
     def to_dict(self) -> dict:
@@ -179,7 +179,7 @@ class RankFrequencyResult(Result):
         if self.bootstrap is not None and self.bootstrap.size:
             lo, hi = percentile_interval(self.bootstrap, level)
         else:
-            z = stats.norm.ppf(0.5 + level / 2)
+            z = special.ndtri(0.5 + level / 2)
             lo, hi = self.alpha_hat - z * self.stderr, self.alpha_hat + z * self.stderr
         return {"alpha_hat": (lo, hi), "rank_exponent": (lo + 1.0, hi + 1.0)}
 
