@@ -236,3 +236,25 @@ def _internal(name, params, xmin):
         s2 = params["sigma"] ** 2
         return np.array([(params["mu"] - np.log(xmin)) / s2, np.log(1 / (2 * s2))])
     return np.array([params["alpha"], np.log(params["lam"] * xmin)])
+
+
+def test_command_line(tmp_path, capsys):
+    """``quanta fit sizes FILE --gof --sims N``: the p-value and the comparisons in the JSON
+    (under "gof"), equal to the Python call with the same seed; bad flags refused first."""
+    from quanta.cli import main
+
+    path = tmp_path / "blackouts.txt"
+    np.savetxt(path, SETS["blackouts"] * 1e-3)
+    out = tmp_path / "gof.json"
+    assert main(["fit", "sizes", str(path), "--method", "ols", "--bootstrap", "0", "--gof",
+                 "--sims", "40", "--seed", "2", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())["gof"]
+    ref = power_law_gof(SETS["blackouts"] * 1e-3, sims=40, seed=2)
+    assert got["p_value"] == ref.p_value and got["tail"]["xmin"] == ref.tail.xmin
+    assert [c["alternative"] for c in got["comparisons"]] == list(ALTERNATIVES)
+    assert {"p_se", "p_ci", "plausible", "sims", "ks"} <= set(got)
+    capsys.readouterr()
+    for bad, named in ((["--sims", "0"], "--sims"), (["--method", "envelope"], "--gof")):
+        assert main(["fit", "sizes", str(path), "--gof", *bad]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err and len(err.splitlines()) == 1
