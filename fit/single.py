@@ -42,42 +42,47 @@ def fast_fit(spec, X, logy, scale, opts):
 
 def _offset_start(spec, X, logy, scale, lower, upper):
     """The best of the E scan: for each E, (log A, alpha) from the weighted regression of
-    log(y - E) on log x; scored on the fitted objective itself."""
+    log(y - E) on log x; scored on the fitted objective itself. (Every E is below the
+    smallest loss, so every logarithm is finite.)"""
     u = X[0]
     y = np.exp(logy)
     E = E_FRACTIONS * y.min()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.log(y - E[:, None])                          # (m, n)
-        w = scale * scale
-        s0, s1, s2 = w.sum(), w @ u, w @ (u * u)
-        t0, t1 = z @ w, z @ (w * u)
-        slope = (s0 * t1 - s1 * t0) / (s0 * s2 - s1 * s1)
-        logE = np.log(np.maximum(E, 1e-300 * y.min()))
-        starts = np.column_stack([np.maximum(logE, lower[0] + 1.0), (t0 - slope * s1) / s0,
-                                  -slope])
-        starts = np.clip(starts, lower, upper)
-        pred = np.logaddexp(starts[:, :1], starts[:, 1:2] - starts[:, 2:] * u)
-        obj = ((logy - pred) * scale) ** 2 @ np.ones_like(u)
-    obj[~np.all(np.isfinite(starts), axis=1)] = np.nan
-    if not np.any(np.isfinite(obj)):
-        return None
-    return starts[int(np.nanargmin(obj))]
+    z = np.log(y - E[:, None])                              # (m, n)
+    w = scale * scale
+    s0, s1, s2 = w.sum(), w @ u, w @ (u * u)
+    t0, t1 = z @ w, z @ (w * u)
+    slope = (s0 * t1 - s1 * t0) / (s0 * s2 - s1 * s1)
+    starts = np.empty((E.size, 3))
+    starts[:, 0] = np.log(np.maximum(E, 1e-300 * y.min()))
+    starts[:, 1] = (t0 - slope * s1) / s0
+    starts[:, 2] = -slope
+    starts[:, 0] = np.maximum(starts[:, 0], lower[0] + 1.0)
+    np.clip(starts, lower, upper, out=starts)
+    pred = np.logaddexp(starts[:, :1], starts[:, 1:2] - starts[:, 2:] * u)
+    r = (logy - pred) * scale
+    obj = np.einsum("ij,ij->i", r, r)
+    obj[~np.isfinite(obj)] = np.inf
+    best = int(np.argmin(obj))
+    return starts[best] if np.isfinite(obj[best]) else None
 
 
 def _offset_residuals(u, logy, scale):
     """Residuals and Jacobian (rows: parameters, as MINPACK's ``col_deriv``) of the offset
     law on scaled log axes, evaluated once per point MINPACK visits."""
-    last = {}
+    last = {"key": None}
 
     def model(th):
         key = th.tobytes()
-        if last.get("key") != key:
-            z = th[1] - th[2] * u
-            pred = np.logaddexp(th[0], z)
-            we = np.exp(th[0] - pred)
-            wz = (1.0 - we) * scale
-            last.update(key=key, r=(logy - pred) * scale,
-                        J=np.stack([-we * scale, -wz, wz * u]))
+        if last["key"] != key:
+            pred = np.logaddexp(th[0], th[1] - th[2] * u)
+            J = np.empty((3, u.size))
+            np.exp(th[0] - pred, out=J[0])           # d pred / d log E
+            np.subtract(1.0, J[0], out=J[1])         # d pred / d log A
+            J[1] *= scale
+            J[0] *= -scale
+            np.multiply(J[1], u, out=J[2])
+            np.negative(J[1], out=J[1])
+            last.update(key=key, r=(logy - pred) * scale, J=J)
         return last
     return model
 
