@@ -22,29 +22,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from bench_fit_single import timed  # noqa: E402
 from fit.alternatives import compare_alternatives  # noqa: E402
 from fit.gof import power_law_gof  # noqa: E402
 from fit.tails import fit_tail  # noqa: E402
 
 THOUSANDS = {"blackouts", "cities", "quakes", "surnames"}
-
-
-def timed(call, reps=1):
-    times, value = [], None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        value = call()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), value
 
 
 def main(argv=None):
@@ -58,7 +49,7 @@ def main(argv=None):
 
     from tests.naive_tails import continuous_scan, discrete_scan
     sets = dict(np.load(ROOT / "tests" / "data" / "powerlaw_reference.npz"))
-    t_compile, _ = timed(lambda: fit_tail(sets["words"][:200], discrete=True))
+    t_compile, _ = timed(lambda: fit_tail(sets["words"][:200], discrete=True), 1)
     print(f"Numba compile or cache load of the kernels: {t_compile:.2f} s (once per process)")
     print(f"{'set':<10} {'law':<10} {'fit_tail':>9} {'old scan':>9} {'ratio':>6} "
           f"{'powerlaw':>9} {'ratio':>6}  x_min / exponent (ours; old; powerlaw)")
@@ -71,12 +62,12 @@ def main(argv=None):
             old = "-"
             t_old = np.nan
             if args.naive:
-                t_old, ref = timed(lambda: (discrete_scan if disc else continuous_scan)(x))
+                t_old, ref = timed(lambda: (discrete_scan if disc else continuous_scan)(x), 1)
                 old = f"{ref['xmin']:g}/{ref['gamma']:.6f}"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t_pl, f = timed(lambda: powerlaw.Fit(x, discrete=disc, estimate_discrete=False,
-                                                     verbose=False))
+                                                     verbose=False), 1)
             print(f"{name:<10} {kind:<10} {t_new * 1e3:7.1f}ms {t_old * 1e3:7.0f}ms "
                   f"{t_old / t_new:5.0f}x {t_pl * 1e3:7.0f}ms {t_pl / t_new:5.0f}x  "
                   f"{res.xmin:g}/{res.gamma:.6f}; {old}; {f.xmin:g}/{f.power_law.alpha:.6f}")
@@ -92,16 +83,16 @@ def _comparisons_and_gof(sets, args, powerlaw):
         x = raw * (1e-3 if not disc and name in THOUSANDS else 1.0)
         res = fit_tail(x, discrete=disc)
         tail = res.samples[res.samples >= res.xmin]
-        t_cmp, _ = timed(lambda: compare_alternatives(tail, res.xmin, res.gamma, disc))
+        t_cmp, _ = timed(lambda: compare_alternatives(tail, res.xmin, res.gamma, disc), 1)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             f = powerlaw.Fit(x, discrete=disc, estimate_discrete=False, xmin=res.xmin,
                              verbose=False)
             t_pl, _ = timed(lambda: [f.distribution_compare("power_law", alt)
                                      for alt in ("exponential", "stretched_exponential",
-                                                 "lognormal", "truncated_power_law")])
+                                                 "lognormal", "truncated_power_law")], 1)
         t_gof, gof = timed(lambda: power_law_gof(x, discrete=disc, sims=args.sims, seed=0,
-                                                 compare=False))
+                                                 compare=False), 1)
         print(f"{name:<10} {t_cmp:9.2f} s {t_pl:7.2f} s {t_pl / t_cmp:5.1f}x   "
               f"{gof.p_value:8.3f} ± {gof.p_se:.3f}  {t_gof:7.1f} s   "
               f"{t_gof / args.sims * 1e3:6.1f} ms")
