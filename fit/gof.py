@@ -118,7 +118,7 @@ def power_law_gof(samples, discrete=None, xmin=None, min_tail=10, sims=1000, see
     """
     if isinstance(sims, bool) or not isinstance(sims, (int, np.integer)) or sims < 1:
         raise InputError(f"sims must be a positive integer, got {sims!r}")
-    workers = os.cpu_count() or 1 if workers is None else int(workers)
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
     if workers < 1:
         raise InputError(f"workers must be >= 1, got {workers!r}")
     tail = fit_tail(samples, discrete=discrete, xmin=xmin, min_tail=min_tail)

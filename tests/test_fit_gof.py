@@ -74,6 +74,13 @@ def test_seeded_and_independent_of_the_number_of_threads():
     two = power_law_gof(x, discrete=False, sims=60, seed=3, workers=2, compare=False)
     other = power_law_gof(x, discrete=False, sims=60, seed=4, workers=2, compare=False)
     np.testing.assert_array_equal(one.ks_sims, two.ks_sims)
+    import fit.gof
+    seen = []
+    real = fit.gof.synthetic_ks
+    with pytest.MonkeyPatch.context() as mp:     # the thread count asked for is the one used
+        mp.setattr(fit.gof, "synthetic_ks", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+        power_law_gof(x, discrete=False, sims=5, seed=3, workers=1, compare=False)
+    assert seen == [1]
     assert one.p_value == two.p_value and not np.array_equal(one.ks_sims, other.ks_sims)
     assert one.p_se == pytest.approx(np.sqrt(one.p_value * (1 - one.p_value) / 60))
 

@@ -89,3 +89,20 @@ def test_an_interval_that_excludes_its_estimate_is_flagged(seed):
         excluded = np.isfinite(lo) and np.isfinite(hi) and not lo <= value <= hi
         assert excluded == any(f"interval of {name} " in w and "excludes" in w
                                for w in res.warnings), (name, lo, value, hi, res.warnings)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_sizes_near_the_float_limits_change_no_exponent(scale):
+    """The continuous tail fit and the rank-frequency slope read sizes in any unit: x_min
+    scales with them, the exponents do not move."""
+    from pathlib import Path
+
+    from fit.tails import fit_tail
+
+    d = np.load(Path(__file__).parent / "data" / "powerlaw_reference.npz")["blackouts"] * 1e-3
+    unit, scaled = fit_tail(d, discrete=False), fit_tail(d * scale, discrete=False)
+    assert scaled.xmin / scale == pytest.approx(unit.xmin, rel=1e-12)
+    assert scaled.gamma == pytest.approx(unit.gamma, rel=1e-10)
+    assert scaled.ks == pytest.approx(unit.ks, rel=1e-9)
+    assert rank_frequency_exponent(d * scale, method="ols").alpha_hat == pytest.approx(
+        rank_frequency_exponent(d, method="ols").alpha_hat, rel=1e-10)
