@@ -87,12 +87,13 @@ def vuong(name, params, ll_pl, ll_alt, nested=False) -> Comparison:
 
 
 def _best(nll, starts, bounds):
-    """The lowest of L-BFGS-B solves of ``nll`` from each start (finite values only)."""
+    """The lowest of the bounded solves of ``nll`` from each start (finite values only);
+    SLSQP, whose per-iteration cost is a small fraction of L-BFGS-B's in scipy 1.17."""
     best = None
     for x0 in starts:
         with np.errstate(all="ignore"):
-            res = optimize.minimize(nll, x0, method="L-BFGS-B", bounds=bounds,
-                                    options={"maxiter": 300})
+            res = optimize.minimize(nll, x0, method="SLSQP", bounds=bounds,
+                                    options={"maxiter": 300, "ftol": 1e-10})
         if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
             best = res
     return best.x
@@ -183,11 +184,11 @@ def log_expint(p, z):
     s_peak = max(np.log((1.0 - p) / z), 0.0) if p < 1 else 0.0
     top = (1.0 - p) * s_peak - z * np.exp(s_peak)
     s_end = max(np.log(max(1.0, 200.0 / z)), s_peak) + 2.0
-    with warnings.catch_warnings():    # 1e-12 asked; roundoff may stop it near 1e-11
+    with warnings.catch_warnings():    # roundoff may stop it short of 1e-11
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
         val, _ = integrate.quad(lambda s: np.exp((1.0 - p) * s - z * np.exp(s) - top), 0.0,
                                 s_end, points=[s_peak] if 0 < s_peak < s_end else None,
-                                limit=200, epsabs=0.0, epsrel=1e-12)
+                                limit=200, epsabs=0.0, epsrel=1e-11)
     return top + np.log(val)
 
 
