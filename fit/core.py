@@ -41,8 +41,9 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     bootstrap: number of resamples (0 = none), ``bootstrap_method`` "pairs" or "residuals",
     seeded by ``seed``; intervals are ``ci_method`` "percentile" or "bca" (BCa needs the
     jackknife, n leave-one-out refits, run when ``jackknife`` is True; the default None runs
-    it only for BCa; ``conf_int(method="bca")`` on a fit without it says so). ``variable``: "N", "D" or "S" (what x is), used for the
-    quantization-model reading of a one-variable exponent.
+    it only for BCa; ``conf_int(method="bca")`` on a fit without it says so). ``variable``:
+    "N", "D" or "S" (what x is), used for the quantization-model reading of a one-variable
+    exponent.
     """
     spec, loss, bootstrap = _check_options(form, x2, loss, delta, bootstrap_method, ci_method,
                                            level, bootstrap, variable, smooth)

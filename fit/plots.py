@@ -197,7 +197,8 @@ def plot_power_law_ccdf(result, ax=None):
     ax.loglog(vals, 1.0 - first / s.size, "o", ms=3, mfc="none", label="observed P(S ≥ s)")
     tail = vals[vals >= result.xmin]
     share = result.n_tail / result.n
-    ax.loglog(tail, share * result.ccdf(tail), color="C1", label=f"power law, γ = {result.gamma:.3g}, x_min = {result.xmin:g}")
+    ax.loglog(tail, share * result.ccdf(tail), color="C1",
+              label=f"power law, γ = {result.gamma:.3g}, x_min = {result.xmin:g}")
     ax.set_xlabel("size s (count)" if result.discrete else "size s")
     ax.set_ylabel("P(S ≥ s)")
     ax.legend(fontsize=7)

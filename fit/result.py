@@ -29,7 +29,8 @@ class FitResult(Result):
     ``params``/``stderr``: public name → value (``A``, ``alpha`` [+ ``E``] for one variable;
     ``E, A, B, alpha, beta`` joint; ``broken`` adds ``alpha2`` and ``x_break``). ``stderr`` comes
     from the fit itself (least squares for ``power``, as statsmodels' OLS/WLS; the
-    Gauss–Newton covariance ``s² (JᵀJ)⁻¹`` on log axes, carried to E, A, B by the delta method, for the others).
+    Gauss–Newton covariance ``s² (JᵀJ)⁻¹`` on log axes, carried to E, A, B by the delta
+    method, for the others).
     ``bootstrap_params``: name → array of the converged bootstrap refits (None without a
     bootstrap); ``n_failed_bootstrap`` counts the refits that did not converge.
     """

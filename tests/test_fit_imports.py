@@ -15,7 +15,8 @@ HEAVY = ("statsmodels", "pandas", "matplotlib", "torch", "scipy.stats", "numba",
 
 def _loaded_after(code: str) -> list[str]:
     """The HEAVY modules a fresh interpreter holds after running ``code``."""
-    probe = f"{code}\nimport sys, json\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    probe = (f"{code}\nimport sys, json\n"
+             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=120)
