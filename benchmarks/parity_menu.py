@@ -1,0 +1,256 @@
+"""The step menu: every way of running the fused parity step, timed and checked on one
+configuration (the Figure-2 sweep by default) within a time budget.
+
+For each variant (``TrainConfig.step`` × precision): ``--check-steps`` steps from the common
+initialisation, whose parameters are compared with those of the fp32 eager step after the
+same steps on the same batches (max |Δ| and ‖Δ‖ / ‖θ_fp32 − θ_0‖, the gap relative to how far
+fp32 moved them); then as many synchronised, timed steps as the variant's share of the
+budget allows. Printed, and written to ``--json`` after every variant, so a menu stopped
+from outside keeps what it measured. A variant whose import or setup fails (no CUDA, no
+compiler) is reported and skipped.
+
+    python benchmarks/parity_menu.py --seconds 200 --json menu.json          # GPU, Figure 2
+    python benchmarks/parity_menu.py --tiny --seconds 120 --json menu.json   # CPU check
+
+The floor: per step the math needs F = 4·B·n_bits·H + 13·B·H floating-point operations
+(bits products forward and for the weight gradient; the one-hot control part is a row
+lookup and its gradient a per-subtask sum; per-unit output products and their gradients)
+and, when the B × H activations and their gradient are each written once and read where
+used (pre-activation written, read by the output product and the output-weight gradient and
+the mask; its gradient written and read by the weight gradient: 6 passes), 6·B·H bytes per
+activation byte, plus Adam's 7 passes over the float32 parameters. Against the H200's
+measured rates (KINDS.md: 790 TFLOP/s bf16 products, 4.3 TB/s copies) the floor is
+max(F / 790e12, bytes / 4.3e12); ``fused_floor`` leaves the activation traffic out (a kernel
+that never writes them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from empirical.parity import ModelConfig, RunConfig, TaskConfig, TrainConfig  # noqa: E402
+from empirical.parity.train import new_step  # noqa: E402
+
+#: the paper's own training script, one width-500 network, on one H200
+#: (../shared/data/gpu-runs/README.md): seconds per step
+PAPER_S_PER_STEP = 0.0598
+#: measured ceilings of one H200 (/work/.library/device/KINDS.md, 2026-10/11)
+PEAK_FLOPS = {"bf16": 790e12, "tf32": 395e12, "fp32": 67e12}
+PEAK_BYTES = 4.3e12
+#: (step, precision, compile the forward of the eager step), safest first
+VARIANTS = [("eager", "fp32", False), ("eager", "bf16", True), ("manual", "bf16", False),
+            ("graphs", "bf16", False), ("compiled", "bf16", False),
+            ("compiled_graphs", "bf16", False), ("compiled_graphs", "tf32", False)]
+#: ‖Δθ‖ / ‖θ_fp32 − θ_0‖ after the check steps that a variant must stay within
+TOLERANCE = {"fp32": 1e-4, "tf32": 0.05, "bf16": 0.1}
+#: seconds a variant needs besides its timed steps (compilation, capture), budgeted upfront
+SETUP_RESERVE = {"eager": 5.0, "manual": 5.0, "graphs": 10.0, "compiled": 60.0,
+                 "compiled_graphs": 60.0}
+
+
+def variant_name(step: str, precision: str, compile_forward: bool) -> str:
+    return f"{step}+compile_fwd/{precision}" if compile_forward else f"{step}/{precision}"
+
+
+def parse_variant(name: str) -> tuple[str, str, bool]:
+    """``step[+compile_fwd]/precision`` → (step, precision, compile_forward)."""
+    step, _, precision = name.partition("/")
+    cf = step.endswith("+compile_fwd")
+    return step.removesuffix("+compile_fwd"), precision or "bf16", cf
+
+
+def step_cost(n_bits: int, hidden: int, batch: int, in_dim: int, act_bytes: int = 2) -> dict:
+    """FLOPs and bytes of one step as the floor counts them (module docstring)."""
+    flops = 4 * batch * n_bits * hidden + 13 * batch * hidden
+    adam = 7 * 4 * hidden * (in_dim + 3)
+    return dict(flops=float(flops), activation_bytes=float(6 * act_bytes * batch * hidden),
+                adam_bytes=float(adam))
+
+
+def floors(cost: dict, precision: str = "bf16") -> dict:
+    """Seconds per step at the measured ceilings: with and without the activation traffic."""
+    t_flop = cost["flops"] / PEAK_FLOPS[precision]
+    return dict(floor_s=max(t_flop, (cost["activation_bytes"] + cost["adam_bytes"]) / PEAK_BYTES),
+                fused_floor_s=max(t_flop, cost["adam_bytes"] / PEAK_BYTES))
+
+
+def menu_config(tiny: bool, device: str) -> RunConfig:
+    if tiny:
+        task, widths, batch = TaskConfig(n_tasks=20, n_bits=16, k=3, alpha=0.4), \
+            [4, 8, 16, 32], 256
+    else:
+        task = TaskConfig(n_tasks=500, n_bits=100, k=3, alpha=0.4)
+        widths = sorted({int(round(v)) for v in np.geomspace(9, 500, 30)})
+        batch = 20_000
+    return RunConfig(task, ModelConfig(widths=widths),
+                     TrainConfig(batch=batch, device=device, steps=10 ** 6))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _params(model) -> torch.Tensor:
+    return torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters()])
+
+
+def run_variant(base: RunConfig, step: str, precision: str, compile_forward: bool,
+                check_steps: int, seconds: float, max_timed: int) -> tuple[dict, torch.Tensor]:
+    """Train ``check_steps`` steps (parameters returned), then time steps for at most
+    ``seconds``: a result dict and the parameters after the check steps."""
+    cfg = RunConfig.from_dict(base.to_dict())
+    cfg.train.step, cfg.train.precision, cfg.train.compile = step, precision, compile_forward
+    device = torch.device(cfg.train.device)
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision in ("tf32", "bf16")
+    try:
+        model, step_fn = new_step(cfg)
+        t0 = time.perf_counter()
+        for s in range(1, check_steps + 1):
+            losses = step_fn(s)
+        _sync(device)
+        checked = _params(model)
+        warm = time.perf_counter() - t0
+        s, n, t1 = check_steps, 0, time.perf_counter()
+        while n < max_timed:            # timed steps, synchronised every 50
+            for _ in range(50):
+                s += 1
+                step_fn(s)
+            n += 50
+            _sync(device)
+            if time.perf_counter() - t1 > seconds:
+                break
+        per_step = (time.perf_counter() - t1) / n
+        assert torch.isfinite(losses).all(), "non-finite loss"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+    return dict(check_and_warmup_s=warm, timed_steps=n, s_per_step=per_step), checked
+
+
+def describe(result: dict, n_networks: int, floor: dict) -> dict:
+    """Add the derived figures: ms/step, network-steps/s, ratio to the paper's script,
+    fraction of the floors."""
+    t = result["s_per_step"]
+    result.update(ms_per_step=1e3 * t, network_steps_per_s=n_networks / t,
+                  ratio_to_paper=n_networks / t * PAPER_S_PER_STEP,
+                  floor_fraction=floor["floor_s"] / t,
+                  fused_floor_fraction=floor["fused_floor_s"] / t,
+                  fig2_200k_steps_s=2e5 * t)
+    return result
+
+
+def check(result: dict, params: torch.Tensor, ref: torch.Tensor, init: torch.Tensor,
+          precision: str) -> None:
+    moved = float((ref - init).norm())
+    gap = float((params - ref).norm())
+    result["check"] = dict(max_abs=float((params - ref).abs().max()),
+                           rel=gap / moved if moved else math.inf,
+                           tolerance=TOLERANCE[precision])
+    result["check"]["ok"] = result["check"]["rel"] <= TOLERANCE[precision]
+
+
+def line(r: dict) -> str:
+    if r["status"] != "ok":
+        return f"{r['name']:<28} {r['status']}: {r.get('error', '')}"
+    c = r["check"]
+    return (f"{r['name']:<28} {r['ms_per_step']:8.3f} ms/step  {r['network_steps_per_s']:10.0f} "
+            f"net-steps/s  {r['ratio_to_paper']:8.0f}x paper  floor {r['floor_fraction']:5.2f}  "
+            f"(fused {r['fused_floor_fraction']:5.2f})  Δθ/moved {c['rel']:.1e} "
+            f"{'ok' if c['ok'] else 'OFF'}  [first {r['check_and_warmup_s']:.1f} s, "
+            f"{r['timed_steps']} timed]")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=200.0, help="the whole menu's budget")
+    p.add_argument("--json", default=None, help="write the results here (after each variant)")
+    p.add_argument("--tiny", action="store_true", help="a CPU-sized configuration")
+    p.add_argument("--device", default=None, help="default: cuda if present, else cpu")
+    p.add_argument("--check-steps", type=int, default=50)
+    p.add_argument("--max-timed", type=int, default=1000)
+    p.add_argument("--variants", default=None,
+                   help="comma-separated step[+compile_fwd]/precision to run instead of the "
+                        "list (the first is the reference: eager/fp32)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    deadline = time.perf_counter() + args.seconds
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    base = menu_config(args.tiny, device)
+    widths = base.model.widths
+    H, t = sum(widths), base.task
+    cost = step_cost(t.n_bits, H, base.train.batch, t.n_tasks + t.n_bits)
+    floor = floors(cost)
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
+    out = dict(device=name, torch=torch.__version__, config=base.to_dict(), n_networks=len(widths),
+               hidden_units=H, cost=cost, floor_bf16=floor, paper_s_per_step=PAPER_S_PER_STEP,
+               tolerance=TOLERANCE, variants=[])
+    print(f"menu on {name} (torch {torch.__version__}): {len(widths)} networks, H = {H}, "
+          f"batch {base.train.batch}; floor {floor['floor_s'] * 1e3:.3f} ms/step "
+          f"(fused {floor['fused_floor_s'] * 1e3:.3f}); budget {args.seconds:.0f} s", flush=True)
+    chosen = VARIANTS if args.variants is None else \
+        [parse_variant(v) for v in args.variants.split(",")]
+    ref = init = None
+    for i, (step, precision, cf) in enumerate(chosen):
+        r = dict(name=variant_name(step, precision, cf), step=step, precision=precision,
+                 compile_forward=cf, status="ok")
+        left = deadline - time.perf_counter()
+        need = SETUP_RESERVE[step] + (SETUP_RESERVE["compiled"] if cf else 0.0)
+        share = (left - need) / max(1, len(chosen) - i)
+        if step.endswith("graphs") and not device.startswith("cuda"):
+            r.update(status="skipped", error="CUDA graphs need a CUDA device")
+        elif left < need + 2.0:
+            r.update(status="skipped", error=f"out of time ({left:.0f} s left, needs ~{need:.0f})")
+        else:
+            try:
+                if init is None:
+                    init = _params(new_step(base)[0])
+                res, params = run_variant(base, step, precision, cf, args.check_steps,
+                                          min(share, 30.0), args.max_timed)
+                r.update(describe(res, len(widths), floor))
+                if ref is None and i == 0:   # the first variant, eager/fp32, is the reference
+                    ref = params
+                if ref is None:
+                    r["check"] = dict(ok=False, rel=math.nan, max_abs=math.nan,
+                                      tolerance=TOLERANCE[precision], note="no reference")
+                else:
+                    check(r, params, ref, init, precision)
+            except Exception as e:     # a variant that fails is reported, the menu goes on
+                r.update(status="error", error=f"{type(e).__name__}: {e}".splitlines()[0],
+                         traceback=traceback.format_exc()[-2000:])
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+        out["variants"].append(r)
+        print(line(r), flush=True)
+        ok = [v for v in out["variants"] if v["status"] == "ok" and v["check"]["ok"]]
+        if ok:
+            best = min(ok, key=lambda v: v["s_per_step"])
+            out["best"] = dict(name=best["name"], step=best["step"],
+                               precision=best["precision"],
+                               compile_forward=best["compile_forward"],
+                               s_per_step=best["s_per_step"],
+                               unit_steps_per_s=H / best["s_per_step"], batch=base.train.batch)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    if "best" in out:
+        b = out["best"]
+        print(f"best: {b['name']} at {b['s_per_step'] * 1e3:.3f} ms/step = "
+              f"{b['unit_steps_per_s']:.3g} hidden-unit-steps/s at batch {b['batch']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
