@@ -10,7 +10,7 @@ State between calls on fresh machines lives only in the checkout: a plan is done
 ``results/parity/gpu_<plan>/`` holds its export (committed after ``ingest``), or when its
 packed export ``gpu_<plan>.tar*`` lies in the carry folder (``.gpu/``, git-ignored, sent with
 ``carry: [".gpu"]``). A plan that a call had to pause ships its resume state as
-``<plan>.resume.tar.part-*``; in the carry folder (``ingest`` puts it there) the next call
+``<plan>.resume.tar`` (in 15 MiB pieces ``.part-aa``, … when larger); in the carry folder (``ingest`` puts it there) the next call
 resumes it. Speeds for the estimates and the choice of step come from this call's menu
 (``$OUT/menu.json``), else ``benchmarks/gpu_speed.json`` (``ingest`` copies a menu there),
 else the speed measured on 2026-12-04 with today's eager bf16 step.
@@ -35,14 +35,19 @@ MAX_FILES, MAX_FILE_BYTES = 8, 16 * 2 ** 20
 PIECE = 15 * 2 ** 20
 #: a plan whose resume state is larger cannot come back (working tree limit 64 MiB)
 MAX_RESUME_BYTES = 48 * 2 ** 20
-#: seconds kept free for start-up, export and packing after a plan's training
-RESERVE_S = 40.0
+#: seconds kept free for start-up, export and packing after a plan's training, and the
+#: least training time worth starting a plan for (``--reserve``, ``--min-train``)
+RESERVE_S, MIN_TRAIN_S = 40.0, 30.0
 #: speed before any menu, in hidden-unit-samples per second (hidden units × batch / seconds
 #: per step): the Figure-2 run of 2026-12-04 (eager step, bf16, compiled forward), 2.4 ms
 #: per step for 3 805 units at batch 20 000
 DEFAULT_SPEED = dict(step="eager", precision="bf16", compile_forward=True,
                      rate=3805 * 20_000 / 2.4e-3, warmup_s=10.0,
                      source="fig2_NS run of 2026-12-04 (2.2-2.6 ms/step)")
+
+#: the CPU queue's default: plain eager float32 steps
+TINY_SPEED = dict(step="eager", precision="fp32", compile_forward=False, rate=1e6,
+                  warmup_s=1.0, source="CPU default")
 
 FIG2 = "--n-tasks 500 --n-bits 100 --k 3 --batch 20000"
 #: steps of the D sweeps: the paper's minimum test loss came before step 9 500 even at the
@@ -69,7 +74,7 @@ def _plans() -> list[dict]:
 #: the CPU-sized queue that tests this machinery (CPU=1)
 TINY = "--n-tasks 6 --n-bits 8 --k 3 --batch 64 --test-per-task 8 --threads 1"
 TINY_PLANS = [
-    dict(name="tiny_NS", args=f"{TINY} --alphas 0.2 0.6 --widths 4 8 --seeds 0 1 --steps 600 "
+    dict(name="tiny_NS", args=f"{TINY} --alphas 0.2 0.6 --widths 4 8 --seeds 0 1 --steps 1500 "
          "--eval-points 12 --checkpoints 3", export="--no-accuracy --max-evals 6", final=True),
     dict(name="tiny_D", args=f"{TINY} --alpha 0.4 --widths 8 --D 50 400 --steps 400 "
          "--eval-points 10 --checkpoints 2", export="--no-accuracy"),
@@ -101,16 +106,17 @@ def plan_size(plan: dict) -> dict:
                 resume_bytes=12 * params)
 
 
-def load_speed(out: Path | None) -> dict:
-    """The latest measured speed: this call's menu, the committed one, or the default."""
-    for path in ([out / "menu.json"] if out else []) + [SPEED_FILE]:
+def load_speed(out: Path | None, tiny: bool = False) -> dict:
+    """The latest measured speed: this call's menu, the committed one (not for the CPU
+    queue), or the default."""
+    for path in ([out / "menu.json"] if out else []) + ([] if tiny else [SPEED_FILE]):
         if path.exists():
             menu = json.loads(path.read_text())
             if "best" in menu:
                 b = menu["best"]
                 return dict(b, menu=menu, source=str(path),
                             rate=b["unit_steps_per_s"] * b["batch"])
-    return dict(DEFAULT_SPEED)
+    return dict(TINY_SPEED if tiny else DEFAULT_SPEED)
 
 
 def choose_variant(speed: dict, size: dict) -> dict:
@@ -140,7 +146,7 @@ def done(plan: dict, results: Path, carry: Path, out: Path | None = None) -> boo
 
 
 def estimate(args) -> int:
-    speed = load_speed(Path(args.out) if args.out else None)
+    speed = load_speed(Path(args.out) if args.out else None, args.tiny)
     print(f"speed: {speed['rate']:.3g} hidden-unit-samples/s "
           f"({speed.get('name', speed['step'])}, from {speed['source']})")
     total = 0.0
@@ -160,15 +166,15 @@ def estimate(args) -> int:
 
 
 def _carried_resume(plan: dict, carry: Path) -> list[Path]:
-    return sorted(carry.glob(f"{plan['name']}.resume.tar.part-*"))
+    return sorted(carry.glob(f"{plan['name']}.resume.tar*"))
 
 
 class Call:
     """One ``next`` call: its deadline, the files it has put into $OUT, and its log."""
 
-    def __init__(self, seconds: float, out: Path, log: Path):
+    def __init__(self, seconds: float, out: Path, log: Path, reserve: float = RESERVE_S):
         self.deadline = time.monotonic() + seconds
-        self.out, self.log = out, log
+        self.out, self.log, self.reserve = out, log, reserve
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -218,8 +224,9 @@ def _train(plan: dict, variant: dict, run_dir: Path, limit: float, call: Call,
     call.say("$ " + " ".join(cmd[1:]))
     with open(call.log, "a") as fh:
         try:
+            # the run pauses itself at --time-limit; this is the safety net
             return subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT,
-                                  timeout=limit + RESERVE_S / 2).returncode
+                                  timeout=max(limit, call.left() - 10)).returncode
         except subprocess.TimeoutExpired:
             return 124
 
@@ -271,9 +278,9 @@ def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
         chosen.update(step=t.get("step", "eager"), precision=t["precision"],
                       compile_forward=t["compile"])
     status = _run_plan(plan, chosen, call, args)
-    fallback = choose_variant(DEFAULT_SPEED, plan_size(plan))
+    fallback = choose_variant(TINY_SPEED if args.tiny else DEFAULT_SPEED, plan_size(plan))
     same = all(fallback[k] == chosen[k] for k in ("step", "precision", "compile_forward"))
-    if status == "failed" and not same and call.left() > RESERVE_S + 60:
+    if status == "failed" and not same and call.left() > call.reserve + 60:
         shutil.rmtree(args.runs / plan["name"], ignore_errors=True)
         call.say(f"{plan['name']}: trying again with {fallback['step']}/{fallback['precision']}")
         status = _run_plan(plan, fallback, call, args)
@@ -283,7 +290,7 @@ def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
 def _run_plan(plan: dict, variant: dict, call: Call, args) -> str:
     size = plan_size(plan)
     run_dir = args.runs / plan["name"]
-    limit = call.left() - RESERVE_S
+    limit = min(call.left() - call.reserve, args.max_train)
     call.say(f"{plan['name']}: {size['networks']} networks, H = {size['hidden_units']}, "
              f"{size['steps']} steps; predicted {variant['seconds']:.0f} s with "
              f"{variant['step']}/{variant['precision']}; training for at most {limit:.0f} s")
@@ -319,8 +326,8 @@ def _run_plan(plan: dict, variant: dict, call: Call, args) -> str:
 def next_plans(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    call = Call(args.seconds, out, out / "next.log")
-    speed = load_speed(out)
+    call = Call(args.seconds, out, out / "next.log", args.reserve)
+    speed = load_speed(out, args.tiny)
     call.say(f"next: {args.seconds:.0f} s; speed {speed['rate']:.3g} "
              f"hidden-unit-samples/s (from {speed['source']})")
     args.runs.mkdir(parents=True, exist_ok=True)
@@ -329,12 +336,12 @@ def next_plans(args) -> int:
         if done(plan, args.results, args.carry, out):
             continue
         size, resumable = plan_size(plan), bool(_carried_resume(plan, args.carry))
-        need = choose_variant(speed, size)["seconds"] * 1.2 + RESERVE_S
+        need = choose_variant(speed, size)["seconds"] * 1.2 + call.reserve
         if need > call.left() and not resumable and size["resume_bytes"] > MAX_RESUME_BYTES:
             call.say(f"{plan['name']}: needs ~{need:.0f} s in one call (its resume state "
                      f"cannot be shipped), {call.left():.0f} s left: skipped")
             continue
-        if call.left() < RESERVE_S + 30 or call.files() >= MAX_FILES - 1:
+        if call.left() < call.reserve + args.min_train or call.files() >= MAX_FILES:
             break
         status = run_plan(plan, speed, call, args)
         ran += 1
@@ -361,9 +368,9 @@ def ingest(args) -> int:
             tar.extractall(args.results, filter="data")
         tmp.unlink()
         print(f"unpacked {stem} into {args.results / stem} (commit it)")
-    for old in args.carry.glob("*.resume.tar.part-*"):
+    for old in args.carry.glob("*.resume.tar*"):
         old.unlink()
-    for part in sorted(src.glob("*.resume.tar.part-*")):
+    for part in sorted(src.glob("*.resume.tar*")):
         shutil.copy(part, args.carry / part.name)
         print(f"carried {part.name} into {args.carry} (send it with carry: [\"{args.carry}\"])")
     if (src / "menu.json").exists() and not args.tiny:
@@ -380,6 +387,12 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=os.environ.get("OUT"))
     p.add_argument("--tiny", action="store_true", help="the CPU-sized test queue")
     p.add_argument("--device", default="auto")
+    p.add_argument("--reserve", type=float, default=RESERVE_S,
+                   help="seconds kept for start-up, export and packing")
+    p.add_argument("--min-train", type=float, default=MIN_TRAIN_S,
+                   help="start no plan with less training time than this")
+    p.add_argument("--max-train", type=float, default=float("inf"),
+                   help="train each plan at most this long in this call (it pauses)")
     p.add_argument("--results", type=Path, default=None)
     p.add_argument("--runs", type=Path, default=ROOT / "runs")
     p.add_argument("--carry", type=Path, default=ROOT / ".gpu")

@@ -23,7 +23,8 @@
 #   and benchmarks/gpu_speed.json, and send the next call with carry [".gpu"] if .gpu/ holds
 #   resume state. Copying $OUT straight into .gpu/ (and carrying it) also works: packed
 #   exports there count as done, resume state there is resumed.
-# CPU=1 runs menu, next and plan on a CPU-sized configuration and queue (the tests do).
+# CPU=1 runs menu, next and plan on a CPU-sized configuration and queue (the tests do);
+# MENU_VARIANTS (e.g. eager/fp32,manual/bf16) and QUEUE_OPTS (e.g. --reserve 60) adjust them.
 #
 # run PLAN: PLAN is fig2_NS, fig2_D, alpha_0.1 … alpha_0.8 (any α), alpha_0.4_fp32 (the
 # precision check) or tiny (a CPU-sized run that tests this script). `run` trains runs/PLAN
@@ -114,7 +115,7 @@ queue_args() {  # where the queue keeps its state, and the CPU-sized queue when 
     local a=(--runs "$RUNS" --carry "$CARRY")
     [ -n "$RESULTS" ] && a+=(--results "$RESULTS")
     [ -n "${CPU:-}" ] && a+=(--tiny --device cpu)
-    echo "${a[@]}"
+    echo "${a[@]}" ${QUEUE_OPTS:-}
 }
 
 seconds() {  # SECONDS argument: a positive integer

@@ -54,27 +54,27 @@ def loss_and_grads(w_in, b_in, w_out, b_out, slot: torch.Tensor, x: torch.Tensor
     z = h·blockdiag(w_out) + b_out and p = softmax(z):
     ∂/∂z = (p − onehot(y))/B per network; ∂/∂h = ∂/∂z·blockdiagᵀ; ∂/∂pre = ∂/∂h·[h > 0];
     ∂/∂W = (∂/∂pre)ᵀ x; ∂/∂blockdiag = hᵀ ∂/∂z. Returns (losses (M,), (g_w_in, g_b_in,
-    g_w_out, g_b_out)), gradients in float32.
+    g_w_out, g_b_out)), in the parameters' dtype (float32 in training).
     """
     G, B, I = x.shape
     H, Mg = slot.shape
-    Hg, dtype = H // G, x.dtype
+    Hg, dtype, wdt = H // G, x.dtype, w_in.dtype        # products in dtype, the rest in wdt
     W = w_in.to(dtype).view(G, Hg, I)
     h = torch.relu(torch.baddbmm(b_in.to(dtype).view(G, 1, Hg), x, W.transpose(1, 2)))
     block = (slot[:, :, None] * w_out[:, None, :]).view(G, Hg, 2 * Mg).to(dtype)
-    logits = torch.bmm(h, block).float().view(G, B, Mg, 2) + b_out.view(G, 1, Mg, 2)
+    logits = torch.bmm(h, block).to(wdt).view(G, B, Mg, 2) + b_out.view(G, 1, Mg, 2)
     logp = F.log_softmax(logits, -1)
-    yf = y[:, :, None, None].to(logp.dtype)           # no F.one_hot: it syncs on CUDA
+    yf = y[:, :, None, None].to(wdt)                 # no F.one_hot: it syncs on CUDA
     target = torch.cat([1 - yf, yf], -1)                                     # G × B × 1 × 2
     losses = -(logp * target).sum(-1).mean(1).reshape(-1)
     g_logits = (logp.exp() - target) / B                                     # G × B × Mg × 2
     g_b_out = g_logits.sum(1).reshape(-1, 2)
     gz = g_logits.view(G, B, 2 * Mg).to(dtype)
-    g_block = torch.bmm(h.transpose(1, 2), gz).float().view(H, Mg, 2)
+    g_block = torch.bmm(h.transpose(1, 2), gz).to(wdt).view(H, Mg, 2)
     g_w_out = (g_block * slot[:, :, None]).sum(1)
     g_pre = torch.bmm(gz, block.transpose(1, 2)) * (h > 0)                   # G × B × Hg
-    g_b_in = g_pre.sum(1, dtype=torch.float32).reshape(H)
-    g_w_in = torch.bmm(g_pre.transpose(1, 2), x).float().reshape(H, I)
+    g_b_in = g_pre.sum(1, dtype=wdt).reshape(H)
+    g_w_in = torch.bmm(g_pre.transpose(1, 2), x).to(wdt).reshape(H, I)
     return losses, (g_w_in, g_b_in, g_w_out, g_b_out)
 
 
@@ -154,27 +154,40 @@ class ManualStep:
         return self.losses
 
     def _capture(self) -> None:
-        """Warm up (compiling and creating Adam's state), restore the parameters and Adam's
-        state to what they were, and capture one step in the CUDA graph."""
-        saved = [p.detach().clone() for p in self.params]
-        had = {p: {k: v.clone() if torch.is_tensor(v) else v for k, v in st.items()}
-               for p, st in self.opt.state.items()}
+        """Warm up on a side stream (compiling, creating Adam's state), then capture one
+        step in the CUDA graph."""
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
-                self._body()
+            warm_up_and_restore(self._body, self.params, self.opt)
         torch.cuda.current_stream().wait_stream(side)
-        with torch.no_grad():
-            for p, s in zip(self.params, saved):
-                p.copy_(s)
-            for p, st in self.opt.state.items():
-                for k, v in st.items():
-                    if torch.is_tensor(v):
-                        v.copy_(had[p][k]) if p in had else v.zero_()
         with torch.cuda.graph(self.graph):
             self.losses = self._body()
         self.captured = True
+
+
+@torch.no_grad()
+def _snapshot(params, opt) -> tuple[list, dict]:
+    return ([p.detach().clone() for p in params],
+            {p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
+             for p, st in opt.state.items()})
+
+
+def warm_up_and_restore(body: Callable, params, opt, steps: int = WARMUP_STEPS) -> None:
+    """Run ``body`` (one training step) ``steps`` times, so that everything a capture needs
+    exists (compiled kernels, Adam's state tensors), then put the parameters and Adam's
+    state back in place, as they were (state created by the warm-up back to zero, Adam's
+    initial state): the tensors a capture records stay, their values are the step's."""
+    saved, had = _snapshot(params, opt)
+    for _ in range(steps):
+        body()
+    with torch.no_grad():
+        for p, s in zip(params, saved):
+            p.copy_(s)
+        for p, st in opt.state.items():
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    v.copy_(had[p][k]) if p in had else v.zero_()
 
 
 def optimizer(model: FusedMLP, lr: float, step: str, device: torch.device):
