@@ -164,6 +164,8 @@ def test_cuda_step_variants_equal_the_fp32_eager_step(step, precision):
     torch.backends.cuda.matmul.allow_tf32 = False
     ref = params_after(config(device="cuda"))
     init = torch.cat([p.detach().reshape(-1) for p in build_model(config()).parameters()])
-    tol = TOLERANCE[precision] * (10 if precision == "fp32" else 1)   # cuBLAS sum orders
+    # cuBLAS sums in other orders, and Adam turns a flipped near-zero gradient into a
+    # step of lr (benchmarks/parity_menu.py: TOLERANCE)
+    tol = {"fp32": 1e-2, "bf16": 0.3}[precision]
     gap = relative_gap(params_after(config(step, precision, device="cuda")), ref, init)
     assert gap <= tol, f"{step}/{precision} on CUDA: gap {gap:.2e}"
