@@ -122,7 +122,7 @@ def time_samplers(task: SparseParityTask, n_streams: int, D: int, batch: int, st
     return out[0], out[1]
 
 
-def main(argv=None) -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-tasks", type=int, default=100)
     p.add_argument("--n-bits", type=int, default=30)
@@ -148,6 +148,11 @@ def main(argv=None) -> None:
     p.add_argument("--samplers", type=int, default=None, metavar="STREAMS",
                    help="only time drawing the batches of STREAMS streams (both samplers)")
     p.add_argument("--D", type=int, default=0, help="with --samplers: training-set size")
+    return p
+
+
+def main(argv=None) -> None:
+    p = _parser()
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

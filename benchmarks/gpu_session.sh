@@ -73,6 +73,10 @@ check() {
     local bench="--device cuda --n-tasks 500 --n-bits 100 --width-grid 9 500 30 --batch 20000"
     timeout 200 "$PY" benchmarks/bench_parity.py $bench --steps 300 --ref-steps 200 --ref-widths 3 --precision tf32
     timeout 200 "$PY" benchmarks/bench_parity.py $bench --steps 300 --ref-steps 50 --ref-widths 1 --precision bf16 --compile
+    # one batched draw against one generator per stream, 30 streams (the D sweep)
+    for D in 0 100000; do
+        timeout 60 "$PY" benchmarks/bench_parity.py --device cuda --samplers 30 --D $D --n-tasks 500 --n-bits 100 --batch 20000 --steps 50
+    done
 }
 
 run() {

@@ -192,6 +192,76 @@ def line(r: dict) -> str:
             f"{r['timed_steps']} timed]")
 
 
+class Menu:
+    """The variants run one after another against the first (eager/fp32), within a
+    deadline, the results kept in ``out`` (what --json writes)."""
+
+    def __init__(self, base: RunConfig, seconds: float, check_steps: int, max_timed: int):
+        self.base, self.check_steps, self.max_timed = base, check_steps, max_timed
+        self.deadline = time.perf_counter() + seconds
+        self.device = base.train.device
+        H, t = sum(base.model.widths), base.task
+        self.cost = step_cost(t.n_bits, H, base.train.batch, t.n_tasks + t.n_bits)
+        self.floor = floors(self.cost)
+        name = torch.cuda.get_device_name(0) if self.device.startswith("cuda") else "CPU"
+        self.out = dict(device=name, torch=torch.__version__, config=base.to_dict(),
+                        n_networks=len(base.model.widths), hidden_units=H, cost=self.cost,
+                        floor_bf16=self.floor, paper_s_per_step=PAPER_S_PER_STEP,
+                        tolerance=TOLERANCE, variants=[])
+        self.ref = self.init = None
+
+    def header(self, seconds: float) -> str:
+        o, f = self.out, self.floor
+        return (f"menu on {o['device']} (torch {o['torch']}): {o['n_networks']} networks, "
+                f"H = {o['hidden_units']}, batch {self.base.train.batch}; floor "
+                f"{f['floor_s'] * 1e3:.3f} ms/step (fused {f['fused_floor_s'] * 1e3:.3f}); "
+                f"budget {seconds:.0f} s")
+
+    def run(self, i: int, n: int, step: str, precision: str, cf: bool) -> dict:
+        """Variant ``i`` of ``n``: measured and checked, skipped or failed."""
+        r = dict(name=variant_name(step, precision, cf), step=step, precision=precision,
+                 compile_forward=cf, status="ok")
+        left = self.deadline - time.perf_counter()
+        need = SETUP_RESERVE[step] + (SETUP_RESERVE["compiled"] if cf else 0.0)
+        if step.endswith("graphs") and not self.device.startswith("cuda"):
+            return dict(r, status="skipped", error="CUDA graphs need a CUDA device")
+        if left < need + 2.0:
+            return dict(r, status="skipped", error=f"out of time ({left:.0f} s left, needs ~{need:.0f})")
+        try:
+            if self.init is None:
+                self.init = _params(new_step(self.base)[0])
+            share = (left - need) / max(1, n - i)
+            res, got = run_variant(self.base, step, precision, cf, self.check_steps,
+                                   min(share, 30.0), self.max_timed)
+            r.update(describe(res, self.out["n_networks"], self.floor))
+            if self.ref is None and i == 0:   # the first variant, eager/fp32, is the reference
+                self.ref = got
+            if self.ref is None:
+                r["check"] = dict(ok=False, rel=math.nan, grad_rel=math.nan,
+                                  tolerance=TOLERANCE[precision], note="no reference")
+            else:
+                check(r, got, self.ref, self.init, precision)
+        except Exception as e:     # a variant that fails is reported, the menu goes on
+            r.update(status="error", error=f"{type(e).__name__}: {e}".splitlines()[0],
+                     traceback=traceback.format_exc()[-2000:])
+        finally:
+            if self.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+        return r
+
+    def add(self, r: dict) -> None:
+        """Record a variant's result and the fastest checked variant so far."""
+        self.out["variants"].append(r)
+        ok = [v for v in self.out["variants"] if v["status"] == "ok" and v["check"]["ok"]]
+        if ok:
+            b = min(ok, key=lambda v: v["s_per_step"])
+            self.out["best"] = dict(
+                name=b["name"], step=b["step"], precision=b["precision"],
+                compile_forward=b["compile_forward"], s_per_step=b["s_per_step"],
+                unit_steps_per_s=self.out["hidden_units"] / b["s_per_step"],
+                batch=self.base.train.batch)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=200.0, help="the whole menu's budget")
@@ -209,66 +279,20 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    deadline = time.perf_counter() + args.seconds
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    base = menu_config(args.config, device)
-    widths = base.model.widths
-    H, t = sum(widths), base.task
-    cost = step_cost(t.n_bits, H, base.train.batch, t.n_tasks + t.n_bits)
-    floor = floors(cost)
-    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else "CPU"
-    out = dict(device=name, torch=torch.__version__, config=base.to_dict(), n_networks=len(widths),
-               hidden_units=H, cost=cost, floor_bf16=floor, paper_s_per_step=PAPER_S_PER_STEP,
-               tolerance=TOLERANCE, variants=[])
-    print(f"menu on {name} (torch {torch.__version__}): {len(widths)} networks, H = {H}, "
-          f"batch {base.train.batch}; floor {floor['floor_s'] * 1e3:.3f} ms/step "
-          f"(fused {floor['fused_floor_s'] * 1e3:.3f}); budget {args.seconds:.0f} s", flush=True)
+    menu = Menu(menu_config(args.config, device), args.seconds, args.check_steps,
+                args.max_timed)
+    print(menu.header(args.seconds), flush=True)
     chosen = VARIANTS if args.variants is None else \
         [parse_variant(v) for v in args.variants.split(",")]
-    ref = init = None
-    for i, (step, precision, cf) in enumerate(chosen):
-        r = dict(name=variant_name(step, precision, cf), step=step, precision=precision,
-                 compile_forward=cf, status="ok")
-        left = deadline - time.perf_counter()
-        need = SETUP_RESERVE[step] + (SETUP_RESERVE["compiled"] if cf else 0.0)
-        share = (left - need) / max(1, len(chosen) - i)
-        if step.endswith("graphs") and not device.startswith("cuda"):
-            r.update(status="skipped", error="CUDA graphs need a CUDA device")
-        elif left < need + 2.0:
-            r.update(status="skipped", error=f"out of time ({left:.0f} s left, needs ~{need:.0f})")
-        else:
-            try:
-                if init is None:
-                    init = _params(new_step(base)[0])
-                res, got = run_variant(base, step, precision, cf, args.check_steps,
-                                       min(share, 30.0), args.max_timed)
-                r.update(describe(res, len(widths), floor))
-                if ref is None and i == 0:   # the first variant, eager/fp32, is the reference
-                    ref = got
-                if ref is None:
-                    r["check"] = dict(ok=False, rel=math.nan, grad_rel=math.nan,
-                                      tolerance=TOLERANCE[precision], note="no reference")
-                else:
-                    check(r, got, ref, init, precision)
-            except Exception as e:     # a variant that fails is reported, the menu goes on
-                r.update(status="error", error=f"{type(e).__name__}: {e}".splitlines()[0],
-                         traceback=traceback.format_exc()[-2000:])
-            if device.startswith("cuda"):
-                torch.cuda.empty_cache()
-        out["variants"].append(r)
+    for i, variant in enumerate(chosen):
+        r = menu.run(i, len(chosen), *variant)
+        menu.add(r)
         print(line(r), flush=True)
-        ok = [v for v in out["variants"] if v["status"] == "ok" and v["check"]["ok"]]
-        if ok:
-            best = min(ok, key=lambda v: v["s_per_step"])
-            out["best"] = dict(name=best["name"], step=best["step"],
-                               precision=best["precision"],
-                               compile_forward=best["compile_forward"],
-                               s_per_step=best["s_per_step"],
-                               unit_steps_per_s=H / best["s_per_step"], batch=base.train.batch)
         if args.json:
-            Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
-    if "best" in out:
-        b = out["best"]
+            Path(args.json).write_text(json.dumps(menu.out, indent=1) + "\n")
+    if "best" in menu.out:
+        b = menu.out["best"]
         print(f"best: {b['name']} at {b['s_per_step'] * 1e3:.3f} ms/step = "
               f"{b['unit_steps_per_s']:.3g} hidden-unit-steps/s at batch {b['batch']}")
     return 0

@@ -141,10 +141,8 @@ def cmd_export(args) -> int:
     return 0
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
-    sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
-
+def _add_train_parser(sub) -> None:
+    """The ``train`` action's arguments."""
     t = sub.add_parser("train", help="train a sweep of MLPs together (widths × seeds × D)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--out", required=True, help="run directory")
@@ -196,6 +194,12 @@ def add_parser(subparsers) -> None:
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train, train_parser=t)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
+    sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
+    _add_train_parser(sub)
 
     a = sub.add_parser("analyze", help="exponents and plots from run directories")
     a.add_argument("run_dirs", nargs="+", metavar="DIR",
