@@ -14,19 +14,12 @@ from empirical.parity.steps import ManualStep, loss_and_grads, network_losses, u
     warm_up_and_restore
 from empirical.parity.train import build_model, new_step
 from strategies import seeds
+from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 #: ‖θ_variant − θ_fp32‖ / ‖θ_fp32 − θ_0‖ after 50 steps: float32 variants differ from the
 #: eager step only in the order of sums; bf16 products (8-bit mantissa) move each Adam
 #: update by up to one learning rate where a gradient is near zero (measured: 0.04)
 TOLERANCE = {"fp32": 1e-5, "bf16": 0.1}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def config(step="eager", precision="fp32", device="cpu", **train_kw):

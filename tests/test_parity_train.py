@@ -12,15 +12,7 @@ from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, i
 from empirical.parity.sweeps import split_alphas
 from empirical.parity.task import SweepSampler
 from empirical.parity.train import DataStream, build_model, make_task
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI machine has 2 cores shared with other tests; one thread is faster and stable
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def tiny_config(**train_kw):
