@@ -119,22 +119,69 @@ def load_speed(out: Path | None, tiny: bool = False) -> dict:
     return dict(TINY_SPEED if tiny else DEFAULT_SPEED)
 
 
+def variant_ok(v: dict) -> bool:
+    """A menu variant that ran and passes the check under today's tolerances (a menu
+    written by older code may hold other ok flags; one without the gradient check is judged
+    on its parameters alone)."""
+    from parity_menu import TOLERANCE
+    if v.get("status") != "ok":
+        return False
+    tol, c = TOLERANCE[v["precision"]], v["check"]
+    return c.get("grad_rel", 0.0) <= tol["grad"] and c["rel"] <= tol["params"]
+
+
+def measured_variants(speed: dict) -> list[dict]:
+    """The checked variants of the speed's menu with their rates (hidden-unit-samples/s)
+    and warm-up seconds; the speed itself when it has no menu."""
+    menu = speed.get("menu")
+    if menu is None:
+        return [speed]
+    samples = menu["hidden_units"] * menu["config"]["train"]["batch"]
+    return [dict(v, rate=samples / v["s_per_step"], warmup_s=v["check_and_warmup_s"])
+            for v in menu["variants"] if variant_ok(v)] or [speed]
+
+
+def predicted_seconds(v: dict, unit_samples: float) -> float:
+    return v.get("warmup_s", DEFAULT_SPEED["warmup_s"]) + unit_samples / v["rate"]
+
+
+def speed_line(speed: dict) -> str:
+    v = max(measured_variants(speed), key=lambda v: v["rate"])
+    name = v.get("name", f"{v['step']}/{v['precision']}")
+    return (f"fastest checked variant {name}: {v['rate']:.3g} hidden-unit-samples/s "
+            f"(from {speed['source']})")
+
+
 def choose_variant(speed: dict, size: dict) -> dict:
     """The measured variant that finishes ``size`` soonest (compilation included):
     step, precision, compile_forward, and the predicted seconds."""
-    menu = speed.get("menu")
-    options = [speed] if menu is None else [
-        dict(v, rate=menu["hidden_units"] * menu["config"]["train"]["batch"] / v["s_per_step"],
-             warmup_s=v["check_and_warmup_s"])
-        for v in menu["variants"] if v["status"] == "ok" and v["check"]["ok"]] or [speed]
-    best = None
-    for v in options:
-        warm = v.get("warmup_s", DEFAULT_SPEED["warmup_s"])
-        t = warm + size["unit_samples"] / v["rate"]
-        if best is None or t < best["seconds"]:
-            best = dict(step=v["step"], precision=v["precision"],
-                        compile_forward=v["compile_forward"], seconds=t)
-    return best
+    v = min(measured_variants(speed), key=lambda v: predicted_seconds(v, size["unit_samples"]))
+    return dict(step=v["step"], precision=v["precision"], compile_forward=v["compile_forward"],
+                seconds=predicted_seconds(v, size["unit_samples"]))
+
+
+def _resume_or_restart(plan: dict, speed: dict, chosen: dict, run_dir: Path, call) -> dict:
+    """The variant to train a plan with when ``run_dir`` holds a paused run: the step it was
+    started with, unless starting afresh with ``chosen`` is predicted to finish sooner
+    (then the paused run is deleted)."""
+    import torch
+    t = json.loads((run_dir / "config.json").read_text())["train"]
+    saved = dict(step=t.get("step", "eager"), precision=t["precision"],
+                 compile_forward=t["compile"])
+    resume = run_dir / "checkpoints" / "resume.pt"
+    if not resume.exists():
+        return dict(chosen, **saved)
+    left = 1 - torch.load(resume, map_location="cpu", weights_only=True)["step"] / t["steps"]
+    same = [v for v in measured_variants(speed)
+            if all(v[k] == saved[k] for k in saved)] or [DEFAULT_SPEED]
+    t_resume = predicted_seconds(same[0], plan_size(plan)["unit_samples"] * left)
+    if chosen["seconds"] < t_resume and any(chosen[k] != saved[k] for k in saved):
+        call.say(f"{plan['name']}: starting afresh with {chosen['step']}/{chosen['precision']} "
+                 f"(~{chosen['seconds']:.0f} s) rather than resuming "
+                 f"{saved['step']}/{saved['precision']} (~{t_resume:.0f} s)")
+        shutil.rmtree(run_dir)
+        return chosen
+    return dict(chosen, **saved, seconds=t_resume)
 
 
 def done(plan: dict, results: Path, carry: Path, out: Path | None = None) -> bool:
@@ -147,8 +194,7 @@ def done(plan: dict, results: Path, carry: Path, out: Path | None = None) -> boo
 
 def estimate(args) -> int:
     speed = load_speed(Path(args.out) if args.out else None, args.tiny)
-    print(f"speed: {speed['rate']:.3g} hidden-unit-samples/s "
-          f"({speed.get('name', speed['step'])}, from {speed['source']})")
+    print(speed_line(speed))
     total = 0.0
     for plan in plans(args.tiny):
         size, v = plan_size(plan), None
@@ -272,11 +318,8 @@ def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
     if _unpack_resume(plan, args.carry, args.runs):
         call.say(f"{plan['name']}: unpacked the carried resume state")
     chosen = choose_variant(speed, plan_size(plan))
-    saved = args.runs / plan["name"] / "config.json"
-    if saved.exists():        # a resumed run keeps the step it was started with
-        t = json.loads(saved.read_text())["train"]
-        chosen.update(step=t.get("step", "eager"), precision=t["precision"],
-                      compile_forward=t["compile"])
+    if (args.runs / plan["name"] / "config.json").exists():
+        chosen = _resume_or_restart(plan, speed, chosen, args.runs / plan["name"], call)
     status = _run_plan(plan, chosen, call, args)
     fallback = choose_variant(TINY_SPEED if args.tiny else DEFAULT_SPEED, plan_size(plan))
     same = all(fallback[k] == chosen[k] for k in ("step", "precision", "compile_forward"))
@@ -328,8 +371,7 @@ def next_plans(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     call = Call(args.seconds, out, out / "next.log", args.reserve)
     speed = load_speed(out, args.tiny)
-    call.say(f"next: {args.seconds:.0f} s; speed {speed['rate']:.3g} "
-             f"hidden-unit-samples/s (from {speed['source']})")
+    call.say(f"next: {args.seconds:.0f} s; " + speed_line(speed))
     args.runs.mkdir(parents=True, exist_ok=True)
     ran = 0
     for plan in plans(args.tiny):
@@ -380,6 +422,7 @@ def ingest(args) -> int:
 
 
 def main(argv=None) -> int:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("action", choices=["estimate", "next", "ingest"])
     p.add_argument("dir", nargs="?", help="ingest: the folder holding a call's $OUT files")

@@ -192,6 +192,32 @@ def line(r: dict) -> str:
             f"{r['timed_steps']} timed]")
 
 
+def profile_variant(base: RunConfig, step: str, precision: str, compile_forward: bool,
+                    steps: int = 20, top: int = 15) -> list[dict]:
+    """Where a variant's step spends its time: torch.profiler over ``steps`` steps after 5
+    warm-up steps; the ``top`` operations by their own device time (CPU time on a CPU),
+    per step."""
+    from torch.profiler import ProfilerActivity, profile
+    cfg = RunConfig.from_dict(base.to_dict())
+    cfg.train.step, cfg.train.precision, cfg.train.compile = step, precision, compile_forward
+    device = torch.device(cfg.train.device)
+    cuda = device.type == "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = precision in ("tf32", "bf16")
+    model, step_fn = new_step(cfg)
+    for s in range(1, 6):
+        step_fn(s)
+    _sync(device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts) as prof:
+        for s in range(6, 6 + steps):
+            step_fn(s)
+        _sync(device)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    rows = sorted(prof.key_averages(), key=lambda e: getattr(e, key), reverse=True)[:top]
+    return [dict(name=e.key[:90], ms_per_step=getattr(e, key) / 1e3 / steps,
+                 calls_per_step=e.count / steps) for e in rows]
+
+
 class Menu:
     """The variants run one after another against the first (eager/fp32), within a
     deadline, the results kept in ``out`` (what --json writes)."""
@@ -276,6 +302,9 @@ def main(argv=None) -> int:
                    help="comma-separated step[+compile_fwd]/precision to run instead of the "
                         "list (the first is the reference: eager/fp32)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--profile", default=None,
+                   help="variants to profile after the menu, if time is left (default on "
+                        "CUDA: manual/bf16,compiled/bf16; 'none' for none)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -289,6 +318,22 @@ def main(argv=None) -> int:
         r = menu.run(i, len(chosen), *variant)
         menu.add(r)
         print(line(r), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(menu.out, indent=1) + "\n")
+    wanted = args.profile or ("manual/bf16,compiled/bf16" if device.startswith("cuda") else "none")
+    for name in [] if wanted == "none" else wanted.split(","):
+        if menu.deadline - time.perf_counter() < 15 + SETUP_RESERVE[parse_variant(name)[0]] / 4:
+            print(f"profile {name}: skipped, out of time")
+            continue
+        try:
+            rows = profile_variant(menu.base, *parse_variant(name))
+        except Exception as e:      # profiling is extra: report and go on
+            print(f"profile {name}: {type(e).__name__}: {e}".splitlines()[0])
+            continue
+        menu.out.setdefault("profiles", {})[name] = rows
+        print(f"profile {name} (own time per step, top {len(rows)}):")
+        for r in rows:
+            print(f"  {r['ms_per_step']:8.3f} ms  x{r['calls_per_step']:<5.1f} {r['name']}")
         if args.json:
             Path(args.json).write_text(json.dumps(menu.out, indent=1) + "\n")
     if "best" in menu.out:

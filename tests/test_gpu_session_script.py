@@ -153,3 +153,63 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     np.testing.assert_allclose(got.metrics["mean_test_loss"],
                                want.metrics["mean_test_loss"][:, got.metrics["eval_index"]],
                                rtol=1e-3, atol=1e-4)
+
+
+def _queue_module():
+    sys.path.insert(0, str(SCRIPT.parent))
+    import gpu_queue
+    return gpu_queue
+
+
+def _menu(variants, hidden=100, batch=1000):
+    return dict(hidden_units=hidden, config=dict(train=dict(batch=batch)),
+                variants=[dict(name=f"{s}/{p}", step=s, precision=p, compile_forward=False,
+                               status="ok", s_per_step=t, check_and_warmup_s=w, check=c)
+                          for s, p, t, w, c in variants])
+
+
+def test_queue_picks_the_variant_that_finishes_a_plan_soonest_under_todays_tolerances():
+    """Compilation counts (a slow-to-compile variant loses a short plan, wins a long one),
+    and a menu written with older, stricter flags is judged by today's tolerances (one
+    without the gradient check on its parameters alone); failing or off variants are out."""
+    q = _queue_module()
+    ok_params = dict(rel=0.17, ok=False)                   # df917f2's flag, bf16
+    menu = _menu([("eager", "fp32", 5e-3, 1.0, dict(rel=0.0, ok=True)),
+                  ("manual", "bf16", 3e-3, 1.0, ok_params),
+                  ("compiled", "bf16", 2e-3, 60.0, ok_params),
+                  ("graphs", "bf16", 1e-3, 1.0, dict(rel=0.9, grad_rel=0.5, ok=False))])
+    speed = dict(menu=menu, source="test")
+    short = q.choose_variant(speed, dict(unit_samples=100 * 1000 * 1000))     # 1000 steps
+    long = q.choose_variant(speed, dict(unit_samples=100 * 1000 * 1_000_000))
+    assert short["step"] == "manual" and short["seconds"] == pytest.approx(1.0 + 3.0)
+    assert long["step"] == "compiled" and long["seconds"] == pytest.approx(60.0 + 2000.0)
+    assert all(not q.variant_ok(v) for v in menu["variants"] if v["step"] == "graphs")
+
+
+def test_a_paused_slow_run_is_restarted_when_a_fresh_fast_one_finishes_sooner(tmp_path):
+    """A plan paused with a slow step (the first GPU call, whose menu flags left only
+    eager/fp32) is started afresh with the fast step when that finishes sooner than
+    resuming, and resumed when it does not."""
+    q = _queue_module()
+    from empirical.parity import train
+    plan = q.TINY_PLANS[1]
+    cfg = q.plan_config(plan)
+    cfg.train.device = "cpu"
+    run_dir = tmp_path / plan["name"]
+    train(cfg, run_dir, time_limit_s=0.0)                  # paused after one step, eager/fp32
+    units = q.plan_size(plan)["unit_samples"]
+    slow = dict(rate=units / 1000.0, warmup_s=0.0, step="eager", precision="fp32",
+                compile_forward=False, source="test")
+
+    class Quiet:
+        said = []
+
+        def say(self, text):
+            self.said.append(text)
+    fast = dict(step="manual", precision="bf16", compile_forward=False, seconds=10.0)
+    got = q._resume_or_restart(plan, slow, dict(fast), run_dir, Quiet())
+    assert got["step"] == "manual" and not run_dir.exists() and "afresh" in Quiet.said[-1]
+    train(cfg, run_dir, time_limit_s=0.0)
+    sluggish = dict(fast, seconds=5000.0)
+    got = q._resume_or_restart(plan, slow, dict(sluggish), run_dir, Quiet())
+    assert (got["step"], got["precision"]) == ("eager", "fp32") and run_dir.exists()

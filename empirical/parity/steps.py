@@ -1,8 +1,9 @@
 """One optimizer step of the fused model (forward, loss, backward, Adam), in the ways
 ``TrainConfig.step`` names.
 
-- ``eager``: autograd through :meth:`FusedMLP.forward` (``compile`` compiles that forward),
-  then ``torch.optim.Adam``: the reference every other step is tested against.
+- ``eager``: autograd through :meth:`FusedMLP.forward` (``compile`` compiles that forward
+  and the batch draw), then ``torch.optim.Adam``: the reference every other step is tested
+  against.
 - ``manual``: the same step with the backward written out (:func:`loss_and_grads`): one
   hidden layer, so the gradients are four matrix products and a mask, and nothing autograd
   would keep is kept. Eager kernels.
@@ -29,6 +30,8 @@ from .task import SparseParityTask, SweepSampler
 
 #: optimizer steps run before a CUDA graph is captured (cuBLAS workspaces, compilation)
 WARMUP_STEPS = 3
+#: the written-out step pads hidden units, inputs and logits to multiples of this
+ALIGN = 8
 
 
 def matmul_dtype(precision: str) -> torch.dtype:
@@ -44,37 +47,69 @@ def network_losses(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return nll.mean(1).reshape(-1)
 
 
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def input_width(in_dim: int) -> int:
+    """Columns of the written-out step's input: the in_dim inputs, a constant 1 (the bias,
+    so that it rides in the products), zeros up to a multiple of :data:`ALIGN`."""
+    return _round_up(in_dim + 1, ALIGN)
+
+
+def with_bias_column(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (… × in_dim) as the written-out step's input (:func:`input_width` columns)."""
+    I = x.shape[-1]
+    out = F.pad(x, (0, input_width(I) - I))
+    out[..., I] = 1
+    return out
+
+
 def loss_and_grads(w_in, b_in, w_out, b_out, slot: torch.Tensor, x: torch.Tensor,
                    y: torch.Tensor):
     """Per-network losses and the gradient of their sum, for one hidden layer, written out.
 
-    ``x`` (G × B × in_dim, the matrix-product dtype) is group g's batch for networks
-    g·M/G … (g+1)·M/G − 1; ``slot`` (H × M/G, float) is one-hot: the network, within its
-    group, that each hidden unit feeds. With pre = x Wᵀ + b, h = relu(pre), logits
-    z = h·blockdiag(w_out) + b_out and p = softmax(z):
-    ∂/∂z = (p − onehot(y))/B per network; ∂/∂h = ∂/∂z·blockdiagᵀ; ∂/∂pre = ∂/∂h·[h > 0];
-    ∂/∂W = (∂/∂pre)ᵀ x; ∂/∂blockdiag = hᵀ ∂/∂z. Returns (losses (M,), (g_w_in, g_b_in,
-    g_w_out, g_b_out)), in the parameters' dtype (float32 in training).
+    ``x`` (G × B × :func:`input_width`, the matrix-product dtype; see
+    :func:`with_bias_column`) is group g's batch for networks g·M/G … (g+1)·M/G − 1;
+    ``slot`` (H × M/G, float) is one-hot: the network, within its group, that each hidden
+    unit feeds. With pre = x Wᵀ + b, h = relu(pre), logits z = h·blockdiag(w_out) + b_out
+    and p = softmax(z): ∂/∂z = (p − onehot(y))/B per network; ∂/∂h = ∂/∂z·blockdiagᵀ;
+    ∂/∂pre = ∂/∂h·[h > 0]; ∂/∂[W b] = (∂/∂pre)ᵀ [x 1]; ∂/∂blockdiag = hᵀ ∂/∂z.
+
+    Every product runs on operands padded to multiples of :data:`ALIGN` (hidden units per
+    group, inputs with the bias column, logits): cuBLAS's fast kernels need 16-byte-aligned
+    rows, and a sweep's H = Σ widths rarely is. Padded units have zero weights, so they stay
+    zero and add nothing. Returns (losses (M,), (g_w_in, g_b_in, g_w_out, g_b_out)) in the
+    parameters' dtype (float32 in training).
     """
-    G, B, I = x.shape
-    H, Mg = slot.shape
+    H, I = w_in.shape
+    if x.shape[-1] == I:
+        x = with_bias_column(x)
+    G, B, Ip = x.shape
+    Mg = slot.shape[1]
     Hg, dtype, wdt = H // G, x.dtype, w_in.dtype        # products in dtype, the rest in wdt
-    W = w_in.to(dtype).view(G, Hg, I)
-    h = torch.relu(torch.baddbmm(b_in.to(dtype).view(G, 1, Hg), x, W.transpose(1, 2)))
-    block = (slot[:, :, None] * w_out[:, None, :]).view(G, Hg, 2 * Mg).to(dtype)
-    logits = torch.bmm(h, block).to(wdt).view(G, B, Mg, 2) + b_out.view(G, 1, Mg, 2)
+    Hp, Mp = _round_up(Hg, ALIGN), _round_up(Mg, ALIGN // 2)
+    W = x.new_zeros(G, Hp, Ip)
+    W[:, :Hg, :I] = w_in.view(G, Hg, I)
+    W[:, :Hg, I] = b_in.view(G, Hg)
+    h = torch.relu(torch.bmm(x, W.transpose(1, 2)))                          # G × B × Hp
+    slot_p = F.pad(slot.view(G, Hg, Mg), (0, Mp - Mg, 0, Hp - Hg))
+    w_out_p = F.pad(w_out.view(G, Hg, 2), (0, 0, 0, Hp - Hg))
+    block = (slot_p[..., None] * w_out_p[:, :, None, :]).view(G, Hp, 2 * Mp).to(dtype)
+    logits = torch.bmm(h, block).view(G, B, Mp, 2)[:, :, :Mg].to(wdt) + b_out.view(G, 1, Mg, 2)
     logp = F.log_softmax(logits, -1)
     yf = y[:, :, None, None].to(wdt)                 # no F.one_hot: it syncs on CUDA
     target = torch.cat([1 - yf, yf], -1)                                     # G × B × 1 × 2
     losses = -(logp * target).sum(-1).mean(1).reshape(-1)
     g_logits = (logp.exp() - target) / B                                     # G × B × Mg × 2
     g_b_out = g_logits.sum(1).reshape(-1, 2)
-    gz = g_logits.view(G, B, 2 * Mg).to(dtype)
-    g_block = torch.bmm(h.transpose(1, 2), gz).to(wdt).view(H, Mg, 2)
-    g_w_out = (g_block * slot[:, :, None]).sum(1)
-    g_pre = torch.bmm(gz, block.transpose(1, 2)) * (h > 0)                   # G × B × Hg
-    g_b_in = g_pre.sum(1, dtype=wdt).reshape(H)
-    g_w_in = torch.bmm(g_pre.transpose(1, 2), x).to(wdt).reshape(H, I)
+    gz = F.pad(g_logits, (0, 0, 0, Mp - Mg)).view(G, B, 2 * Mp).to(dtype)
+    g_block = torch.bmm(h.transpose(1, 2), gz).to(wdt).view(G, Hp, Mp, 2)
+    g_w_out = (g_block * slot_p[..., None]).sum(2)[:, :Hg].reshape(H, 2)
+    g_pre = torch.ops.aten.threshold_backward(torch.bmm(gz, block.transpose(1, 2)), h, 0)
+    g_W = torch.bmm(g_pre.transpose(1, 2), x).to(wdt)                      # G × Hp × Ip
+    g_w_in = g_W[:, :Hg, :I].reshape(H, I).contiguous()
+    g_b_in = g_W[:, :Hg, I].reshape(H).contiguous()
     return losses, (g_w_in, g_b_in, g_w_out, g_b_out)
 
 
@@ -134,7 +169,9 @@ class ManualStep:
     def grads(self, w_in, b_in, w_out, b_out, slot, step_t):
         """Draw the batch of ``step_t`` and return (losses, gradients)."""
         sub, bits, y = self.sampler.draw(step_t)
-        x = self.task.encode(sub, bits, dtype=self.dtype)
+        I = self.task.input_dim
+        x = self.task.encode(sub, bits, dtype=self.dtype, width=input_width(I))
+        x[..., I] = 1                                      # the bias column
         return loss_and_grads(w_in, b_in, w_out, b_out, slot, x, y)
 
     def _body(self) -> torch.Tensor:
@@ -201,8 +238,13 @@ def make_step(kind: str, model: FusedMLP, opt, task: SparseParityTask, sampler: 
               precision: str, autocast, compile_forward: bool = False):
     """The step callable ``kind`` names (``TrainConfig.step``), drawing from ``sampler``."""
     if kind == "eager":
+        # with compile_forward the batch draw is compiled too: drawn eagerly it is about a
+        # hundred small kernels, which on a GPU cost more to launch than to run
+        draw = torch.compile(sampler.draw, dynamic=False) if compile_forward else sampler.draw
+        step_t = torch.zeros((), dtype=torch.int64, device=sampler.device)
+
         def batches(step):
-            sub, bits, y = sampler.draw(step)
+            sub, bits, y = draw(step_t.fill_(step))     # a tensor: no recompilation per step
             return task.encode(sub, bits), y
         fwd = torch.compile(model) if compile_forward else None
         return EagerStep(model, opt, batches, len(sampler.groups), autocast, fwd)
