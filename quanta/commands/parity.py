@@ -32,15 +32,20 @@ def config_from_args(args):
     if args.D is not None and args.D_grid is not None:
         raise InputError("give --D or --D-grid, not both")
     D = args.D if args.D is not None else _grid(*args.D_grid) if args.D_grid is not None else None
+    alphas = args.alphas
+    if alphas is not None and len(alphas) == 1:
+        alphas, args.alpha = None, alphas[0]
     return RunConfig(
-        TaskConfig(n_tasks=args.n_tasks, n_bits=args.n_bits, k=args.k, alpha=args.alpha,
-                   offset=args.offset, seed=args.task_seed),
+        TaskConfig(n_tasks=args.n_tasks, n_bits=args.n_bits, k=args.k,
+                   alpha=args.alpha if alphas is None else alphas[0],
+                   offset=args.offset, seed=args.task_seed, alphas=alphas),
         ModelConfig(widths=[int(w) for w in widths], depth=args.depth),
         TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seeds=args.seeds,
                     D=None if D is None else [int(d) for d in D], eval_points=args.eval_points,
                     checkpoints=args.checkpoints, test_per_task=args.test_per_task,
                     eval_chunk=args.eval_chunk,
-                    device=args.device, precision=args.precision, compile=args.compile),
+                    device=args.device, precision=args.precision, compile=args.compile,
+                    step=args.step, sampler=args.sampler),
     ).validate()
 
 
@@ -169,10 +174,8 @@ def cmd_export(args) -> int:
     return 0
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
-    sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
-
+def _add_train_parser(sub) -> None:
+    """The ``train`` action's arguments."""
     t = sub.add_parser("train", help="train a sweep of MLPs together (widths × seeds × D)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--out", required=True, help="run directory")
@@ -181,6 +184,9 @@ def add_parser(subparsers) -> None:
     t.add_argument("--k", type=int, default=3)
     t.add_argument("--alpha", type=float, default=0.4,
                    help="the paper's α: subtask frequencies ∝ (i+offset)^-(α+1)")
+    t.add_argument("--alphas", type=float, nargs="+", default=None, metavar="ALPHA",
+                   help="several α trained at once, one group of networks each (overrides "
+                        "--alpha); split the run with empirical.parity.sweeps.split_alphas")
     t.add_argument("--offset", type=int, default=1)
     t.add_argument("--task-seed", type=int, default=0, help="seed of the subtask subsets")
     t.add_argument("--widths", type=int, nargs="+", default=None,
@@ -202,7 +208,15 @@ def add_parser(subparsers) -> None:
                         "hidden units)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the model's forward (of --step eager)")
+    t.add_argument("--step", default="eager",
+                   help="how a step runs: autograd (eager), the written-out backward "
+                        "(manual), compiled as a whole (compiled), in a CUDA graph (graphs, "
+                        "compiled_graphs); see BENCHMARKS.md")
+    t.add_argument("--sampler", default="counter",
+                   help="counter: all streams drawn in one batched operation; streams: one "
+                        "generator per stream (the sampler of runs made before it)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     t.add_argument("--save-every", type=float, default=None, metavar="SECONDS",
@@ -214,6 +228,12 @@ def add_parser(subparsers) -> None:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train, train_parser=t)
 
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
+    sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
+    _add_train_parser(sub)
     _add_analyze_parser(sub)
     _add_export_parser(sub)
 
