@@ -29,6 +29,8 @@ _CAPTIONS = {
     "emergence_steps": "per-subtask loss over training (widest network), with the model's "
                        "boundary",
     "loss_vs_D": "test loss against training-set size (minimum over training and final)",
+    "loss_vs_S_by_D": "test loss over training, one curve per training-set size, each "
+                      "minimum marked (the L(D) fits read the minimum)",
     "learned_vs_D": "subtasks learned against training-set size",
     "emergence_D": "per-subtask loss against training-set size",
     "exponents_vs_alpha": "fitted exponents against α, with the predictions α and α/(α+1) "
@@ -43,6 +45,8 @@ def _method(doc: dict, r: dict, f: dict) -> str | None:
 def run_label(r: dict) -> str:
     name = Path(str(r.get("run", "run"))).name
     extra = f", {r['device']}" if r.get("device") else ""
+    if r.get("complete") is False:
+        extra += f", INCOMPLETE: step {r['steps']} of {r.get('planned_steps', '?')}"
     return f"{name} (α = {r['alpha']:g}, {r['n_tasks']} subtasks, {r['steps']} steps{extra})"
 
 
@@ -62,14 +66,15 @@ def parity_rows(d: Doc) -> list:
 
 def _headlines(result: dict) -> set[int]:
     """The runs whose figures are shown open: per kind (N or D sweep), one with a fitted
-    exponent, the most subtasks and α nearest 0.4 (the paper's), in that order."""
+    exponent, finished (not a partial run), the most subtasks and α nearest 0.4 (the
+    paper's), in that order."""
     chosen = set()
     for kind in ("N", "D"):
         cands = [(i, r) for i, r in enumerate(result["runs"]) if kind in r]
         if cands:
             chosen.add(max(cands, key=lambda c: (
-                c[1][kind].get("exponent") is not None, c[1]["n_tasks"],
-                -abs(c[1]["alpha"] - 0.4)))[0])
+                c[1][kind].get("exponent") is not None, c[1].get("complete", True),
+                c[1]["n_tasks"], -abs(c[1]["alpha"] - 0.4)))[0])
     return chosen
 
 
