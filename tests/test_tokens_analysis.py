@@ -2,6 +2,7 @@
 calibrated false alarms, invariances, readers and the JSON interface."""
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -202,7 +203,9 @@ def test_json_is_strict_and_keeps_its_keys(sizes_run):
     assert {"axis", "x", "n_tokens", "mean_loss", "mean_loss_ci", "estimates",
             "classification", "drops", "distribution", "emergence", "examples", "heatmap",
             "truth", "warnings", "config"} <= set(d)
-    assert set(d["estimates"]["alpha_offset"]) == {"value", "ci", "ci_columns", "what"}
+    assert set(d["estimates"]["alpha_offset"]) == {"value", "ci", "ci_columns", "what",
+                                                   "n_failed"}
+    assert d["n_bootstrap"] + d["n_failed_bootstrap"] == 400
     assert d["truth"]["agreement"]["alpha_offset"]["truth"] == 0.4
 
 
@@ -232,6 +235,38 @@ def test_fit_interval_reads_both_conf_int_protocols():
             return pd.DataFrame({"lower": [0.1], "upper": [0.3]}, index=["alpha"])
 
     assert fit_interval(Old(), "alpha", 0.95) == fit_interval(New(), "alpha", 0.95) == (0.1, 0.3)
+
+
+def test_resamples_that_draw_no_document_are_dropped_and_counted():
+    """Two documents: a Poisson(1) resample weights both 0 with probability e^-2 (13.5 %)
+    and then holds no token (its mean is 0/0). Such draws are dropped and counted (within
+    4 binomial standard errors of the exact rate) and warned about (over 5 %); no NaN and
+    no RuntimeWarning reach the intervals."""
+    toy = generate_tokens(TokenConfig(n_tokens=1024, doc_length=512, seed=1))
+    assert np.unique(toy.metadata["document"]).size == 2
+    B, p = 2000, np.exp(-2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r = analyze(toy.losses, sizes=toy.x, metadata={"document": toy.metadata["document"]},
+                    bootstrap=B, fit_bootstrap=50, n_calibration=5_000)
+    assert abs(r.n_failed_bootstrap - B * p) < 4 * np.sqrt(B * p * (1 - p)), r.n_failed_bootstrap
+    assert len(r.mean_loss_boot) == B - r.n_failed_bootstrap
+    assert np.isfinite(r.mean_loss_boot).all() and np.isfinite(r.conf_int().to_numpy()).all()
+    assert any(w.startswith(f"{r.n_failed_bootstrap} of {B} bootstrap resamples drew none")
+               for w in r.warnings), r.warnings
+    d = r.to_dict()
+    assert (d["n_failed_bootstrap"], d["n_bootstrap"]) == (r.n_failed_bootstrap,
+                                                           B - r.n_failed_bootstrap)
+
+
+def test_one_document_is_refused_for_a_document_bootstrap(small):
+    """Every resample of a single document is the data scaled: intervals of width 0."""
+    with pytest.raises(InputError, match="needs at least 2"):
+        analyze(small.losses[:500], sizes=small.x, metadata={"document": np.zeros(500, int)},
+                **FAST)
+    r = analyze(small.losses[:500], sizes=small.x, metadata={"document": np.zeros(500, int)},
+                unit="token", **FAST)
+    assert r.n_failed_bootstrap == 0 and r.unit == "token"
 
 
 def test_bad_options_are_refused(small):
