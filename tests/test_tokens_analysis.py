@@ -223,6 +223,28 @@ def test_plots_draw_every_panel(sizes_run):
     plt.close(plots.plot_overview(r))
 
 
+def test_plots_from_the_saved_json_draw_what_the_live_result_draws(sizes_run):
+    """A ``--json`` file, read back, draws the same lines as the result it came from; the
+    mean-loss law drawn from the saved parameters is ``fit.FitResult.predict``'s."""
+    import matplotlib.pyplot as plt
+
+    from fit.tokens import plots
+
+    _, r = sizes_run
+    saved = json.loads(json.dumps(r.to_dict()))
+    grid = np.geomspace(r.x[0], r.x[-1], 50)
+    for form, res in r.fits.items():
+        np.testing.assert_allclose(plots.fitted_law(form, saved["mean_loss_fits"][form]["params"],
+                                                    grid), res.predict(grid), rtol=1e-12)
+    for f in (plots.plot_mean_loss, plots.plot_distribution, plots.plot_fraction_below,
+              plots.plot_drops, plots.plot_examples):
+        live, again = f(r), f(saved)
+        assert len(live.lines) == len(again.lines) > 0, f.__name__
+        for a, b in zip(live.lines, again.lines):
+            np.testing.assert_allclose(a.get_xydata(), b.get_xydata(), rtol=1e-12)
+        plt.close("all")
+
+
 def test_fit_interval_reads_both_conf_int_protocols():
     import pandas as pd
 
