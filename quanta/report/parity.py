@@ -156,7 +156,9 @@ def parity_block(item, key: str | None = None) -> list[Block]:
     result = doc.data
     runs, note = _load_runs(result)
     method = {"paper": "the paper's method", "quanta": "our method"}.get(result.get("method"))
-    title = "Multitask sparse parity: fitted exponents" + (f" ({method})" if method else "")
+    names = [Path(str(r.get("run", "?"))).name for r in result["runs"]]
+    title = (f"Multitask sparse parity: fitted exponents of {_names(names)}"
+             + (f", {method}" if method else ""))
     block = Block(title, str(item.path), str(item.json_file), rows=parity_rows(doc))
     if note:
         block.notes.append(note)
@@ -170,14 +172,22 @@ def parity_both_block(item) -> list[Block]:
     return [*parity_block(item, "quanta"), *parity_block(item, "paper")]
 
 
+def _names(runs: list[str]) -> str:
+    """'gpu_fig2_NS', or '10 runs (D_alpha0.4, N_alpha0.1, N_alpha0.2, N_alpha0.4 …)'."""
+    if len(runs) == 1:
+        return runs[0]
+    return f"{len(runs)} runs ({', '.join(runs[:4])}{' …' if len(runs) > 4 else ''})"
+
+
 def runs_block(item) -> list[Block]:
     """Parity run folders, analysed together with the defaults of ``quanta parity analyze``."""
     from empirical.parity import analysis, load_run
 
     runs = [load_run(p) for p in item.runs]
     result = analysis.analyze(runs)
-    block = Block("Multitask sparse parity: run folders analysed by the report", str(item.path),
-                  None, rows=parity_rows(Doc(result)))
+    names = [Path(r).name for r in item.runs]
+    title = f"Multitask sparse parity: {_names(names)} analysed by the report"
+    block = Block(title, str(item.path), None, rows=parity_rows(Doc(result)))
     block.notes.append("analysed here with the defaults of quanta parity analyze "
                        f"(threshold {result['threshold']:g} {result['unit']}, window "
                        f"{result['window']}); the numbers are not from a saved JSON")
