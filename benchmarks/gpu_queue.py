@@ -52,7 +52,7 @@ START_S = 10.0
 #: least seconds of compilation and capture per step kind (+ compile_fwd, + autotune): a
 #: menu that compiled a variant after its sibling measured a cached compilation
 COMPILE_FLOOR_S = {"eager": 0.0, "manual": 0.0, "graphs": 1.0, "compiled": 15.0,
-                   "compiled_graphs": 15.0, "compile_fwd": 10.0, "autotune": 120.0}
+                   "compiled_graphs": 15.0, "compile_fwd": 10.0, "autotune": 30.0}
 #: evaluations before any menu measured them, in hidden-unit-samples per second: 66 ms
 #: for 72 networks (H = 6 444) on 500 × 1 000 test samples (the fig10 plan's log of
 #: 2026-12-04, module forward under bf16 autocast)
