@@ -550,13 +550,18 @@ def next_plans(args) -> int:
     return 0 if not left else 75
 
 
-def write_timing(text: str, timing_: dict) -> str:
-    """BENCHMARKS.md's text with the paragraph between ``<!-- gpu:PLAN -->`` and
-    ``<!-- /gpu:PLAN -->`` replaced by a timed plan's figures."""
-    t, tag = timing_, f"gpu:{timing_['plan']}"
+def replace_marked(text: str, tag: str, content: str) -> str:
+    """``text`` with what stands between ``<!-- TAG -->`` and ``<!-- /TAG -->`` replaced by
+    ``content`` (unchanged where the markers are missing)."""
+    pattern = re.compile(rf"(<!-- {re.escape(tag)} -->).*?(<!-- /{re.escape(tag)} -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + content + m.group(2), text)
+
+
+def timing_paragraph(t: dict) -> str:
+    """A timed plan's figures (:func:`timing`) as BENCHMARKS.md's paragraph."""
     first = "" if t["first_step_s"] is None else \
         f", of which step 1 (compilation, capture) {t['first_step_s']:.0f} s"
-    para = (f"**{t['end_to_end_s']:.0f} s end to end** ({t['date']}, plan `{t['plan']}`, "
+    return (f"**{t['end_to_end_s']:.0f} s end to end** ({t['date']}, plan `{t['plan']}`, "
             f"variant {t['variant']}, `bash benchmarks/gpu_session.sh next`): the training "
             f"command {t['train_command_s']:.0f} s ({t['steps']} steps, {t['evaluations']} "
             f"evaluations; the run's clock {t['run_clock_s']:.0f} s{first}), export and "
@@ -564,10 +569,31 @@ def write_timing(text: str, timing_: dict) -> str:
             f"`results/parity/{t['export']}`."
             + (" Resumed from a paused call: not an end-to-end figure." if t.get("resumed")
                else ""))
-    pattern = re.compile(rf"(<!-- {re.escape(tag)} -->).*?(<!-- /{re.escape(tag)} -->)", re.S)
-    if not pattern.search(text):
-        return text
-    return pattern.sub(lambda m: m.group(1) + para + m.group(2), text)
+
+
+def menu_table(menu: dict) -> str:
+    """A menu (menu.json) as BENCHMARKS.md's table: every variant's figures and check,
+    then the evaluation's timing."""
+    rows = ["", "", f"{menu['device']}, torch {menu['torch']}, {menu['n_networks']} networks, "
+            f"H = {menu['hidden_units']}, floor {menu['floor_bf16']['floor_s'] * 1e3:.3f} ms:",
+            "", "| variant | ms/step | network-steps/s | × paper | floor fraction | Δg/g "
+            "| Δθ/moved | check + warm-up s |", "|---|---|---|---|---|---|---|---|"]
+    for v in menu["variants"]:
+        if v["status"] != "ok":
+            rows.append(f"| {v['name']} | {v['status']}: {v.get('error', '')[:60]} "
+                        "| | | | | | |")
+            continue
+        c = v["check"]
+        rows.append(f"| {v['name']} | {v['ms_per_step']:.3f} | {v['network_steps_per_s']:,.0f} "
+                    f"| {v['ratio_to_paper']:,.0f} | {v['floor_fraction']:.2f} "
+                    f"| {c['grad_rel']:.1e} | {c['rel']:.2f}{'' if c['ok'] else ' OFF'} "
+                    f"| {v['check_and_warmup_s']:.1f} |".replace(",", " "))
+    e = menu.get("evaluation")
+    if e:
+        rows += ["", f"One evaluation ({e['samples']} test samples × {e['hidden_units']} units, "
+                 f"{e['precision']}): {e['product_s'] * 1e3:.1f} ms with the module's forward, "
+                 f"{e['lookup_s'] * 1e3:.1f} ms with the control rows looked up."]
+    return "\n".join(rows) + "\n"
 
 
 def ingest(args) -> int:
@@ -595,22 +621,28 @@ def ingest(args) -> int:
     if (src / "menu.json").exists() and not args.tiny:
         shutil.copy(src / "menu.json", SPEED_FILE)
         print(f"menu -> {SPEED_FILE} (commit it: the next estimates use it)")
-    _ingest_timings(src / "next.log", args.benchmarks)
+    _ingest_figures(src, args.benchmarks)
     return 0
 
 
-def _ingest_timings(log: Path, benchmarks: Path) -> None:
-    if not log.exists() or not benchmarks.exists():
+def _ingest_figures(src: Path, benchmarks: Path) -> None:
+    """The menu's table and the timed plans' paragraphs into ``benchmarks`` (between their
+    markers: ``gpu:menu``, ``gpu:PLAN``)."""
+    if not benchmarks.exists():
         return
-    for line in log.read_text().splitlines():
+    text = benchmarks.read_text()
+    if (src / "menu.json").exists():
+        text = replace_marked(text, "gpu:menu", menu_table(json.loads(
+            (src / "menu.json").read_text())))
+    log = src / "next.log"
+    for line in log.read_text().splitlines() if log.exists() else []:
         if line.startswith("timing {"):
             t = json.loads(line[len("timing "):])
-            text = benchmarks.read_text()
-            new = write_timing(text, t)
-            if new != text:
-                benchmarks.write_text(new)
-                print(f"{t['plan']}: {t['end_to_end_s']:.0f} s end to end -> {benchmarks} "
-                      "(commit it)")
+            text = replace_marked(text, f"gpu:{t['plan']}", timing_paragraph(t))
+            print(f"{t['plan']}: {t['end_to_end_s']:.0f} s end to end")
+    if text != benchmarks.read_text():
+        benchmarks.write_text(text)
+        print(f"figures -> {benchmarks} (commit it)")
 
 
 def main(argv=None) -> int:

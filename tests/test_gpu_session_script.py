@@ -115,7 +115,8 @@ def test_menu_times_and_checks_every_variant_within_its_seconds(tmp_path):
     assert menu["best"]["name"] in by and "best:" in res.stdout
 
 
-BENCH = "before <!-- gpu:tiny_speed -->_GPU_<!-- /gpu:tiny_speed --> after\n"
+BENCH = ("before <!-- gpu:tiny_speed -->_GPU_<!-- /gpu:tiny_speed --> after\n"
+         "menu: <!-- gpu:menu -->_GPU_<!-- /gpu:menu -->\n")
 
 
 @pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None,
@@ -151,9 +152,17 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     assert [d.name for d in ns] == ["alpha0.2", "alpha0.6"]
     text = bench.read_text()
     assert "_GPU_" not in text and "s end to end** (" in text and "Resumed" in text, text
-    assert text.startswith("before <!-- gpu:tiny_speed -->") and text.endswith("--> after\n")
+    assert text.startswith("before <!-- gpu:tiny_speed -->") and "--> after\n" in text
     est = cpu_session(tmp_path, "x", "plan", "--estimate")
     assert est.stdout.count("[done]") == 3, est.stdout
+
+    # ingest writes a menu's table where its markers are
+    menu_dir = tmp_path / "menu_call"
+    res = cpu_session(tmp_path, "menu_call", "menu", "40", MENU_VARIANTS="eager/fp32,manual/bf16")
+    assert res.returncode == 0, res.stdout + res.stderr
+    cpu_session(tmp_path, "x", "ingest", str(menu_dir), QUEUE_OPTS=f"--benchmarks {bench}")
+    text = bench.read_text()
+    assert "_GPU_" not in text and "| manual/bf16 | " in text and "One evaluation (" in text
 
     # the paused-and-resumed timed plan equals its configuration trained in one go
     sys.path.insert(0, str(SCRIPT.parent))

@@ -84,6 +84,7 @@ class InputLayout:
       multiple of ALIGN | control | zeros]; weights transposed, G × width × Hp, so that the
       bits' rows are an aligned prefix (their product is a slice) and a control row is
       contiguous over the units (the forward reads the row of each sample's subtask whole).
+      The weight gradient is unit-major in both (:meth:`weight_grad`).
     """
     n_ctrl: int
     n_bits: int
@@ -144,23 +145,22 @@ class InputLayout:
         groups = torch.arange(W.shape[0], device=W.device)[:, None]
         return torch.bmm(x[..., :K], W[:, :K]) + W[:, K:K + T][groups, sub]
 
-    def weight_grad(self, g_pre: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The gradient of the packed weights (their layout) from that of the
-        pre-activations."""
-        if not self.gather:
-            return torch.bmm(g_pre.transpose(1, 2), x)
-        return torch.bmm(x.transpose(1, 2), g_pre)
+    @staticmethod
+    def weight_grad(g_pre: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The gradient of the weights, unit-major (G × Hp × width, input columns in this
+        layout's order), from that of the pre-activations: a unit's row is contiguous, as
+        ``w_in``'s is, whichever layout the forward used."""
+        return torch.bmm(g_pre.transpose(1, 2), x)
 
     def unpack(self, g_W: torch.Tensor, G: int, Hg: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed weight gradients → (of ``w_in`` H × in_dim, of ``b_in`` H)."""
+        """Unit-major weight gradients (:meth:`weight_grad`) → (of ``w_in`` H × in_dim, of
+        ``b_in`` H)."""
         T, n = self.n_ctrl, self.n_bits
-        if not self.gather:
-            I = T + n
-            return (g_W[:, :Hg, :I].reshape(G * Hg, I).contiguous(),
-                    g_W[:, :Hg, I].reshape(G * Hg).contiguous())
-        w = torch.cat([g_W[:, self.head:self.head + T, :Hg], g_W[:, :n, :Hg]], 1)
-        return (w.transpose(1, 2).reshape(G * Hg, T + n).contiguous(),
-                g_W[:, self.bias, :Hg].reshape(G * Hg).contiguous())
+        rows = g_W[:, :Hg]
+        w = rows[..., :T + n] if not self.gather else \
+            torch.cat([rows[..., self.head:self.head + T], rows[..., :n]], -1)
+        return (w.reshape(G * Hg, T + n).contiguous(),
+                rows[..., self.bias].reshape(G * Hg).contiguous())
 
 
 def _unit_lookup(g_logits: torch.Tensor, w_out_p: torch.Tensor, slot_p: torch.Tensor):
