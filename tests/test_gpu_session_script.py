@@ -151,7 +151,8 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     ns = sorted((tmp_path / "results" / "gpu_tiny_NS").iterdir())
     assert [d.name for d in ns] == ["alpha0.2", "alpha0.6"]
     text = bench.read_text()
-    assert "_GPU_" not in text and "s end to end** (" in text and "Resumed" in text, text
+    assert "tiny_speed -->_GPU_" not in text and "s end to end** (" in text, text
+    assert "Resumed" in text and "gpu:menu -->_GPU_" in text       # no menu in this call
     assert text.startswith("before <!-- gpu:tiny_speed -->") and "--> after\n" in text
     est = cpu_session(tmp_path, "x", "plan", "--estimate")
     assert est.stdout.count("[done]") == 3, est.stdout
