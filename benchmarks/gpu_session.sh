@@ -10,21 +10,29 @@
 #
 # menu: benchmarks/parity_menu.py on the Figure-2 sweep (30 widths, batch 20 000): ms/step,
 #   network-steps/s, ratio to the paper's script (0.0598 s/step), fraction of the floor and
-#   the parameter check against fp32 after 50 steps, for every step variant; printed and
-#   written to $OUT/menu.json. Stops itself within SECONDS and exits 0.
-# next: benchmarks/gpu_queue.py: the queue's plans in order (Figure-2 N/S sweep, Figure-2 D
-#   sweep, the Figure-10 α sweep in pairs of α, the α sweep of D), as many as fit in
-#   SECONDS, each with the fastest checked variant of this call's menu (else
-#   benchmarks/gpu_speed.json); each finished plan's export is packed as $OUT/gpu_PLAN.tar,
-#   a plan stopped by the time limit ships its resume state as $OUT/PLAN.resume.tar.part-*,
-#   at most 8 files of at most 16 MiB in all. Exit 0: queue done; 75: plans left.
+#   the check against fp32 (first gradient, parameters after 50 steps), for every step
+#   variant (with step options: gather_in, gather_out, adam, autotune), then one evaluation
+#   timed both ways and the fastest variant profiled; printed and written to $OUT/menu.json.
+#   Stops itself within SECONDS and exits 0.
+# next: benchmarks/gpu_queue.py: the queue's plans in order (fig2_NS_speed: the Figure-2 N/S
+#   sweep end to end, timed, exported as gpu_fig2_NS_v2; the Figure-2 D sweep; the Figure-10
+#   α sweep in pairs of α; the α sweep of D), as many as fit in SECONDS, each with the
+#   variant that finishes it soonest at the speeds of this call's menu and
+#   benchmarks/gpu_speed.json (compilation and evaluations included); each finished plan's
+#   export is packed as $OUT/gpu_EXPORT.tar; a plan stopped by the time limit ships its
+#   resume state as $OUT/PLAN.resume.tar[.part-*] when it fits what comes back (8 files,
+#   16 MiB each, 64 MiB together); a plan whose resume state would not fit, or marked
+#   one-call (fig2_NS_speed), starts only when predicted to finish. Exit 0: queue done;
+#   75: plans left.
 # Between calls: copy $OUT back, run `ingest DIR` on it here (exports -> results/parity/,
-#   resume state -> .gpu/, menu -> benchmarks/gpu_speed.json), commit results/parity/gpu_*
-#   and benchmarks/gpu_speed.json, and send the next call with carry [".gpu"] if .gpu/ holds
-#   resume state. Copying $OUT straight into .gpu/ (and carrying it) also works: packed
-#   exports there count as done, resume state there is resumed.
+#   resume state -> .gpu/, menu -> benchmarks/gpu_speed.json, the timed plan's wall time ->
+#   BENCHMARKS.md), commit results/parity/gpu_*, benchmarks/gpu_speed.json and
+#   BENCHMARKS.md, and send the next call with carry [".gpu"] if .gpu/ holds resume state.
+#   Copying $OUT straight into .gpu/ (and carrying it) also works: packed exports there
+#   count as done, resume state there is resumed.
 # CPU=1 runs menu, next and plan on a CPU-sized configuration and queue (the tests do);
-# MENU_VARIANTS (e.g. eager/fp32,manual/bf16) and QUEUE_OPTS (e.g. --reserve 60) adjust them.
+# MENU_VARIANTS (e.g. eager/fp32,compiled_graphs+gather_in/bf16) and QUEUE_OPTS (e.g.
+# --reserve 60, --max-train 0) adjust them.
 #
 # run PLAN: PLAN is fig2_NS, fig2_D, alpha_0.1 … alpha_0.8 (any α), alpha_0.4_fp32 (the
 # precision check) or tiny (a CPU-sized run that tests this script). `run` trains runs/PLAN
@@ -159,5 +167,5 @@ case "${1:-}" in
           "$PY" benchmarks/gpu_queue.py estimate --out "$OUT" $(queue_args) ;;
     ingest) [ -n "${2:-}" ] || { echo "usage: ingest DIR (a call's returned \$OUT)" >&2; exit 2; }
             "$PY" benchmarks/gpu_queue.py ingest "$2" $(queue_args) ;;
-    *) sed -n '2,44p' "$0"; exit 2 ;;
+    *) sed -n '2,52p' "$0"; exit 2 ;;
 esac

@@ -10,8 +10,8 @@ from hypothesis import given, settings, strategies as st
 
 from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, is_complete,
                               load_run, train)
-from empirical.parity.steps import ManualStep, loss_and_grads, network_losses, unit_slots, \
-    warm_up_and_restore
+from empirical.parity.steps import InputLayout, ManualStep, adam_states, adam_update, \
+    lookup_logits, loss_and_grads, network_losses, unit_slots, warm_up_and_restore
 from empirical.parity.train import build_model, new_step
 from strategies import seeds
 from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
@@ -22,9 +22,10 @@ from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 TOLERANCE = {"fp32": 1e-5, "bf16": 0.1}
 
 
-def config(step="eager", precision="fp32", device="cpu", **train_kw):
+def config(step="eager", precision="fp32", device="cpu", options=(), **train_kw):
     tk = dict(steps=50, batch=128, seeds=[0, 1], D=[40, 300], eval_points=3, checkpoints=2,
-              test_per_task=8, device=device, step=step, precision=precision)
+              test_per_task=8, device=device, step=step, precision=precision,
+              step_options=list(options))
     tk.update(train_kw)
     return RunConfig(TaskConfig(n_tasks=8, n_bits=10, k=3, alpha=0.4),
                      ModelConfig(widths=[3, 7, 12]), TrainConfig(**tk))
@@ -42,22 +43,30 @@ def relative_gap(got, ref, init):
     return float((got - ref).norm() / (ref - init).norm())
 
 
-@pytest.mark.parametrize("step,precision", [("manual", "fp32"), ("manual", "bf16"),
-                                            ("eager", "bf16")])
-def test_step_variants_equal_the_fp32_eager_step_after_50_steps(step, precision):
+ALL_OPTIONS = ("gather_in", "gather_out", "adam")
+
+
+@pytest.mark.parametrize("step,precision,options", [
+    ("manual", "fp32", ()), ("manual", "bf16", ()), ("eager", "bf16", ()),
+    ("manual", "fp32", ("gather_in",)), ("manual", "fp32", ("gather_out",)),
+    ("manual", "fp32", ("adam",)), ("manual", "fp32", ALL_OPTIONS),
+    ("manual", "bf16", ALL_OPTIONS)])
+def test_step_variants_equal_the_fp32_eager_step_after_50_steps(step, precision, options):
     ref = params_after(config())
     init = torch.cat([p.detach().reshape(-1) for p in build_model(config()).parameters()])
-    gap = relative_gap(params_after(config(step, precision)), ref, init)
-    assert gap <= TOLERANCE[precision], f"{step}/{precision}: gap {gap:.2e}"
+    gap = relative_gap(params_after(config(step, precision, options=options)), ref, init)
+    assert gap <= TOLERANCE[precision], f"{step}+{options}/{precision}: gap {gap:.2e}"
 
 
 @pytest.mark.slow
-def test_compiled_step_equals_the_fp32_eager_step():
-    """The whole step compiled (torch.compile on the CPU: about a minute to compile)."""
+@pytest.mark.parametrize("options", [(), ALL_OPTIONS])
+def test_compiled_step_equals_the_fp32_eager_step(options):
+    """The whole step compiled, with the step options too (torch.compile on the CPU: about
+    a minute to compile each)."""
     ref = params_after(config())
     init = torch.cat([p.detach().reshape(-1) for p in build_model(config()).parameters()])
-    gap = relative_gap(params_after(config("compiled")), ref, init)
-    assert gap <= TOLERANCE["fp32"], f"compiled: gap {gap:.2e}"
+    gap = relative_gap(params_after(config("compiled", options=options)), ref, init)
+    assert gap <= TOLERANCE["fp32"], f"compiled+{options}: gap {gap:.2e}"
 
 
 @settings(max_examples=20)
@@ -80,6 +89,115 @@ def test_written_out_gradients_equal_autograd(seed, groups, widths):
     torch.testing.assert_close(got, losses.detach())
     for p, g in zip([model.w_in, model.b_in, model.w_out, model.b_out], grads):
         torch.testing.assert_close(g.double(), p.grad, rtol=1e-6, atol=1e-9)
+
+
+@settings(max_examples=20)
+@given(seeds, st.integers(1, 3), st.sampled_from([[1], [2, 5], [4, 1, 3]]),
+       st.sampled_from([("gather_in",), ("gather_out",), ("gather_in", "gather_out")]))
+def test_written_out_gradients_with_step_options_equal_autograd(seed, groups, widths, options):
+    """The control rows looked up (gather_in: the bits-first, transposed layout) and the
+    output layer's backward as a per-unit lookup (gather_out) give autograd's losses and
+    gradients (float64, one-hot subtasks and random bits, random parameters)."""
+    rng = np.random.default_rng(seed)
+    from empirical.parity import FusedMLP
+    T, n = 5, 4
+    model = FusedMLP(T + n, widths * groups).double()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, generator=torch.Generator().manual_seed(int(rng.integers(1e9))))
+    B = int(rng.integers(1, 40))
+    sub = torch.as_tensor(rng.integers(0, T, (groups, B)))
+    bits = torch.as_tensor(rng.integers(0, 2, (groups, B, n)))
+    y = torch.as_tensor(rng.integers(0, 2, (groups, B)))
+    x = torch.cat([torch.nn.functional.one_hot(sub, T), bits], -1).double()
+    losses = network_losses(model(x, groups), y)
+    losses.sum().backward()
+    layout = InputLayout(T, n, gather="gather_in" in options)
+    got, grads = loss_and_grads(model.w_in, model.b_in, model.w_out, model.b_out,
+                                unit_slots(model, groups).double(),
+                                layout.encode(sub, bits, torch.float64), y, layout, sub, options)
+    torch.testing.assert_close(got, losses.detach())
+    for p, g in zip([model.w_in, model.b_in, model.w_out, model.b_out], grads):
+        torch.testing.assert_close(g.double(), p.grad, rtol=1e-6, atol=1e-9)
+
+
+@settings(max_examples=10)
+@given(seeds)
+def test_adam_in_the_step_is_torch_adam(seed):
+    """adam_update on the optimizer's own state tensors gives torch.optim.Adam's parameters
+    and state, step after step (float64), and the state dict Adam saves and loads."""
+    rng = np.random.default_rng(seed)
+    shapes = [(7, 3), (7,), (2, 2)]
+    p0 = [torch.as_tensor(rng.normal(size=s)) for s in shapes]
+    grads = [[torch.as_tensor(rng.normal(size=s)) * 10.0 ** rng.integers(-6, 1) for s in shapes]
+             for _ in range(12)]
+    ref = [p.clone().requires_grad_() for p in p0]
+    got = [p.clone().requires_grad_() for p in p0]
+    ref_opt, got_opt = torch.optim.Adam(ref, lr=1e-3), torch.optim.Adam(got, lr=1e-3)
+    states = adam_states(got_opt, got)
+    for gs in grads:
+        for p, g in zip(ref, gs):
+            p.grad = g.clone()
+        ref_opt.step()
+        with torch.no_grad():
+            adam_update(got, gs, states, 1e-3)
+    for a, b in zip(ref, got):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    again = torch.optim.Adam([p.clone() for p in p0], lr=1e-3)
+    again.load_state_dict(got_opt.state_dict())
+    for a, b in zip(ref_opt.state_dict()["state"].values(), again.state_dict()["state"].values()):
+        for k in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(a[k], b[k], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.bfloat16, 0.05)])
+def test_evaluation_with_looked_up_control_rows_equals_the_forward(dtype, tol):
+    """lookup_logits (the evaluation of gather_in: a subtask-major block's control rows
+    added per subtask) against FusedMLP.forward on the one-hot inputs; bf16 within its
+    rounding."""
+    from empirical.parity import FusedMLP, SparseParityTask
+    task = SparseParityTask(n_tasks=9, n_bits=11, k=3)
+    model = FusedMLP(task.input_dim, [3, 10, 5]).double()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, generator=torch.Generator().manual_seed(3))
+    sub, bits = task.test_set(6, seed=1)
+    t0, t1 = 2, 7
+    sl = slice(t0 * 6, t1 * 6)
+    want = model(task.encode(sub[sl], bits[sl], dtype=torch.float64))
+    got = lookup_logits(model, bits[sl], t0, t1, dtype).double()
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("options", [ALL_OPTIONS])
+def test_a_run_with_step_options_resumes_exactly(tmp_path, options):
+    """Paused after one step and resumed (a fresh process's model, optimizer and step, then
+    the checkpoint's state loaded into them), a run with the step options ends where an
+    uninterrupted one does: Adam's state lives in the optimizer, read afresh every step."""
+    cfg = config("manual", options=options, steps=30)
+    full = load_run(train(cfg, tmp_path / "full"))
+    train(cfg, tmp_path / "paused", time_limit_s=0.0)
+    resumed = load_run(train(cfg, tmp_path / "paused", resume=True))
+    assert is_complete(resumed.path)
+    for key, value in full.metrics.items():
+        if key != "wall_time":
+            np.testing.assert_array_equal(resumed.metrics[key], value, err_msg=key)
+    a, b = (torch.load(r.path / "checkpoints" / "step_00000030.pt", weights_only=True)
+            for r in (full, resumed))
+    for k in a["optimizer"]["state"]:
+        for name in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(a["optimizer"]["state"][k][name], b["optimizer"]["state"][k][name])
+
+
+def test_step_options_are_checked():
+    for options, match in ((["gather_in", "fused"], "step_options must be distinct"),
+                           (["adam", "adam"], "step_options must be distinct")):
+        with pytest.raises(ValueError, match=match):
+            config("manual", options=options).validate()
+    with pytest.raises(ValueError, match="not 'eager'"):
+        config("eager", options=["adam"]).validate()
+    with pytest.raises(ValueError, match="needs a compiled step"):
+        config("graphs", options=["autotune"]).validate()
+    cfg = config("compiled", options=["adam", "autotune", "gather_in"]).validate()
+    assert cfg.train.step_options == ["gather_in", "adam", "autotune"]
 
 
 @pytest.mark.parametrize("already", [0, 5])
@@ -153,11 +271,11 @@ def test_committed_runs_of_older_code_still_load():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("step,precision", [("eager", "bf16"), ("manual", "fp32"),
-                                            ("graphs", "fp32"), ("graphs", "bf16"),
-                                            ("compiled", "bf16"), ("compiled_graphs", "fp32"),
-                                            ("compiled_graphs", "bf16")])
-def test_cuda_step_variants_equal_the_fp32_eager_step(step, precision):
+@pytest.mark.parametrize("step,precision,options", [
+    ("eager", "bf16", ()), ("manual", "fp32", ()), ("graphs", "fp32", ()), ("graphs", "bf16", ()),
+    ("compiled", "bf16", ()), ("compiled_graphs", "fp32", ()), ("compiled_graphs", "bf16", ()),
+    ("graphs", "bf16", ALL_OPTIONS), ("compiled_graphs", "bf16", ALL_OPTIONS)])
+def test_cuda_step_variants_equal_the_fp32_eager_step(step, precision, options):
     """On the GPU (TF32 off for fp32): every variant, the CUDA-graph ones included."""
     torch.backends.cuda.matmul.allow_tf32 = False
     ref = params_after(config(device="cuda"))
@@ -165,5 +283,6 @@ def test_cuda_step_variants_equal_the_fp32_eager_step(step, precision):
     # cuBLAS sums in other orders, and Adam turns a flipped near-zero gradient into a
     # step of lr (benchmarks/parity_menu.py: TOLERANCE)
     tol = {"fp32": 1e-2, "bf16": 0.3}[precision]
-    gap = relative_gap(params_after(config(step, precision, device="cuda")), ref, init)
-    assert gap <= tol, f"{step}/{precision} on CUDA: gap {gap:.2e}"
+    gap = relative_gap(params_after(config(step, precision, device="cuda", options=options)),
+                       ref, init)
+    assert gap <= tol, f"{step}+{options}/{precision} on CUDA: gap {gap:.2e}"

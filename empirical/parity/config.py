@@ -16,6 +16,16 @@ PRECISIONS = ("fp32", "tf32", "bf16")
 #: fused module, or the hand-written forward + backward + Adam, as eager kernels, compiled
 #: as a whole, captured in a CUDA graph, or both
 STEPS = ("eager", "manual", "compiled", "graphs", "compiled_graphs")
+#: options of the written-out steps (empirical.parity.steps.loss_and_grads): ways to do the
+#: same arithmetic in fewer memory passes or products, each checked against the fp32 eager
+#: step like the steps themselves. ``gather_in``: the one-hot control part of the input is
+#: a row lookup in the forward (the products run over the bits alone); ``gather_out``: the
+#: output layer's backward is a per-unit lookup fused with the ReLU mask (no product with
+#: the block-diagonal matrix); ``adam``: Adam inside the step's function (compiled with
+#: it, so the gradients' copies and casts fuse into the update); ``autotune``: the
+#: compiled steps with inductor's max-autotune (Triton GEMM templates with the ReLU and
+#: the lookups fused into their epilogues; minutes of compilation)
+STEP_OPTIONS = ("gather_in", "gather_out", "adam", "autotune")
 #: where batches come from: "counter" (one batched draw for all groups, a pure function of
 #: the step: empirical.parity.task.SweepSampler) or "streams" (one torch.Generator per group,
 #: drawn group by group: the sampler of runs written before the counter sampler existed)
@@ -102,7 +112,8 @@ class TrainConfig:
     step always included). ``precision`` is "fp32" (TF32 off), "tf32" or "bf16" (autocast
     for ``step="eager"``; bf16 products and activations, fp32 weights and Adam otherwise).
     ``step`` is one of :data:`STEPS`, ``sampler`` one of :data:`SAMPLERS`; ``compile``
-    compiles the fused module's forward of the eager step (the whole step: "compiled").
+    compiles the fused module's forward of the eager step (the whole step: "compiled");
+    ``step_options`` (of the written-out steps) are some of :data:`STEP_OPTIONS`.
     """
     steps: int = 200_000
     batch: int = 20_000
@@ -119,6 +130,7 @@ class TrainConfig:
     compile: bool = False
     step: str = "eager"
     sampler: str = "counter"
+    step_options: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         for name in ("steps", "batch", "eval_points", "checkpoints", "test_per_task", "eval_chunk"):
@@ -142,9 +154,24 @@ class TrainConfig:
             raise InputError(f"step must be one of {STEPS}, got {self.step!r}")
         if self.sampler not in SAMPLERS:
             raise InputError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        self._validate_step_options()
         if self.step != "eager" and self.sampler != "counter":
             raise InputError(f"step {self.step!r} needs sampler 'counter' (the per-stream "
                              "sampler of older runs works with step 'eager' only)")
+
+    def _validate_step_options(self) -> None:
+        opts = list(self.step_options or [])
+        bad = [o for o in opts if o not in STEP_OPTIONS]
+        if bad or len(set(opts)) != len(opts):
+            raise InputError(f"step_options must be distinct values of {STEP_OPTIONS}, "
+                             f"got {opts}")
+        if opts and self.step == "eager":
+            raise InputError(f"step options {opts} are for the written-out steps (--step "
+                             "manual, compiled, graphs, compiled_graphs), not 'eager'")
+        if "autotune" in opts and not self.step.startswith("compiled"):
+            raise InputError("step option 'autotune' needs a compiled step (compiled, "
+                             "compiled_graphs)")
+        self.step_options = [o for o in STEP_OPTIONS if o in opts]     # canonical order
 
 
 @dataclass

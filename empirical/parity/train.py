@@ -227,9 +227,13 @@ class _Metrics:
 
 @torch.no_grad()
 def evaluate(model: FusedMLP, task: SparseParityTask, sub: torch.Tensor, bits: torch.Tensor,
-             y: torch.Tensor, per_task: int, chunk: int, autocast) -> tuple[np.ndarray, np.ndarray]:
+             y: torch.Tensor, per_task: int, chunk: int, autocast,
+             lookup: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-network, per-subtask test loss (nats) and accuracy on a subtask-major test set with
-    ``per_task`` samples per subtask: (M × n_tasks, M × n_tasks) float32 arrays."""
+    ``per_task`` samples per subtask: (M × n_tasks, M × n_tasks) float32 arrays. ``lookup``
+    (a dtype: the step option ``gather_in``): the control part as a per-subtask row instead
+    of a product with the one-hot input (:func:`steps.lookup_logits`), products in that
+    dtype."""
     M, T = model.n_networks, task.n_tasks
     loss = torch.empty(M, T, device=bits.device)
     acc = torch.empty(M, T, device=bits.device)
@@ -237,8 +241,11 @@ def evaluate(model: FusedMLP, task: SparseParityTask, sub: torch.Tensor, bits: t
     for t0 in range(0, T, tpc):
         t1 = min(T, t0 + tpc)
         sl = slice(t0 * per_task, t1 * per_task)
-        with autocast():
-            logits = model(task.encode(sub[sl], bits[sl])).float()
+        if lookup is not None:
+            logits = steps.lookup_logits(model, bits[sl], t0, t1, lookup)
+        else:
+            with autocast():
+                logits = model(task.encode(sub[sl], bits[sl])).float()
         target = y[sl, None].expand(-1, M)
         l = F.cross_entropy(logits.permute(0, 2, 1), target, reduction="none")
         c = (logits.argmax(-1) == target).float()
@@ -326,7 +333,7 @@ def make_step(config: RunConfig, task: SparseParityTask, nets, model: FusedMLP, 
     if tc.sampler == "counter":
         sampler = SweepSampler(task, groups, tc.batch, device)
         return steps.make_step(tc.step, model, opt, task, sampler, tc.precision, autocast,
-                               compile_forward=tc.compile), []
+                               compile_forward=tc.compile, options=tc.step_options), []
     streams = [DataStream(task, g["seed"], g["D"], tc.batch, device) for g in groups]
 
     def batches(step):
@@ -410,7 +417,8 @@ class _Session:
         if step in self.eval_index:
             e = self.eval_index[step]
             loss, acc = evaluate(self.model, self.task, self.test_sub, self.test_bits,
-                                 self.test_y, tc.test_per_task, tc.eval_chunk, self.autocast)
+                                 self.test_y, tc.test_per_task, tc.eval_chunk, self.autocast,
+                                 steps.evaluation_lookup(tc))
             tl = None if batch_loss is None else batch_loss.float().cpu().numpy()
             self.metrics.record(e, loss, acc, tl, self.clock())
             if self.log:

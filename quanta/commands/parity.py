@@ -45,7 +45,8 @@ def config_from_args(args):
                     checkpoints=args.checkpoints, test_per_task=args.test_per_task,
                     eval_chunk=args.eval_chunk,
                     device=args.device, precision=args.precision, compile=args.compile,
-                    step=args.step, sampler=args.sampler),
+                    step=args.step, sampler=args.sampler,
+                    step_options=list(args.step_options or [])),
     ).validate()
 
 
@@ -216,6 +217,9 @@ def _add_train_parser(sub) -> None:
                    help="how a step runs: autograd (eager), the written-out backward "
                         "(manual), compiled as a whole (compiled), in a CUDA graph (graphs, "
                         "compiled_graphs); see BENCHMARKS.md")
+    t.add_argument("--step-options", nargs="+", default=None, metavar="OPTION",
+                   help="options of the written-out steps: gather_in, gather_out, adam, "
+                        "autotune (docs/parity-training.md)")
     t.add_argument("--sampler", default="counter",
                    help="counter: all streams drawn in one batched operation; streams: one "
                         "generator per stream (the sampler of runs made before it)")
