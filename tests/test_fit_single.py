@@ -86,8 +86,9 @@ def _parity():
     for run in sorted((ROOT / "results" / "parity").glob("*/metrics.npz")):
         m = np.load(run)
         loss = m["mean_test_loss"]
+        last = np.flatnonzero(np.isfinite(loss).all(axis=0))[-1]     # a partial run's last
         if "N_" in run.parent.name or "NS" in run.parent.name:
-            out[f"parity {run.parent.name} L(N)"] = (m["n_params"].astype(float), loss[:, -1])
+            out[f"parity {run.parent.name} L(N)"] = (m["n_params"].astype(float), loss[:, last])
         out[f"parity {run.parent.name} L(S), widest"] = (m["steps"][1:].astype(float),
                                                          loss[-1, 1:])
     return out
