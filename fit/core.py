@@ -8,8 +8,10 @@ import numpy as np
 from common.errors import InputError
 from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, check_resamples,
                            jackknife_weights, pair_weights, residual_indices)
+from fit.checks import honesty_warnings
 from fit.inputs import check_xy
-from fit.forms import FORMS, JOINT_FORMS, form_spec, objective, solve_batch, to_public
+from fit.forms import (FORMS, JOINT_FORMS, constrain, form_spec, objective, solve_batch,
+                       to_public)
 from fit.result import FitResult
 
 #: Fewest points below which a fit is flagged (not refused).
@@ -22,14 +24,17 @@ START_EXPONENTS = (0.1, 0.3, 0.7, 1.5)
 
 def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         bootstrap_method="pairs", ci_method="percentile", loss=None, delta=1e-3, grid=None,
-        bounds=None, smooth=0.1, jackknife=None, variable=None, maxiter=500) -> FitResult:
+        bounds=None, smooth=0.1, jackknife=None, variable=None, maxiter=500, tie=None,
+        fix=None, breaks=1) -> FitResult:
     """Fit a scaling law of ``form`` to sizes ``x`` (and ``x2``) and losses ``y``.
 
     form: "power" (A x^-alpha, OLS/WLS on log-log axes with statsmodels), "offset"
     (E + A x^-alpha), "broken" (two regimes joined by a smooth bend of width ``smooth`` in
-    ln x), "chinchilla" (E + A N^-alpha + B D^-beta) or "max" (E + max(A N^-alpha, B D^-beta),
-    the quantization model's joint form, theory.expected_loss_ND). All are fitted on log
-    residuals, scaled by y/sigma when ``sigma`` (per-point errors of y) is given.
+    ln x), "chinchilla" (E + A N^-alpha + B D^-beta), "max" (E + max(A N^-alpha, B D^-beta),
+    the quantization model's joint form, theory.expected_loss_ND) or "bnsl" (Caballero et
+    al.'s broken neural scaling law with offset E and ``breaks`` breaks). All are fitted on
+    log residuals, scaled by y/sigma when ``sigma`` (per-point errors of y) is given. ``tie``
+    ("alpha=beta", or a list) fits one value for both; ``fix`` ({"E": 1.69}) holds values.
 
     loss: "l2" (default for one variable) or "huber" (default for the joint forms, Hoffmann et
     al. 2022 approach 3, threshold ``delta`` on log residuals). The nonlinear forms start from a
@@ -40,18 +45,19 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     bootstrap: number of resamples (0 = none), ``bootstrap_method`` "pairs" or "residuals",
     seeded by ``seed``; intervals are ``ci_method`` "percentile" or "bca" (BCa needs the
     jackknife, n leave-one-out refits, run when ``jackknife`` is True; the default None runs
-    it for BCa or when n <= 1000). ``variable``: "N", "D" or "S" (what x is), used for the
-    quantization-model reading of a one-variable exponent.
+    it for BCa or when n <= 1000). ``variable``: "N", "D", "S" or "C" (compute) (what x is),
+    used for the quantization-model reading of a one-variable exponent.
     """
     spec, loss, bootstrap = _check_options(form, x2, loss, delta, bootstrap_method, ci_method,
-                                           level, bootstrap, variable, smooth)
+                                           level, bootstrap, variable, smooth, breaks)
+    spec = _constrained(spec, tie, fix)
     if ci_method == "bca" and jackknife is False:
         raise InputError("ci_method='bca' needs the jackknife; leave jackknife at None or True")
     if form == "power" and (grid is not None or bounds is not None):
         raise InputError("grid and bounds: the power form is a closed-form OLS/WLS fit with "
                          "neither; use form 'offset' or 'broken' for a bounded search")
-    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
-    n, p = len(x), len(spec.public)
+    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=spec.n_free)
+    n, p = len(x), spec.n_free
     X = (np.log(x),) if x2 is None else (np.log(x), np.log(x2))
     logy = np.log(y)
     scale = np.ones(n) if sigma is None else y / sigma
@@ -63,6 +69,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         conv = True
     else:
         theta, cov, llf, info, conv = _fit_nonlinear(spec, X, logy, scale, grid, opts)
+        theta = spec.tied(theta)
     obj_value = float(objective(spec, theta, X, logy, scale, None, loss, delta)[0])
     params = {k: float(v) for k, v in to_public(spec, theta).items()}
     se_theta = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -75,6 +82,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
                   bootstrap_method=bootstrap_method, ci_method=ci_method, loss=loss,
                   delta=delta if loss == "huber" else None, variable=variable,
                   smooth=smooth if form == "broken" else None,
+                  breaks=breaks if form == "bnsl" else None, **_constraint_config(tie, fix),
                   grid=None if grid is None else {k: list(map(float, v)) for k, v in grid.items()},
                   weighted=sigma is not None)
     boot = jack = None
@@ -91,6 +99,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
                        bootstrap_params=boot, jackknife_params=jack, level=level,
                        ci_method=ci_method, config=config, info=info)
     result.warnings.extend(_warnings(result, X, lower, upper, spec))
+    result.warnings.extend(honesty_warnings(result, lower, upper))
     return result
 
 
@@ -105,6 +114,22 @@ def offset_power_law(x, y, **options) -> FitResult:
 
 
 # ---------------------------------------------------------------------------- internals
+def _constrained(spec, tie, fix):
+    """The form with its tied and fixed parameters (:func:`fit.forms.constrain`)."""
+    if spec.name == "power" and (tie or fix):
+        raise InputError("tie/fix: the power form is a closed-form OLS fit; tie or fix "
+                         "parameters of the offset, joint or bnsl forms")
+    return constrain(spec, tie, fix)
+
+
+def _constraint_config(tie, fix) -> dict:
+    """tie and fix as saved in a fit's config (what ``fit.fit`` takes back)."""
+    from fit.forms import parse_constraints
+
+    groups, fixed = parse_constraints(tie, fix)
+    return {"tie": ["=".join(g) for g in groups] or None, "fix": fixed or None}
+
+
 def _fit_nonlinear(spec, X, logy, scale, grid, opts):
     """All grid starts as one batch; keep the best converged one (theta, cov, llf, info, ok)."""
     starts = _starts(spec.name, X, logy, grid, spec)
@@ -122,7 +147,7 @@ def _fit_nonlinear(spec, X, logy, scale, grid, opts):
 
 
 def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bootstrap,
-                   variable, smooth):
+                   variable, smooth, breaks=1):
     """Refuse bad options in one line; returns (spec, loss, bootstrap)."""
     if form not in FORMS:
         raise InputError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
@@ -131,7 +156,7 @@ def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bo
         raise InputError(f"x2: form {form!r} is a joint law L(N, D) and needs x2 (D)")
     if not joint and x2 is not None:
         raise InputError(f"x2 given but form {form!r} has one variable; use chinchilla or max")
-    spec = form_spec(form, smooth=smooth)
+    spec = form_spec(form, smooth=smooth, breaks=breaks)
     loss = spec.default_loss if loss is None else loss
     if loss not in ("l2", "huber"):
         raise InputError(f"loss must be 'l2' or 'huber', got {loss!r}")
@@ -146,8 +171,8 @@ def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bo
         raise InputError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
     check_level(level)
     bootstrap = check_resamples(bootstrap)
-    if variable not in (None, "N", "D", "S"):
-        raise InputError(f"variable must be 'N', 'D' or 'S', got {variable!r}")
+    if variable not in (None, "N", "D", "S", "C"):
+        raise InputError(f"variable must be 'N', 'D', 'S' or 'C', got {variable!r}")
     return spec, loss, bootstrap
 
 
@@ -163,7 +188,7 @@ def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, o
         r = r - r.mean()
         W, Y = None, pred + r[residual_indices(n, bootstrap, rng)] / scale
     # a refit on fewer distinct sizes than the law has parameters is undetermined: failed
-    need = len(spec.public) if len(X) == 1 else 2
+    need = spec.n_free if len(X) == 1 else 2
     th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
     if W is not None:
         ok &= _distinct_sizes(X, W) >= need
@@ -247,7 +272,7 @@ def _covariance(spec, theta, X, logy, scale, loss, delta):
     """Asymptotic covariance of theta: s² (JᵀJ)⁻¹ (least squares) or, for the Huber loss,
     Huber's (1981, §7.6) [Σψ²/(n-p)] / [mean ψ']² (JᵀJ)⁻¹ (rough: prefer the bootstrap)."""
     pred, J = spec.model(theta[None], X)
-    J = J[0] * scale[:, None]
+    J = J[0][:, spec.free] * scale[:, None]        # the free parameters' columns
     r = (logy - pred[0]) * scale
     n, p = J.shape
     dof = max(n - p, 1)
@@ -259,10 +284,11 @@ def _covariance(spec, theta, X, logy, scale, loss, delta):
         psi = np.clip(r, -delta, delta)
         inside = max(int(np.sum(np.abs(r) <= delta)) - p, 1) / dof
         s2 = np.sum(psi * psi) / dof / inside ** 2
+    M = spec.free_map                              # tied and fixed: from the free ones
     try:
-        return s2 * np.linalg.inv(J.T @ J)
+        return M @ (s2 * np.linalg.inv(J.T @ J)) @ M.T
     except np.linalg.LinAlgError:
-        return np.full((p, p), np.nan)
+        return M @ np.full((p, p), np.nan) @ M.T
 
 
 def _bounds(form, X, logy, user, spec):
@@ -271,13 +297,15 @@ def _bounds(form, X, logy, user, spec):
     lo, hi = np.full(p, -np.inf), np.full(p, np.inf)
     for i, name in enumerate(spec.internal):
         if name in ("alpha", "beta"):
-            lo[i], hi[i] = (-10.0, 10.0) if form in ("broken", "power") else (0.0, 10.0)
-        elif name == "alpha2":
+            lo[i], hi[i] = (-10.0, 10.0) if form in ("broken", "power", "bnsl") else (0.0, 10.0)
+        elif name == "alpha2" or (name[0] == "c" and name[1:].isdigit()):
             lo[i], hi[i] = -10.0, 10.0
         elif name == "logE":
             lo[i], hi[i] = logy.min() - 50.0, logy.max()
-        elif name == "log_x_break":
+        elif name == "log_x_break" or name.startswith("log_d"):
             lo[i], hi[i] = X[0].min(), X[0].max()
+        elif name.startswith("log_f"):
+            lo[i], hi[i] = np.log(1e-2), np.log(np.ptp(X[0]))
     for name, (a, b) in (user or {}).items():
         if name not in spec.internal:
             raise InputError(f"bounds: unknown parameter {name!r} (one of {spec.internal})")
@@ -288,6 +316,9 @@ def _bounds(form, X, logy, user, spec):
 
 def _starts(form, X, logy, grid, spec):
     """Starting points: the user's grid (all combinations) or a grid scaled to the data."""
+    if form == "bnsl" and grid is None:
+        from fit.forms import bnsl_starts
+        return bnsl_starts(X[0], logy, (len(spec.internal) - 3) // 3)
     if grid is not None:
         missing = [k for k in spec.internal if k not in grid]
         if missing:
@@ -343,7 +374,7 @@ def _warnings(res, X, lower, upper, spec):
         out.append("the covariance is singular (standard errors not finite): the data do "
                    "not pin down every parameter")
     for i, name in enumerate(spec.internal):
-        if name in ("alpha", "beta", "alpha2", "logE", "log_x_break"):
+        if i in spec.free:                  # fixed and tied ones are not fitted
             t = res.theta[i]
             if np.isfinite(lower[i]) and abs(t - lower[i]) < 1e-6 * (1 + abs(t)) or \
                     np.isfinite(upper[i]) and abs(t - upper[i]) < 1e-6 * (1 + abs(t)):
