@@ -226,9 +226,12 @@ class Rows:
         return np.asarray(self.table.index, dtype=int) + 1
 
 
-def select_rows(table, numeric, *, where=None, dropna=False, keep=(), source="table"):
+def select_rows(table, numeric, *, where=None, dropna=False, keep=(), source="table",
+                assign=()):
     """The rows of ``table`` a fit uses, as :class:`Rows`.
 
+    ``assign``: new columns, each "name = expression" of the others (``DataFrame.eval``:
+    ``"D = C / (6 * N)"``), made before the query.
     ``where``: a pandas query (``DataFrame.query``: ``"dataset == 'c4' and N > 1e7"``;
     names with dots or spaces in backticks, ``\\`results.loss\\` < 4``) keeps the rows it
     is true for. ``numeric``: columns read as numbers (a cell that is not one is refused by
@@ -238,6 +241,12 @@ def select_rows(table, numeric, *, where=None, dropna=False, keep=(), source="ta
     """
     numeric, keep = [c for c in numeric if c is not None], [c for c in keep if c is not None]
     counts = {"read": len(table)}
+    for expr in ([assign] if isinstance(assign, str) else assign or ()):
+        table = assign_column(table, expr)
+    for col in keep + numeric:
+        if col not in table.columns:
+            have = ", ".join(map(str, table.columns))
+            raise InputError(f"{source}: no column {col!r} (columns: {have})")
     if where:
         table = query_rows(table, where, source)
     counts["selected"] = len(table)
@@ -259,6 +268,26 @@ def select_rows(table, numeric, *, where=None, dropna=False, keep=(), source="ta
     return Rows(used, counts)
 
 
+def assign_column(table, expr: str):
+    """``table`` with the column ``expr`` ("name = expression") defines, refused in one line
+    when it is not an assignment or cannot be evaluated."""
+    import pandas as pd
+
+    name = expr.split("=", 1)[0].strip() if "=" in expr.replace("==", "") else ""
+    if not name:
+        raise InputError(f"--assign {expr!r}: write 'name = expression', e.g. "
+                         "'D = C / (6 * N)'")
+    try:
+        out = table.eval(expr, engine="python")
+    except Exception as err:   # NameError, SyntaxError, TypeError… from pandas' parser
+        have = ", ".join(map(str, table.columns))
+        raise InputError(f"--assign {expr!r}: {str(err).splitlines()[0]} "
+                         f"(columns: {have})") from None
+    if not isinstance(out, pd.DataFrame):
+        raise InputError(f"--assign {expr!r}: write 'name = expression'")
+    return out
+
+
 def query_rows(table, where: str, source: str = "table"):
     """``table.query(where)``, refused in one line when the query cannot be evaluated or
     keeps nothing."""
@@ -276,12 +305,12 @@ def query_rows(table, where: str, source: str = "table"):
     return kept
 
 
-def load_rows(path, numeric, *, keep=(), sep=None, where=None, dropna=False) -> Rows:
+def load_rows(path, numeric, *, keep=(), sep=None, where=None, dropna=False,
+              assign=()) -> Rows:
     """:func:`read_table` then :func:`select_rows`: the rows of ``path`` a fit uses."""
-    names = [c for c in (*keep, *numeric) if c is not None]
-    table = read_table(path, names, sep=sep)
+    table = read_table(path, sep=sep)
     return select_rows(table, numeric, where=where, dropna=dropna, keep=keep,
-                       source=str(path))
+                       source=str(path), assign=assign)
 
 
 def column_values(table, name):

@@ -20,12 +20,13 @@ VARIABLES = ("N", "D", "S", "C")
 
 
 def fit_table(data, x, y, *, form=None, x2=None, sigma=None, group=None, where=None,
-              dropna=False, sep=None, holdout=0, variable=None, **options):
+              dropna=False, sep=None, assign=(), holdout=0, variable=None, **options):
     """Fit columns ``x``, ``y`` (``x2``, ``sigma``) of ``data`` (a path or a DataFrame).
 
     form: default "power" (one variable) or "chinchilla" (with ``x2``); ``variable``: what x
     is ("N", "D", "S", "C"; default the column's name when it is one of these); ``where``,
-    ``dropna``, ``sep``: :func:`fit.inputs.select_rows` and :func:`fit.inputs.read_table`;
+    ``dropna``, ``assign`` ("D = C / (6 * N)": a column made from others), ``sep``:
+    :func:`fit.inputs.select_rows` and :func:`fit.inputs.read_table`;
     ``group``: a column; one fit per distinct value (a :class:`GroupFits`); ``holdout``: the
     number (or fraction) of largest sizes left out and predicted
     (:func:`fit.extrapolation_check`). Other options go to :func:`fit.fit`.
@@ -38,11 +39,15 @@ def fit_table(data, x, y, *, form=None, x2=None, sigma=None, group=None, where=N
         variable = str(x).upper()
     numeric, keep = [x, y, x2, sigma], [group]
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
-        rows = load_rows(data, numeric, keep=keep, sep=sep, where=where, dropna=dropna)
+        rows = load_rows(data, numeric, keep=keep, sep=sep, where=where, dropna=dropna,
+                         assign=assign)
     else:
-        rows = select_rows(data, numeric, keep=keep, where=where, dropna=dropna)
+        rows = select_rows(data, numeric, keep=keep, where=where, dropna=dropna,
+                           assign=assign)
     names = dict(x=x, y=y, x2=x2, sigma=sigma)
-    selection = {"where": where, "dropna": bool(dropna), "rows": rows.counts}
+    assign = [assign] if isinstance(assign, str) else list(assign or ())
+    selection = {"where": where, "dropna": bool(dropna), "assign": assign or None,
+                 "rows": rows.counts}
     if group is None:
         return _fit_rows(rows.table, form, names, holdout, variable, options, selection)
     fits = {}

@@ -222,3 +222,22 @@ def test_the_command_offers_every_form_the_library_fits():
     from fit.forms import FORMS
 
     assert set(fit_command.FORMS) == set(FORMS)
+
+
+def test_the_chinchilla_runs_as_published_from_the_command_line(capsys):
+    """The shipped Chinchilla table (model size, training FLOP, loss; fit/data/README.md) as
+    a user holds it: D made from the columns, the 240 runs Besiroglu et al. 2024 fit kept
+    (the five highest losses, above 3.44, left out). Their eq. 3: alpha = 0.3478,
+    beta = 0.3658, E = 1.82, so the compute-optimal a = beta/(alpha+beta) = 0.513."""
+    from pathlib import Path
+
+    data = Path(fit_command.__file__).resolve().parents[2] / "fit/data/chinchilla-svg-extracted.csv"
+    out = _json(["fit", str(data), "--x", "Model Size", "--x2", "D", "--y", "loss",
+                 "--assign", "D = `Training FLOP` / (6 * `Model Size`)",
+                 "--where", "loss < 3.44", "--bootstrap", "0"], capsys)
+    assert out["selection"]["rows"] == {"read": 245, "selected": 240, "dropped_missing": 0,
+                                        "used": 240}
+    assert out["params"]["alpha"] == pytest.approx(0.3478, abs=0.002)
+    assert out["params"]["beta"] == pytest.approx(0.3658, abs=0.002)
+    assert out["params"]["E"] == pytest.approx(1.82, abs=0.01)
+    assert out["derived"]["N_opt_exponent"]["value"] == pytest.approx(0.3658 / 0.7136, abs=0.003)

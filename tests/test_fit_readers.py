@@ -186,3 +186,14 @@ def test_json_without_a_table_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no .json file"):
         read_table(tmp_path / "empty")
+
+
+def test_assign_makes_a_column_from_others():
+    df = _frame().assign(C=lambda t: 6 * t["N"] * 20 * t["N"])
+    rows = select_rows(df, ["N", "D", "loss"], assign="D = C / (6 * N)")
+    np.testing.assert_allclose(rows.column("D"), 20 * df["N"], rtol=1e-12)
+    for bad, words in (("C / N", "write 'name = expression'"),
+                       ("D = tokens / N", "name 'tokens' is not defined")):
+        with pytest.raises(InputError, match=f"--assign '{bad}'") as err:
+            select_rows(df, ["N", "loss"], assign=bad)
+        assert words in str(err.value)

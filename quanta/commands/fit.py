@@ -110,11 +110,13 @@ def _add_curve(sub, shared) -> None:
 
 
 def _add_table_flags(c) -> None:
-    """--sep, --where, --group, --dropna: reading and selecting the rows of a table."""
+    """--sep, --where, --assign, --group, --dropna: reading and selecting a table's rows."""
     c.add_argument("--sep", help="delimiter of a text table (default: sniffed; 'tab' for tab)")
     c.add_argument("--where", metavar="EXPR",
                    help="keep the rows where this pandas query is true, e.g. \"dataset == "
                         "'c4' and N > 1e7\" (names with dots or spaces in backticks)")
+    c.add_argument("--assign", action="append", metavar="NAME=EXPR",
+                   help="a column made from others, e.g. \"D = C / (6 * N)\" (repeatable)")
     c.add_argument("--group", metavar="COLUMN", help="fit each group of rows separately")
     c.add_argument("--dropna", action="store_true",
                    help="drop rows with a missing value in the columns used (counted)")
@@ -209,7 +211,7 @@ def run_curve(args) -> int:
         options["breaks"] = args.breaks
     result = fit.fit_table(args.data, x=args.x, y=args.y, x2=args.x2, sigma=args.sigma,
                            form=form, group=args.group, where=args.where, dropna=args.dropna,
-                           sep=args.sep, holdout=_holdout(args.holdout),
+                           sep=args.sep, assign=args.assign, holdout=_holdout(args.holdout),
                            variable=args.variable, **options)
     fits = result.fits if args.group else {None: result}
     points = _prediction_points(args.predict, form in fit.JOINT_FORMS)
