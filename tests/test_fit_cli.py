@@ -241,3 +241,15 @@ def test_the_chinchilla_runs_as_published_from_the_command_line(capsys):
     assert out["params"]["beta"] == pytest.approx(0.3658, abs=0.002)
     assert out["params"]["E"] == pytest.approx(1.82, abs=0.01)
     assert out["derived"]["N_opt_exponent"]["value"] == pytest.approx(0.3658 / 0.7136, abs=0.003)
+
+
+def test_breaks_sets_the_bnsl_breaks(tmp_path, capsys):
+    D = np.geomspace(1e2, 1e10, 40)
+    loss = 0.8 + 8 * D ** -0.05 * (1 + (D / 1e4) ** (1 / 0.3)) ** (-0.3 * 0.3) \
+        * (1 + (D / 1e7) ** (1 / 0.8)) ** (-0.4 * 0.8)
+    path = tmp_path / "two.csv"
+    path.write_text("D,loss\n" + "".join(f"{a},{b}\n" for a, b in zip(D, loss)))
+    out = _json(["fit", str(path), "--x", "D", "--y", "loss", "--form", "bnsl", "--breaks", "2",
+                 "--bootstrap", "0"], capsys)
+    assert out["config"]["breaks"] == 2 and {"c2", "d2", "f2"} <= set(out["params"])
+    assert out["derived"]["alpha_final"]["value"] == pytest.approx(0.05 + 0.3 + 0.4, rel=1e-4)

@@ -197,3 +197,14 @@ def test_assign_makes_a_column_from_others():
         with pytest.raises(InputError, match=f"--assign '{bad}'") as err:
             select_rows(df, ["N", "loss"], assign=bad)
         assert words in str(err.value)
+
+
+def test_sep_from_the_command_line(tmp_path, capsys):
+    df = _frame()
+    df.to_csv(tmp_path / "t.dat", sep=";", index=False)
+    assert cli.main(["fit", str(tmp_path / "t.dat"), "--sep", ";", "--x", "N", "--y", "loss",
+                     "--bootstrap", "0", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["y"] == df["loss"].tolist()
+    assert cli.main(["fit", str(tmp_path / "t.dat"), "--sep", ",", "--x", "N", "--y",
+                     "loss"]) == 2
+    assert "no column 'N'" in capsys.readouterr().err
