@@ -10,8 +10,8 @@ from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, check_res
                            jackknife_weights, pair_weights, residual_indices)
 from fit.checks import honesty_warnings
 from fit.inputs import check_xy
-from fit.forms import (FORMS, JOINT_FORMS, constrain, form_spec, objective, solve_batch,
-                       to_public)
+from fit.forms import (FORMS, JOINT_FORMS, constrain, form_spec, objective,
+                       parse_constraints, solve_batch, to_public)
 from fit.result import FitResult
 
 #: Fewest points below which a fit is flagged (not refused).
@@ -124,8 +124,6 @@ def _constrained(spec, tie, fix):
 
 def _constraint_config(tie, fix) -> dict:
     """tie and fix as saved in a fit's config (what ``fit.fit`` takes back)."""
-    from fit.forms import parse_constraints
-
     groups, fixed = parse_constraints(tie, fix)
     return {"tie": ["=".join(g) for g in groups] or None, "fix": fixed or None}
 

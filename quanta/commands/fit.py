@@ -68,10 +68,10 @@ def add_parser(subparsers) -> None:
 def _add_curve(sub, shared) -> None:
     c = sub.add_parser(
         "curve", parents=[shared], help="fit a scaling law to a table (default)",
-        description="Fit a scaling law to DATA, a table as its authors ship it: CSV/TSV "
-                    "(delimiter sniffed), JSON (records, columns, or a folder of one-object "
-                    "files; nested keys as dotted names such as results.loss), JSON Lines "
-                    "or parquet, with bootstrap intervals.",
+        description="Fit a scaling law to DATA, a table as its authors ship it: CSV/TSV\n"
+                    "(delimiter sniffed), JSON (records, columns, or a folder of one-object\n"
+                    "files; nested keys as dotted names such as results.loss), JSON Lines\n"
+                    "or parquet, with bootstrap intervals. Guide: docs/fit.md.",
         epilog="examples: quanta fit losses.csv --x N --y loss --form offset --plot fit.png\n"
                "          quanta fit runs/ --x N --x2 D --y results.loss --where \"N > 1e7\" "
                "--tie alpha=beta\n"
