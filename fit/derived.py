@@ -90,3 +90,18 @@ def table(res, level: float, method: str | None = None):
                          "lower": [ci[k][0] for k in vals],
                          "upper": [ci[k][1] for k in vals]},
                         index=pd.Index(list(vals), name="quantity", dtype=object), dtype=float)
+
+
+def compute_optimal(form: str, params, C):
+    """(N_opt, D_opt) of a joint law at compute ``C`` = 6ND: the minimum of the law along
+    C, where αA N^-α = βB D^-β (chinchilla) or A N^-α = B D^-β (max), i.e.
+    N_opt = (k (C/6)^β)^(1/(α+β)) with k = αA/(βB) or A/B. ``params``: a mapping of floats or
+    of arrays (bootstrap draws, broadcast against C)."""
+    C = np.asarray(C, dtype=float)
+    al, be, A, B = (np.asarray(params[k], dtype=float) for k in ("alpha", "beta", "A", "B"))
+    if al.ndim:                                   # draws: one row of C per draw
+        al, be, A, B = (v[:, None] for v in (al, be, A, B))
+    k = al * A / (be * B) if form == "chinchilla" else A / B
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        N = np.exp((np.log(k) + be * np.log(C / 6)) / (al + be))
+    return N, C / 6 / N

@@ -14,14 +14,14 @@ FIGSIZE = (5, 3.8)
 
 
 def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="nats",
-             x_range=None):
+             x_range=None, x2_label="x2"):
     """Data, fitted curve and its bootstrap band on log-log axes.
 
     ``theory``: optional (x, loss) of the quantization model's prediction, drawn beside the
     fit. ``x_range``: (low, high) to extend the curve and its band over (an extrapolation);
     a fit with a ``holdout`` block is extended over its held-out points, drawn with the band
     a new observation should fall in. Joint forms draw the fitted surface along lines the
-    data lie on (:func:`joint_lines`), coloured with a colour bar.
+    data lie on (:func:`joint_lines`), coloured with a colour bar (``x2_label``: its name).
     """
     ax = axes(ax, FIGSIZE)
     x = result.x
@@ -32,7 +32,7 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
         lo, hi = min(lo, x_range[0]), max(hi, x_range[1])
     grid = np.geomspace(lo, hi, n_grid)
     if result.form in JOINT_FORMS:
-        _plot_joint(result, ax, grid, x2_values)
+        _plot_joint(result, ax, grid, x2_values, x2_label)
     else:
         _plot_one(result, ax, grid)
     if theory is not None:
@@ -114,7 +114,7 @@ def joint_lines(result, max_lines=8):
     return "x2 bins", np.exp(0.5 * (edges[:-1] + edges[1:]))
 
 
-def _plot_joint(result, ax, grid, x2_values=None):
+def _plot_joint(result, ax, grid, x2_values=None, x2_label="x2"):
     """The joint law along the lines of :func:`joint_lines` (or at ``x2_values``), each in
     its colour on a colour bar, over the points coloured the same way."""
     import matplotlib as mpl
@@ -140,8 +140,43 @@ def _plot_joint(result, ax, grid, x2_values=None):
     ax.plot([], [], color="k", label=f"{result.form} fit " + {
         "compute": "along iso-compute lines", "x2": "at the data's x2",
         "x2 bins": "at the middle of five x2 bins"}[kind])
-    label = "x·x2 (compute / 6 for C = 6ND)" if kind == "compute" else "x2"
+    label = f"x·{x2_label} (C/6 for C = 6ND)" if kind == "compute" else x2_label
     ax.figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
+
+
+def plot_compute(result, ax=None, n_grid=200, C_range=None):
+    """A joint law against compute C = 6ND: the observed losses and the fitted law's
+    compute-optimal frontier L(N_opt(C), D_opt(C)) (:func:`fit.derived.compute_optimal`) with
+    its bootstrap band, over the data's compute (or ``C_range``)."""
+    from fit.derived import compute_optimal
+
+    ax = axes(ax, FIGSIZE)
+    C = 6 * result.x * result.x2
+    lo, hi = (C.min(), C.max()) if C_range is None else C_range
+    grid = np.geomspace(lo, hi, n_grid)
+    ax.scatter(C, result.y, s=12, color="C0", label="observed", zorder=3)
+    N, D = compute_optimal(result.form, result.params, grid)
+    ax.plot(grid, result.predict(N, D), color="C1",
+            label=f"compute-optimal frontier of the {result.form} fit")
+    if result.bootstrap_params is not None:
+        from fit.prediction import _bootstrap_theta
+
+        theta, keep = _bootstrap_theta(result), None
+        Nb, Db = compute_optimal(result.form, result.bootstrap_params, grid)
+        logp = np.array([result.spec.model(t[None], (np.log(n), np.log(d)))[0][0]
+                         for t, n, d in zip(theta, Nb, Db)])
+        keep = np.all(np.isfinite(logp), axis=1)
+        tail = 50 * (1 - result.level)
+        band = np.percentile(np.exp(logp[keep]), [tail, 100 - tail], axis=0)
+        ax.fill_between(grid, *band, color="C1", alpha=0.25, lw=0,
+                        label=f"{result.level:.0%} bootstrap band")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("compute C = 6ND (FLOP)")
+    ax.set_ylabel("loss")
+    readable_log_ticks(ax)
+    legend_outside(ax)
+    return ax
 
 
 _VARIABLES = {"N": "parameters N", "D": "training samples D", "S": "steps S",

@@ -192,8 +192,9 @@ def test_consistency_reads_saved_fits_against_the_model(tmp_path, capsys):
     data = str(_joint_table(tmp_path / "nd.csv"))
     joint = tmp_path / "joint.json"
     assert cli.main(["fit", data, "--x", "N", "--x2", "D", "--y", "loss", "--bootstrap", "60",
-                     "--json", str(joint)]) == 0
+                     "--json", str(joint), "--plot", str(tmp_path / "joint.png")]) == 0
     capsys.readouterr()
+    assert (tmp_path / "joint.png").stat().st_size > 0      # fit, residuals, against compute
     out = _json(["fit", "consistency", str(joint)], capsys)
     saved = json.loads(joint.read_text())
     assert out["alpha_N"] == saved["params"]["alpha"] and out["paired"] is True

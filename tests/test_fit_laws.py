@@ -183,11 +183,14 @@ def test_a_compute_fit_reads_only_compute():
 
 
 # ---------------------------------------------------------------- compute-optimal split
-def test_compute_optimal_split_matches_a_brute_force_minimum():
+@pytest.mark.parametrize("form", ["chinchilla", "max"])
+def test_compute_optimal_split_matches_a_brute_force_minimum(form):
     """N_opt at two budgets, found by minimising the fitted law along C = 6ND, gives the
-    slope a = beta/(alpha+beta) the fit reports."""
+    slope a = beta/(alpha+beta) the fit reports, and the frontier's N_opt itself."""
+    from fit.derived import compute_optimal
+
     N, D, L = _joint(seed=7)
-    res = fit.fit("chinchilla", N, L, x2=D, bootstrap=80, seed=2)
+    res = fit.fit(form, N, L, x2=D, bootstrap=80, seed=2)
     a = res.derived().loc["N_opt_exponent"]
 
     def n_opt(C):
@@ -197,6 +200,18 @@ def test_compute_optimal_split_matches_a_brute_force_minimum():
         return np.exp(f.x)
     slope = np.log(n_opt(1e24) / n_opt(1e20)) / np.log(1e4)
     assert a["value"] == pytest.approx(slope, abs=1e-4)
+    frontier_N, _ = compute_optimal(form, res.params, [1e20, 1e24])
+    np.testing.assert_allclose(frontier_N, [n_opt(1e20), n_opt(1e24)], rtol=1e-4)
+    # the frontier is the law's minimum at each run's compute, and the plot draws it
+    No, Do = compute_optimal(form, res.params, 6 * N * D)
+    assert np.all(res.predict(No, Do) <= res.fitted * (1 + 1e-9))
+    from fit.plots import plot_compute
+    ax = plot_compute(res)
+    assert ax.get_xlabel() == "compute C = 6ND (FLOP)" and len(ax.lines) == 1
+    import matplotlib.pyplot as plt
+    plt.close(ax.figure)
+    if form == "max":
+        return
     # its interval: the percentiles of beta/(alpha+beta) over the bootstrap draws
     p = res.bootstrap_params
     lo, hi = np.percentile(p["beta"] / (p["alpha"] + p["beta"]), [2.5, 97.5])

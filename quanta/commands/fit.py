@@ -234,7 +234,7 @@ def run_curve(args) -> int:
          "groups": {k: {**v, **head} for k, v in docs.items()}}
     write_json(out, args.json)
     if args.plot:
-        save_figure(_curve_figure(result, args.x, args.y, points), args.plot)
+        save_figure(_curve_figure(result, args.x, args.y, points, args.x2), args.plot)
     return 0
 
 
@@ -275,20 +275,24 @@ def _prediction_text(frame, level: float, name, group) -> str:
     return "\n".join([title] + table(head, rows, set(range(len(head) - 1))))
 
 
-def _curve_figure(result, xlabel: str, ylabel: str, points=None):
-    """The fit with its band beside its residuals (a colour per group for a grouped fit),
-    axes named after the columns; the curve extends over --predict's sizes."""
+def _curve_figure(result, xlabel: str, ylabel: str, points=None, x2label=None):
+    """The fit with its band beside its residuals (a colour per group for a grouped fit;
+    a joint law also against compute, with its compute-optimal frontier), axes named after
+    the columns; the curve extends over --predict's sizes."""
     import matplotlib.pyplot as plt
 
-    from fit.plots import plot_fit, plot_groups, plot_residuals
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    from fit.plots import plot_compute, plot_fit, plot_groups, plot_residuals
+    joint = not hasattr(result, "fits") and result.x2 is not None
+    fig, (a1, a2, *a3) = plt.subplots(1, 3 if joint else 2, figsize=(16 if joint else 11, 4.4))
+    if joint:
+        plot_compute(result, ax=a3[0])
     if hasattr(result, "fits"):
         plot_groups(result, ax=a1)
         for i, res in enumerate(result.fits.values()):
             plot_residuals(res, ax=a2, color=f"C{i % 10}")
     else:
         x_range = None if points is None else (points[0].min(), points[0].max())
-        plot_fit(result, ax=a1, x_range=x_range)
+        plot_fit(result, ax=a1, x_range=x_range, x2_label=x2label or "x2")
         plot_residuals(result, ax=a2)
     if not (hasattr(result, "fits") and next(iter(result.fits.values())).x2 is not None):
         a1.set_xlabel(xlabel)
