@@ -144,8 +144,11 @@ def _read_parquet(path: Path):
 
 def _load_json(path: Path, lines: bool = False):
     """The parsed JSON of ``path`` (a list of the objects, one per line, for JSON Lines)."""
+    import pandas.io.common as pio
+
     try:
-        text = path.read_text(encoding="utf-8")
+        with pio.get_handle(path, "r", compression="infer", encoding="utf-8") as handles:
+            text = handles.handle.read()         # .json.gz and the like read as well
         if not lines:
             return json.loads(text)
         return [json.loads(line) for line in text.splitlines() if line.strip()]

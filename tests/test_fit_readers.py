@@ -45,11 +45,16 @@ def _write(kind, df, path):
     elif kind == "parquet":
         df.to_parquet(path / "t.parquet")
         return path / "t.parquet"
+    elif kind == "json-gzip":
+        import gzip
+
+        (path / "t.json.gz").write_bytes(gzip.compress(json.dumps(records).encode()))
+        return path / "t.json.gz"
     return path / "t.json"
 
 
 FORMATS = ["csv", "tsv", "semicolon", "bar", "space", "json-records", "json-columns",
-           "json-under-a-key", "json-by-name", "jsonl", "parquet"]
+           "json-under-a-key", "json-by-name", "jsonl", "parquet", "json-gzip"]
 
 
 @pytest.mark.parametrize("kind", FORMATS)
