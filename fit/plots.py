@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.plotting import axes
+from common.plotting import axes, readable_log_ticks
 from fit.forms import JOINT_FORMS
-from fit.prediction import prediction_band  # noqa: F401  (drawn here; kept importable)
+from fit.prediction import prediction_band
 
 
 #: The size of a figure a plot function makes for itself (inches).
@@ -51,28 +51,6 @@ def legend_outside(ax, **kwargs):
     """The legend above the axes, clear of the data."""
     ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2,
               frameon=False, borderaxespad=0.0, **kwargs)
-
-
-def readable_log_ticks(ax):
-    """Log axes labelled at any range: under two decades, ticks at 1, 2, 5 × 10^k (every
-    integer multiple under one), plain numbers for losses and sizes within 10^±4, the rest
-    in scientific notation; minor labels off (they overlap)."""
-    from matplotlib import ticker
-
-    for axis, (a, b) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
-        if axis.get_scale() != "log" or not (a > 0 and b > 0):
-            continue
-        lo, hi = sorted((a, b))
-        decades = np.log10(hi / lo)
-        if decades < 2:
-            subs = np.arange(1.0, 10.0) if decades < 1 else (1.0, 2.0, 5.0)
-            axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
-            axis.set_minor_formatter(ticker.NullFormatter())
-        if 1e-4 <= lo and hi <= 1e4:
-            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        else:
-            axis.set_major_formatter(ticker.LogFormatterSciNotation(labelOnlyBase=False))
-    return ax
 
 
 def _plot_one(result, ax, grid):
@@ -285,7 +263,7 @@ def plot_power_law_ccdf(result, ax=None):
     from scipy import special
 
     from common.errors import InputError
-    from common.plotting import axes
+    from common.plotting import axes, readable_log_ticks
 
     if result.samples is None:
         raise InputError("samples: this DiscretePowerLaw was built without its data")
@@ -309,7 +287,7 @@ def plot_consistency(result, ax=None):
     bootstrap draws and percentile intervals, against the model's α_D = α_N/(α_N+1)
     (predicted)."""
     import theory
-    from common.plotting import axes
+    from common.plotting import axes, readable_log_ticks
 
     ax = axes(ax)
     if result.draws is not None:
