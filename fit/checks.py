@@ -63,11 +63,9 @@ def honesty_warnings(res, lower, upper) -> list[str]:
 
 def _increasing(res) -> list[str]:
     """A one-variable fit to data that increase with x: the exponent's sign said plainly."""
-    from scipy.stats import spearmanr
-
     if res.x2 is not None or len(np.unique(res.y)) < 2:
         return []
-    rho = float(spearmanr(res.x, res.y).statistic)
+    rho = spearman(res.x, res.y)
     alpha = res.params.get("alpha")
     if not (rho > 0 or (alpha is not None and alpha < 0)):
         return []
@@ -77,3 +75,16 @@ def _increasing(res) -> list[str]:
                  (f"< 0, i.e. y grows as x^{-alpha:.4g}" if alpha < 0 else "(on its bound?)"))
     return [text + ": a loss law decreases; if y is a size that grows with x (N_opt against "
             "compute), its growth exponent is -alpha"]
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation, ties given their mean rank (as scipy.stats.spearmanr;
+    written out so that a fit does not load scipy.stats)."""
+    def ranks(v):
+        _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+        ends = np.cumsum(counts)
+        return (ends - (counts - 1) / 2.0)[inverse]      # 1-based mean rank of each tie
+    rx, ry = ranks(np.asarray(x, float)), ranks(np.asarray(y, float))
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])

@@ -13,7 +13,7 @@ BCa intervals, as the fit's own) or, without a bootstrap, carried by the delta m
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtri
 
 from fit.bootstrap import bca_interval, percentile_interval
 from fit.forms import JOINT_FORMS, to_public
@@ -64,7 +64,7 @@ def _delta_bounds(res, level):
     differences) and Σ their covariance."""
     spec, free = res.spec, res.spec.free
     cov = res.cov_theta[np.ix_(free, free)]
-    q = stats.norm.ppf(0.5 + level / 2)
+    q = ndtri(0.5 + level / 2)
     out = {}
     for name, f in functions(res.form).items():
         g = np.empty(len(free))
@@ -80,16 +80,21 @@ def _delta_bounds(res, level):
     return out
 
 
+def rows(res, level: float, method: str | None = None) -> dict[str, tuple[float, float, float]]:
+    """name → (value, lower, upper) ({} for a form with no derived quantity)."""
+    if not functions(res.form):
+        return {}
+    vals, ci = values(res), bounds(res, level, method)
+    return {k: (v, *(float(b) for b in ci[k])) for k, v in vals.items()}
+
+
 def table(res, level: float, method: str | None = None):
-    """A DataFrame indexed by name: ``value``, ``lower``, ``upper`` (empty for a form with
-    no derived quantity)."""
+    """:func:`rows` as a DataFrame indexed by name: ``value``, ``lower``, ``upper``."""
     import pandas as pd
 
-    vals, ci = values(res), bounds(res, level, method) if functions(res.form) else {}
-    return pd.DataFrame({"value": [vals[k] for k in vals],
-                         "lower": [ci[k][0] for k in vals],
-                         "upper": [ci[k][1] for k in vals]},
-                        index=pd.Index(list(vals), name="quantity", dtype=object), dtype=float)
+    got = rows(res, level, method)
+    return pd.DataFrame(list(got.values()) or None, columns=["value", "lower", "upper"],
+                        index=pd.Index(list(got), name="quantity", dtype=object), dtype=float)
 
 
 def compute_optimal(form: str, params, C):

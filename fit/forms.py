@@ -217,7 +217,7 @@ def to_public(spec: FormSpec, theta: np.ndarray) -> dict[str, np.ndarray]:
     """Internal parameters (..., p) → public name → value (exp of the log ones), the fixed
     and tied ones set by the constraints."""
     theta = spec.tied(theta)
-    with np.errstate(over="ignore"):       # a runaway prefactor is +inf, said as such
+    with np.errstate(over="ignore", under="ignore"):   # a runaway prefactor is +inf, said as such
         return {pub: (np.exp(theta[..., i]) if pub in spec.log_params else theta[..., i])
                 for i, pub in enumerate(spec.public)}
 

@@ -67,12 +67,12 @@ def _derived_lines(res) -> list[str]:
 
     if not derived.functions(res.form):
         return []
-    tab = res.derived()
+    got = derived.rows(res, res.level)
     about = {"N_opt_exponent": "N_opt ∝ C^a, a = beta/(alpha+beta)",
              "D_opt_exponent": "D_opt ∝ C^b, b = alpha/(alpha+beta)",
              "alpha_final": "the exponent past the last break, alpha + sum c_i"}
-    rows = [[k, _num(r.value, 4), _interval(r.lower, r.upper, 4), about.get(k, "")]
-            for k, r in tab.iterrows()]
+    rows = [[k, _num(v, 4), _interval(lo, hi, 4), about.get(k, "")]
+            for k, (v, lo, hi) in got.items()]
     return [""] + table(["derived", "value", f"{res.level:.0%} CI", "what"], rows, {1})
 
 
@@ -131,6 +131,8 @@ def summary_text(res) -> str:
 
 def fit_document(res, include_data: bool = False) -> dict:
     """The JSON document ``FitResult.to_dict`` returns (what ``quanta fit --json`` writes)."""
+    from fit import derived
+
     ci = res._bounds(res.level)
     out = {
         "form": res.form,
@@ -150,8 +152,8 @@ def fit_document(res, include_data: bool = False) -> dict:
         "n_failed_bootstrap": res.n_failed_bootstrap,
         "draws_on_bound": dict(res.info.get("draws_on_bound") or {}),
         "constraints": res.constraints or None,
-        "derived": {k: {"value": r.value, "ci": [r.lower, r.upper]}
-                    for k, r in res.derived().iterrows()},
+        "derived": {k: {"value": v, "ci": [lo, hi]}
+                    for k, (v, lo, hi) in derived.rows(res, res.level).items()},
         "alpha_implied": dict(res.alpha_implied()),
         "warnings": list(res.warnings),
         "config": dict(res.config),

@@ -1,8 +1,12 @@
 """Honest intervals and predictions: failed refits counted, draws on a bound and an offset
 above the data flagged, increasing data said so; prediction bands that agree with
 statsmodels where the law is linear; a summary table that lines up at any magnitude."""
+import warnings
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fit
 
@@ -130,3 +134,21 @@ def test_summary_columns_line_up_whatever_the_magnitudes():
         assert all(row[s - 1] == " " for s in starts[1:]), row
         float(cells[1])                          # the value is one number, nothing run into it
         assert cells[4].startswith("[") and cells[4].endswith("]")
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_the_trend_check_is_spearmans_rho(seed):
+    """fit.checks.spearman (written out: a fit loads no scipy.stats) equals scipy's, ties
+    and constant columns included."""
+    from scipy.stats import spearmanr
+
+    from fit.checks import spearman
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 30))
+    x, y = rng.integers(0, 5, n).astype(float), rng.integers(0, 4, n) * 1.5
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # scipy's constant-input notice
+        expected = spearmanr(x, y).statistic
+    assert spearman(x, y) == pytest.approx(expected, abs=1e-12, nan_ok=True)
