@@ -53,8 +53,7 @@ def _offset_start(spec, X, logy, scale, lower, upper):
     t0, t1 = z @ w, z @ (w * u)
     slope = (s0 * t1 - s1 * t0) / (s0 * s2 - s1 * s1)
     starts = np.empty((E.size, 3))
-    with np.errstate(divide="ignore"):     # E = 0: floored at 1e-300 of the smallest loss
-        starts[:, 0] = np.maximum(np.log(E), logy.min() + np.log(1e-300))
+    starts[:, 0] = np.log(np.maximum(E, np.finfo(float).tiny))    # E = 0 has no log
     starts[:, 1] = (t0 - slope * s1) / s0
     starts[:, 2] = -slope
     starts[:, 0] = np.maximum(starts[:, 0], lower[0] + 1.0)
