@@ -1,7 +1,9 @@
 """Scaling-law fitting with bootstrap error bars, checked against the quantization model.
 
 ``fit.fit(form, x, y, ...)`` fits one of the forms ``power``, ``offset``, ``broken``,
-``chinchilla`` or ``max`` and returns a :class:`FitResult`; ``fit.local_exponent``,
+``chinchilla``, ``max`` or ``bnsl`` and returns a :class:`FitResult`; ``fit.fit_table(data,
+x=..., y=...)`` reads a table (CSV/TSV, JSON, JSON Lines, parquet, a folder of JSON files),
+selects rows and fits it, or each of its groups; ``fit.local_exponent``,
 ``fit.extrapolation_check`` and ``fit.compare`` check a fit; ``fit.rank_frequency_exponent``
 and ``fit.discrete_power_law_mle`` estimate the exponent of a size distribution;
 ``fit.consistency`` reads fitted exponents against the quantization model;
@@ -16,9 +18,11 @@ from fit.inputs import check_xy, load_xy, read_table
 from fit.result import FitResult
 from fit.gof import power_law_gof
 from fit.sizes import discrete_power_law_mle, rank_frequency_exponent
+from fit.table import GroupFits, fit_table
 from fit.tails import fit_tail
 
 __all__ = ["fit", "power_law", "offset_power_law", "FitResult", "FORMS", "JOINT_FORMS",
            "local_exponent", "extrapolation_check", "compare", "consistency", "Consistency",
            "implied_alpha", "rank_frequency_exponent", "discrete_power_law_mle",
-           "check_xy", "load_xy", "read_table", "fit_tail", "power_law_gof"]
+           "check_xy", "load_xy", "read_table", "fit_table", "GroupFits", "fit_tail",
+           "power_law_gof"]

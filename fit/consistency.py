@@ -41,6 +41,15 @@ def _alpha_from_D(aD):
         return np.where(aD < 1.0, aD / (1.0 - aD), np.inf)
 
 
+def _alpha_from_C(aC):
+    """α = 2α_C/(1 − α_C), the inverse of the compute-optimal loss exponent
+    α_C = α/(α+2) (L* − L∞ ∝ C^-α/(α+2), ``theory.compute_optimal``), continued as +∞ for
+    α_C ≥ 1: nondecreasing, so percentiles map through it."""
+    aC = np.asarray(aC, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(aC < 1.0, 2.0 * aC / (1.0 - aC), np.inf)
+
+
 def _gap(aN, aD):
     """α_D − α_N/(α_N+1): 0 on the model (defined for α_N > −1)."""
     aN, aD = np.asarray(aN, dtype=float), np.asarray(aD, dtype=float)
@@ -65,14 +74,21 @@ def _outside(samples, lower=0.0, upper=np.inf) -> float:
 
 
 def _exponent_of(result, name):
-    """(value, bootstrap samples or None) of exponent ``name`` of a FitResult."""
+    """(value, bootstrap samples or None) of exponent ``name`` of a FitResult (a parameter,
+    or a derived quantity such as ``bnsl``'s ``alpha_final``)."""
+    if name not in result.params:
+        from fit import derived
+
+        draws = derived.draws(result)
+        return derived.values(result)[name], None if draws is None else draws[name]
     samples = None if result.bootstrap_params is None else result.bootstrap_params[name]
     return float(result.params[name]), samples
 
 
 def _one_variable_exponent(result):
-    """The asymptotic exponent of a one-variable fit (the large-x one for ``broken``)."""
-    return "alpha2" if result.form == "broken" else "alpha"
+    """The asymptotic exponent of a one-variable fit (the large-x one for ``broken`` and
+    ``bnsl``)."""
+    return {"broken": "alpha2", "bnsl": "alpha_final"}.get(result.form, "alpha")
 
 
 def implied_alpha(result, variable=None, level=None) -> dict:
@@ -80,8 +96,9 @@ def implied_alpha(result, variable=None, level=None) -> dict:
     "in_model", "outside_fraction"}.
 
     Joint forms: "N" from ``alpha`` (α = α_N) and "D" from ``beta`` (α = α_D/(1-α_D), +∞
-    for α_D ≥ 1). One variable: the reading for ``variable`` ("N", "D" or "S"), or both "N"
-    and "D" when it is unknown. ``ci`` is the bootstrap percentile interval mapped through
+    for α_D ≥ 1). One variable: the reading for ``variable`` ("N", "D", "S", or "C": the
+    compute-optimal loss exponent α/(α+2), α = 2α_C/(1 − α_C)), or both "N" and "D" when
+    it is unknown. ``ci`` is the bootstrap percentile interval mapped through
     the inverse (None without a bootstrap); ``in_model`` whether the exponent lies in the
     model's range, ``outside_fraction`` the share of the draws that do not.
     """
@@ -93,7 +110,7 @@ def implied_alpha(result, variable=None, level=None) -> dict:
         readings = [variable] if variable else ["N", "D"]
         pairs = [(r, name) for r in readings]
     funcs = {"N": (_alpha_from_N, np.inf), "D": (_alpha_from_D, 1.0),
-             "S": (_alpha_from_D, 1.0)}
+             "S": (_alpha_from_D, 1.0), "C": (_alpha_from_C, 1.0)}
     out = {}
     for reading, name in pairs:
         value, samples = _exponent_of(result, name)
@@ -217,7 +234,7 @@ def _as_exponent(arg, name):
                 raise InputError("alpha_N: a joint fit holds both exponents; pass it alone")
             return _exponent_of(arg, "beta")
         variable = arg.config.get("variable")
-        wrong = {"alpha_N": ("D", "S"), "alpha_D": ("N",)}[name]
+        wrong = {"alpha_N": ("D", "S", "C"), "alpha_D": ("N", "C")}[name]
         if variable in wrong:
             raise InputError(f"{name}: this fit is of L({variable}); pass L(N) as alpha_N and "
                              "L(D) or L(S) as alpha_D")

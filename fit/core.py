@@ -8,8 +8,10 @@ import numpy as np
 from common.errors import InputError
 from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, check_resamples,
                            jackknife_weights, pair_weights, residual_indices)
+from fit.checks import honesty_warnings
 from fit.inputs import check_xy
-from fit.forms import FORMS, JOINT_FORMS, form_spec, objective, solve_batch, to_public
+from fit.forms import (FORMS, JOINT_FORMS, constrain, form_spec, objective,
+                       parse_constraints, solve_batch, to_public)
 from fit.result import FitResult
 from fit.single import fast_fit
 
@@ -23,14 +25,17 @@ START_EXPONENTS = (0.1, 0.3, 0.7, 1.5)
 
 def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         bootstrap_method="pairs", ci_method="percentile", loss=None, delta=1e-3, grid=None,
-        bounds=None, smooth=0.1, jackknife=None, variable=None, maxiter=500) -> FitResult:
+        bounds=None, smooth=0.1, jackknife=None, variable=None, maxiter=500, tie=None,
+        fix=None, breaks=1) -> FitResult:
     """Fit a scaling law of ``form`` to sizes ``x`` (and ``x2``) and losses ``y``.
 
     form: "power" (A x^-alpha, OLS/WLS on log-log axes, closed form), "offset"
     (E + A x^-alpha), "broken" (two regimes joined by a smooth bend of width ``smooth`` in
-    ln x), "chinchilla" (E + A N^-alpha + B D^-beta) or "max" (E + max(A N^-alpha, B D^-beta),
-    the quantization model's joint form, theory.expected_loss_ND). All are fitted on log
-    residuals, scaled by y/sigma when ``sigma`` (per-point errors of y) is given.
+    ln x), "chinchilla" (E + A N^-alpha + B D^-beta), "max" (E + max(A N^-alpha, B D^-beta),
+    the quantization model's joint form, theory.expected_loss_ND) or "bnsl" (Caballero et
+    al.'s broken neural scaling law with offset E and ``breaks`` breaks). All are fitted on
+    log residuals, scaled by y/sigma when ``sigma`` (per-point errors of y) is given. ``tie``
+    ("alpha=beta", or a list) fits one value for both; ``fix`` ({"E": 1.69}) holds values.
 
     loss: "l2" (default for one variable) or "huber" (default for the joint forms, Hoffmann et
     al. 2022 approach 3, threshold ``delta`` on log residuals). The nonlinear forms start from a
@@ -42,19 +47,20 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     seeded by ``seed``; intervals are ``ci_method`` "percentile" or "bca" (BCa needs the
     jackknife, n leave-one-out refits, run when ``jackknife`` is True; the default None runs
     it only for BCa; ``conf_int(method="bca")`` on a fit without it says so). ``variable``:
-    "N", "D" or "S" (what x is), used for the quantization-model reading of a one-variable
-    exponent.
+    "N", "D", "S" or "C" (compute) (what x is), used for the quantization-model reading of a
+    one-variable exponent.
     """
     spec, loss, bootstrap = _check_options(form, x2, loss, delta, bootstrap_method, ci_method,
-                                           level, bootstrap, variable, smooth)
+                                           level, bootstrap, variable, smooth, breaks)
+    spec = _constrained(spec, tie, fix)
     if ci_method == "bca" and jackknife is False:
         raise InputError("ci_method='bca' needs the jackknife; leave jackknife at None or True")
     if form == "power" and (grid is not None or bounds is not None):
         raise InputError("grid and bounds: the power form is a closed-form OLS/WLS fit with "
                          "neither; use form 'offset' or 'broken' for a bounded search")
-    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
+    x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=spec.n_free)
     _refuse_degenerate(x, y, x2)
-    n, p = len(x), len(spec.public)
+    n, p = len(x), spec.n_free
     X = (np.log(x),) if x2 is None else (np.log(x), np.log(x2))
     logy = np.log(y)
     scale = np.ones(n) if sigma is None else y / sigma
@@ -66,6 +72,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         conv = True
     else:
         theta, cov, llf, info, conv = _fit_nonlinear(spec, X, logy, scale, grid, opts)
+        theta = spec.tied(theta)
     obj_value = float(objective(spec, theta, X, logy, scale, None, loss, delta)[0])
     params = {k: float(v) for k, v in to_public(spec, theta).items()}
     se_theta = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -78,13 +85,13 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
                   bootstrap_method=bootstrap_method, ci_method=ci_method, loss=loss,
                   delta=delta if loss == "huber" else None, variable=variable,
                   smooth=smooth if form == "broken" else None,
+                  breaks=breaks if form == "bnsl" else None, **_constraint_config(tie, fix),
                   grid=None if grid is None else {k: list(map(float, v)) for k, v in grid.items()},
                   weighted=sigma is not None)
     boot = jack = None
     n_failed = 0
-    if bootstrap > 0:
-        if jackknife is None:
-            jackknife = ci_method == "bca"
+    if bootstrap > 0:           # the jackknife by default only for BCa
+        jackknife = ci_method == "bca" if jackknife is None else jackknife
         boot, jack, n_failed = _resample(spec, theta, X, logy, scale, bootstrap,
                                          bootstrap_method, seed, jackknife, opts)
     result = FitResult(form=form, x=x, y=y, x2=x2, sigma=sigma, params=params, stderr=stderr,
@@ -94,6 +101,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
                        bootstrap_params=boot, jackknife_params=jack, level=level,
                        ci_method=ci_method, config=config, info=info)
     result.warnings.extend(_warnings(result, X, lower, upper, spec))
+    result.warnings.extend(honesty_warnings(result, lower, upper))
     return result
 
 
@@ -108,6 +116,20 @@ def offset_power_law(x, y, **options) -> FitResult:
 
 
 # ---------------------------------------------------------------------------- internals
+def _constrained(spec, tie, fix):
+    """The form with its tied and fixed parameters (:func:`fit.forms.constrain`)."""
+    if spec.name == "power" and (tie or fix):
+        raise InputError("tie/fix: the power form is a closed-form OLS fit; tie or fix "
+                         "parameters of the offset, joint or bnsl forms")
+    return constrain(spec, tie, fix)
+
+
+def _constraint_config(tie, fix) -> dict:
+    """tie and fix as saved in a fit's config (what ``fit.fit`` takes back)."""
+    groups, fixed = parse_constraints(tie, fix)
+    return {"tie": ["=".join(g) for g in groups] or None, "fix": fixed or None}
+
+
 def _fit_nonlinear(spec, X, logy, scale, grid, opts, fast=True):
     """The linearised start and one local solve (``fit.single``) where the form has one and
     it passes its checks; else all grid starts as one batch, keeping the best converged one.
@@ -133,7 +155,7 @@ def _fit_nonlinear(spec, X, logy, scale, grid, opts, fast=True):
 
 
 def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bootstrap,
-                   variable, smooth):
+                   variable, smooth, breaks=1):
     """Refuse bad options in one line; returns (spec, loss, bootstrap)."""
     if form not in FORMS:
         raise InputError(f"form must be one of {', '.join(FORMS)}; got {form!r}")
@@ -142,7 +164,7 @@ def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bo
         raise InputError(f"x2: form {form!r} is a joint law L(N, D) and needs x2 (D)")
     if not joint and x2 is not None:
         raise InputError(f"x2 given but form {form!r} has one variable; use chinchilla or max")
-    spec = form_spec(form, smooth=smooth)
+    spec = form_spec(form, smooth=smooth, breaks=breaks)
     loss = spec.default_loss if loss is None else loss
     if loss not in ("l2", "huber"):
         raise InputError(f"loss must be 'l2' or 'huber', got {loss!r}")
@@ -157,8 +179,8 @@ def _check_options(form, x2, loss, delta, bootstrap_method, ci_method, level, bo
         raise InputError(f"ci_method must be one of {CI_METHODS}, got {ci_method!r}")
     check_level(level)
     bootstrap = check_resamples(bootstrap)
-    if variable not in (None, "N", "D", "S"):
-        raise InputError(f"variable must be 'N', 'D' or 'S', got {variable!r}")
+    if variable not in (None, "N", "D", "S", "C"):
+        raise InputError(f"variable must be 'N', 'D', 'S' or 'C', got {variable!r}")
     return spec, loss, bootstrap
 
 
@@ -174,7 +196,7 @@ def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, o
         r = r - r.mean()
         W, Y = None, pred + r[residual_indices(n, bootstrap, rng)] / scale
     # a refit on fewer distinct sizes than the law has parameters is undetermined: failed
-    need = len(spec.public) if len(X) == 1 else 2
+    need = spec.n_free if len(X) == 1 else 2
     th, ok = _refit(spec, theta, X, Y, scale, W, bootstrap, opts)
     if W is not None:
         ok &= _distinct_sizes(X, W) >= need
@@ -279,11 +301,14 @@ def _covariance(spec, theta, X, logy, scale, loss, delta):
     """Asymptotic covariance of theta: s² (JᵀJ)⁻¹ (least squares) or, for the Huber loss,
     Huber's (1981, §7.6) [Σψ²/(n-p)] / [mean ψ']² (JᵀJ)⁻¹ (rough: prefer the bootstrap)."""
     pred, J = spec.model(theta[None], X)
-    return _covariance_of(J[0] * scale[:, None], (logy - pred[0]) * scale, loss, delta)
+    J = J[0][:, spec.free] * scale[:, None]        # the free parameters' columns
+    M = spec.free_map                              # tied and fixed: from the free ones
+    return M @ _covariance_of(J, (logy - pred[0]) * scale, loss, delta) @ M.T
 
 
 def _covariance_of(J, r, loss, delta):
-    """:func:`_covariance` from the scaled Jacobian J (n, p) and residuals r at the optimum."""
+    """:func:`_covariance` of the free parameters from the scaled Jacobian J (n, p) of their
+    columns and the residuals r at the optimum."""
     n, p = J.shape
     dof = max(n - p, 1)
     if loss == "l2":
@@ -306,13 +331,15 @@ def _bounds(form, X, logy, user, spec):
     lo, hi = np.full(p, -np.inf), np.full(p, np.inf)
     for i, name in enumerate(spec.internal):
         if name in ("alpha", "beta"):
-            lo[i], hi[i] = (-10.0, 10.0) if form in ("broken", "power") else (0.0, 10.0)
-        elif name == "alpha2":
+            lo[i], hi[i] = (-10.0, 10.0) if form in ("broken", "power", "bnsl") else (0.0, 10.0)
+        elif name == "alpha2" or (name[0] == "c" and name[1:].isdigit()):
             lo[i], hi[i] = -10.0, 10.0
         elif name == "logE":
             lo[i], hi[i] = logy.min() - 50.0, logy.max()
-        elif name == "log_x_break":
+        elif name == "log_x_break" or name.startswith("log_d"):
             lo[i], hi[i] = X[0].min(), X[0].max()
+        elif name.startswith("log_f"):
+            lo[i], hi[i] = np.log(1e-2), np.log(np.ptp(X[0]))
     for name, (a, b) in (user or {}).items():
         if name not in spec.internal:
             raise InputError(f"bounds: unknown parameter {name!r} (one of {spec.internal})")
@@ -323,6 +350,9 @@ def _bounds(form, X, logy, user, spec):
 
 def _starts(form, X, logy, grid, spec):
     """Starting points: the user's grid (all combinations) or a grid scaled to the data."""
+    if form == "bnsl" and grid is None:
+        from fit.forms import bnsl_starts
+        return bnsl_starts(X[0], logy, (len(spec.internal) - 3) // 3)
     if grid is not None:
         missing = [k for k in spec.internal if k not in grid]
         if missing:
@@ -379,7 +409,7 @@ def _warnings(res, X, lower, upper, spec):
                    "not pin down every parameter")
     out.extend(_numeric_warnings(res, spec))
     for i, name in enumerate(spec.internal):
-        if name in ("alpha", "beta", "alpha2", "logE", "log_x_break"):
+        if i in spec.free:                  # fixed and tied ones are not fitted
             t = res.theta[i]
             if np.isfinite(lower[i]) and abs(t - lower[i]) < 1e-6 * (1 + abs(t)) or \
                     np.isfinite(upper[i]) and abs(t - upper[i]) < 1e-6 * (1 + abs(t)):

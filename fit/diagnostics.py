@@ -43,6 +43,33 @@ class Extrapolation(Result):
     mean_abs_rel_error: float
     fit: object                     # the FitResult on the training points
     x2_test: np.ndarray | None = None
+    lower: np.ndarray | None = None     # band for a new observation at the fit's level
+    upper: np.ndarray | None = None
+
+    @property
+    def covered(self) -> np.ndarray:
+        """Whether each held-out observation lies in its band."""
+        return (self.lower <= self.y_test) & (self.y_test <= self.upper)
+
+    @property
+    def rmsle(self) -> float:
+        """Root mean squared log error of the held-out predictions."""
+        return float(np.sqrt(np.mean(np.log(self.y_pred / self.y_test) ** 2)))
+
+    def block(self) -> dict:
+        """The ``holdout`` block of ``quanta fit --holdout K --json``: per held-out point
+        ``x`` (``x2``), ``observed``, ``predicted``, ``lower``, ``upper`` (the band for a new
+        observation), ``rel_error`` ((predicted − observed)/observed) and ``covered``; and
+        ``rmsle``, ``mean_abs_rel_error``, ``n_train``, ``level``."""
+        out = {"x": self.x_test, "observed": self.y_test, "predicted": self.y_pred,
+               "lower": self.lower, "upper": self.upper, "rel_error": self.rel_error,
+               "covered": self.covered, "rmsle": self.rmsle,
+               "mean_abs_rel_error": self.mean_abs_rel_error, "n_train": self.n_train,
+               "x_train_max": self.x_train_max, "level": self.fit.level,
+               "interval": "observation"}
+        if self.x2_test is not None:
+            out["x2"] = self.x2_test
+        return jsonable(out)
 
     @property
     def params(self) -> dict:
@@ -57,17 +84,16 @@ class Extrapolation(Result):
                          "y_test": self.y_test, "y_pred": self.y_pred,
                          "rel_error": self.rel_error,
                          "mean_abs_rel_error": self.mean_abs_rel_error,
-                         "x2_test": self.x2_test, "fit": self.fit.to_dict()})
+                         "x2_test": self.x2_test, "holdout": self.block(),
+                         "fit": self.fit.to_dict()})
 
     def summary(self) -> str:
         key = "x" if self.x2_test is None else "x·x2"
+        from fit.summary import holdout_lines
+
         lines = [f"extrapolation check: {self.form} fitted on {self.n_train} points "
-                 f"({key} ≤ {self.x_train_max:.4g}), {len(self.x_test)} held out",
-                 f"{'x':>12} {'observed':>12} {'predicted':>12} {'rel. error':>11}"]
-        lines += [f"{x:12.4g} {o:12.6g} {p:12.6g} {r:11.3%}" for x, o, p, r in
-                  zip(self.x_test, self.y_test, self.y_pred, self.rel_error)]
-        lines.append(f"mean |relative error| of the held-out points: "
-                     f"{self.mean_abs_rel_error:.3%}")
+                 f"({key} ≤ {self.x_train_max:.4g}), {len(self.x_test)} held out"]
+        lines += holdout_lines(self.block())
         return "\n".join(lines)
 
     def plot(self, ax=None):
@@ -82,10 +108,13 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     """Fit ``form`` on all but the largest scales and predict the held-out ones.
 
     ``holdout``: fraction (0 < h < 1) or number of points held out, those with the largest
-    x (for joint forms, the largest x·x2, i.e. compute). Options go to :func:`fit.fit`.
+    x (for joint forms, the largest x·x2, i.e. compute). Options go to :func:`fit.fit`. Each
+    held-out point gets its relative error and the band in which a new observation should
+    fall (:func:`fit.prediction.prediction_band`, ``interval="observation"``).
     """
     from fit.core import fit
     from fit.inputs import check_xy
+    from fit.prediction import prediction_band
 
     # every point, the held-out ones too, is checked before the split
     x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=options.pop("sigma", None), n_params=0)
@@ -101,11 +130,14 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     if sigma is not None:
         options["sigma"] = sigma[train]
     res = fit(form, x[train], y[train], x2=None if x2 is None else x2[train], **options)
-    pred = res.predict(x[test], None if x2 is None else x2[test])
+    x2_test = None if x2 is None else x2[test]
+    pred = res.predict(x[test], x2_test)
+    lo, hi = prediction_band(res, x[test], x2_test, interval="observation")
     rel = (pred - y[test]) / y[test]
-    return Extrapolation(form, len(train), float(key[train].max()), x[test], y[test], pred,
-                         rel, float(np.mean(np.abs(rel))), res,
-                         None if x2 is None else x2[test])
+    check = Extrapolation(form, len(train), float(key[train].max()), x[test], y[test], pred,
+                          rel, float(np.mean(np.abs(rel))), res, x2_test, lo, hi)
+    res.holdout = check.block()
+    return check
 
 
 def _same(u, v) -> bool:

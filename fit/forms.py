@@ -15,7 +15,21 @@ offset        E + A x^-alpha                               (log E, log A, alpha)
 broken        A x^-alpha, bending smoothly to x^-alpha2    (log A, alpha, alpha2, log x_break)
 chinchilla    E + A N^-alpha + B D^-beta                   (log E, log A, log B, alpha, beta)
 max           E + max(A N^-alpha, B D^-beta)               (log E, log A, log B, alpha, beta)
+bnsl          E + A x^-alpha prod_i (1 + (x/d_i)^(1/f_i))  (log E, log A, alpha,
+              ^(-c_i f_i)                                   [c_i, log d_i, log f_i] per break)
 ============  ===========================================  =================================
+
+``bnsl`` is the broken neural scaling law of Caballero et al. (2023, eq. 1) with its offset E
+and one or more breaks: at break i (location d_i, sharpness f_i in ln x) the exponent changes
+by c_i, so far beyond the last break the loss falls as x^-(alpha + sum c_i). It is evaluated in
+log space (softplus and log-sum-exp), so no power of x is ever formed and nothing overflows.
+``broken`` is the older one-break law without offset and with a fixed sharpness ``smooth``;
+it is kept for the fits that used it, and ``bnsl`` supersedes it.
+
+A law with parameters tied (``alpha = beta``) or fixed (``E = 1.69``) is the same form with a
+map from its free parameters to all of them (:func:`constrain`): the model sets the fixed and
+tied values itself and its Jacobian has zero columns for them, so the optimiser leaves them
+alone and the bootstrap, intervals and prediction work unchanged on the full parameter vector.
 
 The ``max`` form is the quantization model's own joint form: the loss is set by whichever of
 parameters or data is the bottleneck (``theory.expected_loss_ND``; Michaud et al. 2023, §3).
@@ -36,7 +50,7 @@ import numpy as np
 
 from common.errors import InputError
 
-FORMS = ("power", "offset", "broken", "chinchilla", "max")
+FORMS = ("power", "offset", "broken", "chinchilla", "max", "bnsl")
 JOINT_FORMS = ("chinchilla", "max")
 
 
@@ -49,6 +63,32 @@ class FormSpec:
     log_params: tuple[str, ...]      # public names fitted as logs (public = exp(internal))
     model: Callable | None           # (theta (B,p), X) -> (log f (B,n), jacobian (B,n,p))
     default_loss: str
+    #: d theta / d theta of the constraints (p, p): column k is zero unless parameter k is
+    #: free, row i says which free parameter i follows (none: fixed, at ``offset[i]``);
+    #: None when every parameter is free (see :func:`constrain`)
+    chain: np.ndarray | None = None
+    offset: np.ndarray | None = None
+
+    @property
+    def free(self) -> np.ndarray:
+        """Indices of the parameters fitted (neither fixed nor tied to another)."""
+        p = len(self.internal)
+        return np.arange(p) if self.chain is None else np.flatnonzero(self.chain.any(axis=0))
+
+    @property
+    def n_free(self) -> int:
+        return len(self.free)
+
+    @property
+    def free_map(self) -> np.ndarray:
+        """(p, r): theta = free_map @ theta[free] + offset."""
+        p = len(self.internal)
+        return np.eye(p) if self.chain is None else self.chain[:, self.free]
+
+    def tied(self, theta):
+        """``theta`` (..., p) with the fixed and tied entries set to their values."""
+        theta = np.asarray(theta, dtype=float)
+        return theta if self.chain is None else theta @ self.chain.T + self.offset
 
 
 def _lse2(z1, z2):
@@ -115,8 +155,46 @@ def _max(theta, X):
     return pred, jac
 
 
-def form_spec(name: str, smooth: float = 0.1) -> FormSpec:
-    """The :class:`FormSpec` of ``name`` (``smooth``: width of the bend of ``broken``, in ln x)."""
+def _bnsl(theta, X, breaks):
+    """log(E + exp z), z = log A - alpha u - sum_i c_i f_i softplus((u - log d_i)/f_i)."""
+    u = X[0]
+    e, a, alpha = theta[:, 0:1], theta[:, 1:2], theta[:, 2:3]
+    z = a - alpha * u
+    dz = [np.ones_like(z), -np.broadcast_to(u, z.shape)]
+    for i in range(breaks):
+        c, ld, lf = (theta[:, 3 + 3 * i + j:4 + 3 * i + j] for j in range(3))
+        f = np.exp(lf)
+        t = (u - ld) / f
+        sp = np.logaddexp(0.0, t)
+        sig = 0.5 * (1.0 + np.tanh(0.5 * t))
+        z = z - c * f * sp
+        # d/df [f sp(t)] = sp(t) - t sig(t); the log-sum-exp form keeps it finite
+        dz += [-f * sp, c * sig, -c * f * (sp - t * sig)]
+    pred, we, wz = _lse2(np.broadcast_to(e, z.shape), z)
+    jac = np.stack([we] + [wz * d for d in dz], axis=-1)
+    return pred, jac
+
+
+def bnsl_names(breaks: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(public, internal) parameter names of a ``bnsl`` law with ``breaks`` breaks."""
+    public, internal = ["E", "A", "alpha"], ["logE", "logA", "alpha"]
+    for i in range(1, breaks + 1):
+        public += [f"c{i}", f"d{i}", f"f{i}"]
+        internal += [f"c{i}", f"log_d{i}", f"log_f{i}"]
+    return tuple(public), tuple(internal)
+
+
+def form_spec(name: str, smooth: float = 0.1, breaks: int = 1) -> FormSpec:
+    """The :class:`FormSpec` of ``name`` (``smooth``: width of the bend of ``broken``, in ln x;
+    ``breaks``: the number of breaks of ``bnsl``)."""
+    if name == "bnsl":
+        if isinstance(breaks, bool) or not isinstance(breaks, (int, np.integer)) \
+                or not 1 <= breaks <= 5:
+            raise InputError(f"breaks must be an integer from 1 to 5, got {breaks!r}")
+        public, internal = bnsl_names(int(breaks))
+        logs = ("E", "A") + tuple(p for p in public if p[0] in "df")
+        return FormSpec(name, public, internal, logs,
+                        lambda th, X: _bnsl(th, X, int(breaks)), "l2")
     if name == "power":
         return FormSpec(name, ("A", "alpha"), ("logA", "alpha"), ("A",), _power, "l2")
     if name == "offset":
@@ -136,9 +214,10 @@ def form_spec(name: str, smooth: float = 0.1) -> FormSpec:
 
 
 def to_public(spec: FormSpec, theta: np.ndarray) -> dict[str, np.ndarray]:
-    """Internal parameters (..., p) → public name → value (exp of the log ones)."""
-    theta = np.asarray(theta, dtype=float)
-    with np.errstate(over="ignore", under="ignore"):   # beyond float64: fit.fit flags it
+    """Internal parameters (..., p) → public name → value (exp of the log ones), the fixed
+    and tied ones set by the constraints."""
+    theta = spec.tied(theta)
+    with np.errstate(over="ignore", under="ignore"):   # a runaway prefactor is +inf, said as such
         return {pub: (np.exp(theta[..., i]) if pub in spec.log_params else theta[..., i])
                 for i, pub in enumerate(spec.public)}
 
@@ -247,3 +326,121 @@ def solve_batch(spec: FormSpec, theta0, X, logy, *, scale=1.0, weights=None, los
         converged[stuck] = True
     converged &= np.all(np.isfinite(theta), axis=1) & np.isfinite(f)
     return BatchSolution(theta, f, converged, it)
+
+
+def parse_constraints(tie=None, fix=None) -> tuple[list[tuple[str, ...]], dict[str, float]]:
+    """``tie`` and ``fix`` as (groups of tied public names, name → fixed value).
+
+    ``tie``: "alpha=beta" (or "A=B=...", several in a list), or a mapping name → the name it
+    equals; ``fix``: a mapping name → value, or "E=1.69" strings.
+    """
+    if isinstance(tie, str):
+        tie = [tie]
+    if isinstance(tie, dict):
+        tie = [f"{a}={b}" for a, b in tie.items()]
+    groups = []
+    for text in tie or ():
+        names = tuple(n.strip() for n in str(text).split("="))
+        if len(names) < 2 or not all(names) or len(set(names)) < len(names):
+            raise InputError(f"tie: write 'alpha=beta' (two or more names), got {text!r}")
+        groups.append(names)
+    if isinstance(fix, str):
+        fix = [fix]
+    if fix is not None and not isinstance(fix, dict):
+        pairs = [str(t).split("=") for t in fix]
+        if any(len(p) != 2 for p in pairs):
+            raise InputError(f"fix: write 'E=1.69', got {fix!r}")
+        fix = {k.strip(): v.strip() for k, v in pairs}
+    fixed = {}
+    for name, value in (fix or {}).items():
+        try:
+            fixed[name] = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"fix: {name}={value!r} is not a number") from None
+    return groups, fixed
+
+
+def constrain(spec: FormSpec, tie=None, fix=None) -> FormSpec:
+    """``spec`` with parameters tied (``tie="alpha=beta"``: one value for both, the first
+    name's) or fixed (``fix={"E": 1.69}``, public values); ``spec`` itself without either."""
+    groups, fixed = parse_constraints(tie, fix)
+    if not groups and not fixed:
+        return spec
+    public = list(spec.public)
+    for name in [n for g in groups for n in g] + list(fixed):
+        if name not in public:
+            raise InputError(f"tie/fix: {spec.name!r} has no parameter {name!r} "
+                             f"(its parameters: {', '.join(public)})")
+    tied_names = [n for g in groups for n in g]
+    if len(set(tied_names)) < len(tied_names) or set(tied_names) & set(fixed):
+        raise InputError("tie/fix: name each parameter in at most one tie or fix")
+    p = len(public)
+    leader_of = list(range(p))
+    for g in groups:
+        kinds = {n in spec.log_params for n in g}
+        if len(kinds) > 1:
+            raise InputError(f"tie {'='.join(g)}: a prefactor cannot equal an exponent")
+        for n in g[1:]:
+            leader_of[public.index(n)] = public.index(g[0])
+    offset = np.zeros(p)
+    for name, value in fixed.items():
+        i = public.index(name)
+        if name in spec.log_params and not value > 0:
+            raise InputError(f"fix: {name} must be positive, got {value:g}")
+        offset[i] = np.log(value) if name in spec.log_params else value
+        leader_of[i] = -1
+    chain = np.array([[1.0 if leader_of[i] == k else 0.0 for k in range(p)] for i in range(p)])
+    base = spec.model
+    out = FormSpec(spec.name, spec.public, spec.internal, spec.log_params, None,
+                   spec.default_loss, chain, offset)
+
+    def model(theta, X):
+        pred, jac = base(out.tied(theta), X)
+        return pred, jac @ chain
+    object.__setattr__(out, "model", model)
+    return out
+
+
+def constraint_text(spec: FormSpec, tie=None, fix=None) -> str:
+    """The constraints in words: "beta = alpha (tied); E = 1.69 (fixed)" ("" without)."""
+    groups, fixed = parse_constraints(tie, fix)
+    parts = [" = ".join(g[1:] + g[:1]) + " (tied)" for g in groups]
+    parts += [f"{k} = {v:g} (fixed)" for k, v in fixed.items()]
+    return "; ".join(parts)
+
+
+def bnsl_starts(u, logy, breaks: int) -> np.ndarray:
+    """Starting points of a ``bnsl`` law: E at fractions of the smallest loss; the breaks at
+    evenly spaced quantiles of ln x (three placements); the exponents from least-squares
+    slopes of log(y − E) between the breaks; two sharpnesses (an eighth and a half of the
+    range of ln x per segment)."""
+    y = np.exp(logy)
+    span = np.ptp(u)
+    rows = []
+    for fe in (1e-3, 0.5, 0.9):
+        z = np.log(y - fe * y.min())
+        for shift in (-0.5, 0.0, 0.5):
+            cuts = np.quantile(u, (np.arange(1, breaks + 1) + shift / 2) / (breaks + 1))
+            slopes, icpt = _segment_slopes(u, z, cuts)
+            changes = -np.diff(slopes)
+            for width in (span / (8 * (breaks + 1)), span / (2 * (breaks + 1))):
+                row = [np.log(fe * y.min()), icpt, -slopes[0]]
+                for c, d in zip(changes, cuts):
+                    row += [c, d, np.log(width)]
+                rows.append(row)
+    return np.array(rows)
+
+
+def _segment_slopes(u, z, cuts):
+    """Least-squares slopes of z on u between consecutive cuts (a segment with fewer than
+    two distinct u takes its neighbour's) and the intercept of the first segment."""
+    edges = np.concatenate([[-np.inf], cuts, [np.inf]])
+    slopes = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (u >= lo) & (u <= hi)
+        if np.unique(u[inside]).size >= 2:
+            slopes.append(np.polyfit(u[inside], z[inside], 1)[0])
+        else:
+            slopes.append(slopes[-1] if slopes else np.polyfit(u, z, 1)[0])
+    first = u <= cuts[0] if np.any(u <= cuts[0]) else np.ones(u.size, bool)
+    return np.array(slopes), float(np.mean(z[first] - slopes[0] * u[first]))

@@ -4,74 +4,37 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.plotting import axes
+from common.plotting import axes, readable_log_ticks
 from fit.forms import JOINT_FORMS
+from fit.prediction import prediction_band
 
 
 #: The size of a figure a plot function makes for itself (inches).
 FIGSIZE = (5, 3.8)
 
 
-def _bootstrap_theta(result):
-    """Internal parameters of the bootstrap refits (B, p), or None."""
-    if result.bootstrap_params is None:
-        return None
-    spec = result.spec
-    cols = [np.log(result.bootstrap_params[k]) if k in spec.log_params
-            else result.bootstrap_params[k] for k in spec.public]
-    return np.column_stack(cols) if len(cols[0]) else None
-
-
-def prediction_band(result, x, x2=None, level=None):
-    """Pointwise bootstrap percentile band (low, high) of the fitted curve at x (None
-    without a bootstrap)."""
-    theta = _bootstrap_theta(result)
-    if theta is None:
-        return None
-    level = result.level if level is None else level
-    X = result._design(x, x2)
-    pred = np.exp(result.spec.model(theta, X)[0])
-    tail = 50 * (1 - level)
-    return tuple(np.percentile(pred, [tail, 100 - tail], axis=0))
-
-
-def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="nats"):
+def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="nats",
+             x_range=None, x2_label="x2"):
     """Data, fitted curve and its bootstrap band on log-log axes.
 
     ``theory``: optional (x, loss) of the quantization model's prediction, drawn beside the
-    fit. Joint forms draw one curve per value of ``x2_values`` (default: five of the data's
-    distinct x2, evenly spread) with the data coloured by x2.
+    fit. ``x_range``: (low, high) to extend the curve and its band over (an extrapolation);
+    a fit with a ``holdout`` block is extended over its held-out points, drawn with the band
+    a new observation should fall in. Joint forms draw the fitted surface along lines the
+    data lie on (:func:`joint_lines`), coloured with a colour bar (``x2_label``: its name).
     """
     ax = axes(ax, FIGSIZE)
     x = result.x
-    grid = np.geomspace(x.min(), x.max(), n_grid)
+    lo, hi = x.min(), x.max()
+    if result.holdout is not None:
+        lo, hi = min(lo, min(result.holdout["x"])), max(hi, max(result.holdout["x"]))
+    if x_range is not None:
+        lo, hi = min(lo, x_range[0]), max(hi, x_range[1])
+    grid = np.geomspace(lo, hi, n_grid)
     if result.form in JOINT_FORMS:
-        import matplotlib as mpl
-        d = result.x2
-        u = np.unique(d)  # curves at x2 values the data has, so each row has its curve
-        vals = u if u.size <= 5 else u[np.round(np.linspace(0, u.size - 1, 5)).astype(int)]
-        vals = vals if x2_values is None else np.asarray(x2_values, dtype=float)
-        norm = mpl.colors.LogNorm(d.min(), d.max())
-        cmap = mpl.colormaps["viridis"]
-        ax.scatter(x, result.y, c=cmap(norm(d)), s=12, label="data (colour: x2)")
-        for v in vals:
-            ax.plot(grid, result.predict(grid, np.full_like(grid, v)), color=cmap(norm(v)),
-                    lw=1.2)
-            band = prediction_band(result, grid, np.full_like(grid, v))
-            if band is not None:
-                ax.fill_between(grid, *band, color=cmap(norm(v)), alpha=0.2, lw=0)
-        ax.plot([], [], color="k", label=f"{result.form} fit (lines: x2 = {', '.join(f'{v:.2g}' for v in vals)})")
+        _plot_joint(result, ax, grid, x2_values, x2_label)
     else:
-        ax.scatter(x, result.y, s=14, color="C0", label="observed", zorder=3)
-        name = "alpha2" if result.form == "broken" else "alpha"
-        a, ci = result.params[name], result.conf_int()
-        lab = f"{result.form} fit, {name} = {a:.3g}" + (
-            " [{:.3g}, {:.3g}]".format(*ci.loc[name]) if name in ci.index else "")
-        ax.plot(grid, result.predict(grid), color="C1", label=lab)
-        band = prediction_band(result, grid)
-        if band is not None:
-            ax.fill_between(grid, *band, color="C1", alpha=0.25, lw=0,
-                            label=f"{result.level:.0%} bootstrap band")
+        _plot_one(result, ax, grid)
     if theory is not None:
         tx, ty = theory
         ax.plot(tx, ty, color="k", ls="--", lw=1, label="quantization model")
@@ -79,18 +42,130 @@ def plot_fit(result, ax=None, theory=None, n_grid=200, x2_values=None, units="na
     ax.set_yscale("log")
     ax.set_xlabel(_xlabel(result))
     ax.set_ylabel(f"loss ({units})")
-    ax.legend(fontsize=7)
+    readable_log_ticks(ax)
+    legend_outside(ax)
     return ax
 
 
-_VARIABLES = {"N": "parameters N", "D": "training samples D", "S": "steps S"}
+def legend_outside(ax, **kwargs):
+    """The legend above the axes, clear of the data."""
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2,
+              frameon=False, borderaxespad=0.0, **kwargs)
+
+
+def _plot_one(result, ax, grid):
+    """One variable: observed points, the fit with its band, held-out points if any."""
+    ax.scatter(result.x, result.y, s=14, color="C0", label="observed", zorder=3)
+    name = {"broken": "alpha2", "bnsl": "alpha_final"}.get(result.form, "alpha")
+    table = result.derived() if name == "alpha_final" else result.conf_int()
+    a = table.loc[name, "value"] if name == "alpha_final" else result.params[name]
+    lab = f"{result.form} fit, {name} = {a:.3g}" + (
+        " [{:.3g}, {:.3g}]".format(*table.loc[name, ["lower", "upper"]])
+        if name in table.index else "")
+    ax.plot(grid, result.predict(grid), color="C1", label=lab)
+    how = "bootstrap" if result.bootstrap_params is not None else "fit-SE"
+    ax.fill_between(grid, *prediction_band(result, grid), color="C1", alpha=0.25, lw=0,
+                    label=f"{result.level:.0%} {how} band")
+    hold = result.holdout
+    if hold is not None:
+        x, obs, pred = (np.asarray(hold[k], float) for k in ("x", "observed", "predicted"))
+        err = [pred - np.asarray(hold["lower"], float), np.asarray(hold["upper"], float) - pred]
+        ax.errorbar(x, pred, yerr=err, fmt="x", color="C3", capsize=2, zorder=4,
+                    label=f"held out: predicted, {hold.get('level', result.level):.0%} band")
+        ax.scatter(x, obs, facecolor="none", edgecolor="C3", zorder=4,
+                   label="held out: observed")
+
+
+def joint_lines(result, max_lines=8):
+    """Where to draw a joint law: ("x2", values) at the data's own x2 when it takes at most
+    ``max_lines`` values; ("compute", values of x·x2) when the data lie on at most 12
+    iso-compute lines (an IsoFLOP grid); else ("x2 bins", the geometric means of five
+    quantile bins of x2)."""
+    d = result.x2
+    levels = np.unique(d)
+    if levels.size <= max_lines:
+        return "x2", levels
+    c = np.round(np.log10(result.x * d), 2)
+    if np.unique(c).size <= 12:
+        return "compute", np.unique(10.0 ** c)
+    edges = np.quantile(np.log(d), np.linspace(0, 1, 6))
+    return "x2 bins", np.exp(0.5 * (edges[:-1] + edges[1:]))
+
+
+def _plot_joint(result, ax, grid, x2_values=None, x2_label="x2"):
+    """The joint law along the lines of :func:`joint_lines` (or at ``x2_values``), each in
+    its colour on a colour bar, over the points coloured the same way."""
+    import matplotlib as mpl
+
+    kind, vals = ("x2", np.asarray(x2_values, float)) if x2_values is not None else \
+        joint_lines(result)
+    key = result.x * result.x2 if kind == "compute" else result.x2
+    norm = mpl.colors.LogNorm(min(key.min(), vals.min()), max(key.max(), vals.max()))
+    cmap = mpl.colormaps["viridis"]
+    ax.scatter(result.x, result.y, c=cmap(norm(key)), s=12, edgecolor="k", lw=0.2,
+               label="observed", zorder=3)
+    for v in vals:
+        if kind != "compute":
+            g, g2 = grid, np.full_like(grid, v)
+        else:    # an iso-compute line over the sizes its points span, extended a little
+            near = np.isclose(np.log10(key), np.log10(v), atol=0.006)
+            xs = result.x[near] if near.any() else grid
+            g = np.geomspace(xs.min() / 1.5, xs.max() * 1.5, 100)
+            g2 = v / g
+        ax.plot(g, result.predict(g, g2), color=cmap(norm(v)), lw=1.2)
+        ax.fill_between(g, *prediction_band(result, g, g2), color=cmap(norm(v)), alpha=0.2,
+                        lw=0)
+    ax.plot([], [], color="k", label=f"{result.form} fit " + {
+        "compute": "along iso-compute lines", "x2": "at the data's x2",
+        "x2 bins": "at the middle of five x2 bins"}[kind])
+    label = f"x·{x2_label} (C/6 for C = 6ND)" if kind == "compute" else x2_label
+    ax.figure.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label)
+
+
+def plot_compute(result, ax=None, n_grid=200, C_range=None):
+    """A joint law against compute C = 6ND: the observed losses and the fitted law's
+    compute-optimal frontier L(N_opt(C), D_opt(C)) (:func:`fit.derived.compute_optimal`) with
+    its bootstrap band, over the data's compute (or ``C_range``)."""
+    from fit.derived import compute_optimal
+
+    ax = axes(ax, FIGSIZE)
+    C = 6 * result.x * result.x2
+    lo, hi = (C.min(), C.max()) if C_range is None else C_range
+    grid = np.geomspace(lo, hi, n_grid)
+    ax.scatter(C, result.y, s=12, color="C0", label="observed", zorder=3)
+    N, D = compute_optimal(result.form, result.params, grid)
+    ax.plot(grid, result.predict(N, D), color="C1",
+            label=f"compute-optimal frontier of the {result.form} fit")
+    if result.bootstrap_params is not None:
+        from fit.prediction import _bootstrap_theta
+
+        theta, keep = _bootstrap_theta(result), None
+        Nb, Db = compute_optimal(result.form, result.bootstrap_params, grid)
+        logp = np.array([result.spec.model(t[None], (np.log(n), np.log(d)))[0][0]
+                         for t, n, d in zip(theta, Nb, Db)])
+        keep = np.all(np.isfinite(logp), axis=1)
+        tail = 50 * (1 - result.level)
+        band = np.percentile(np.exp(logp[keep]), [tail, 100 - tail], axis=0)
+        ax.fill_between(grid, *band, color="C1", alpha=0.25, lw=0,
+                        label=f"{result.level:.0%} bootstrap band")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("compute C = 6ND (FLOP)")
+    ax.set_ylabel("loss")
+    readable_log_ticks(ax)
+    legend_outside(ax)
+    return ax
+
+
+_VARIABLES = {"N": "parameters N", "D": "training samples D", "S": "steps S",
+              "C": "compute C (FLOP)"}
 
 
 def _xlabel(result) -> str:
     return _VARIABLES.get(result.config.get("variable"), "x")
 
 
-def plot_residuals(result, ax=None):
+def plot_residuals(result, ax=None, color=None):
     """Log residuals (log y − log fitted) against x, with the Huber threshold if used.
     With ``sigma`` the fit weighs residual i by y_i/σ_i and the threshold applies to that
     weighted residual, so that is what is drawn."""
@@ -98,7 +173,7 @@ def plot_residuals(result, ax=None):
     ax.axhline(0, color="k", lw=0.8)
     weighted = result.sigma is not None
     r = result.resid * (result.y / result.sigma if weighted else 1.0)
-    ax.scatter(result.x, r, s=12)
+    ax.scatter(result.x, r, s=12, color=color)
     if result.loss == "huber":
         d = result.config["delta"]
         for s in (-d, d):
@@ -187,7 +262,7 @@ def plot_power_law_ccdf(result, ax=None):
     scaled by the tail's share (predicted), on log-log axes (Clauset, Shalizi & Newman 2009,
     Fig. 1)."""
     from common.errors import InputError
-    from common.plotting import axes
+    from common.plotting import axes, readable_log_ticks
 
     if result.samples is None:
         raise InputError("samples: this power-law tail was built without its data")
@@ -210,7 +285,7 @@ def plot_consistency(result, ax=None):
     bootstrap draws and percentile intervals, against the model's α_D = α_N/(α_N+1)
     (predicted)."""
     import theory
-    from common.plotting import axes
+    from common.plotting import axes, readable_log_ticks
 
     ax = axes(ax)
     if result.draws is not None:
@@ -234,31 +309,55 @@ def plot_consistency(result, ax=None):
 
 def plot_extrapolation(result, ax=None):
     """A :class:`fit.diagnostics.Extrapolation`: the training points and the fit on them,
-    carried to the held-out largest scales (predicted, with the bootstrap band where the
-    fit has one), beside the held-out observations, on log-log axes."""
-    from common.plotting import axes
-
-    ax = axes(ax)
+    carried to the held-out largest scales (predicted, with the band a new observation
+    should fall in), beside the held-out observations, on log-log axes."""
     res = result.fit
-    ax.scatter(res.x, res.y, s=14, color="C0", label=f"training points ({result.n_train})")
-    ax.scatter(result.x_test, result.y_test, s=22, color="C3", zorder=3,
-               label="held out: observed")
     if result.x2_test is None:
-        grid = np.geomspace(min(res.x.min(), result.x_test.min()),
-                            max(res.x.max(), result.x_test.max()), 200)
-        ax.plot(grid, res.predict(grid), color="C1", label=f"{res.form} fit, extended")
-        band = prediction_band(res, grid)
-        if band is not None:
-            ax.fill_between(grid, *band, color="C1", alpha=0.25, lw=0,
-                            label=f"{res.level:.0%} bootstrap band")
+        ax = plot_fit(res, ax=ax)       # the fit carries its holdout block: drawn there
     else:
-        ax.scatter(result.x_test, result.y_pred, marker="x", color="C1", zorder=3,
-                   label=f"held out: predicted by the {res.form} fit")
+        ax = axes(ax, FIGSIZE)
+        ax.scatter(res.x, res.y, s=14, color="C0", label=f"training points ({result.n_train})")
+        err = [result.y_pred - result.lower, result.upper - result.y_pred]
+        ax.errorbar(result.x_test, result.y_pred, yerr=err, fmt="x", color="C3", capsize=2,
+                    label=f"held out: predicted, {res.level:.0%} band")
+        ax.scatter(result.x_test, result.y_test, facecolor="none", edgecolor="C3", zorder=3,
+                   label="held out: observed")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(_xlabel(res))
+        ax.set_ylabel("loss (nats)")
+        readable_log_ticks(ax)
+        legend_outside(ax)
+    ax.set_xlabel(ax.get_xlabel() + f"\nheld out: mean |relative error| "
+                  f"{result.mean_abs_rel_error:.2%}, RMSLE {result.rmsle:.3g}")
+    return ax
+
+
+def plot_groups(groups, ax=None):
+    """A :class:`fit.table.GroupFits` on one pair of axes, a colour per group: for one
+    variable each group's points and fitted curve; for a joint law each group's observed
+    loss against its fitted loss (the diagonal: a perfect fit)."""
+    ax = axes(ax, FIGSIZE)
+    joint = False
+    for i, (name, res) in enumerate(groups.fits.items()):
+        color = f"C{i % 10}"
+        if res.x2 is None:
+            grid = np.geomspace(res.x.min(), res.x.max(), 100)
+            ax.scatter(res.x, res.y, s=12, color=color, zorder=3)
+            ax.plot(grid, res.predict(grid), color=color, label=f"{groups.group_by} = {name}")
+        else:
+            joint = True
+            ax.scatter(res.fitted, res.y, s=12, color=color, label=f"{groups.group_by} = {name}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(_xlabel(res))
-    ax.set_ylabel("loss (nats)")
-    ax.set_title(f"mean |relative error| of the held-out points: "
-                 f"{result.mean_abs_rel_error:.2%}", fontsize=8)
-    ax.legend(fontsize=7)
+    if joint:
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, label="observed = fitted")
+        ax.set_xlabel("fitted loss")
+        ax.set_ylabel("observed loss")
+    else:
+        ax.set_xlabel(_xlabel(next(iter(groups.fits.values()))))
+        ax.set_ylabel("loss")
+    readable_log_ticks(ax)
+    legend_outside(ax)
     return ax

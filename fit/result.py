@@ -7,9 +7,9 @@ import numpy as np
 from scipy.special import ndtri, stdtrit
 
 from common.errors import InputError
-from common.results import Result, interval_table, jsonable
-from fit.bootstrap import CI_METHODS, bca_interval, percentile_interval
-from fit.forms import form_spec, to_public
+from common.results import Result, check_alpha_level, interval_table, jsonable
+from fit.bootstrap import CI_METHODS, bca_interval, check_level, percentile_interval
+from fit.forms import constrain, form_spec, to_public
 
 FORMULAS = {
     "power": "L = A x^-alpha",
@@ -17,6 +17,7 @@ FORMULAS = {
     "broken": "L = A x^-alpha, bending to x^-alpha2 at x_break",
     "chinchilla": "L = E + A N^-alpha + B D^-beta",
     "max": "L = E + max(A N^-alpha, B D^-beta)",
+    "bnsl": "L = E + A x^-alpha prod_i (1 + (x/d_i)^(1/f_i))^(-c_i f_i)",
 }
 
 
@@ -32,7 +33,9 @@ class FitResult(Result):
     Gauss–Newton covariance ``s² (JᵀJ)⁻¹`` on log axes, carried to E, A, B by the delta
     method, for the others).
     ``bootstrap_params``: name → array of the converged bootstrap refits (None without a
-    bootstrap); ``n_failed_bootstrap`` counts the refits that did not converge.
+    bootstrap); ``n_failed_bootstrap`` counts the refits that did not converge (or were
+    undetermined: a pairs resample on too few distinct sizes); they are left out of the
+    intervals, and the summary and JSON (``failed``) say how many.
     """
     form: str
     x: np.ndarray
@@ -58,6 +61,11 @@ class FitResult(Result):
     warnings: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    #: the rows fitted, when read from a table (``fit.fit_table``): query, missing values
+    #: dropped, group, row counts
+    selection: dict = field(default_factory=dict)
+    #: the extrapolation check's ``holdout`` block when the fit left its largest sizes out
+    holdout: dict | None = None
 
     # ------------------------------------------------------------------ estimates
     @property
@@ -71,14 +79,26 @@ class FitResult(Result):
 
     @property
     def spec(self):
-        return form_spec(self.form, **({"smooth": self.config["smooth"]}
-                                       if self.form == "broken" else {}))
+        """The form's :class:`fit.forms.FormSpec`, with the fit's tied and fixed parameters."""
+        shape = {"smooth": self.config.get("smooth") or 0.1,
+                 "breaks": self.config.get("breaks") or 1}
+        return constrain(form_spec(self.form, **shape), self.config.get("tie"),
+                         self.config.get("fix"))
 
-    def predict(self, x, x2=None) -> np.ndarray:
-        """The fitted loss at sizes ``x`` (and ``x2`` for the joint forms)."""
-        X = self._design(x, x2)
-        pred, _ = self.spec.model(self.theta[None, :], X)
-        return np.exp(pred[0])
+    def predict(self, x, x2=None, *, alpha=None, level=None, interval="observation"):
+        """The fitted loss at sizes ``x`` (and ``x2`` for the joint forms): an array, or
+        with ``alpha`` (or ``level`` = 1 − alpha) a DataFrame of ``x`` (``x2``),
+        ``predicted``, ``lower`` and ``upper``: the band at that level
+        (:func:`fit.prediction.prediction_band`): by default where a new measurement should
+        fall (the residual scatter added); ``interval="curve"`` for the fitted law alone."""
+        if alpha is None and level is None:
+            X = self._design(x, x2)
+            pred, _ = self.spec.model(self.theta[None, :], X)
+            return np.exp(pred[0])
+        from fit.prediction import prediction_frame
+
+        level = 1.0 - check_alpha_level(alpha) if level is None else check_level(level)
+        return prediction_frame(self, x, x2, level=level, interval=interval)
 
     def _design(self, x, x2=None):
         u = np.log(np.asarray(x, dtype=float))
@@ -157,70 +177,36 @@ class FitResult(Result):
 
         return implied_alpha(self, variable=variable or self.config.get("variable"))
 
+    def derived(self, alpha: float | None = None, method: str | None = None):
+        """Quantities the fit implies (the compute-optimal split of a joint law, the final
+        exponent of ``bnsl``; :mod:`fit.derived`) as a DataFrame of ``value``, ``lower``,
+        ``upper`` at level 1 − ``alpha`` (default the fit's), intervals as the fit's."""
+        from fit import derived
+
+        return derived.table(self, 1.0 - self._alpha(alpha, None), method)
+
+    @property
+    def constraints(self) -> str:
+        """The tied and fixed parameters in words ("" when every parameter was fitted)."""
+        from fit.forms import constraint_text
+
+        return constraint_text(self.spec, self.config.get("tie"), self.config.get("fix"))
+
     def summary(self) -> str:
-        """A text table: the form, the fit statistics and each parameter with its errors."""
-        level = self.level
-        ci = self._bounds(level)
-        wald = self._wald_bounds(level)
-        bse = self.bootstrap_stderr()
-        lines = [f"Scaling-law fit: {self.form}    {FORMULAS[self.form]}",
-                 f"points: {self.n_points}   loss: {self.loss}"
-                 + (f" (delta={self.config.get('delta')})" if self.loss == "huber" else "")
-                 + f"   objective: {self.objective:.6g}   converged: {self.converged}",
-                 f"AIC: {self.aic:.4f}   BIC: {self.bic:.4f}   log-likelihood: {self.llf:.4f}"
-                 "   (Gaussian, log residuals)"]
-        if self.bootstrap_params is not None:
-            lines.append(f"bootstrap: {self.n_bootstrap} {self.config.get('bootstrap_method')} "
-                         f"resamples, {self.n_failed_bootstrap} failed refits, "
-                         f"{self.ci_method} intervals, seed {self.config.get('seed')}")
-        head = (f"{'':>8} {'value':>12} {'std err':>10} {'boot se':>10} "
-                f"{f'[{level:.0%} CI':>12} {'':>11}  {'fit-SE CI':>22}")
-        lines += ["-" * len(head), head, "-" * len(head)]
-        for k, v in self.params.items():
-            b = f"{bse[k]:10.4g}" if bse else f"{'-':>10}"
-            lines.append(f"{k:>8} {v:12.6g} {self.stderr[k]:10.4g} {b} "
-                         f"{ci[k][0]:12.6g} {ci[k][1]:11.6g}  "
-                         f"[{wald[k][0]:.4g}, {wald[k][1]:.4g}]")
-        lines.append("-" * len(head))
-        reading = self.alpha_implied()
-        if reading:
-            parts = [f"{k}: {v['value']:.4g}" + (f" [{v['ci'][0]:.4g}, {v['ci'][1]:.4g}]"
-                                               if v.get("ci") else "")
-                     for k, v in reading.items()]
-            lines.append("quantization model, alpha implied by " + "; ".join(parts))
-        for w in self.warnings:
-            lines.append(f"warning: {w}")
-        return "\n".join(lines)
+        """A text report: the form, the fit statistics, each parameter with its errors (a
+        table aligned whatever the magnitudes), derived quantities, the model's reading and
+        the warnings."""
+        from fit.summary import summary_text
+
+        return summary_text(self)
 
     def to_dict(self, include_data: bool = False) -> dict:
-        """JSON-ready summary: form, params, ci, stderr, n_points, aic, bic, n_failed_bootstrap,
-        alpha_implied, warnings, config (and the data with ``include_data``)."""
-        ci = self._bounds(self.level)
-        out = {
-            "form": self.form,
-            "params": {k: float(v) for k, v in self.params.items()},
-            "ci": {k: [float(a), float(b)] for k, (a, b) in ci.items()},
-            "stderr": {k: float(v) for k, v in self.stderr.items()},
-            "bootstrap_stderr": self.bootstrap_stderr(),
-            "level": self.level,
-            "ci_method": self.ci_method if self.bootstrap_params is not None else "wald",
-            "n_points": self.n_points,
-            "aic": self.aic,
-            "bic": self.bic,
-            "llf": self.llf,
-            "loss": self.loss,
-            "objective": self.objective,
-            "converged": self.converged,
-            "n_bootstrap": self.n_bootstrap,
-            "n_failed_bootstrap": self.n_failed_bootstrap,
-            "alpha_implied": {k: v for k, v in self.alpha_implied().items()},
-            "warnings": list(self.warnings),
-            "config": dict(self.config),
-        }
-        if include_data:
-            out["data"] = {"x": self.x.tolist(), "y": self.y.tolist(),
-                           "x2": None if self.x2 is None else self.x2.tolist()}
-        return jsonable(out)
+        """JSON-ready summary: form, params, ci, stderr, n_points, aic, bic, failed (and
+        n_failed_bootstrap), derived, alpha_implied, warnings, config (and the data with
+        ``include_data``)."""
+        from fit.summary import fit_document
+
+        return fit_document(self, include_data)
 
     def plot(self, ax=None, **kwargs):
         """Data, fitted curve and bootstrap band on log-log axes (``fit.plots.plot_fit``)."""

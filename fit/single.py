@@ -23,9 +23,9 @@ FAST_FORMS = ("offset",)
 
 def fast_fit(spec, X, logy, scale, opts):
     """The optimum of ``spec`` from a linearised start, or None when the start fails its
-    checks (the caller then searches the grid). Returns ``(theta, info, r, J)`` with the
+    checks or the form has tied or fixed parameters (the caller then searches the grid). Returns ``(theta, info, r, J)`` with the
     scaled residuals r and the Jacobian J (n, p) of the log model at the optimum."""
-    if spec.name not in FAST_FORMS or opts["loss"] != "l2":
+    if spec.name not in FAST_FORMS or spec.chain is not None or opts["loss"] != "l2":
         return None
     lower, upper = opts["lower"], opts["upper"]
     start = _offset_start(spec, X, logy, scale, lower, upper)

@@ -60,7 +60,7 @@ def _run_cli(tmp_path, capsys, text, *args):
     (lambda t: t.replace("1000000.0,", "abc,", 1), ["--x", "N", "--y", "loss"],
      "column 'N', row 1: not a number ('abc')"),
     (lambda t: t.replace("\n3000000.0,", "\n,", 1), ["--x", "N", "--y", "loss"],
-     "N, row 2: is NaN"),
+     "column 'N', row 2: missing value (1 row with one); drop such rows with --dropna"),
     (lambda t: t.replace("\n10000000.0,", "\n-1,", 1), ["--x", "N", "--y", "loss"],
      "N, row 3: is not positive (-1)"),
     (lambda t: "\n".join(t.splitlines()[:3]) + "\n",

@@ -98,7 +98,13 @@ def test_a_refit_that_differs_from_the_saved_fit_is_said(tmp_path, capsys):
 
 
 def test_missing_data_file_leaves_the_table_and_says_why(tmp_path, capsys):
+    """A fit's JSON without its data block (an older one) is drawn from the file it names;
+    when that is gone the table stays and the page says why."""
     src = fit_json(tmp_path, capsys)
+    doc = json.loads(src.read_text())
+    assert doc["data"]["x"]                # what quanta fit writes now: the figure needs no file
+    del doc["data"]
+    src.write_text(json.dumps(doc))
     (tmp_path / "losses.csv").unlink()
     page = report.build([src])
     block = page.sections[0].blocks[0]
@@ -180,6 +186,28 @@ def test_a_method_key_is_shown_and_a_holdout_block_is_read(tmp_path, capsys):
     assert "predicted with an RMSLE of 0.035 (the fit's holdout block)" in html
 
 
+def test_a_grouped_fit_is_one_block_per_group(tmp_path, capsys):
+    """``quanta fit --group`` writes group → fit document: each is drawn as a fit of its
+    own, titled with its group, its numbers traced to the group's document."""
+    first, second = power_table(tmp_path / "a.csv"), power_table(tmp_path / "b.csv", seed=1,
+                                                                   alpha=0.5)
+    table = tmp_path / "both.csv"
+    table.write_text("set," + first.read_text().splitlines()[0] + "\n" + "".join(
+        f"{name},{line}\n" for name, path in (("a", first), ("b", second))
+        for line in path.read_text().splitlines()[1:]))
+    out = tmp_path / "groups.json"
+    assert cli.main(["fit", str(table), "--x", "N", "--y", "loss", "--group", "set",
+                     "--bootstrap", "50", "--json", str(out)]) == 0
+    capsys.readouterr()
+    page = report.build([out])
+    blocks = page.sections[0].blocks
+    assert [b.title for b in blocks] == ["Fit: both.csv [set = a]", "Fit: both.csv [set = b]"]
+    doc = json.loads(out.read_text())
+    assert [b.rows[0].value.value for b in blocks] == [
+        doc["groups"][g]["params"]["alpha"] for g in ("a", "b")]
+    assert all(b.figures for b in blocks)
+
+
 def test_qdg_on_several_networks_of_the_gpu_run(capsys):
     """The shipped ``quanta qdg parity --networks widest:5`` result: one block, the by-width
     figure and a rank-frequency figure per network, each network's estimators and its
@@ -210,6 +238,8 @@ def test_qdg_on_several_networks_of_the_gpu_run(capsys):
     ({"config": {}, "points": [], "theory_exponent": 0.3}, "simulate"),
     ({"D": {"config": {}, "points": [], "theory_exponent": 0.3}}, "simulate"),
     ({"form": "power", "params": {}, "ci": {}}, "fit"),
+    ({"group_by": "set", "groups": {"a": {"form": "power", "params": {}, "ci": {}}}},
+     "fit-groups"),
     ({"regimes": {"D": {"form": "power", "params": {}, "ci": {}}}}, "fit-regimes"),
     ({"points": [], "median_gap": 0.1}, "literature"),
     ({"method": "mle", "alpha_hat": 0.5, "rank_exponent": 1.5, "ci": [0, 1]}, "sizes"),

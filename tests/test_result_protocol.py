@@ -63,6 +63,17 @@ def make_fit_bca_joint():
 
 
 @factory
+def make_group_fits():
+    import pandas as pd
+
+    import fit
+    x, y = _power_law_data()
+    table = pd.DataFrame({"N": np.tile(x, 2), "loss": np.concatenate([y, 2 * y]),
+                          "set": ["a"] * len(x) + ["b"] * len(x)})
+    return fit.fit_table(table, x="N", y="loss", group="set", bootstrap=50, seed=0)
+
+
+@factory
 def make_rank_frequency():
     import fit
     sizes = np.round(1e4 * np.arange(1, 60.0) ** -1.5)

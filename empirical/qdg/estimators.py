@@ -144,7 +144,7 @@ def estimate_alpha(sizes_by_k: Mapping[int, Sequence[int]], estimator: str = "zi
     """α̂ from cluster sizes (dict K → sizes of the clustering into K clusters).
 
     ``k``: the clustering used by the single-K estimators (default: the smallest K, the
-    choice the bias study recommends: README, QDG section).
+    choice the bias study recommends: RESULTS.md, QDG).
     ``rank_window``: (first, last) ranks for "envelope"/"ols" (default all ranks).
     ``bootstrap``: resamples for the percentile interval at ``level`` (0: no interval).
     ``labels_by_k`` (K → each sample's cluster, as ``QDGClusteringSweep.labels_by_k_``): with

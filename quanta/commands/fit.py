@@ -1,14 +1,19 @@
 """``quanta fit``: fit a scaling law to a table (``curve``, the default), compare published
-exponents with the model (``literature``), or estimate a rank-frequency exponent (``sizes``).
+exponents with the model (``literature``), estimate a rank-frequency exponent (``sizes``), or
+read fitted exponents against the model (``consistency``).
 
-    quanta fit [curve] DATA.csv --x N [--x2 D] --y loss [--form power|offset|chinchilla|broken|max]
-               [--bootstrap 1000] [--level 0.95] [--seed 0] [--json FILE] [--plot FILE]
+    quanta fit [curve] DATA --x N [--x2 D] --y loss [--form power|offset|chinchilla|broken|
+               max|bnsl] [--where EXPR] [--group COL] [--dropna] [--sep SEP] [--tie A=B]
+               [--fix NAME=VALUE] [--holdout K] [--predict X ...] [--bootstrap 1000]
+               [--level 0.95] [--seed 0] [--json FILE] [--plot FILE]
     quanta fit literature [--plot FILE] [--json FILE]
     quanta fit sizes SIZES.csv [--method mle|ols|envelope] [--column COL] [--gof [--sims N]]
+    quanta fit consistency FIT.json [FIT_D.json] [--level 0.95] [--json FILE] [--plot FILE]
 
 Each action has only its own flags (argparse refuses the others); ``quanta fit DATA …``
 is ``quanta fit curve DATA …`` (a file named like an action: ``quanta fit curve sizes …``
-or ``./sizes``). One function per action: ``run_curve``, ``run_literature``, ``run_sizes``.
+or ``./sizes``). One function per action: ``run_curve``, ``run_literature``, ``run_sizes``,
+``run_consistency``.
 """
 from __future__ import annotations
 
@@ -21,8 +26,12 @@ import numpy as np
 from common.errors import CorruptFileError, InputError
 from quanta.io import CommandError, add_output_args, save_figure, say, write_json
 
+#: the forms ``quanta fit curve --form`` offers (fit.forms.FORMS, kept here so that building
+#: the parser imports nothing heavy)
+FORMS = ("power", "offset", "chinchilla", "broken", "max", "bnsl")
+
 #: ``quanta fit``'s actions; ``quanta fit DATA …`` means ``quanta fit curve DATA …``
-ACTIONS = ("curve", "literature", "sizes")
+ACTIONS = ("curve", "literature", "sizes", "consistency")
 DEFAULT_ACTION = "curve"
 
 
@@ -39,12 +48,13 @@ def _bootstrap_options() -> argparse.ArgumentParser:
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "fit", help="fit scaling laws with bootstrap intervals; published exponents; sizes",
-        usage="quanta fit [-h] {curve,literature,sizes} ...\n"
+        usage="quanta fit [-h] {curve,literature,sizes,consistency} ...\n"
               "       quanta fit DATA --x X --y Y ...   (= quanta fit curve DATA ...)",
         description="Fit a scaling law to a table (curve, the default: 'quanta fit DATA ...' "
                     "is 'quanta fit curve DATA ...'), compare the published exponents with the "
-                    "model (literature: the paper's Figure 18), or estimate a rank-frequency "
-                    "exponent from sizes.",
+                    "model (literature: the paper's Figure 18), estimate a rank-frequency "
+                    "exponent from sizes, or read fitted exponents against the model "
+                    "(consistency).",
         epilog="example: quanta fit losses.csv --x N --y loss --json fit.json")
     sub = p.add_subparsers(dest="fit_command", required=True, metavar="ACTION",
                            prog="quanta fit")
@@ -52,29 +62,64 @@ def add_parser(subparsers) -> None:
     _add_curve(sub, shared)
     _add_literature(sub)
     _add_sizes(sub, shared)
+    _add_consistency(sub)
 
 
 def _add_curve(sub, shared) -> None:
-    c = sub.add_parser("curve", parents=[shared], help="fit a scaling law to a table (default)",
-                       description="Fit a scaling law to DATA (CSV or parquet with named "
-                                   "columns), with bootstrap intervals.",
-                       epilog="example: quanta fit curve losses.csv --x N --y loss --plot fit.png")
-    c.add_argument("data", metavar="DATA", help="CSV or parquet file with named columns")
-    c.add_argument("--x", required=True, help="column of the size variable (e.g. N, D or S)")
+    c = sub.add_parser(
+        "curve", parents=[shared], help="fit a scaling law to a table (default)",
+        description="Fit a scaling law to DATA, a table as its authors ship it: CSV/TSV\n"
+                    "(delimiter sniffed), JSON (records, columns, or a folder of one-object\n"
+                    "files; nested keys as dotted names such as results.loss), JSON Lines\n"
+                    "or parquet, with bootstrap intervals. Guide: docs/fit.md.",
+        epilog="examples: quanta fit losses.csv --x N --y loss --form offset --plot fit.png\n"
+               "          quanta fit runs/ --x N --x2 D --y results.loss --where \"N > 1e7\" "
+               "--tie alpha=beta\n"
+               "          quanta fit curve.csv --x D --y loss --form bnsl --holdout 3 "
+               "--predict 1e12",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("data", metavar="DATA", help="a table file (CSV, TSV, JSON, JSON Lines, "
+                                                "parquet) or a folder of JSON files")
+    c.add_argument("--x", required=True, help="column of the size variable (N, D, S or C)")
     c.add_argument("--x2", help="column of the second size variable (joint forms)")
     c.add_argument("--y", required=True, help="column of the loss")
     c.add_argument("--sigma", help="column of per-point errors of the loss (weighted fit)")
-    c.add_argument("--form", default=None,
-                   choices=("power", "offset", "chinchilla", "broken", "max"),
-                   help="power (default; chinchilla with --x2), offset, chinchilla, broken, max")
+    _add_table_flags(c)
+    c.add_argument("--form", default=None, choices=FORMS,
+                   help="power (default; chinchilla with --x2), offset, chinchilla, broken, "
+                        "max, bnsl")
+    c.add_argument("--breaks", type=int, default=1, help="bnsl: number of breaks (default 1)")
+    c.add_argument("--tie", action="append", metavar="A=B",
+                   help="fit one value for two parameters, e.g. alpha=beta (repeatable)")
+    c.add_argument("--fix", action="append", metavar="NAME=VALUE",
+                   help="hold a parameter at a value, e.g. E=1.69 (repeatable)")
     c.add_argument("--bootstrap-method", default="pairs", choices=("pairs", "residuals"))
     c.add_argument("--ci", default="percentile", choices=("percentile", "bca"),
                    help="bootstrap interval (default percentile)")
     c.add_argument("--delta", type=float, default=1e-3, help="Huber threshold (joint forms)")
-    c.add_argument("--variable", choices=("N", "D", "S"),
-                   help="what x is, for the quantization-model reading (default: from --x)")
+    c.add_argument("--variable", choices=("N", "D", "S", "C"),
+                   help="what x is, for the quantization-model reading (default: from --x); "
+                        "C: compute")
+    c.add_argument("--holdout", type=float, default=0, metavar="K",
+                   help="fit all but the K largest sizes and predict them (a fraction < 1: "
+                        "that share of the points)")
+    c.add_argument("--predict", nargs="+", metavar="X",
+                   help="predict the loss at these sizes, with bands (joint forms: N,D)")
     add_output_args(c)
     c.set_defaults(func=run_curve)
+
+
+def _add_table_flags(c) -> None:
+    """--sep, --where, --assign, --group, --dropna: reading and selecting a table's rows."""
+    c.add_argument("--sep", help="delimiter of a text table (default: sniffed; 'tab' for tab)")
+    c.add_argument("--where", metavar="EXPR",
+                   help="keep the rows where this pandas query is true, e.g. \"dataset == "
+                        "'c4' and N > 1e7\" (names with dots or spaces in backticks)")
+    c.add_argument("--assign", action="append", metavar="NAME=EXPR",
+                   help="a column made from others, e.g. \"D = C / (6 * N)\" (repeatable)")
+    c.add_argument("--group", metavar="COLUMN", help="fit each group of rows separately")
+    c.add_argument("--dropna", action="store_true",
+                   help="drop rows with a missing value in the columns used (counted)")
 
 
 def _add_literature(sub) -> None:
@@ -84,6 +129,53 @@ def _add_literature(sub) -> None:
                                      "alpha_N/(alpha_N+1).")
     add_output_args(lit)
     lit.set_defaults(func=run_literature)
+
+
+def _add_consistency(sub) -> None:
+    k = sub.add_parser(
+        "consistency", help="fitted alpha_N and alpha_D read against the model",
+        description="Read fitted exponents against the quantization model (alpha_D = "
+                    "alpha_N/(alpha_N+1)): one joint fit (chinchilla or max), or a fit of "
+                    "L(N) and one of L(D) or L(S). Each FIT is the JSON 'quanta fit --json' "
+                    "wrote; the fit is made again from its data block with its saved settings "
+                    "(seed included), for the bootstrap draws.",
+        epilog="example: quanta fit consistency fit_N.json fit_D.json --json -")
+    k.add_argument("fits", nargs="+", metavar="FIT", help="one joint fit, or L(N) then L(D)")
+    k.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    add_output_args(k)
+    k.set_defaults(func=run_consistency)
+
+
+def run_consistency(args) -> int:
+    """``quanta fit consistency``: (alpha_N, alpha_D) against alpha_D = alpha_N/(alpha_N+1)."""
+    import json
+
+    from fit.consistency import consistency
+    from fit.summary import refit
+
+    if len(args.fits) > 2:
+        raise CommandError("FIT: give one joint fit, or two fits (L(N), then L(D) or L(S))")
+    results = []
+    for path in args.fits:
+        try:
+            doc = json.loads(Path(path).read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CorruptFileError(f"{path}: not a fit's JSON ({err})") from None
+        if not isinstance(doc, dict) or "form" not in doc:
+            keys = "groups: pick one group's fit" if isinstance(doc, dict) and "groups" in doc \
+                else "no 'form'"
+            raise InputError(f"{path}: not the JSON of one fit ({keys})")
+        res, _ = refit(doc)
+        if res.bootstrap_params is None:
+            raise InputError(f"{path}: the fit has no bootstrap (run quanta fit with "
+                             "--bootstrap N) and the reading needs its draws")
+        results.append(res)
+    both = consistency(*results, level=args.level)
+    say(both.summary(), args.json)
+    write_json({**both.to_dict(), "sources": list(args.fits)}, args.json)
+    if args.plot:
+        save_figure(both.plot().figure, args.plot)
+    return 0
 
 
 def _add_sizes(sub, shared) -> None:
@@ -104,44 +196,108 @@ def _add_sizes(sub, shared) -> None:
 
 
 def run_curve(args) -> int:
-    """``quanta fit curve``: a scaling law fitted to two (or three) columns of a table."""
+    """``quanta fit curve``: a scaling law fitted to columns of a table (or to each group)."""
     import fit
-    from fit.forms import form_spec
-    from fit.inputs import check_xy, load_xy
 
     form = args.form or ("chinchilla" if args.x2 else "power")
     if args.variable and form in fit.JOINT_FORMS:
         raise CommandError(f"--variable: the joint form {form!r} reads N from --x and D from "
                            "--x2")
-    cols = load_xy(args.data, args.x, args.y, x2=args.x2, sigma=args.sigma)
-    variable = args.variable or (args.x.upper() if args.x.upper() in ("N", "D", "S") else None)
-    names = (args.x, args.y, args.x2 or "x2", args.sigma or "sigma")
-    check_xy(cols[args.x], cols[args.y], x2=cols.get(args.x2), sigma=cols.get(args.sigma),
-             n_params=len(form_spec(form).public), names=names)
-    res = fit.fit(form, cols[args.x], cols[args.y], x2=cols.get(args.x2),
-                  sigma=cols.get(args.sigma), bootstrap=args.bootstrap, level=args.level,
-                  seed=args.seed, bootstrap_method=args.bootstrap_method, ci_method=args.ci,
-                  delta=args.delta, variable=None if form in fit.JOINT_FORMS else variable)
-    say(res.summary(), args.json)
-    out = res.to_dict()
-    out["columns"] = {"x": args.x, "x2": args.x2, "y": args.y, "sigma": args.sigma}
-    out["source"] = str(args.data)
+    if args.breaks != 1 and form != "bnsl":
+        raise CommandError(f"--breaks: only the bnsl form has breaks (got --form {form})")
+    options = dict(bootstrap=args.bootstrap, level=args.level, seed=args.seed,
+                   bootstrap_method=args.bootstrap_method, ci_method=args.ci,
+                   delta=args.delta, tie=args.tie, fix=args.fix)
+    if form == "bnsl":
+        options["breaks"] = args.breaks
+    result = fit.fit_table(args.data, x=args.x, y=args.y, x2=args.x2, sigma=args.sigma,
+                           form=form, group=args.group, where=args.where, dropna=args.dropna,
+                           sep=args.sep, assign=args.assign, holdout=_holdout(args.holdout),
+                           variable=args.variable, **options)
+    fits = result.fits if args.group else {None: result}
+    points = _prediction_points(args.predict, form in fit.JOINT_FORMS)
+    docs, text = {}, [result.summary()]
+    for name, res in fits.items():
+        docs[name] = res.to_dict(include_data=True)
+        if points is not None:
+            frame = res.predict(*points, level=args.level, interval="observation")
+            docs[name]["predictions"] = {**frame.to_dict("list"), "level": args.level,
+                                         "interval": "observation"}
+            text.append(_prediction_text(frame, args.level, name, args.group))
+        if args.group and res.holdout is not None:
+            from fit.summary import holdout_lines
+            text += [f"held out [{name}]:"] + holdout_lines(res.holdout)
+    say("\n\n".join(text), args.json)
+    head = {"columns": {"x": args.x, "x2": args.x2, "y": args.y, "sigma": args.sigma},
+            "source": str(args.data)}
+    out = {**docs[None], **head} if not args.group else \
+        {"group_by": args.group, "level": args.level, **head,
+         "groups": {k: {**v, **head} for k, v in docs.items()}}
     write_json(out, args.json)
     if args.plot:
-        save_figure(_curve_figure(res, args.x, args.y), args.plot)
+        save_figure(_curve_figure(result, args.x, args.y, points, args.x2), args.plot)
     return 0
 
 
-def _curve_figure(res, xlabel: str, ylabel: str):
-    """The fit with its band beside its residuals, axes named after the columns."""
+def _holdout(value: float):
+    """--holdout K: a whole number of points, or a fraction below 1."""
+    if value < 0 or (value >= 1 and value != int(value)):
+        raise CommandError(f"--holdout: a number of points (3) or a fraction below 1 (0.2), "
+                           f"got {value:g}")
+    return int(value) if value >= 1 else value
+
+
+def _prediction_points(values, joint: bool):
+    """--predict X… as (x, x2) arrays (joint forms: N,D pairs), or None."""
+    if not values:
+        return None
+    try:
+        pairs = [tuple(float(v) for v in item.split(",")) for item in values]
+    except ValueError:
+        raise CommandError(f"--predict: sizes are numbers{' (N,D pairs)' if joint else ''}, "
+                           f"got {' '.join(values)}") from None
+    if any(len(p) != (2 if joint else 1) for p in pairs) or \
+            not all(v > 0 for p in pairs for v in p):
+        raise CommandError("--predict: give positive sizes" + (
+            ", each an N,D pair for a joint form (--predict 7e10,1.4e12)" if joint else ""))
+    arr = np.array(pairs)
+    return (arr[:, 0], arr[:, 1]) if joint else (arr[:, 0], None)
+
+
+def _prediction_text(frame, level: float, name, group) -> str:
+    from fit.summary import table
+
+    head = [c for c in ("x", "x2") if c in frame] + ["predicted", f"{level:.0%} band"]
+    rows = [[f"{r[c]:.4g}" for c in head[:-2]] + [f"{r['predicted']:.6g}",
+                                                   f"[{r['lower']:.6g}, {r['upper']:.6g}]"]
+            for r in frame.to_dict("records")]
+    title = "predictions (the band: where a new observation should fall)" + (
+        f" [{group} = {name}]" if group else "")
+    return "\n".join([title] + table(head, rows, set(range(len(head) - 1))))
+
+
+def _curve_figure(result, xlabel: str, ylabel: str, points=None, x2label=None):
+    """The fit with its band beside its residuals (a colour per group for a grouped fit;
+    a joint law also against compute, with its compute-optimal frontier), axes named after
+    the columns; the curve extends over --predict's sizes."""
     import matplotlib.pyplot as plt
 
-    from fit.plots import plot_fit, plot_residuals
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    plot_fit(res, ax=a1)
-    a1.set_xlabel(xlabel)
-    a1.set_ylabel(ylabel)
-    plot_residuals(res, ax=a2)
+    from fit.plots import plot_compute, plot_fit, plot_groups, plot_residuals
+    joint = not hasattr(result, "fits") and result.x2 is not None
+    fig, (a1, a2, *a3) = plt.subplots(1, 3 if joint else 2, figsize=(16 if joint else 11, 4.4))
+    if joint:
+        plot_compute(result, ax=a3[0])
+    if hasattr(result, "fits"):
+        plot_groups(result, ax=a1)
+        for i, res in enumerate(result.fits.values()):
+            plot_residuals(res, ax=a2, color=f"C{i % 10}")
+    else:
+        x_range = None if points is None else (points[0].min(), points[0].max())
+        plot_fit(result, ax=a1, x_range=x_range, x2_label=x2label or "x2")
+        plot_residuals(result, ax=a2)
+    if not (hasattr(result, "fits") and next(iter(result.fits.values())).x2 is not None):
+        a1.set_xlabel(xlabel)
+        a1.set_ylabel(ylabel)
     a2.set_xlabel(xlabel)
     fig.tight_layout()
     return fig

@@ -32,7 +32,7 @@ SECTIONS = (
     ("fits", "Fits: intervals, residuals, extrapolation and the model's reading",
      "Scaling laws fitted with bootstrap intervals, their residuals, a check on held-out "
      "sizes, and the α the quantization model reads from the exponents.",
-     {"fit": fits.fit_block, "fit-regimes": fits.regimes_block,
+     {"fit": fits.fit_block, "fit-groups": fits.groups_block, "fit-regimes": fits.regimes_block,
       "consistency": fits.consistency_block, "literature": fits.literature_block,
       "sizes": fits.sizes_block}),
     ("parity", "Multitask sparse parity",

@@ -8,7 +8,6 @@ numbers.
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -74,20 +73,12 @@ def _data(item) -> tuple[dict | None, str]:
 
 
 def refit(doc: dict, data: dict):
-    """The fit again, on ``data`` with the settings saved in the JSON (those
-    :func:`fit.fit` takes), and the largest relative difference from the saved estimates."""
-    import fit
+    """The fit again, on ``data`` with the settings saved in the JSON
+    (:func:`fit.summary.refit`), and the largest relative difference from the saved
+    estimates."""
+    from fit.summary import refit as refit_document
 
-    cfg = dict(doc.get("config") or {})
-    takes = inspect.signature(fit.fit).parameters
-    options = {k: v for k, v in cfg.items() if k in takes and k not in ("form", "x", "y")
-               and v is not None}
-    res = fit.fit(doc["form"], data["x"], data["y"], x2=data["x2"], sigma=data["sigma"],
-                  **options)
-    saved = doc["params"]
-    diff = max(abs(res.params[k] - v) / max(abs(v), 1e-300) for k, v in saved.items()
-               if v is not None)
-    return res, diff
+    return refit_document(doc, data)
 
 
 def _extrapolation(doc: dict, res, data: dict, ax) -> str:
@@ -98,14 +89,9 @@ def _extrapolation(doc: dict, res, data: dict, ax) -> str:
 
     hold = doc.get("holdout")
     if isinstance(hold, dict) and hold.get("x"):
-        plot_fit(res, ax=ax)
-        x, obs, pred = (np.asarray(hold[k], float) for k in ("x", "observed", "predicted"))
-        lo, hi = hold.get("lower"), hold.get("upper")
-        err = None if lo is None else [pred - np.asarray(lo, float), np.asarray(hi, float) - pred]
-        ax.errorbar(x, pred, yerr=err, fmt="x", color="C3", label="predicted (held out)")
-        ax.scatter(x, obs, facecolor="none", edgecolor="C3", label="observed (held out)")
-        ax.legend(fontsize=7)
-        return (f"the {len(x)} held-out largest sizes are predicted with an RMSLE of "
+        res.holdout = hold
+        plot_fit(res, ax=ax)            # draws the held-out points with their band
+        return (f"the {len(hold['x'])} held-out largest sizes are predicted with an RMSLE of "
                 f"{fmt(hold.get('rmsle'), 2)} (the fit's holdout block)")
     options = {k: v for k, v in (doc.get("config") or {}).items()
                if k in ("loss", "delta", "variable", "smooth") and v is not None}
@@ -172,16 +158,30 @@ def fit_block(item) -> list[Block]:
     d = Doc(item.doc)
     source = item.doc.get("source") or Path(item.path).name
     cols = item.doc.get("columns") or {}
-    what = f"{d.at('form')} fit of {Path(str(source)).name}" + (
+    group = ((item.doc.get("selection") or {}).get("group")) or {}
+    name = Path(str(source)).name + (f" [{group['column']} = {group['value']}]"
+                                     if group else "")
+    what = f"{d.at('form')} fit of {name}" + (
         f" ({cols.get('y')} against {cols.get('x')})" if cols.get("x") else "")
     theory = ["predicted_exponent"] if d.get("predicted_exponent") is not None else None
-    block = Block(f"Fit: {Path(str(source)).name}", str(item.path), str(item.json_file),
+    block = Block(f"Fit: {name}", str(item.path), str(item.json_file),
                   rows=fit_rows(d, what, theory))
     checked = _fit_figure(item, block)
     if theory is None:
         block.lead = reading(block.rows, checked)
     block.notes += _fit_notes(d)
     return [block]
+
+
+def groups_block(item) -> list[Block]:
+    """A ``quanta fit DATA --group COLUMN --json`` output: one block per group, each read as
+    a fit of its own (its document has the usual keys)."""
+    from dataclasses import replace
+
+    blocks = []
+    for doc in item.doc["groups"].values():
+        blocks += fit_block(replace(item, doc=doc))
+    return blocks
 
 
 def reading(rows, checked: str = "") -> str:

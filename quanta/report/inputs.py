@@ -49,6 +49,9 @@ KINDS: list[tuple[str, Callable[[dict], bool]]] = [
     ("simulate", lambda d: _is_simulation(d) or
      (bool(d) and all(_is_simulation(v) for v in d.values()))),
     ("fit", lambda d: {"form", "params", "ci"} <= set(d)),
+    ("fit-groups", lambda d: {"group_by", "groups"} <= set(d) and isinstance(d["groups"], dict)
+     and all(isinstance(v, dict) and {"form", "params", "ci"} <= set(v)
+             for v in d["groups"].values())),
     ("fit-regimes", _fits_by_regime),
     ("literature", lambda d: {"points", "median_gap"} <= set(d)),
     ("sizes", lambda d: {"method", "alpha_hat", "rank_exponent", "ci"} <= set(d)),
