@@ -153,6 +153,13 @@ def make_parity_analysis():
 
 
 @factory
+def make_parity_alpha_sweep():
+    from empirical.parity.alpha_sweep import alpha_sweep
+    return alpha_sweep([ROOT / "results/parity/N_alpha0.2", ROOT / "results/parity/N_alpha0.4"],
+                       method="both", bootstrap=50)
+
+
+@factory
 def make_parity_method_comparison():
     from empirical.parity import analysis
     return analysis.analyze([ROOT / "results/parity/N_alpha0.4"], method="both",

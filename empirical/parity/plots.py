@@ -297,6 +297,41 @@ def plot_alpha_sweep(sweep: dict, ax=None):
     return ax
 
 
+def plot_exponents_vs_alpha(rows, ax=None):
+    """Measured N, S and D exponents against α (``rows``: :meth:`AlphaSweep.rows`) beside the
+    model's α and α/(α+1): the seed-mean run of each α with its 95 % interval, each seed
+    alone as a small cross; our method filled, the paper's open."""
+    ax = _ax(ax)
+    a = np.array([r["alpha"] for r in rows], float)
+    grid = np.linspace(0.0, a.max() + 0.1, 100)
+    regimes = [g for g in ("N", "S", "D") if any(r["regime"] == g for r in rows)]
+    if "N" in regimes:
+        ax.plot(grid, grid, "C0--", lw=1, label="theory α_N = α")
+    if {"S", "D"} & set(regimes):
+        ax.plot(grid, grid / (grid + 1), "k--", lw=1, label="theory α_S = α_D = α/(α+1)")
+    colour = dict(N="C0", S="C1", D="C2")
+    style = dict(quanta=("o", None, "ours"), paper=("s", "none", "paper's method"))
+    for i, reg in enumerate(regimes):
+        for j, (method, (marker, face, name)) in enumerate(style.items()):
+            dx = 0.004 * (2 * i + j - len(regimes))
+            mine = [r for r in rows if r["regime"] == reg and r["method"] == method]
+            mean = [r for r in mine if r["seed"] == "mean"]
+            if mean:
+                x, y = np.array([r["alpha"] for r in mean]) + dx, np.array([r["exponent"] for r in mean])
+                err = [y - [r["lower"] for r in mean], [r["upper"] for r in mean] - y]
+                ax.errorbar(x, y, yerr=err, fmt=marker, mfc=face, color=colour[reg], capsize=2,
+                            label=f"α_{reg}, {name}")
+            seeds = [r for r in mine if r["seed"] != "mean"]
+            if seeds:
+                ax.plot([r["alpha"] + dx for r in seeds], [r["exponent"] for r in seeds], "x",
+                        color=colour[reg], ms=4, alpha=0.6)
+    ax.set(xlabel="α (frequencies ∝ k^-(α+1))", ylabel="measured exponent",
+           title="exponents against α (×: one seed)")
+    ax.set_xlim(0, a.max() + 0.1)
+    ax.legend(fontsize=7, loc="best")
+    return ax
+
+
 def _predicted_by_step(frequencies, conv_steps, steps):
     """Subtasks learned by each step if subtask k is learned at step c/p_k (the model's
     slope −1), c the geometric mean of step·p over the subtasks that converged; None if

@@ -242,6 +242,7 @@ def add_parser(subparsers) -> None:
     _add_train_parser(sub)
     _add_analyze_parser(sub)
     _add_export_parser(sub)
+    _add_alphas_parser(sub)
 
 
 def _add_analyze_parser(sub) -> None:
@@ -280,6 +281,43 @@ def _add_analyze_parser(sub) -> None:
     a.add_argument("--seed", type=int, default=None, help="(paper) seed of the bootstrap "
                                                           "(default 0)")
     a.set_defaults(func=cmd_analyze)
+
+
+def cmd_alphas(args) -> int:
+    from empirical.parity import load_run
+    from empirical.parity.alpha_sweep import alpha_sweep
+
+    runs = [load_run(d) for d in expand_run_dirs(args.run_dirs)]
+    paper = {} if args.bootstrap is None else dict(bootstrap=args.bootstrap)
+    result = alpha_sweep(runs, method=args.method, per_seed=not args.no_per_seed,
+                         **(paper if args.method != "quanta" else {}))
+    write_json(result.to_dict(), args.json)
+    say(result.summary(), args.json)
+    if args.plot:
+        save_figure(result.plot().figure, args.plot)
+        say(f"wrote {args.plot}", args.json)
+    return 0
+
+
+def _add_alphas_parser(sub) -> None:
+    from quanta.io import add_output_args
+
+    a = sub.add_parser("alphas", help="exponents against α across runs (Figures 10, 11)",
+                       description="The N, S and D exponents of runs of different α, each "
+                                   "seed alone and the seeds averaged, against the model's "
+                                   "α and α/(α+1), by our method, the paper's or both.",
+                       epilog="example: quanta parity alphas results/parity/gpu_D_alpha* "
+                              "--json - --plot alphas.png")
+    a.add_argument("run_dirs", nargs="+", metavar="DIR",
+                   help="run directories of at least two α, or folders of them")
+    a.add_argument("--method", choices=["quanta", "paper", "both"], default="both",
+                   help="ours, the paper's or both (default both)")
+    a.add_argument("--no-per-seed", action="store_true",
+                   help="only the seed-averaged run of each α, not each seed alone")
+    a.add_argument("--bootstrap", type=int, default=None,
+                   help="(paper) bootstrap resamples of each interval (default 1000)")
+    add_output_args(a)
+    a.set_defaults(func=cmd_alphas)
 
 
 def _add_export_parser(sub) -> None:
