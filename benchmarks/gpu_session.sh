@@ -7,6 +7,7 @@
 #   bash benchmarks/gpu_session.sh ingest DIR         # unpack a call's returned $OUT (here)
 #   bash benchmarks/gpu_session.sh check              # GPU facts, pytest -m gpu, the benchmark
 #   bash benchmarks/gpu_session.sh run PLAN [SECONDS] # train one named plan (below)
+#   bash benchmarks/gpu_session.sh                    # no mode: next $GPU_SECONDS (540)
 #
 # menu: benchmarks/parity_menu.py on the Figure-2 sweep (30 widths, batch 20 000): ms/step,
 #   network-steps/s, ratio to the paper's script (0.0598 s/step), fraction of the floor and
@@ -167,5 +168,9 @@ case "${1:-}" in
           "$PY" benchmarks/gpu_queue.py estimate --out "$OUT" $(queue_args) ;;
     ingest) [ -n "${2:-}" ] || { echo "usage: ingest DIR (a call's returned \$OUT)" >&2; exit 2; }
             "$PY" benchmarks/gpu_queue.py ingest "$2" $(queue_args) ;;
+    "") # run as it stands (a GPU window's default): the queue for GPU_SECONDS (540)
+        echo "no mode given: next ${GPU_SECONDS:-540} (the modes: bash $0 help)"
+        next_plans "${GPU_SECONDS:-540}" ;;
+    help|-h|--help) sed -n '2,52p' "$0" ;;
     *) sed -n '2,52p' "$0"; exit 2 ;;
 esac

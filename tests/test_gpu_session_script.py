@@ -137,8 +137,9 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     shutil.rmtree(tmp_path / "runs")                          # the machine went back
     ing = cpu_session(tmp_path, "x", "ingest", str(tmp_path / "out1"))
     assert ing.returncode == 0 and list((tmp_path / "carry").glob("tiny_speed.resume.tar*"))
-    second = cpu_session(tmp_path, "out2", "next", "300")
+    second = cpu_session(tmp_path, "out2", GPU_SECONDS="300")    # no mode: the default `next`
     assert second.returncode == 0, second.stdout + second.stderr
+    assert "no mode given: next 300" in second.stdout
     assert "unpacked the carried resume state" in second.stdout
     assert "plans left: none" in second.stdout and "timing {" in second.stdout
     assert_within_transfer_limits(tmp_path / "out2")
