@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from common.errors import InputError
-from quanta.io import log_grid, save_figure, say, write_json
+from quanta.io import count, declare_paths, log_grid, save_figure, say, seed, write_json
 
 #: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
 #: not an error, call again with --resume)
@@ -163,7 +163,7 @@ def cmd_export(args) -> int:
 
     dest = export_run(args.run_dir, args.dest, checkpoint_steps=_checkpoint_steps(args.checkpoints),
                       half=not args.full_precision, max_evals=args.max_evals,
-                      accuracy=not args.no_accuracy, networks=args.networks)
+                      accuracy=not args.no_accuracy, networks=args.networks, force=args.force)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"exported {args.run_dir} -> {dest} ({size / 1e6:.2f} MB)")
     return 0
@@ -243,13 +243,14 @@ def _add_analyze_parser(sub) -> None:
     a.add_argument("--step-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="(paper) steps of the L(S) fit, LO <= step < HI (default: the "
                         "paper's 500 15000)")
-    a.add_argument("--width", type=int, default=None,
+    a.add_argument("--width", type=count(1), default=None,
                    help="(paper) the network of the L(S) and convergence fits (default the "
                         "widest)")
-    a.add_argument("--bootstrap", type=int, default=None,
+    a.add_argument("--bootstrap", type=count(1), default=None,
                    help="(paper) bootstrap resamples of each interval (default 1000)")
-    a.add_argument("--seed", type=int, default=None, help="(paper) seed of the bootstrap "
+    a.add_argument("--seed", type=seed, default=None, help="(paper) seed of the bootstrap "
                                                           "(default 0)")
+    declare_paths(a, inputs=("run_dirs",), files=("json",), folders=("plot_dir",))
     a.set_defaults(func=cmd_analyze)
 
 
@@ -267,10 +268,14 @@ def _add_export_parser(sub) -> None:
                         "D of those widths); the metrics keep every network")
     e.add_argument("--full-precision", action="store_true",
                    help="keep per-subtask arrays and checkpoints in float32 (default float16)")
-    e.add_argument("--max-evals", type=int, default=None, metavar="N",
+    e.add_argument("--max-evals", type=count(2), default=None, metavar="N",
                    help="keep N of a finished run's evaluations, evenly along its grid")
     e.add_argument("--no-accuracy", action="store_true",
                    help="leave out the per-subtask accuracy (the mean accuracy stays)")
+    e.add_argument("--force", action="store_true",
+                   help="DEST may hold another run, which is then replaced whole (never a "
+                        "folder holding anything else)")
+    declare_paths(e, inputs=("run_dir",), folders=("dest",))
     e.set_defaults(func=cmd_export)
 
 
