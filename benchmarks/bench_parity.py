@@ -99,7 +99,30 @@ def fused_cost(task: SparseParityTask, widths, batch: int) -> dict:
     return dict(flops=flops, bytes=bytes_)
 
 
-def main(argv=None) -> None:
+def time_samplers(task: SparseParityTask, n_streams: int, D: int, batch: int, steps: int,
+                  device) -> tuple[float, float]:
+    """Seconds per step to draw the batches of ``n_streams`` streams (D = 0: online): one
+    torch.Generator per stream, drawn stream by stream (the "streams" sampler), against one
+    batched counter-based draw (SweepSampler)."""
+    from empirical.parity.task import SweepSampler
+    from empirical.parity.train import DataStream
+    streams = [DataStream(task, s, D, batch, device) for s in range(n_streams)]
+    sampler = SweepSampler(task, [dict(alpha=task.alpha, seed=s, D=D) for s in range(n_streams)],
+                           batch, device)
+    out = []
+    for draw in (lambda k: [st.next() for st in streams],
+                 lambda k: task.encode(*sampler.draw(k)[:2])):
+        draw(1)
+        _sync(device)
+        t0 = time.perf_counter()
+        for k in range(2, steps + 2):
+            draw(k)
+        _sync(device)
+        out.append((time.perf_counter() - t0) / steps)
+    return out[0], out[1]
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n-tasks", type=int, default=100)
     p.add_argument("--n-bits", type=int, default=30)
@@ -122,9 +145,25 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--full-steps", type=int, default=200_000,
                    help="steps of the full sweep to extrapolate to")
+    p.add_argument("--samplers", type=int, default=None, metavar="STREAMS",
+                   help="only time drawing the batches of STREAMS streams (both samplers)")
+    p.add_argument("--D", type=int, default=0, help="with --samplers: training-set size")
+    return p
+
+
+def main(argv=None) -> None:
+    p = _parser()
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.samplers:
+        task = SparseParityTask(args.n_tasks, args.n_bits, args.k, args.alpha)
+        per_stream, batched = time_samplers(task, args.samplers, args.D, args.batch,
+                                            args.steps, args.device)
+        print(f"{args.samplers} streams (D = {args.D}), batch {args.batch}: one generator per "
+              f"stream {per_stream * 1e3:.2f} ms per step, one batched draw "
+              f"{batched * 1e3:.2f} ms per step ({per_stream / batched:.1f}x)")
+        return
     lo, hi, count = args.width_grid
     widths = sorted({int(round(v)) for v in np.geomspace(lo, hi, int(count))})
     task = SparseParityTask(args.n_tasks, args.n_bits, args.k, args.alpha)

@@ -1,13 +1,42 @@
 #!/usr/bin/env bash
-# The GPU work of issue #5, in pieces that fit the device tool: at most 600 s per call,
-# 30 device-minutes per session, and a bare machine once it has idled 30 s.
+# The GPU work of the parity trainer, in calls that each finish in the time given.
 #
-#   bash benchmarks/gpu_session.sh check             # GPU facts, pytest -m gpu, the benchmark
-#   bash benchmarks/gpu_session.sh run PLAN [SECONDS] # train PLAN for SECONDS (default 540)
+#   bash benchmarks/gpu_session.sh menu SECONDS       # time and check every step variant
+#   bash benchmarks/gpu_session.sh next SECONDS       # train the next plans of the queue
+#   bash benchmarks/gpu_session.sh plan --estimate    # the queue: sizes, predicted seconds, state
+#   bash benchmarks/gpu_session.sh ingest DIR         # unpack a call's returned $OUT (here)
+#   bash benchmarks/gpu_session.sh check              # GPU facts, pytest -m gpu, the benchmark
+#   bash benchmarks/gpu_session.sh run PLAN [SECONDS] # train one named plan (below)
 #
-# PLAN is fig2_NS, fig2_D, alpha_0.1 … alpha_0.8 (any α), alpha_0.4_fp32 (the precision
-# check) or tiny (a CPU-sized run that tests this script). `run` trains runs/PLAN with
-# --time-limit, so a call pauses cleanly and the next one goes on with --resume:
+# menu: benchmarks/parity_menu.py on the Figure-2 sweep (30 widths, batch 20 000): ms/step,
+#   network-steps/s, ratio to the paper's script (0.0598 s/step), fraction of the floor and
+#   the check against fp32 (first gradient, parameters after 50 steps), for every step
+#   variant (with step options: gather_in, gather_out, adam, autotune), then one evaluation
+#   timed both ways and the fastest variant profiled; printed and written to $OUT/menu.json.
+#   Stops itself within SECONDS and exits 0.
+# next: benchmarks/gpu_queue.py: the queue's plans in order (fig2_NS_speed: the Figure-2 N/S
+#   sweep end to end, timed, exported as gpu_fig2_NS_v2; the Figure-2 D sweep; the Figure-10
+#   α sweep in pairs of α; the α sweep of D), as many as fit in SECONDS, each with the
+#   variant that finishes it soonest at the speeds of this call's menu and
+#   benchmarks/gpu_speed.json (compilation and evaluations included); each finished plan's
+#   export is packed as $OUT/gpu_EXPORT.tar; a plan stopped by the time limit ships its
+#   resume state as $OUT/PLAN.resume.tar[.part-*] when it fits what comes back (8 files,
+#   16 MiB each, 64 MiB together); a plan whose resume state would not fit, or marked
+#   one-call (fig2_NS_speed), starts only when predicted to finish. Exit 0: queue done;
+#   75: plans left.
+# Between calls: copy $OUT back, run `ingest DIR` on it here (exports -> results/parity/,
+#   resume state -> .gpu/, menu -> benchmarks/gpu_speed.json, the timed plan's wall time ->
+#   BENCHMARKS.md), commit results/parity/gpu_*, benchmarks/gpu_speed.json and
+#   BENCHMARKS.md, and send the next call with carry [".gpu"] if .gpu/ holds resume state.
+#   Copying $OUT straight into .gpu/ (and carrying it) also works: packed exports there
+#   count as done, resume state there is resumed.
+# CPU=1 runs menu, next and plan on a CPU-sized configuration and queue (the tests do);
+# MENU_VARIANTS (e.g. eager/fp32,compiled_graphs+gather_in/bf16) and QUEUE_OPTS (e.g.
+# --reserve 60, --max-train 0) adjust them.
+#
+# run PLAN: PLAN is fig2_NS, fig2_D, alpha_0.1 … alpha_0.8 (any α), alpha_0.4_fp32 (the
+# precision check) or tiny (a CPU-sized run that tests this script). `run` trains runs/PLAN
+# with --time-limit, so a call pauses cleanly and the next one goes on with --resume:
 #   - paused: the resume state (config, metrics, last checkpoint) goes to
 #     $OUT/PLAN.resume.tar.part-* (15 MiB pieces). The runs/ folder survives between calls
 #     only while the machine stays warm; if it went back, put the pieces into .gpu/ here
@@ -52,6 +81,10 @@ check() {
     local bench="--device cuda --n-tasks 500 --n-bits 100 --width-grid 9 500 30 --batch 20000"
     timeout 200 "$PY" benchmarks/bench_parity.py $bench --steps 300 --ref-steps 200 --ref-widths 3 --precision tf32
     timeout 200 "$PY" benchmarks/bench_parity.py $bench --steps 300 --ref-steps 50 --ref-widths 1 --precision bf16 --compile
+    # one batched draw against one generator per stream, 30 streams (the D sweep)
+    for D in 0 100000; do
+        timeout 60 "$PY" benchmarks/bench_parity.py --device cuda --samplers 30 --D $D --n-tasks 500 --n-bits 100 --batch 20000 --steps 50
+    done
 }
 
 run() {
@@ -90,8 +123,49 @@ run() {
     ls -l "$OUT"
 }
 
+queue_args() {  # where the queue keeps its state, and the CPU-sized queue when CPU=1
+    local a=(--runs "$RUNS" --carry "$CARRY")
+    [ -n "$RESULTS" ] && a+=(--results "$RESULTS")
+    [ -n "${CPU:-}" ] && a+=(--tiny --device cpu)
+    echo "${a[@]}" ${QUEUE_OPTS:-}
+}
+
+seconds() {  # SECONDS argument: a positive integer
+    case "${1:-}" in ''|*[!0-9]*) echo "$2 needs SECONDS (a whole number), got '${1:-}'" >&2; return 2 ;; esac
+}
+
+menu() {
+    seconds "${1:-}" menu || return 2
+    local budget=$1 tiny=""
+    [ -n "${CPU:-}" ] && tiny="--tiny --device cpu --threads 1"
+    # the menu stops starting variants 20 s before the end (start-up, the last variant);
+    # timeout is the hard stop. It writes $OUT/menu.json after every variant.
+    timeout -k 5 "$budget" "$PY" benchmarks/parity_menu.py --seconds $((budget > 40 ? budget - 20 : budget / 2)) \
+        --json "$OUT/menu.json" $tiny ${MENU_VARIANTS:+--variants "$MENU_VARIANTS"}
+    local status=$?
+    [ $status -eq 0 ] || echo "menu: stopped with status $status (what it measured is in $OUT/menu.json)"
+    ls -l "$OUT"
+    return 0
+}
+
+next_plans() {
+    seconds "${1:-}" next || return 2
+    local budget=$1
+    timeout -k 5 "$budget" "$PY" benchmarks/gpu_queue.py next --seconds $((budget > 30 ? budget - 10 : budget)) \
+        --out "$OUT" $(queue_args)
+    local status=$?
+    ls -l "$OUT"
+    return $status
+}
+
 case "${1:-}" in
     check) check ;;
     run) shift; run "$@" ;;
-    *) sed -n '2,24p' "$0"; exit 2 ;;
+    menu) shift; menu "$@" ;;
+    next) shift; next_plans "$@" ;;
+    plan) [ "${2:-}" = --estimate ] || { echo "usage: plan --estimate" >&2; exit 2; }
+          "$PY" benchmarks/gpu_queue.py estimate --out "$OUT" $(queue_args) ;;
+    ingest) [ -n "${2:-}" ] || { echo "usage: ingest DIR (a call's returned \$OUT)" >&2; exit 2; }
+            "$PY" benchmarks/gpu_queue.py ingest "$2" $(queue_args) ;;
+    *) sed -n '2,52p' "$0"; exit 2 ;;
 esac

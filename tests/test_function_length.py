@@ -13,8 +13,6 @@ SKIP_DIRS = {".git", ".venv", "build", "__pycache__", ".hypothesis", ".pytest_ca
 
 #: (file, qualified name) → the issue that splits it
 KNOWN = {
-    ("empirical/parity/train.py", "_train"): "#21",
-    ("benchmarks/bench_parity.py", "main"): "#21",
 }
 
 

@@ -92,10 +92,12 @@ def test_float16_export_loads_and_analyses_like_the_original(trained, tmp_path):
 
 def test_float16_export_gives_the_same_qdg_clusters(trained, tmp_path):
     """QDG on the float16 widest network: the same kept samples; up to K = the number of
-    subtasks present, the same clusters (ARI between the two labelings ≥ 0.99; measured
-    1.0); beyond it, where the Laplacian's eigenvectors are not determined by the data, the
-    labelings may differ (measured ARI 0.82) but their scores against the subtasks agree
-    within 0.05."""
+    subtasks present, the same clusters and scores (ARI between the two labelings ≥ 0.99;
+    measured 1.0). Beyond it the Laplacian's extra eigenvectors are not determined by the
+    data, so neither the labelings nor their scores are compared there (with the batched
+    sampler's network, K = 8 gave ARI 0.25 against 0.34 from one float32 rounding); where
+    the labelings agree to ARI ≥ 0.99 the scores against the subtasks move by up to 0.012
+    (measured), 0.03 allowed."""
     from sklearn.metrics import adjusted_rand_score
 
     from empirical.qdg.parity import parity_qdg
@@ -105,12 +107,13 @@ def test_float16_export_gives_the_same_qdg_clusters(trained, tmp_path):
     rb, lb = parity_qdg(half, **opts)
     a, b = ra["checkpoints"][-1], rb["checkpoints"][-1]
     assert a["n_kept"] == b["n_kept"] and a["ks"] == b["ks"]
-    for k in a["ks"]:
+    determined = [k for k in a["ks"] if k <= a["n_subtasks_present"]]
+    assert determined, "no K up to the subtasks present: the test compares nothing"
+    for k in determined:
         key = f"step{a['step']}_k{k}"
-        if k <= a["n_subtasks_present"]:
-            assert adjusted_rand_score(la[key], lb[key]) >= 0.99
-        assert b["ari_by_k"][k] == pytest.approx(a["ari_by_k"][k], abs=0.05)
-        assert b["nmi_by_k"][k] == pytest.approx(a["nmi_by_k"][k], abs=0.05)
+        assert adjusted_rand_score(la[key], lb[key]) >= 0.99
+        assert b["ari_by_k"][k] == pytest.approx(a["ari_by_k"][k], abs=0.03)
+        assert b["nmi_by_k"][k] == pytest.approx(a["nmi_by_k"][k], abs=0.03)
 
 
 def test_full_precision_export_is_exact_and_cannot_resume(trained, tmp_path):

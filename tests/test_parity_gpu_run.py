@@ -1,7 +1,9 @@
-"""The shipped GPU run of the paper's Figure 2 (results/parity/gpu_fig2_NS) and the QDG
-results on its networks (results/qdg/gpu_fig2_NS): what they are, that the shipped float16
-checkpoint reproduces the losses recorded on the GPU, that the paper method's numbers on it
-are those of a direct computation, and that the QDG JSON agrees with its stored labels."""
+"""The shipped GPU runs of the paper's Figure 2 (results/parity/gpu_fig2_NS, gpu_fig2_D),
+the partial fp32 run beside the first (gpu_fig2_NS_fp32_partial) and the QDG results on its
+networks (results/qdg/gpu_fig2_NS): what they are, that the shipped float16 checkpoint
+reproduces the losses recorded on the GPU, that the paper method's numbers on them are those
+of a direct computation, that the guide states what the analysis computes, that the partial
+run is read as one, and that the QDG JSON agrees with its stored labels."""
 import json
 import re
 from pathlib import Path
@@ -15,6 +17,8 @@ from empirical.parity import analysis, load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "results" / "parity" / "gpu_fig2_NS"
+RUN_D = ROOT / "results" / "parity" / "gpu_fig2_D"
+FP32 = ROOT / "results" / "parity" / "gpu_fig2_NS_fp32_partial"
 QDG = ROOT / "results" / "qdg" / "gpu_fig2_NS"
 LN2 = np.log(2)
 
@@ -85,14 +89,27 @@ def test_paper_method_on_the_run_is_the_direct_computation(run):
     assert r["convergence"]["window"]["n_points"] == len(conv)
 
 
-def test_the_guides_table_is_what_the_analysis_prints(run):
-    """docs/parity.md's table of this run holds the numbers `--method both` computes."""
-    text = (ROOT / "docs" / "parity.md").read_text()
-    for row in analysis.analyze([run], method="both").rows():
+def _cells(result) -> list[tuple[str, str, str]]:
+    """(regime, method, "0.313 [0.297, 0.330]") of every exponent of a `--method both`
+    analysis, written as the guide writes numbers."""
+    out = []
+    for row in result.rows():
         for method in ("quanta", "paper"):
-            v, (lo, hi) = row[method], row[f"{method}_conf_int"]
-            cell = f"{v:.3f} [{lo:.3f}, {hi:.3f}]".replace("-", "−")
-            assert cell in text, (row["regime"], method, cell)
+            if row[method] is not None:
+                v, (lo, hi) = row[method], row[f"{method}_conf_int"]
+                out.append((row["regime"], method,
+                            f"{v:.3f} [{lo:.3f}, {hi:.3f}]".replace("-", "−")))
+    return out
+
+
+@pytest.mark.parametrize("path", [RUN, RUN_D], ids=["NS", "D"])
+def test_the_guides_table_is_what_the_analysis_prints(path):
+    """docs/parity.md's table of each run holds the numbers `--method both` computes."""
+    if not (path / "metrics.npz").exists():
+        pytest.skip(f"{path.name} is not in this checkout")
+    text = (ROOT / "docs" / "parity.md").read_text()
+    for regime, method, cell in _cells(analysis.analyze([load_run(path)], method="both")):
+        assert cell in text, (path.name, regime, method, cell)
 
 
 @pytest.mark.skipif(not (QDG / "qdg.json").exists(), reason="QDG results not present")
@@ -137,3 +154,163 @@ def test_demo_draws_the_gpu_figures_from_the_shipped_files(tmp_path, monkeypatch
     data = json.loads((tmp_path / "gpu_fig2_NS.json").read_text())
     assert data["method"] == "both" and {r["regime"] for r in data["table"]} == \
         {"N", "S", "convergence"}
+
+
+# ------------------------------------------------------------------ the D sweep
+needs_D = pytest.mark.skipif(not (RUN_D / "metrics.npz").exists(),
+                             reason="the shipped D run is not in this checkout")
+
+
+@pytest.fixture(scope="module")
+def run_D():
+    return load_run(RUN_D)
+
+
+@needs_D
+def test_the_D_run_is_the_papers_figure_2_data_configuration(run_D):
+    c = run_D.config
+    assert (c.task.n_tasks, c.task.n_bits, c.task.k, c.task.alpha) == (500, 100, 3, 0.4)
+    assert c.model.widths == [500] and len(c.train.D) == 30
+    assert (min(c.train.D), max(c.train.D)) == (10_000, 5_000_000)
+    assert (c.train.steps, c.train.batch, c.train.lr) == (20_000, 20_000, 1e-3)
+    assert (c.train.precision, c.train.step, c.train.device) == ("bf16", "compiled", "cuda")
+    assert analysis.finished(run_D.metrics)
+    assert run_D.metrics["wall_time"][-1] == pytest.approx(179.3, abs=0.1)   # the provenance
+    assert "(186.2 s this call)" in (RUN_D / "train.log").read_text()
+    note = (RUN_D / "PROVENANCE.md").read_text()
+    for fact in ("H200", "df917f2", "--step compiled --precision bf16", "186.2 s", "179.3 s",
+                 "2026-12-04", "9 336", "12 036"):
+        assert fact in note, fact
+    assert sum(p.stat().st_size for p in RUN_D.rglob("*") if p.is_file()) < 1.5e6
+
+
+@needs_D
+def test_every_size_that_learns_has_its_minimum_well_before_the_last_step(run_D):
+    """20 000 steps were enough, computed directly from metrics.npz: each of the 20 sizes
+    whose minimum test loss is below 0.95 bits reaches it at step 12 036 or before, at least
+    two evaluations before the end, and ends more than 2 % above it (it overfits); the
+    analysis reports those steps and leaves out no size as still learning."""
+    m = run_D.metrics
+    loss, steps = m["mean_test_loss"], m["steps"]
+    best = np.argmin(loss, axis=1)
+    lmin = loss[np.arange(len(best)), best]
+    learns = lmin < 0.95 * LN2
+    assert learns.sum() == 20
+    assert steps[best[learns]].max() == 12_036 and (best[learns] <= len(steps) - 3).all()
+    assert (loss[learns, -1] > 1.02 * lmin[learns]).all()
+    ours = analysis.analyze([run_D])["runs"][0]["D"]
+    paper = analysis.analyze([run_D], method="paper", bootstrap=50)["runs"][0]["D"]
+    want = dict(zip(m["D"].tolist(), steps[best].tolist()))
+    assert dict(zip(ours["x"], ours["best_step"])) == want
+    assert dict(zip(paper["x_all"], paper["best_step"])) == want
+    assert ours["window"]["dropped_still_learning"] == []
+
+
+@needs_D
+def test_the_guides_table_of_minima_is_the_data(run_D):
+    """docs/parity.md's table of the step, value and final ÷ minimum of each listed size."""
+    text = (ROOT / "docs" / "parity.md").read_text()
+    header = re.search(r"^  \| D \|(.*)\|$", text, re.M)
+    sizes = [int(v.replace(" ", "")) for v in header.group(1).split("|")]
+    m = run_D.metrics
+    row = {int(d): i for i, d in enumerate(m["D"])}
+    loss = m["mean_test_loss"]
+    idx = [row[d] for d in sizes]
+    best = np.argmin(loss[idx], axis=1)
+    lmin = loss[idx, best]
+    for label, cells in (("step of the minimum", [f"{s:,}".replace(",", " ")
+                                                  for s in m["steps"][best]]),
+                         ("minimum (nats)", [f"{v:.3f}" for v in lmin]),
+                         ("final ÷ minimum", [f"{v:.2f}" for v in loss[idx, -1] / lmin])):
+        assert f"  | {label} | {' | '.join(cells)} |" in text, label
+
+
+@needs_D
+def test_paper_D_is_the_direct_computation(run_D):
+    """OLS of log minimum loss (bits) on log D from the first size below 0.95 bits on."""
+    m = run_D.metrics
+    order = np.argsort(m["D"])
+    D, bits = m["D"][order], m["mean_test_loss"].min(axis=1)[order] / LN2
+    first = int(np.flatnonzero(bits < 0.95)[0])
+    slope = np.polyfit(np.log(D[first:]), np.log(bits[first:]), 1)[0]
+    r = analysis.analyze([run_D], method="paper", bootstrap=200).runs[0]["D"]
+    assert r["exponent"] == pytest.approx(-slope, rel=1e-9)
+    assert r["window"]["n_points"] == len(D) - first == 20
+
+
+@needs_D
+def test_demo_draws_the_D_figures_from_the_shipped_files(tmp_path, monkeypatch):
+    from quanta.commands.parity import _demo_gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    names = {p.name for p in _demo_gpu(RUN_D, tmp_path)}
+    for fig in ("loss_vs_D", "loss_vs_S_by_D", "learned_vs_D", "emergence_D", "paper_D",
+                "exponents_by_method"):
+        assert f"gpu_fig2_D_{fig}.png" in names and (tmp_path / f"gpu_fig2_D_{fig}.png").stat().st_size
+    data = json.loads((tmp_path / "gpu_fig2_D.json").read_text())
+    assert {r["regime"] for r in data["table"]} == {"D", "learned_vs_D"}
+
+
+# ------------------------------------------------ the partial fp32 run, and reading runs cut
+needs_fp32 = pytest.mark.skipif(not (FP32 / "metrics.npz").exists(),
+                                reason="the partial fp32 run is not in this checkout")
+
+
+def test_until_reads_a_finished_run_as_it_stood_at_a_step(run):
+    """`Run.until`: the bf16 run cut at step 45 549 keeps its first 79 evaluations (the later
+    ones unevaluated, as in a paused run) and no later checkpoint, is marked incomplete, and
+    its paper-method L(N) is the OLS on that evaluation's column; the run itself is
+    unchanged."""
+    from common.errors import InputError
+
+    cut = run.until(45_549)
+    assert int(cut.metrics["n_evals"]) == 79 and cut.until_step == 45_549
+    assert np.isnan(cut.metrics["mean_test_loss"][:, 79:]).all()
+    assert np.isnan(cut.metrics["test_loss"][:, 79:]).all() and cut.checkpoint_steps() == []
+    assert analysis.finished(run.metrics) and not np.isnan(run.metrics["mean_test_loss"]).any()
+    r = analysis.analyze([cut], method="paper", bootstrap=200).runs[0]
+    bits = run.metrics["mean_test_loss"][:, 78] / LN2
+    slope = np.polyfit(np.log(run.metrics["n_params"]), np.log(bits), 1)[0]
+    assert r["N"]["exponent"] == pytest.approx(-slope, rel=1e-9)
+    assert r["complete"] is False and "cut there" in r["incomplete"]
+    assert run.until(200_000).until_step is None                      # nothing to cut
+    with pytest.raises(InputError, match="fewer than two evaluations"):
+        run.until(0)
+
+
+@needs_fp32
+def test_the_fp32_partial_run_is_read_as_incomplete(run, capsys):
+    """The analysis, the command line, the demo and the report all treat the partial run as
+    one: marked INCOMPLETE, never the headline."""
+    from quanta import cli
+    from quanta.commands.parity import gpu_runs
+    from quanta.report.parity import _headlines, run_label
+
+    fp32 = load_run(FP32)
+    assert (fp32.config.train.precision, fp32.config.train.steps) == ("fp32", 200_000)
+    assert fp32.config.model.widths == run.config.model.widths
+    assert not analysis.finished(fp32.metrics) and int(fp32.metrics["n_evals"]) == 79
+    r = analysis.analyze([fp32]).runs[0]
+    assert (r["complete"], r["steps"], r["planned_steps"]) == (False, 45_549, 200_000)
+    assert "step 45549 of 200000" in r["incomplete"] and "paused" in r["incomplete"]
+    assert cli.main(["parity", "analyze", str(FP32), "--method", "both", "--bootstrap", "50"]) == 0
+    assert "INCOMPLETE" in capsys.readouterr().out
+    assert gpu_runs([RUN, RUN_D, FP32]) == ([RUN, RUN_D], [FP32])
+    both = analysis.analyze([fp32, run])                 # the partial run first
+    assert _headlines(both) == {1} and "INCOMPLETE" in run_label(both["runs"][0])
+    note = (FP32 / "PROVENANCE.md").read_text()
+    for fact in ("PARTIAL", "47 049 of 200 000", "df917f2", "--precision fp32", "2026-12-04",
+                 "not trajectories"):
+        assert fact in note, fact
+    assert not (FP32 / "checkpoints").exists()
+
+
+@needs_fp32
+def test_the_guides_precision_table_is_what_the_analysis_prints(run):
+    """docs/parity.md's bf16-against-fp32 table: both runs at step 45 549, both methods."""
+    text = (ROOT / "docs" / "parity.md").read_text()
+    both = analysis.analyze([run.until(45_549), load_run(FP32)], method="both")
+    cells = _cells(both)
+    assert len(cells) == 12
+    for regime, method, cell in cells:
+        assert cell in text, (regime, method, cell)

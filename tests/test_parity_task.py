@@ -139,3 +139,111 @@ def test_docstring_example_encoding():
     x = task.encode(sub, bits)
     assert x.tolist() == [[0, 0, 1, 0, 1, 0, 1, 1, 0, 1]]
     assert task.label(sub, bits).tolist() == [1]
+
+
+# ---- the counter-based sweep sampler -------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from empirical.parity.task import SweepSampler, mix32  # noqa: E402
+from strategies import seeds  # noqa: E402
+
+
+def _lowbias32(x: int) -> int:
+    """C. Wellons' lowbias32 written with NumPy's wrapping uint32 arithmetic (the reference
+    for mix32, which emulates it in int64 without overflow)."""
+    x = np.uint32(x)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint32(16)
+        x *= np.uint32(0x7FEB352D)
+        x ^= x >> np.uint32(15)
+        x *= np.uint32(0x846CA68B)
+        x ^= x >> np.uint32(16)
+    return int(x)
+
+
+@given(seeds)
+def test_mix32_is_lowbias32(seed):
+    x = np.random.default_rng(seed).integers(0, 2 ** 32, 64)
+    got = mix32(torch.as_tensor(x)).numpy()
+    np.testing.assert_array_equal(got, [_lowbias32(v) for v in x])
+
+
+def _groups(rng, n):
+    return [dict(alpha=float(rng.choice([0.1, 0.4, 1.2])), seed=int(rng.integers(0, 5)),
+                 D=int(rng.choice([0, 0, 7, 64, 1000]))) for _ in range(n)]
+
+
+@settings(max_examples=15)
+@given(seeds, st.integers(1, 4), st.integers(1, 300))
+def test_a_batched_draw_equals_each_group_drawn_alone(seed, n_groups, step):
+    """The point of the counter sampler: group g's batch does not depend on the groups
+    drawn beside it (bit for bit), and it is a pure function of the step."""
+    rng = np.random.default_rng(seed)
+    task = SparseParityTask(12, 10, 3, seed=int(rng.integers(0, 3)))
+    groups = _groups(rng, n_groups)
+    batch = int(rng.integers(1, 50))
+    together = SweepSampler(task, groups, batch).draw(step)
+    for g, group in enumerate(groups):
+        alone = SweepSampler(task, [group], batch).draw(torch.tensor(step))
+        for a, b in zip(together, alone):
+            assert torch.equal(a[g], b[0])
+    again = SweepSampler(task, groups, batch).draw(step)
+    assert all(torch.equal(a, b) for a, b in zip(together, again))
+
+
+@pytest.mark.parametrize("D,batch", [(7, 3), (10, 10), (64, 20), (50, 120), (1000, 333)])
+def test_finite_D_epochs_serve_every_sample_once_in_fresh_orders(D, batch):
+    """D > 0: the positions of each epoch (p = e·D … (e+1)·D − 1 of the stream of batch
+    positions) take every sample number 0 … D−1 exactly once, in another order each epoch
+    (D > 2), also when a batch spans several epochs; the content of a sample number is the
+    same whenever it is served. (An epoch's order is one of φ(D)·D affine maps: few for a
+    tiny D, so the fresh-order check starts at D = 50.)"""
+    task = SparseParityTask(12, 10, 3)
+    s = SweepSampler(task, [dict(alpha=0.4, seed=3, D=D)], batch)
+    steps = -(-4 * D // batch) + 1
+    numbers = torch.cat([s.sample_numbers(k)[0] for k in range(1, steps + 1)])
+    epochs = numbers[:4 * D].view(4, D)
+    for e in epochs:
+        assert torch.equal(e.sort().values, torch.arange(D))
+    if D >= 50:
+        assert len({tuple(e.tolist()) for e in epochs}) == 4
+    content = {}
+    for k in range(1, steps + 1):
+        sub, bits, _ = s.draw(k)
+        for n, row in zip(s.sample_numbers(k)[0].tolist(), zip(sub[0].tolist(), bits[0].tolist())):
+            assert content.setdefault(n, row) == row
+
+
+def test_online_groups_draw_fresh_samples_and_correct_labels():
+    """D = 0: consecutive steps take consecutive sample numbers (never repeated); labels are
+    the parities of each row's subset (checked by hand through the one-hot encoding)."""
+    task = SparseParityTask(30, 12, 3, seed=1)
+    s = SweepSampler(task, [dict(alpha=0.4, seed=0, D=0)], 500)
+    np.testing.assert_array_equal(s.sample_numbers(3)[0].numpy(), np.arange(1000, 1500))
+    sub, bits, y = s.draw(3)
+    sub_hand, y_hand = _parity_by_hand(task, task.encode(sub[0], bits[0]))
+    np.testing.assert_array_equal(sub_hand, sub[0].numpy())
+    np.testing.assert_array_equal(y_hand, y[0].numpy())
+
+
+@pytest.mark.parametrize("alpha,D", [(0.4, 0), (0.1, 0), (1.2, 0), (0.4, 300_000)])
+def test_counter_sampler_subtasks_follow_zipf_and_bits_are_fair(alpha, D):
+    """Subtask counts pass a chi-square test against each group's own Zipf law (false alarm
+    1e-4); every data bit is 1 half the time (each within 5 standard errors) and two bits of
+    a row, or the same bit of neighbouring samples, are uncorrelated (|r| < 5/sqrt(n))."""
+    task = SparseParityTask(50, 40, 3)
+    s = SweepSampler(task, [dict(alpha=alpha, seed=0, D=D), dict(alpha=0.9, seed=0, D=D)],
+                     50_000)
+    sub, bits, _ = s.draw(2)
+    n = sub.shape[1]
+    for g, a in enumerate((alpha, 0.9)):
+        freq = SparseParityTask(50, 40, 3, alpha=a).frequencies
+        p = stats.chisquare(np.bincount(sub[g].numpy(), minlength=50), n * freq).pvalue
+        assert p > 1e-4, f"group {g} (alpha {a}): subtasks do not follow Zipf (p = {p:.1e})"
+    b = bits[0].double()
+    assert ((b.mean(0) - 0.5).abs() < 5 * 0.5 / np.sqrt(n)).all()
+    r = np.corrcoef(b.T.numpy())[np.triu_indices(40, 1)]
+    assert np.abs(r).max() < 5 / np.sqrt(n) * 1.5      # 780 pairs: allow the maximum's spread
+    r_next = np.corrcoef(b[:-1, 0].numpy(), b[1:, 0].numpy())[0, 1]
+    assert abs(r_next) < 5 / np.sqrt(n)

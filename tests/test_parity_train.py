@@ -9,16 +9,10 @@ from torch.nn import functional as F
 
 from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, is_complete,
                               load_run, log_steps, network_table, train)
+from empirical.parity.sweeps import split_alphas
+from empirical.parity.task import SweepSampler
 from empirical.parity.train import DataStream, build_model, make_task
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI machine has 2 cores shared with other tests; one thread is faster and stable
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def tiny_config(**train_kw):
@@ -30,35 +24,60 @@ def tiny_config(**train_kw):
                      TrainConfig(**tk))
 
 
-def train_alone(config, info, steps):
-    """One network trained by itself with a plain nn.Module and torch.optim.Adam, fed by a
-    fresh DataStream with the same seed (so the same batches as in the fused run)."""
-    task = make_task(config)
-    mlp = build_model(config, task).network(info["index"])
+def train_alone(config, info, steps, device="cpu"):
+    """One network trained by itself with a plain nn.Module and torch.optim.Adam, fed by its
+    own stream: a one-group SweepSampler (counter sampler) or a fresh DataStream with the
+    same seed (the streams sampler of older runs), so the same batches as in the sweep."""
+    task = make_task(config, alpha=info["alpha"])
+    mlp = build_model(config).network(info["index"]).to(device)
     opt = torch.optim.Adam(mlp.parameters(), lr=config.train.lr)
-    stream = DataStream(task, info["seed"], info["D"], config.train.batch, "cpu")
-    for _ in range(steps):
-        x, y = stream.next()
+    if config.train.sampler == "counter":
+        sampler = SweepSampler(task, [info], config.train.batch, device)
+
+        def batch(step):
+            sub, bits, y = sampler.draw(step)
+            return task.encode(sub[0], bits[0]), y[0]
+    else:
+        stream = DataStream(task, info["seed"], info["D"], config.train.batch, device)
+        batch = lambda step: stream.next()      # noqa: E731
+    for step in range(1, steps + 1):
+        x, y = batch(step)
         opt.zero_grad()
         F.cross_entropy(mlp(x), y).backward()
         opt.step()
-    return mlp
+    return mlp.cpu()
 
 
-@pytest.mark.parametrize("depth,D", [(1, None), (2, None), (1, [50, 200]), (3, [100])])
-def test_fused_training_equals_separate_training(tmp_path, depth, D):
-    config = tiny_config(D=D, steps=15)
+@pytest.mark.parametrize("depth,D,sampler,alphas", [
+    (1, None, "counter", None), (2, None, "counter", None), (1, [50, 200], "counter", None),
+    (3, [100], "counter", None), (1, None, "counter", [0.2, 0.9]),
+    (1, [30, 70], "counter", [0.9, 0.2]), (1, None, "streams", None),
+    (2, [50, 200], "streams", None)])
+def test_fused_training_equals_separate_training(tmp_path, depth, D, sampler, alphas):
+    """Every network of a fused sweep (several streams drawn in one batched operation, and
+    several α as groups) equals the same network trained alone on its own stream (float32;
+    the sums run in another order, hence the tolerance)."""
+    config = tiny_config(D=D, steps=15, sampler=sampler)
     config.model.depth = depth
-    run = load_run(train(config, tmp_path / "run"))
-    fused = run.networks()
-    assert len(fused) == len(network_table(config)) == 3 * 2 * (len(D) if D else 1)
+    if alphas:
+        config.task.alpha, config.task.alphas = alphas[0], alphas
+    nets = network_table(config)
+    run_dir = train(config, tmp_path / "run")
+    if alphas:
+        fused = [net for d in split_alphas(run_dir, tmp_path / "split")
+                 for net in load_run(d).networks()]
+        assert [i["alpha"] for i, _ in fused] == [n["alpha"] for n in nets]
+        fused = [(dict(info, index=n["index"]), mlp) for (info, mlp), n in zip(fused, nets)]
+    else:
+        fused = load_run(run_dir).networks()
+    assert len(fused) == len(nets) == 3 * 2 * (len(D) if D else 1) * len(alphas or [1])
     for info, mlp in fused:
         alone = train_alone(config, info, 15)
         for p, q in zip(mlp.parameters(), alone.parameters()):
             torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4,
                                        msg=f"network {info} differs from its separate training")
     # and the fused networks did move away from their initialisation
-    init = build_model(config, make_task(config)).network(2)
+    init = build_model(config).network(2)
     assert not torch.allclose(fused[2][1].net[-1].weight, init.net[-1].weight)
 
 
@@ -147,7 +166,7 @@ def test_run_directory_layout_and_contents(tmp_path):
     np.testing.assert_array_equal(m["D"], [40] * 6)
     np.testing.assert_allclose(m["mean_test_loss"], m["test_loss"] @ run.task.frequencies,
                                rtol=1e-6)
-    assert run.task.describe() == saved["task"]
+    assert dict(run.task.describe(), alphas=None) == saved["task"]
     # the standalone networks reproduce the fused model's test losses
     info, mlp = run.networks()[4]
     sub, bits = run.task.test_set(config.train.test_per_task, config.train.test_seed)
@@ -155,8 +174,8 @@ def test_run_directory_layout_and_contents(tmp_path):
     with torch.no_grad():
         loss = F.cross_entropy(mlp(x), y, reduction="none").view(T, -1).mean(1)
     np.testing.assert_allclose(loss.numpy(), m["test_loss"][4, -1], rtol=1e-5, atol=1e-6)
-    assert info == dict(index=4, width=7, seed=1, D=40, n_params=run.task.n_params(7),
-                        step=20)
+    assert info == dict(index=4, width=7, seed=1, D=40, alpha=0.4,
+                        n_params=run.task.n_params(7), step=20)
 
 
 def test_initialisation_is_pytorch_default_and_depends_on_seed_and_width():
@@ -235,17 +254,9 @@ def test_fused_training_on_cuda_equals_separate(tmp_path, D):
     config = tiny_config(steps=10, D=D, device="cuda")
     run = load_run(train(config, tmp_path / "g"))
     assert run.config.train.device == "cuda"
-    task = make_task(config)
     for info, mlp in run.networks():
-        alone = build_model(config, task).network(info["index"]).cuda()
-        opt = torch.optim.Adam(alone.parameters(), lr=config.train.lr)
-        stream = DataStream(task, info["seed"], info["D"], config.train.batch, "cuda")
-        for _ in range(10):
-            x, y = stream.next()
-            opt.zero_grad()
-            F.cross_entropy(alone(x), y).backward()
-            opt.step()
-        for p, q in zip(mlp.parameters(), alone.cpu().parameters()):
+        alone = train_alone(config, info, 10, device="cuda")
+        for p, q in zip(mlp.parameters(), alone.parameters()):
             torch.testing.assert_close(p, q, atol=1e-4, rtol=1e-3)
 
 

@@ -35,6 +35,21 @@ def fit_json(tmp_path, capsys, *extra):
     return out
 
 
+def tokens_json(folder, *axis, name="tokens", n_tokens=20_000, seed=3):
+    """A generated per-token loss matrix (``quanta tokens generate``, with its truth) analysed
+    by ``quanta tokens analyze --json``; ``axis``: e.g. ``"--steps", 1e3, 1e4, …``."""
+    data, out = folder / f"{name}.npz", folder / f"{name}.json"
+    assert cli.main(["tokens", "generate", str(data), "--n-tokens", str(n_tokens),
+                     "--seed", str(seed), *map(str, axis)]) == 0
+    assert cli.main(["tokens", "analyze", str(data), "--bootstrap", "200", "--fit-bootstrap",
+                     "100", "--json", str(out)]) == 0
+    return out
+
+
+#: the checkpoints of the generated checkpoint analyses
+STEPS = ("--steps", *(1000 * 2 ** k for k in range(8)))
+
+
 def spans(html: str):
     """(data-json pointer, data-value, shown text) of every traced number on the page."""
     return re.findall(r'<span class="value" data-json="([^"]*)" data-value="([^"]*)">([^<]*)<',
@@ -165,6 +180,30 @@ def test_a_method_key_is_shown_and_a_holdout_block_is_read(tmp_path, capsys):
     assert "predicted with an RMSLE of 0.035 (the fit's holdout block)" in html
 
 
+def test_qdg_on_several_networks_of_the_gpu_run(capsys):
+    """The shipped ``quanta qdg parity --networks widest:5`` result: one block, the by-width
+    figure and a rank-frequency figure per network, each network's estimators and its
+    calibrated α against the data's α, every number the JSON's."""
+    src = RESULTS.parent / "qdg" / "gpu_fig2_NS" / "qdg.json"
+    doc = json.loads(src.read_text())
+    page = report.build([src])
+    assert not page.unreadable and [s.key for s in page.sections] == ["qdg"]
+    block = page.sections[0].blocks[0]
+    nets = doc["networks"]
+    assert f"QDG on {len(nets)} networks" in block.title and "loss < 0.1 nats" in block.title
+    assert len(block.figures) == 1 and [len(f) for _, f in block.more] == [len(nets)]
+    expected = []
+    for net in nets:
+        last = [c for c in net["checkpoints"] if c.get("ari") is not None][-1]
+        expected += [(e["alpha_hat"], *e["ci"]) for e in last["estimators"].values()]
+        cal = last["calibrated"]
+        expected.append((cal["alpha_calibrated"], *cal["ci_calibrated"]))
+    assert [(r.value.value, r.lower.value, r.upper.value) for r in block.rows] == expected
+    assert {r.predicted for r in block.rows} == {doc["networks"][0]["alpha_true"]}
+    for ptr, value, _ in spans(report.render(page)):
+        assert resolve(doc, ptr) == float(value), ptr
+
+
 @pytest.mark.parametrize("doc, kind", [
     ({"alpha": 0.4, "alpha_N": 0.4, "alpha_D": 0.29, "alpha_S": 0.29, "compute_optimal": {}},
      "theory"),
@@ -178,7 +217,11 @@ def test_a_method_key_is_shown_and_a_holdout_block_is_read(tmp_path, capsys):
     ({"runs": [], "threshold": 0.1, "unit": "nats"}, "parity"),
     ({"run_dir": "r", "checkpoints": [], "alpha_true": 0.4}, "qdg-parity"),
     ({"alpha_true": 0.4, "estimators": {}, "sizes": {}}, "qdg-toy"),
+    ({"run_dir": "r", "networks": [{"run_dir": "r", "checkpoints": []}]}, "qdg-networks"),
+    ({"run_dir": "r", "networks": []}, None),
     ({"estimators": [], "recommended": None}, "qdg-bias"),
+    ({"axis": "sizes", "x": [], "mean_loss": [], "estimates": {}, "classification": {}},
+     "tokens"),
     ({"runs": {}, "threshold": 0.1, "unit": "nats"}, None),
     ([{"form": "power"}], None),
 ])
@@ -235,22 +278,102 @@ def test_agreement_of_several_rows_counts_and_names_the_furthest():
                                    "the interval.")
 
 
+@pytest.fixture(scope="module")
+def token_files(tmp_path_factory):
+    """Two ``quanta tokens analyze --json`` outputs of generated matrices: model sizes
+    (the Pythia seven) and checkpoints."""
+    d = tmp_path_factory.mktemp("tokens")
+    return {"sizes": tokens_json(d, name="sizes"), "steps": tokens_json(d, *STEPS, name="steps")}
+
+
+def _tokens_block(path):
+    page = report.build([path])
+    assert not page.unreadable, page.unreadable
+    assert [s.key for s in page.sections] == ["tokens"]
+    return page, page.sections[0].blocks[0]
+
+
+def test_a_token_analysis_is_its_own_section_after_qdg(token_files, capsys):
+    qdg_parity = RESULTS.parent / "qdg" / "parity" / "threshold_0.1.json"
+    page = report.build([token_files["sizes"], qdg_parity])
+    assert [s.key for s in page.sections] == ["qdg", "tokens"]
+    block = page.sections[1].blocks[0]
+    doc = json.loads(token_files["sizes"].read_text())
+    est, truth = doc["estimates"], doc["truth"]
+    expected = [(est[k]["value"], *est[k]["ci"], t) for k, t in (
+        ("alpha_offset", truth["alpha"]), ("alpha_drops", truth["alpha"]),
+        ("monogenic_fraction", truth["monogenic"]), ("alpha_gap", 0.0))]
+    assert [(r.value.value, r.lower.value, r.upper.value, r.predicted)
+            for r in block.rows] == expected
+    held = sum(lo <= t <= hi for _, lo, hi, t in expected)
+    assert block.sentence.startswith(f"{held} of 4 intervals hold their prediction")
+    # mean loss, p(L), L·p(L), example curves; the fraction solved and the drops collapsed
+    assert len(block.figures) == 4 and [len(f) for _, f in block.more] == [2]
+    assert "Figure 11" not in " ".join(f.caption for f in block.figures)
+    html = report.render(page)
+    traced = {p: float(v) for p, v, _ in spans(html)}
+    assert traced["/estimates/alpha_drops/value"] == est["alpha_drops"]["value"]
+    assert traced["/truth/monogenic"] == truth["monogenic"]
+
+
+def test_a_checkpoint_analysis_adds_the_heat_map(token_files):
+    _, block = _tokens_block(token_files["steps"])
+    assert len(block.figures) == 5 and "Figure 11" in block.figures[-1].caption
+    assert "8 checkpoints" in block.title and "α = α_S/(1 − α_S)" in block.rows[0].what
+
+
+def test_without_truth_the_two_alphas_are_set_against_each_other(token_files, tmp_path):
+    doc = json.loads(token_files["sizes"].read_text())
+    doc["truth"] = None                           # as a real model family's analysis
+    src = tmp_path / "real.json"
+    src.write_text(json.dumps(doc))
+    _, block = _tokens_block(src)
+    lo, hi = doc["estimates"]["alpha_gap"]["ci"]
+    assert block.rows[-1].predicted == 0.0 and block.rows[-1].inside == (lo <= 0 <= hi)
+    assert all(r.predicted is None and r.remark for r in block.rows[:3])
+    assert block.sentence.startswith("α from where tokens drop, ")
+    assert block.sentence.endswith("holds 0, as the model predicts." if lo <= 0 <= hi else
+                                   "excludes 0: the two readings of α disagree.")
+
+
+def test_a_figure_the_json_cannot_draw_is_named_not_dropped(token_files, tmp_path):
+    doc = json.loads(token_files["steps"].read_text())
+    del doc["distribution"]["counts"], doc["estimates"]["alpha_gap"]
+    doc["heatmap"]["losses"] = []
+    src = tmp_path / "older.json"
+    src.write_text(json.dumps(doc))
+    _, block = _tokens_block(src)
+    assert len(block.figures) == 2                 # the mean loss and the example curves
+    said = " ".join(block.notes)
+    assert said.count("/distribution/counts is absent") == 2        # p(L) and L·p(L)
+    assert "/heatmap/losses is empty" in said and "no /estimates/alpha_gap" in said
+    assert [r.quantity for r in block.rows] == ["α (mean loss)", "α (drops)",
+                                                "monogenic fraction"]
+
+
 @pytest.mark.slow
 def test_report_demo_reads_every_demo_file(tmp_path, capsys):
-    """The demo's page, made from the demos of theory and simulate and the committed bias
-    study: every input read, the fit of the loss table among the sections."""
-    from quanta.commands import simulate, theory
+    """The demo's page, made from the demos of theory, simulate and tokens, a parity
+    analysis where the parity demo writes its own, and the committed bias study: every
+    input read, the fit of the loss table among the sections."""
+    from quanta.commands import simulate, theory, tokens
     from quanta.report.demo import demo_report
 
     theory.demo(tmp_path)
     simulate.demo(tmp_path)
+    tokens.demo(tmp_path)
+    # the parity demo (a minute, training live) names its analyses after the runs
+    (tmp_path / "parity").mkdir()
+    assert cli.main(["parity", "analyze", str(RESULTS / "D_alpha0.4"), "--json",
+                     str(tmp_path / "parity" / "cpu_checks.json")]) == 0
     written = demo_report(tmp_path)
     out = capsys.readouterr().out
     assert "not read" not in out
     html = (tmp_path / "report.html").read_text()
     assert written[-1] == tmp_path / "report.html"
-    assert [s for s in ("predictions", "montecarlo", "fits", "qdg")
-            if f'id="{s}"' in html] == ["predictions", "montecarlo", "fits", "qdg"]
+    sections = ["predictions", "montecarlo", "fits", "parity", "qdg", "tokens"]
+    assert [s for s in sections if f'id="{s}"' in html] == sections
+    assert html.count("Per-token losses: ") == 2            # model sizes and checkpoints
     fit = json.loads((tmp_path / "fit_table.json").read_text())
     assert f'data-value="{fit["params"]["alpha"]}"' in html
     # the table follows the infinite-K law, so the fit recovers α/(α+1) at α = 0.4

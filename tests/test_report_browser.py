@@ -18,7 +18,7 @@ from quanta import cli, report
 from empirical import PARITY_RESULTS as RESULTS
 from quanta.report.browser import chromium_path, open_page
 from quanta.report.content import resolve
-from tests.test_report import power_table
+from tests.test_report import STEPS, power_table, tokens_json
 
 
 def _need_browser():
@@ -39,7 +39,8 @@ def _need_browser():
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     """Two pages: one of a single ``quanta fit`` output, and one of an input of every
-    section's kinds, each made by its command in the test."""
+    section's kinds (per-token analyses of model sizes and of checkpoints among them), each
+    made by its command in the test."""
     d = tmp_path_factory.mktemp("report")
     table = power_table(d / "losses.csv", seed=3)
 
@@ -57,7 +58,9 @@ def pages(tmp_path_factory):
     everything = [d / "theory.json", d / "simulate.json", d / "fit.json", d / "parity.json",
                   RESULTS / "N_alpha0.4", d / "qdg_toy.json",
                   RESULTS.parent / "qdg" / "parity" / "threshold_0.1.json",
-                  RESULTS.parent / "qdg" / "bias"]
+                  RESULTS.parent / "qdg" / "gpu_fig2_NS" / "qdg.json",
+                  RESULTS.parent / "qdg" / "bias", tokens_json(d, name="tokens-sizes"),
+                  tokens_json(d, *STEPS, name="tokens-steps")]
     out = {}
     for name, inputs in (("one_fit", [d / "fit.json"]), ("all", everything)):
         page = report.write(inputs, d / f"{name}.html")
@@ -117,12 +120,39 @@ def _check_numbers(numbers):
 def test_every_section_kind_is_on_the_page(pages):
     _, built = pages["all"]
     assert [s.key for s in built.sections] == ["predictions", "montecarlo", "fits", "parity",
-                                               "qdg"]
+                                               "qdg", "tokens"]
     parity = next(s for s in built.sections if s.key == "parity")
     # the analysis JSON and the run folder analysed by the report: both blocks, all fits
     assert len(parity.blocks) == 2 and all(b.rows for b in parity.blocks)
     assert np.isfinite([r.value.value for r in parity.rows
                         if r.value.value is not None]).all()
+    tokens = next(s for s in built.sections if s.key == "tokens")
+    # sizes: mean loss, p(L), L·p(L), examples; checkpoints add the heat map; 2 collapsed each
+    assert [(len(b.figures), len(b.more[0][1]), len(b.rows)) for b in tokens.blocks] == \
+        [(4, 2, 4), (5, 2, 4)]
+
+
+def test_the_token_section_in_chromium(pages):
+    """The per-token section as the browser shows it: every figure drawn, and every table
+    number, the generator's truth among them, the JSON's."""
+    _need_browser()
+    path, built = pages["all"]
+    tokens = next(s for s in built.sections if s.key == "tokens")
+    with open_page(path) as page:
+        page.evaluate("document.querySelectorAll('#tokens details').forEach(d => d.open = true)")
+        sizes = page.evaluate("""Array.from(document.querySelectorAll('#tokens figure svg'))
+            .map(s => { const r = s.getBoundingClientRect(); return [r.width, r.height]; })""")
+        numbers = page.evaluate("""Array.from(document.querySelectorAll(
+            '#tokens span[data-json]')).map(s => [s.closest('table').dataset.file,
+            s.dataset.json, s.dataset.value, s.textContent])""")
+        page.locator("#tokens").screenshot(path=str(Path(path).parent / "tokens.png"))
+    assert len(sizes) == sum(len(b.figures) + len(b.more[0][1]) for b in tokens.blocks) == 13
+    assert all(w > 50 and h > 50 for w, h in sizes), sizes
+    pointers = {ptr for _, ptr, _, _ in numbers}
+    assert {"/estimates/alpha_offset/value", "/estimates/alpha_drops/ci/0",
+            "/estimates/monogenic_fraction/ci/1", "/truth/alpha", "/truth/monogenic"} <= pointers
+    assert len(numbers) == 2 * (3 * 4 + 3)       # per block: 4 rows of 3, and 3 truths
+    _check_numbers(numbers)
 
 
 def test_screenshot_command_writes_a_small_png(pages, tmp_path, capsys):

@@ -2,6 +2,7 @@
 calibrated false alarms, invariances, readers and the JSON interface."""
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -202,7 +203,9 @@ def test_json_is_strict_and_keeps_its_keys(sizes_run):
     assert {"axis", "x", "n_tokens", "mean_loss", "mean_loss_ci", "estimates",
             "classification", "drops", "distribution", "emergence", "examples", "heatmap",
             "truth", "warnings", "config"} <= set(d)
-    assert set(d["estimates"]["alpha_offset"]) == {"value", "ci", "ci_columns", "what"}
+    assert set(d["estimates"]["alpha_offset"]) == {"value", "ci", "ci_columns", "what",
+                                                   "n_failed"}
+    assert d["n_bootstrap"] + d["n_failed_bootstrap"] == 400
     assert d["truth"]["agreement"]["alpha_offset"]["truth"] == 0.4
 
 
@@ -220,6 +223,28 @@ def test_plots_draw_every_panel(sizes_run):
     plt.close(plots.plot_overview(r))
 
 
+def test_plots_from_the_saved_json_draw_what_the_live_result_draws(sizes_run):
+    """A ``--json`` file, read back, draws the same lines as the result it came from; the
+    mean-loss law drawn from the saved parameters is ``fit.FitResult.predict``'s."""
+    import matplotlib.pyplot as plt
+
+    from fit.tokens import plots
+
+    _, r = sizes_run
+    saved = json.loads(json.dumps(r.to_dict()))
+    grid = np.geomspace(r.x[0], r.x[-1], 50)
+    for form, res in r.fits.items():
+        np.testing.assert_allclose(plots.fitted_law(form, saved["mean_loss_fits"][form]["params"],
+                                                    grid), res.predict(grid), rtol=1e-12)
+    for f in (plots.plot_mean_loss, plots.plot_distribution, plots.plot_fraction_below,
+              plots.plot_drops, plots.plot_examples):
+        live, again = f(r), f(saved)
+        assert len(live.lines) == len(again.lines) > 0, f.__name__
+        for a, b in zip(live.lines, again.lines):
+            np.testing.assert_allclose(a.get_xydata(), b.get_xydata(), rtol=1e-12)
+        plt.close("all")
+
+
 def test_fit_interval_reads_both_conf_int_protocols():
     import pandas as pd
 
@@ -232,6 +257,38 @@ def test_fit_interval_reads_both_conf_int_protocols():
             return pd.DataFrame({"lower": [0.1], "upper": [0.3]}, index=["alpha"])
 
     assert fit_interval(Old(), "alpha", 0.95) == fit_interval(New(), "alpha", 0.95) == (0.1, 0.3)
+
+
+def test_resamples_that_draw_no_document_are_dropped_and_counted():
+    """Two documents: a Poisson(1) resample weights both 0 with probability e^-2 (13.5 %)
+    and then holds no token (its mean is 0/0). Such draws are dropped and counted (within
+    4 binomial standard errors of the exact rate) and warned about (over 5 %); no NaN and
+    no RuntimeWarning reach the intervals."""
+    toy = generate_tokens(TokenConfig(n_tokens=1024, doc_length=512, seed=1))
+    assert np.unique(toy.metadata["document"]).size == 2
+    B, p = 2000, np.exp(-2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        r = analyze(toy.losses, sizes=toy.x, metadata={"document": toy.metadata["document"]},
+                    bootstrap=B, fit_bootstrap=50, n_calibration=5_000)
+    assert abs(r.n_failed_bootstrap - B * p) < 4 * np.sqrt(B * p * (1 - p)), r.n_failed_bootstrap
+    assert len(r.mean_loss_boot) == B - r.n_failed_bootstrap
+    assert np.isfinite(r.mean_loss_boot).all() and np.isfinite(r.conf_int().to_numpy()).all()
+    assert any(w.startswith(f"{r.n_failed_bootstrap} of {B} bootstrap resamples drew none")
+               for w in r.warnings), r.warnings
+    d = r.to_dict()
+    assert (d["n_failed_bootstrap"], d["n_bootstrap"]) == (r.n_failed_bootstrap,
+                                                           B - r.n_failed_bootstrap)
+
+
+def test_one_document_is_refused_for_a_document_bootstrap(small):
+    """Every resample of a single document is the data scaled: intervals of width 0."""
+    with pytest.raises(InputError, match="needs at least 2"):
+        analyze(small.losses[:500], sizes=small.x, metadata={"document": np.zeros(500, int)},
+                **FAST)
+    r = analyze(small.losses[:500], sizes=small.x, metadata={"document": np.zeros(500, int)},
+                unit="token", **FAST)
+    assert r.n_failed_bootstrap == 0 and r.unit == "token"
 
 
 def test_bad_options_are_refused(small):

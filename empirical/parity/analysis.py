@@ -298,8 +298,16 @@ def _run_header(d: _RunData, method: str, loss_unit: str) -> dict:
     out = dict(run=str(run.path), alpha=d.alpha, n_tasks=run.config.task.n_tasks,
                n_bits=run.config.task.n_bits, k=run.config.task.k,
                steps=int(d.steps[-1]), complete=finished(run.metrics),
+               planned_steps=run.planned_steps, until_step=run.until_step,
                device=run.config.train.device, precision=run.config.train.precision,
                loss_unit=loss_unit, method=method, excluded_networks=d.excluded)
+    if not out["complete"]:
+        how = ("cut there with until_step" if run.until_step is not None
+               else "paused or stopped there")
+        out["incomplete"] = (f"evaluated to step {out['steps']} of {out['planned_steps']} "
+                             f"({len(d.steps)} of {len(run.metrics['steps'])} evaluations, "
+                             f"{how}): the exponents describe the run at step {out['steps']}, "
+                             "not a finished run")
     if method == "quanta":
         out["truncation_offset"] = d.eps
         if d.eps is None:
@@ -405,6 +413,7 @@ def _quanta_D(d: _RunData, window, rule: str, thr: float, threshold: float,
                         theory_D, offset=d.eps)
     fD.update(loss="minimum over training (as the paper)", x=d.Ds[at].tolist(),
               y=lmin[at].tolist(), y_final=final[at].tolist(),
+              best_step=d.steps[best[at]].tolist(), last_step=int(d.steps[-1]),
               exponent_final=fin["exponent"], conf_int_final=fin["conf_int"])
     # learned subtasks per network, at its own eval of minimum mean test loss, then the
     # mean over seeds
@@ -502,7 +511,8 @@ def _paper_D(d: _RunData, start_bits: float, bootstrap: int,
     training-set size whose minimum is below ``start_bits`` on."""
     at = np.flatnonzero(d.widths == d.widths.max())
     at = at[np.argsort(d.Ds[at])]
-    lmin = np.nanmin(d.mean_loss[at], axis=1) / LN2
+    best = np.nanargmin(d.mean_loss[at], axis=1)
+    lmin = d.mean_loss[at, best] / LN2
     below = np.flatnonzero(lmin < start_bits)
     first = int(below[0]) if below.size else len(at)
     f, kept = _paper_fit(d.Ds[at][first:], lmin[first:],
@@ -511,7 +521,7 @@ def _paper_D(d: _RunData, start_bits: float, bootstrap: int,
                               rule=f"from the first D whose minimum is below {start_bits:g} "
                                    "bits", resampled="training-set sizes"),
                          d.alpha / (d.alpha + 1), bootstrap, seed)
-    f.update(x_all=d.Ds[at].tolist(), y_all=lmin.tolist())
+    f.update(x_all=d.Ds[at].tolist(), y_all=lmin.tolist(), best_step=d.steps[best].tolist())
     return f, kept
 
 
@@ -558,8 +568,9 @@ def _run_summary(r: Mapping) -> list[str]:
     lines = [f"{r['run']}  (α = {r['alpha']:g}, {r['n_tasks']} subtasks, {r['steps']} steps"
              f"{'' if r['complete'] else ', INCOMPLETE'}; {method} method, "
              f"{r.get('loss_unit', 'nats')})"]
-    if r.get("note"):
-        lines.append(f"  note: {r['note']}")
+    for key in ("incomplete", "note"):
+        if r.get(key):
+            lines.append(f"  {key}: {r[key]}")
     for n in r.get("excluded_networks") or []:
         lines.append(f"  warning: left out {_network_name(n)}: {n['reason']}")
     lines += [_regime_line(reg, r[reg]) for reg in REGIMES if reg in r]
@@ -752,6 +763,8 @@ class MethodComparison(Result):
             lines.append(f"{r['run']:<16} {r['regime']:<12} {r['theory']:>+7.3f}  "
                          f"{cell(r['quanta'], r['quanta_conf_int']):<26}  "
                          f"{cell(r['paper'], r['paper_conf_int']):<26}")
+        lines += [f"{_label(r)}: INCOMPLETE, {r['incomplete']}" for r in self.quanta.runs
+                  if r.get("incomplete")]
         lines += [f"{_label(run)}: warning: left out {_network_name(n)}: {n['reason']}"
                   for run in self.quanta.runs for n in run.get("excluded_networks") or []]
         return "\n".join(lines)

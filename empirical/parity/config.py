@@ -12,19 +12,50 @@ from typing import Any
 from common.errors import InputError
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+#: how one optimizer step is executed (empirical.parity.steps): the autograd step of the
+#: fused module, or the hand-written forward + backward + Adam, as eager kernels, compiled
+#: as a whole, captured in a CUDA graph, or both
+STEPS = ("eager", "manual", "compiled", "graphs", "compiled_graphs")
+#: options of the written-out steps (empirical.parity.steps.loss_and_grads): ways to do the
+#: same arithmetic in fewer memory passes or products, each checked against the fp32 eager
+#: step like the steps themselves. ``gather_in``: the one-hot control part of the input is
+#: a row lookup in the forward (the products run over the bits alone); ``gather_out``: the
+#: output layer's backward is a per-unit lookup fused with the ReLU mask (no product with
+#: the block-diagonal matrix); ``adam``: Adam inside the step's function (compiled with
+#: it, so the gradients' copies and casts fuse into the update); ``autotune``: the
+#: compiled steps with inductor's max-autotune (Triton GEMM templates with the ReLU and
+#: the lookups fused into their epilogues; minutes of compilation)
+STEP_OPTIONS = ("gather_in", "gather_out", "adam", "autotune")
+#: where batches come from: "counter" (one batched draw for all groups, a pure function of
+#: the step: empirical.parity.task.SweepSampler) or "streams" (one torch.Generator per group,
+#: drawn group by group: the sampler of runs written before the counter sampler existed)
+SAMPLERS = ("counter", "streams")
+#: values that a saved config without the field had: runs written before these fields
+#: existed load and resume exactly as they were trained
+LEGACY_DEFAULTS = {"train": {"step": "eager", "sampler": "streams"}}
 
 
 @dataclass
 class TaskConfig:
     """Multitask sparse parity: ``n_tasks`` subtasks on ``n_bits`` data bits, each the parity
     of its own ``k``-subset; subtask i is drawn with probability ∝ (i+offset)^-(alpha+1)
-    (alpha is the paper's α). ``seed`` fixes the subsets."""
+    (alpha is the paper's α). ``seed`` fixes the subsets.
+
+    ``alphas`` (optional) trains one sweep over several α at once: every α is a group of
+    networks with its own subtask frequencies, on the same subsets and test set; ``alpha``
+    must then be the first of them."""
     n_tasks: int = 500
     n_bits: int = 100
     k: int = 3
     alpha: float = 0.4
     offset: int = 1
     seed: int = 0
+    alphas: list[float] | None = None
+
+    @property
+    def alpha_list(self) -> list[float]:
+        """The α of every group: ``alphas``, or ``[alpha]``."""
+        return [float(a) for a in self.alphas] if self.alphas is not None else [float(self.alpha)]
 
     def validate(self) -> None:
         for name in ("n_tasks", "n_bits", "k"):
@@ -35,8 +66,17 @@ class TaskConfig:
         if math.comb(self.n_bits, self.k) < self.n_tasks:
             raise InputError(f"n_tasks={self.n_tasks} exceeds the {math.comb(self.n_bits, self.k)}"
                              f" distinct {self.k}-subsets of {self.n_bits} bits")
-        if not self.alpha > -1:
-            raise InputError(f"alpha must be > -1 (frequencies ∝ i^-(alpha+1)), got {self.alpha}")
+        if self.alphas is not None:
+            self.alphas = [float(a) for a in self.alphas]
+            if not self.alphas or len(set(self.alphas)) != len(self.alphas):
+                raise InputError(f"alphas must be a non-empty list without repeats, got "
+                                 f"{self.alphas}")
+            if float(self.alpha) != self.alphas[0]:
+                raise InputError(f"alpha ({self.alpha}) must equal alphas[0] "
+                                 f"({self.alphas[0]}) when alphas is given")
+        for a in self.alpha_list:
+            if not a > -1:
+                raise InputError(f"alpha must be > -1 (frequencies ∝ i^-(alpha+1)), got {a}")
         if self.offset < 1:
             raise InputError(f"offset must be >= 1, got {self.offset}")
 
@@ -69,7 +109,11 @@ class TrainConfig:
     ``seeds`` seed each network's initialisation and its data stream; networks that share a
     seed and a D share their batches (and, for finite D, their training set).
     ``eval_points`` and ``checkpoints`` are counts of log-spaced steps (step 0 and the last
-    step always included). ``precision`` is "fp32" (TF32 off), "tf32" or "bf16" (autocast).
+    step always included). ``precision`` is "fp32" (TF32 off), "tf32" or "bf16" (autocast
+    for ``step="eager"``; bf16 products and activations, fp32 weights and Adam otherwise).
+    ``step`` is one of :data:`STEPS`, ``sampler`` one of :data:`SAMPLERS`; ``compile``
+    compiles the fused module's forward of the eager step (the whole step: "compiled");
+    ``step_options`` (of the written-out steps) are some of :data:`STEP_OPTIONS`.
     """
     steps: int = 200_000
     batch: int = 20_000
@@ -84,6 +128,9 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
+    step: str = "eager"
+    sampler: str = "counter"
+    step_options: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         for name in ("steps", "batch", "eval_points", "checkpoints", "test_per_task", "eval_chunk"):
@@ -103,6 +150,28 @@ class TrainConfig:
         self.D = None if self.D is None else [int(v) for v in self.D]
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.step not in STEPS:
+            raise InputError(f"step must be one of {STEPS}, got {self.step!r}")
+        if self.sampler not in SAMPLERS:
+            raise InputError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        self._validate_step_options()
+        if self.step != "eager" and self.sampler != "counter":
+            raise InputError(f"step {self.step!r} needs sampler 'counter' (the per-stream "
+                             "sampler of older runs works with step 'eager' only)")
+
+    def _validate_step_options(self) -> None:
+        opts = list(self.step_options or [])
+        bad = [o for o in opts if o not in STEP_OPTIONS]
+        if bad or len(set(opts)) != len(opts):
+            raise InputError(f"step_options must be distinct values of {STEP_OPTIONS}, "
+                             f"got {opts}")
+        if opts and self.step == "eager":
+            raise InputError(f"step options {opts} are for the written-out steps (--step "
+                             "manual, compiled, graphs, compiled_graphs), not 'eager'")
+        if "autotune" in opts and not self.step.startswith("compiled"):
+            raise InputError("step option 'autotune' needs a compiled step (compiled, "
+                             "compiled_graphs)")
+        self.step_options = [o for o in STEP_OPTIONS if o in opts]     # canonical order
 
 
 @dataclass
@@ -116,6 +185,11 @@ class RunConfig:
         self.task.validate()
         self.model.validate()
         self.train.validate()
+        if self.train.step != "eager" and self.model.depth != 1:
+            raise InputError(f"step {self.train.step!r} is written for one hidden layer; "
+                             f"depth {self.model.depth} needs step 'eager'")
+        if self.train.sampler == "streams" and self.task.alphas is not None:
+            raise InputError("several alphas need sampler 'counter'")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,15 +197,18 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
-        def build(klass, sub):
+        """The config of a saved dict; a field the dict lacks takes its
+        :data:`LEGACY_DEFAULTS` value (what runs written before it existed did), else the
+        dataclass default."""
+        def build(klass, part):
+            sub = dict(LEGACY_DEFAULTS.get(part, {}), **d.get(part, {}))
             names = {f.name for f in dataclasses.fields(klass)}
             unknown = set(sub) - names
             if unknown:
                 raise InputError(f"unknown {klass.__name__} keys: {sorted(unknown)}")
             return klass(**sub)
-        return cls(task=build(TaskConfig, d.get("task", {})),
-                   model=build(ModelConfig, d.get("model", {})),
-                   train=build(TrainConfig, d.get("train", {})))
+        return cls(task=build(TaskConfig, "task"), model=build(ModelConfig, "model"),
+                   train=build(TrainConfig, "train"))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"

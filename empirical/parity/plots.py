@@ -108,6 +108,29 @@ def plot_loss_vs_S(steps, curves, widths, fitres: dict | None = None, ax=None):
     return ax
 
 
+def plot_loss_vs_S_by_D(steps, curves, Ds, ax=None):
+    """Test loss (nats) against steps, one curve per training-set size, each minimum marked:
+    a size that stopped gaining from more steps turns up after its minimum (it overfits), and
+    the L(D) fits read that minimum; one still falling at the last step was step-limited."""
+    ax = _ax(ax)
+    cmap = plt.get_cmap("viridis")
+    s, curves = np.asarray(steps), np.asarray(curves, float)
+    keep = s > 0
+    for j, (D, c) in enumerate(zip(Ds, curves)):
+        color = cmap(j / max(1, len(Ds) - 1))
+        ax.loglog(s[keep], c[keep], color=color, lw=1,
+                  label=f"D = {D:,}" if j in (0, len(Ds) - 1) else None)
+        best = int(np.nanargmin(np.where(keep, c, np.nan)))
+        ax.loglog(s[best], c[best], "o", ms=3.5, color=color,
+                  label="minimum over training" if j == len(Ds) - 1 else None)
+    ax.axhline(LN2, color="0.6", lw=0.8, ls=":")
+    ax.set(xlabel="steps S", ylabel="mean test loss (nats)",
+           title="L(S) per training-set size D")
+    ax.legend(fontsize=7)
+    _tidy_log_axes(ax)
+    return ax
+
+
 def _dropped(x, fitres) -> np.ndarray:
     """Which of ``x`` the fit left out as still learning at the end."""
     gone = set(((fitres or {}).get("window") or {}).get("dropped_still_learning", []))
@@ -345,13 +368,14 @@ def figures(runs, result):
                                                     r["convergence"]["steps"], steps),
                        predicted_label="model: learned at step ∝ 1/frequency")
         if "D" in r:
-            yield draw(f"loss_vs_D{tag}", plot_loss_vs_D, r["D"]["x"], r["D"]["y"],
-                       r["D"]["y_final"], r["D"])
-            yield draw(f"learned_vs_D{tag}", plot_learned_vs_D, r["learned_vs_D"]["x"],
-                       r["learned_vs_D"]["y"], r["learned_vs_D"])
             # the widest width only, as the D analysis
             at = np.flatnonzero(np.array(widths) == max(widths))
             Ds = [keys[j][1] for j in at]
+            yield draw(f"loss_vs_D{tag}", plot_loss_vs_D, r["D"]["x"], r["D"]["y"],
+                       r["D"]["y_final"], r["D"])
+            yield draw(f"loss_vs_S_by_D{tag}", plot_loss_vs_S_by_D, steps, mean_loss[at], Ds)
+            yield draw(f"learned_vs_D{tag}", plot_learned_vs_D, r["learned_vs_D"]["x"],
+                       r["learned_vs_D"]["y"], r["learned_vs_D"])
             best = np.nanargmin(mean_loss[at], axis=1)
             yield draw(f"emergence_D{tag}", plot_heatmap, task_loss[at, best].T, Ds,
                        f"training samples D (width {max(widths)}, at the best step)",

@@ -43,6 +43,42 @@ class Run:
         self.task: SparseParityTask = make_task(self.config)
         mpath = self.path / "metrics.npz"
         self.metrics = read_metrics(mpath) if mpath.exists() else {}
+        #: the step this view was cut at by :meth:`until` (None: the run as saved)
+        self.until_step: int | None = None
+
+    @property
+    def planned_steps(self) -> int:
+        """The steps the run was configured to train (``config.train.steps``)."""
+        return int(self.config.train.steps)
+
+    def evaluated_steps(self) -> np.ndarray:
+        """The steps evaluated so far (all of the grid for a finished run)."""
+        return self.metrics["steps"][:int(self.metrics["n_evals"])]
+
+    def until(self, step: int) -> "Run":
+        """This run as it stood at ``step``: a copy whose metrics keep the evaluations at
+        steps ≤ ``step`` and mark the later ones unevaluated (NaN, as in a run paused there),
+        and whose checkpoints are those up to ``step``. Analyses then describe the run at
+        that step, so a partial run and a finished one compare at their common step."""
+        import copy
+
+        if not self.metrics:
+            raise InputError(f"run {self.path} has no metrics.npz yet")
+        done = self.evaluated_steps()
+        n = int(np.searchsorted(done, int(step), side="right"))
+        if n < 2:
+            raise InputError(f"until step {step}: {self.path} has fewer than two evaluations "
+                             f"up to it (its first evaluated steps: {done[:3].tolist()})")
+        view = copy.copy(self)
+        view.metrics = dict(self.metrics, n_evals=np.array(n, dtype=np.int64))
+        for key, axis in EVAL_AXIS.items():
+            if key in view.metrics and key != "steps":
+                a = np.array(view.metrics[key])          # float arrays: a copy to mark
+                np.moveaxis(a, axis, 0)[n:] = np.nan
+                view.metrics[key] = a
+        if n < len(done):
+            view.until_step = int(done[n - 1])
+        return view
 
     def info(self) -> list[dict]:
         """One dict per network: index, width, seed, D (0 = online), n_params."""
@@ -56,7 +92,8 @@ class Run:
         ckdir = self.path / CHECKPOINT_DIR
         if not ckdir.is_dir():
             return []
-        return sorted(int(p.stem.split("_")[1]) for p in ckdir.glob("step_*.pt"))
+        steps = sorted(int(p.stem.split("_")[1]) for p in ckdir.glob("step_*.pt"))
+        return [s for s in steps if self.until_step is None or s <= self.until_step]
 
     def checkpoint(self, step: int | None = None) -> dict:
         """The raw checkpoint dict of ``step`` (None = last) on the CPU."""

@@ -17,6 +17,45 @@ import torch
 from common.errors import InputError
 
 
+#: 2^32 - 1: the counter-based sampler works on 32-bit words held in int64 tensors
+M32 = 0xFFFFFFFF
+#: words hashed per sample: one for the subtask, then 32 data bits per word
+_BITS_PER_WORD = 32
+#: per finite training set, the table of strides (units modulo D) its epochs draw from
+_N_STRIDES = 1024
+
+
+def zipf_frequencies(n_tasks: int, alpha: float, offset: int = 1) -> np.ndarray:
+    """Subtask probabilities ∝ (i + offset)^-(alpha+1), i = 0 … n_tasks−1 (float64, sum 1)."""
+    weights = (np.arange(int(n_tasks)) + int(offset)) ** -(float(alpha) + 1.0)
+    return weights / weights.sum()
+
+
+def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
+    """(x · c) mod 2^32 for int64 tensors holding 0 ≤ x < 2^32, without int64 overflow (the
+    constant is split in 16-bit halves, so every product stays below 2^48)."""
+    lo, hi = c & 0xFFFF, c >> 16
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & M32
+
+
+def mix32(x: torch.Tensor) -> torch.Tensor:
+    """The 32-bit integer hash "lowbias32" (C. Wellons, hash-prospector) on int64 tensors
+    holding 32-bit words: a bijection of [0, 2^32) whose output bits each flip with
+    probability ≈ 1/2 when any input bit flips. Exact integer arithmetic, so it gives the
+    same words on every device and under ``torch.compile``."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def _word(keys: int, *more: int) -> int:
+    """A 32-bit key derived from integers (SeedSequence)."""
+    seq = np.random.SeedSequence([int(k) & M32 for k in (keys, *more)])
+    return int(seq.generate_state(1, np.uint32)[0])
+
+
 def _torch_seed(*keys: int) -> int:
     """A 63-bit torch seed derived from integer keys (SeedSequence: independent streams)."""
     state = np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys]).generate_state(2, np.uint32)
@@ -48,9 +87,8 @@ class SparseParityTask:
             raise InputError(f"offset must be >= 1, got {offset}")
         self.n_tasks, self.n_bits, self.k = int(n_tasks), int(n_bits), int(k)
         self.alpha, self.offset, self.seed = float(alpha), int(offset), int(seed)
-        weights = (np.arange(self.n_tasks) + self.offset) ** -(self.alpha + 1.0)
         #: exact subtask probabilities (float64, sum 1)
-        self.frequencies = weights / weights.sum()
+        self.frequencies = zipf_frequencies(self.n_tasks, self.alpha, self.offset)
         self._cdf = np.cumsum(self.frequencies)
         self._cdf[-1] = 1.0
         #: (n_tasks, k) int64 array of sorted, distinct bit subsets
@@ -95,17 +133,21 @@ class SparseParityTask:
         return subtask, bits
 
     def label(self, subtask: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-        """Parity (int64 0/1) of each row's bits on its subtask's subset (gather, no loop)."""
+        """Parity (int64 0/1) of each row's bits on its subtask's subset (gather, no loop;
+        any leading shape)."""
         _, subsets = self._tables(bits.device)
-        chosen = bits.gather(1, subsets[subtask])
-        return (chosen.sum(1) % 2).long()
+        chosen = bits.gather(-1, subsets[subtask])
+        return (chosen.sum(-1) % 2).long()
 
     def encode(self, subtask: torch.Tensor, bits: torch.Tensor,
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The network input: one-hot subtask code followed by the bits, as ``dtype``."""
-        x = torch.zeros(subtask.shape[0], self.input_dim, dtype=dtype, device=bits.device)
-        x[:, self.n_tasks:] = bits
-        x.scatter_(1, subtask[:, None], 1.0)
+               dtype: torch.dtype = torch.float32, width: int | None = None) -> torch.Tensor:
+        """The network input: one-hot subtask code followed by the bits, as ``dtype``
+        (any leading shape: ``subtask`` (…), ``bits`` (…, n_bits) → (…, input_dim));
+        ``width`` > input_dim appends zero columns."""
+        x = torch.zeros(*subtask.shape, width or self.input_dim, dtype=dtype,
+                        device=bits.device)
+        x[..., self.n_tasks:self.input_dim] = bits
+        x.scatter_(-1, subtask[..., None], 1.0)
         return x
 
     def sample(self, n: int, generator: torch.Generator
@@ -133,3 +175,83 @@ class SparseParityTask:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.describe().items())
         return f"SparseParityTask({args})"
+
+
+class SweepSampler:
+    """The batches of every group of networks of a sweep, drawn together as one batched
+    operation per step (no loop over groups).
+
+    A group is a data stream (α, seed, D): its networks see the same batches. Draws are
+    counter-based: a sample's subtask and bits are hashes (:func:`mix32`) of the group's key
+    and the sample's number, so a group's batch at step s is a pure function of (task, α,
+    seed, D, batch, s). The same group trained alone or beside any others sees the same
+    data, and resuming needs nothing but the step.
+
+    - D = 0 (online): step s (1-based) takes the fresh samples numbered (s−1)·batch …
+      s·batch − 1 of the group's endless stream.
+    - D > 0: the training set is the group's samples 0 … D−1. The stream of positions
+      p = (s−1)·batch + t runs through epochs e = p // D, each a permutation of the set:
+      position o = p mod D of epoch e takes sample (a_e·o + c_e) mod D, with a stride a_e
+      coprime to D (drawn from a table of 1 024 such strides) and an offset c_e both
+      hashed from (group, e). Each epoch serves every sample exactly once; since a sample's
+      content is a hash of its number, the samples a batch gathers are as random as those
+      of a uniformly shuffled epoch.
+    """
+
+    def __init__(self, task: SparseParityTask, groups, batch: int, device="cpu"):
+        groups = [dict(g) for g in groups]
+        if not groups:
+            raise InputError("a sweep needs at least one group")
+        self.task, self.batch, self.groups = task, int(batch), groups
+        self.device = torch.device(device)
+        keys = [_word(g["seed"], g["D"], task.seed, round(float(g["alpha"]) * 1e6), 3)
+                for g in groups]
+        cdfs = np.stack([np.cumsum(zipf_frequencies(task.n_tasks, g["alpha"], task.offset))
+                         for g in groups])
+        cdfs[:, -1] = 1.0
+        strides = np.stack([self._strides(int(g["D"]), k) for g, k in zip(groups, keys)])
+        n_words = -(-task.n_bits // _BITS_PER_WORD)
+        bit = np.arange(task.n_bits)
+        as_t = lambda a, dt=torch.int64: torch.as_tensor(a, dtype=dt, device=self.device)
+        self.keys = as_t(keys)[:, None]                               # G × 1
+        self.D = as_t([int(g["D"]) for g in groups])[:, None]         # G × 1, 0 = online
+        self.cdf = as_t(cdfs, torch.float64)                          # G × T
+        self.strides = as_t(strides)                                  # G × 1024
+        self.t = as_t(np.arange(self.batch))                          # B
+        self.word_salt = as_t((np.arange(1, n_words + 1) * 0x9E3779B9) & M32)   # W
+        self.bit_word, self.bit_shift = as_t(bit // _BITS_PER_WORD), as_t(bit % _BITS_PER_WORD)
+
+    @staticmethod
+    def _strides(D: int, key: int) -> np.ndarray:
+        """``_N_STRIDES`` integers in [1, D) coprime to D (all ones for D ≤ 2 or online)."""
+        if D <= 2:
+            return np.ones(_N_STRIDES, dtype=np.int64)
+        rng = np.random.default_rng([key, D, 5])
+        out = np.empty(0, dtype=np.int64)
+        while out.size < _N_STRIDES:
+            a = rng.integers(1, D, size=2 * _N_STRIDES)
+            out = np.concatenate([out, a[np.gcd(a, D) == 1]])
+        return out[:_N_STRIDES]
+
+    def sample_numbers(self, step) -> torch.Tensor:
+        """G × B int64: which sample of its group's stream (online) or training set (D > 0)
+        each batch position of ``step`` (an int, or a 0-d int64 tensor on the device)
+        takes."""
+        p = (step - 1) * self.batch + self.t                         # B
+        D = self.D.clamp(min=1)
+        epoch, o = p // D, p % D                                     # G × B
+        he = mix32(self.keys ^ (epoch & M32))
+        a = self.strides.gather(1, he % _N_STRIDES)
+        c = mix32(he ^ 0x5BD1E995) % D
+        return torch.where(self.D > 0, (a * o + c) % D, p.expand_as(o))
+
+    def draw(self, step) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The batches of ``step`` for all G groups: (subtask int64 G × B, bits uint8
+        G × B × n_bits, label int64 G × B)."""
+        n = self.sample_numbers(step)
+        h = mix32(mix32(self.keys ^ (n >> 32)) ^ (n & M32))           # G × B: the sample
+        u = (mix32(h).double() + 0.5) * 2.0 ** -32
+        sub = torch.searchsorted(self.cdf, u, right=True).clamp_(max=self.task.n_tasks - 1)
+        words = mix32(h[..., None] ^ self.word_salt)                  # G × B × W
+        bits = ((words[..., self.bit_word] >> self.bit_shift) & 1).to(torch.uint8)
+        return sub, bits, self.task.label(sub, bits)

@@ -1,17 +1,19 @@
 """The fused training loop: every network of a sweep in one process and one optimizer step.
 
-Networks are widths × seeds × D (D = None: online). Networks that share a seed and a D share
-one data stream (the same batches, and for finite D the same training set); each stream has
-its own seeded ``torch.Generator`` on the device. Evaluation (all networks × all subtasks)
-and checkpoints happen on log-spaced step grids; checkpoints hold the model, the optimizer,
-every generator state and the metrics so far, and are written atomically, so ``resume=True``
-continues a killed run exactly.
+Networks are alphas × D × seeds × widths (D = None: online). Networks that share α, seed
+and D share one data stream (the same batches, and for finite D the same training set). All
+streams are drawn in one batched operation per step (:class:`SweepSampler`, a pure function
+of the step); runs written before it existed keep their per-stream ``torch.Generator``s
+(sampler "streams"). How a step runs (autograd, written out, compiled, CUDA graphs) is
+``TrainConfig.step`` (:mod:`empirical.parity.steps`). Evaluation (all networks × all
+subtasks) and checkpoints happen on log-spaced step grids; checkpoints hold the model, the
+optimizer, the stream states and the metrics so far, and are written atomically, so
+``resume=True`` continues a killed run exactly.
 """
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,9 +23,10 @@ from torch.nn import functional as F
 
 from common.errors import InputError
 from common.files import atomic_write
+from . import steps
 from .config import RunConfig
 from .model import FusedMLP
-from .task import SparseParityTask, _torch_seed
+from .task import SparseParityTask, SweepSampler, _torch_seed, zipf_frequencies
 
 CHECKPOINT_DIR = "checkpoints"
 RESUME_NAME = "resume.pt"
@@ -48,31 +51,51 @@ def resolve_device(device: str) -> torch.device:
 
 
 def network_table(config: RunConfig) -> list[dict]:
-    """One info dict per network (index, width, seed, D; D = 0 for online), ordered by
-    (D, seed, width) so each data stream owns a contiguous block of networks."""
+    """One info dict per network (index, width, seed, D, alpha; D = 0 for online), ordered
+    by (alpha, D, seed, width) so each data stream owns a contiguous block of networks."""
     Ds = config.train.D if config.train.D is not None else [0]
-    rows = [dict(width=int(w), seed=int(s), D=int(d))
-            for d in Ds for s in config.train.seeds for w in config.model.widths]
+    rows = [dict(width=int(w), seed=int(s), D=int(d), alpha=float(a))
+            for a in config.task.alpha_list for d in Ds for s in config.train.seeds
+            for w in config.model.widths]
     for i, r in enumerate(rows):
         r["index"] = i
     return rows
 
 
-def build_model(config: RunConfig, task: SparseParityTask) -> FusedMLP:
+def stream_groups(nets: list[dict]) -> list[dict]:
+    """The data streams of a network table: consecutive networks that share (alpha, seed,
+    D), as dicts with alpha, seed, D, start and stop (network indices)."""
+    out: list[dict] = []
+    for i, n in enumerate(nets):
+        key = (n["alpha"], n["seed"], n["D"])
+        if out and (out[-1]["alpha"], out[-1]["seed"], out[-1]["D"]) == key:
+            out[-1]["stop"] = i + 1
+        else:
+            out.append(dict(alpha=n["alpha"], seed=n["seed"], D=n["D"], start=i, stop=i + 1))
+    return out
+
+
+def build_model(config: RunConfig, task: SparseParityTask | None = None) -> FusedMLP:
     """The fused model, each network initialised from its own generator seeded by
     (seed, width): the same network alone or in any sweep starts from the same weights."""
     nets = network_table(config)
-    model = FusedMLP(task.input_dim, [n["width"] for n in nets], config.model.depth)
+    c = config.task
+    model = FusedMLP(c.n_tasks + c.n_bits, [n["width"] for n in nets], config.model.depth)
     for n in nets:
         model.init_network(n["index"], torch.Generator().manual_seed(
             _torch_seed(n["seed"], n["width"], config.model.depth, 11)))
     return model
 
 
-def make_task(config: RunConfig) -> SparseParityTask:
-    """The task a config describes."""
+def make_task(config: RunConfig, alpha: float | None = None) -> SparseParityTask:
+    """The task a config describes (with ``alpha`` for one α of a several-α sweep, which
+    has no single task)."""
     c = config.task
-    return SparseParityTask(c.n_tasks, c.n_bits, c.k, c.alpha, c.offset, c.seed)
+    if alpha is None and c.alphas is not None and len(c.alphas) > 1:
+        raise InputError(f"this run trains several α ({c.alphas}) at once; split it into one "
+                         "run per α first (empirical.parity.sweeps.split_alphas)")
+    return SparseParityTask(c.n_tasks, c.n_bits, c.k, c.alpha if alpha is None else alpha,
+                            c.offset, c.seed)
 
 
 class DataStream:
@@ -125,13 +148,6 @@ class DataStream:
         self.gen.set_state(d["gen"])
 
 
-@dataclass
-class _Group:
-    start: int
-    stop: int
-    stream: DataStream
-
-
 def _atomic_torch_save(obj, path: Path) -> None:
     """``torch.save`` through :func:`empirical.files.atomic_write`."""
     atomic_write(path, lambda fh: torch.save(obj, fh))
@@ -159,19 +175,23 @@ def checkpoint_path(run_dir, step: int) -> Path:
 
 
 class _Metrics:
-    """Network × eval step × subtask arrays, filled eval by eval."""
+    """Network × eval step × subtask arrays, filled eval by eval. ``frequencies`` is the
+    task's (n_tasks,) vector, or network × n_tasks when the run has several α."""
 
     def __init__(self, nets, steps, task: SparseParityTask, config: RunConfig):
         M, E, T = len(nets), len(steps), task.n_tasks
+        c = config.task
+        freqs = np.stack([zipf_frequencies(T, n["alpha"], c.offset) for n in nets])
         nan = np.full
         self.a = {
             "steps": np.asarray(steps, dtype=np.int64),
             "widths": np.array([n["width"] for n in nets], dtype=np.int64),
             "seeds": np.array([n["seed"] for n in nets], dtype=np.int64),
             "D": np.array([n["D"] for n in nets], dtype=np.int64),
+            "alpha": np.array([n["alpha"] for n in nets], dtype=np.float64),
             "n_params": np.array([task.n_params(n["width"], config.model.depth) for n in nets],
                                  dtype=np.int64),
-            "frequencies": task.frequencies.astype(np.float64),
+            "frequencies": freqs[0] if len(c.alpha_list) == 1 else freqs,
             "test_loss": nan((M, E, T), np.nan, dtype=np.float32),
             "test_acc": nan((M, E, T), np.nan, dtype=np.float32),
             "mean_test_loss": nan((M, E), np.nan, dtype=np.float64),
@@ -183,9 +203,10 @@ class _Metrics:
 
     def record(self, e: int, loss, acc, train_loss, wall: float) -> None:
         a = self.a
+        freqs = np.broadcast_to(a["frequencies"], loss.shape)
         a["test_loss"][:, e], a["test_acc"][:, e] = loss, acc
-        a["mean_test_loss"][:, e] = loss.astype(np.float64) @ a["frequencies"]
-        a["mean_test_acc"][:, e] = acc.astype(np.float64) @ a["frequencies"]
+        a["mean_test_loss"][:, e] = np.einsum("mt,mt->m", loss.astype(np.float64), freqs)
+        a["mean_test_acc"][:, e] = np.einsum("mt,mt->m", acc.astype(np.float64), freqs)
         if train_loss is not None:
             a["train_loss"][:, e] = train_loss
         a["wall_time"][e] = wall
@@ -195,7 +216,9 @@ class _Metrics:
         return {k: torch.from_numpy(np.array(v)) for k, v in self.a.items()}
 
     def load_torch(self, d: dict) -> None:
+        alpha = self.a["alpha"]
         self.a = {k: v.numpy().copy() for k, v in d.items()}
+        self.a.setdefault("alpha", alpha)    # checkpoints written before the alpha column
 
     def save(self, run_dir: Path) -> None:
         atomic_write(Path(run_dir) / "metrics.npz",
@@ -204,9 +227,13 @@ class _Metrics:
 
 @torch.no_grad()
 def evaluate(model: FusedMLP, task: SparseParityTask, sub: torch.Tensor, bits: torch.Tensor,
-             y: torch.Tensor, per_task: int, chunk: int, autocast) -> tuple[np.ndarray, np.ndarray]:
+             y: torch.Tensor, per_task: int, chunk: int, autocast,
+             lookup: torch.dtype | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-network, per-subtask test loss (nats) and accuracy on a subtask-major test set with
-    ``per_task`` samples per subtask: (M × n_tasks, M × n_tasks) float32 arrays."""
+    ``per_task`` samples per subtask: (M × n_tasks, M × n_tasks) float32 arrays. ``lookup``
+    (a dtype: the step option ``gather_in``): the control part as a per-subtask row instead
+    of a product with the one-hot input (:func:`steps.lookup_logits`), products in that
+    dtype."""
     M, T = model.n_networks, task.n_tasks
     loss = torch.empty(M, T, device=bits.device)
     acc = torch.empty(M, T, device=bits.device)
@@ -214,8 +241,11 @@ def evaluate(model: FusedMLP, task: SparseParityTask, sub: torch.Tensor, bits: t
     for t0 in range(0, T, tpc):
         t1 = min(T, t0 + tpc)
         sl = slice(t0 * per_task, t1 * per_task)
-        with autocast():
-            logits = model(task.encode(sub[sl], bits[sl])).float()
+        if lookup is not None:
+            logits = steps.lookup_logits(model, bits[sl], t0, t1, lookup)
+        else:
+            with autocast():
+                logits = model(task.encode(sub[sl], bits[sl])).float()
         target = y[sl, None].expand(-1, M)
         l = F.cross_entropy(logits.permute(0, 2, 1), target, reduction="none")
         c = (logits.argmax(-1) == target).float()
@@ -263,7 +293,22 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     out = Path(out_dir)
     device = resolve_device(config.train.device)
     config.train.device = str(device)  # the resolved device is what the run records
-    tc = config.train
+    _prepare_run_dir(config, out, resume)
+    prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if device.type == "cuda":
+        allow = config.train.precision in ("tf32", "bf16")
+        torch.backends.cuda.matmul.allow_tf32 = allow
+        torch.backends.cudnn.allow_tf32 = allow
+    try:
+        session = _Session(config, out, device, log)
+        start = session.restore() if resume else 0
+        return session.run(start, callback, save_every_s, time_limit_s)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
+
+
+def _prepare_run_dir(config: RunConfig, out: Path, resume: bool) -> None:
+    """Refuse to overwrite a run, or to resume one with another config; write config.json."""
     existing = out / "config.json"
     if existing.exists() and not resume:
         raise InputError(f"out_dir {out} already holds a run; pass resume=True (--resume) "
@@ -277,115 +322,136 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(existing, config.to_json().encode())
 
-    prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    if device.type == "cuda":
-        allow = tc.precision in ("tf32", "bf16")
-        torch.backends.cuda.matmul.allow_tf32 = allow
-        torch.backends.cudnn.allow_tf32 = allow
-    try:
-        return _train(config, out, device, resume, callback, save_every_s, log, time_limit_s)
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
 
-
-def _train(config: RunConfig, out: Path, device: torch.device, resume: bool, callback,
-           save_every_s, log, time_limit_s) -> Path:
-    tc = config.train
+def make_step(config: RunConfig, task: SparseParityTask, nets, model: FusedMLP, opt,
+              device: torch.device):
+    """The step function ``TrainConfig.step`` names (step number → per-network batch
+    losses), and the per-stream generators of the "streams" sampler (empty for the counter
+    sampler, whose state is the step)."""
+    tc, groups = config.train, stream_groups(nets)
     autocast = _autocast_factory(tc.precision, device)
+    if tc.sampler == "counter":
+        sampler = SweepSampler(task, groups, tc.batch, device)
+        return steps.make_step(tc.step, model, opt, task, sampler, tc.precision, autocast,
+                               compile_forward=tc.compile, options=tc.step_options), []
+    streams = [DataStream(task, g["seed"], g["D"], tc.batch, device) for g in groups]
 
-    task = make_task(config)
+    def batches(step):
+        drawn = [s.next() for s in streams]
+        return torch.stack([b[0] for b in drawn]), torch.stack([b[1] for b in drawn])
+    return steps.EagerStep(model, opt, batches, len(groups), autocast,
+                           torch.compile(model) if tc.compile else None), streams
+
+
+def new_step(config: RunConfig, device=None):
+    """A fresh model (initialised as in :func:`train`) with its optimizer and step
+    function, for benchmarks and checks: (model, step function)."""
+    config = RunConfig.from_dict(config.to_dict()).validate()
+    device = resolve_device(config.train.device if device is None else device)
+    task = make_task(config, alpha=config.task.alpha_list[0])
     nets = network_table(config)
-    model = build_model(config, task).to(device)
-    # fused Adam on CUDA: the same elementwise update in one kernel
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, fused=device.type == "cuda")
-    groups: list[_Group] = []
-    for i, n in enumerate(nets):
-        if groups and (nets[groups[-1].start]["seed"], nets[groups[-1].start]["D"]) == (n["seed"], n["D"]):
-            groups[-1].stop = i + 1
-        else:
-            groups.append(_Group(i, i + 1, DataStream(task, n["seed"], n["D"], tc.batch, device)))
-    test_sub, test_bits = task.test_set(tc.test_per_task, tc.test_seed, device=device)
-    test_y = task.label(test_sub, test_bits)
-    eval_steps = log_steps(tc.steps, tc.eval_points)
-    ckpt_steps = set(log_steps(tc.steps, tc.checkpoints))
-    eval_index = {s: e for e, s in enumerate(eval_steps)}
-    metrics = _Metrics(nets, eval_steps, task, config)
+    model = build_model(config).to(device)
+    opt = steps.optimizer(model, config.train.lr, config.train.step, device)
+    return model, make_step(config, task, nets, model, opt, device)[0]
 
-    start, elapsed0 = 0, 0.0
-    last = _latest_checkpoint(out) if resume else None
-    if last is not None:
+
+class _Session:
+    """One call of :func:`train`: the model, its optimizer and step, the data, the test set,
+    the evaluation and checkpoint grids, and the metrics so far."""
+
+    def __init__(self, config: RunConfig, out: Path, device: torch.device, log):
+        tc = config.train
+        self.config, self.out, self.device, self.log = config, out, device, log
+        self.autocast = _autocast_factory(tc.precision, device)
+        self.task = make_task(config, alpha=config.task.alpha_list[0])
+        self.nets = network_table(config)
+        self.model = build_model(config).to(device)
+        self.opt = steps.optimizer(self.model, tc.lr, tc.step, device)
+        self.step_fn, self.streams = make_step(config, self.task, self.nets, self.model,
+                                               self.opt, device)
+        self.test_sub, self.test_bits = self.task.test_set(tc.test_per_task, tc.test_seed,
+                                                           device=device)
+        self.test_y = self.task.label(self.test_sub, self.test_bits)
+        eval_steps = log_steps(tc.steps, tc.eval_points)
+        self.eval_index = {s: e for e, s in enumerate(eval_steps)}
+        self.ckpt_steps = set(log_steps(tc.steps, tc.checkpoints))
+        self.metrics = _Metrics(self.nets, eval_steps, self.task, config)
+        self.elapsed0 = 0.0
+        self.resume_file = out / CHECKPOINT_DIR / RESUME_NAME
+
+    def restore(self) -> int:
+        """Load the latest checkpoint of the run directory, if any; return its step."""
+        last = _latest_checkpoint(self.out)
+        if last is None:
+            return 0
         ck = torch.load(last, map_location="cpu", weights_only=True)
         if "optimizer" not in ck:
             raise InputError(f"{last} is an exported checkpoint without optimizer state; "
                              "it cannot be resumed")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        for g, sd in zip(groups, ck["streams"]):
-            g.stream.load_state_dict(sd)
-        metrics.load_torch(ck["metrics"])
-        start, elapsed0 = int(ck["step"]), float(ck["elapsed"])
-        if log:
-            log(f"resumed from {last.name} at step {start}")
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        for stream, sd in zip(self.streams, ck["streams"]):
+            stream.load_state_dict(sd)
+        self.metrics.load_torch(ck["metrics"])
+        self.elapsed0 = float(ck["elapsed"])
+        if self.log:
+            self.log(f"resumed from {last.name} at step {int(ck['step'])}")
+        return int(ck["step"])
 
-    fwd = torch.compile(model) if tc.compile else model
-    t0 = time.perf_counter() - elapsed0
-    call_start = last_save = time.perf_counter()
-    batch_loss = None
-    resume_file = out / CHECKPOINT_DIR / RESUME_NAME
-
-    def save(step: int, path: Path) -> None:
+    def save(self, step: int, path: Path) -> None:
         _atomic_torch_save({
-            "format": "quanta.parity/1", "step": step, "config": config.to_dict(),
-            "networks": nets, "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "streams": [g.stream.state_dict() for g in groups],
-            "metrics": metrics.to_torch(), "elapsed": time.perf_counter() - t0}, path)
+            "format": "quanta.parity/1", "step": step, "config": self.config.to_dict(),
+            "networks": self.nets, "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "streams": [s.state_dict() for s in self.streams],
+            "metrics": self.metrics.to_torch(), "elapsed": self.clock()}, path)
 
-    def checkpoint_and_eval(step: int) -> None:
-        if step in eval_index:
-            loss, acc = evaluate(model, task, test_sub, test_bits, test_y, tc.test_per_task,
-                                 tc.eval_chunk, autocast)
+    def clock(self) -> float:
+        """Seconds this run has trained, over all its calls."""
+        return time.perf_counter() - self.t0
+
+    def evaluate_and_checkpoint(self, step: int, batch_loss) -> None:
+        """Evaluate at the steps of the evaluation grid, checkpoint at those of the
+        checkpoint grid."""
+        tc = self.config.train
+        if step in self.eval_index:
+            e = self.eval_index[step]
+            loss, acc = evaluate(self.model, self.task, self.test_sub, self.test_bits,
+                                 self.test_y, tc.test_per_task, tc.eval_chunk, self.autocast,
+                                 steps.evaluation_lookup(tc))
             tl = None if batch_loss is None else batch_loss.float().cpu().numpy()
-            metrics.record(eval_index[step], loss, acc, tl, time.perf_counter() - t0)
-            if log:
-                m = metrics.a["mean_test_loss"][:, eval_index[step]]
-                log(f"step {step:>8d}  mean test loss  min {m.min():.4f}  max {m.max():.4f}  "
-                    f"({time.perf_counter() - t0:.1f} s)")
-        if step in ckpt_steps:
-            save(step, checkpoint_path(out, step))
-            metrics.save(out)
+            self.metrics.record(e, loss, acc, tl, self.clock())
+            if self.log:
+                m = self.metrics.a["mean_test_loss"][:, e]
+                self.log(f"step {step:>8d}  mean test loss  min {m.min():.4f}  max "
+                         f"{m.max():.4f}  ({self.clock():.1f} s)")
+        if step in self.ckpt_steps:
+            self.save(step, checkpoint_path(self.out, step))
+            self.metrics.save(self.out)
 
-    if last is None:
-        checkpoint_and_eval(0)
-    for step in range(start + 1, tc.steps + 1):
-        opt.zero_grad(set_to_none=True)
-        batches = [g.stream.next() for g in groups]
-        if len(batches) == 1:
-            x, y = batches[0][0][None], batches[0][1][None]
-        else:
-            x = torch.stack([b[0] for b in batches])             # G × B × in_dim
-            y = torch.stack([b[1] for b in batches])             # G × B
-        with autocast():
-            logits = fwd(x, len(groups)).float()                # G × B × M/G × 2
-        logp = F.log_softmax(logits, -1)
-        nll = -logp.gather(-1, y[:, :, None, None].expand(*logits.shape[:3], 1))[..., 0]
-        batch_loss = nll.mean(1).reshape(-1)                     # per network, network order
-        batch_loss.sum().backward()
-        opt.step()
-        batch_loss = batch_loss.detach()
-        checkpoint_and_eval(step)
-        if save_every_s is not None and time.perf_counter() - last_save > save_every_s:
-            save(step, resume_file)
-            last_save = time.perf_counter()
-        if callback is not None:
-            callback(step, batch_loss)
-        if (time_limit_s is not None and step < tc.steps
-                and time.perf_counter() - call_start > time_limit_s):
-            save(step, resume_file)
-            metrics.save(out)
-            if log:
-                log(f"paused at step {step} of {tc.steps} (time limit {time_limit_s:g} s)")
-            return out
-    if resume_file.exists():
-        resume_file.unlink()
-    metrics.save(out)
-    return out
+    def run(self, start: int, callback, save_every_s, time_limit_s) -> Path:
+        """Train from step ``start`` to the end, or until ``time_limit_s`` pauses it."""
+        total = self.config.train.steps
+        self.t0 = time.perf_counter() - self.elapsed0
+        call_start = last_save = time.perf_counter()
+        if start == 0:
+            self.evaluate_and_checkpoint(0, None)
+        for step in range(start + 1, total + 1):
+            batch_loss = self.step_fn(step)
+            self.evaluate_and_checkpoint(step, batch_loss)
+            if save_every_s is not None and time.perf_counter() - last_save > save_every_s:
+                self.save(step, self.resume_file)
+                last_save = time.perf_counter()
+            if callback is not None:
+                callback(step, batch_loss)
+            if (time_limit_s is not None and step < total
+                    and time.perf_counter() - call_start > time_limit_s):
+                self.save(step, self.resume_file)
+                self.metrics.save(self.out)
+                if self.log:
+                    self.log(f"paused at step {step} of {total} (time limit {time_limit_s:g} s)")
+                return self.out
+        if self.resume_file.exists():
+            self.resume_file.unlink()
+        self.metrics.save(self.out)
+        return self.out

@@ -70,9 +70,16 @@ def plot_alpha_recovery(runs, estimator: str, k: int = 0, calibration: dict | No
 def plot_bias(summary, ax=None):
     """Bias (mean α̂ − α) against true α for each estimator (averaged over settings)."""
     ax = axes(ax, FIGSIZE)
+    # one colour per estimator, one marker and dash per K: more lines than a colour cycle
+    estimators = list(dict.fromkeys(summary["estimator"]))
+    ks = sorted({k for k in summary["k"] if k})
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("v", "-."), ("D", (0, (5, 1)))]
     for (est, k), g in summary.groupby(["estimator", "k"]):
         m = g.groupby("alpha_true").bias.mean()
-        ax.plot(m.index, m.values, marker="o", ms=3, label=f"{est}" + (f" K={k}" if k else ""))
+        marker, dash = styles[ks.index(k) % len(styles)] if k else styles[0]
+        ax.plot(m.index, m.values, marker=marker, ls=dash, ms=3,
+                color=f"C{estimators.index(est) % 10}",
+                label=f"{est}" + (f" K={k}" if k else ""))
     ax.axhline(0, color="k", lw=1, ls="--", label="unbiased (predicted)")
     ax.set_xlabel("true α")
     ax.set_ylabel("bias of α̂ (α̂ − α)")

@@ -16,10 +16,10 @@ def build(matrix, axis, x, opts, unit, first, totals, cal, settings) -> TokenAna
 
     L, groups = totals.layout, totals.groups
     full = groups.sum(0)
-    boot = est.poisson_totals(groups, opts.bootstrap, opts.seed)
+    notes: list[str] = []
+    boot, n_empty = _resamples(groups, L, opts, unit, notes)
     count, count_b = full[L.count], boot[:, [L.count]]
     mean, mean_b = full[L.losses] / count, boot[:, L.losses] / count_b
-    notes: list[str] = []
     fits = {f: fit_mean_loss(x, mean, f, opts.fit_bootstrap, opts.seed, opts.level)
             for f in ("power", "offset")}
     values, samples = {}, {}
@@ -37,9 +37,12 @@ def build(matrix, axis, x, opts, unit, first, totals, cal, settings) -> TokenAna
         values[f"alpha_{name}"] = est.to_alpha(values[f"exponent_{name}"], axis)
         samples[f"alpha_{name}"] = est.to_alpha(samples[f"exponent_{name}"], axis)
     _monogenic(x, full, boot, L, values, samples)
+    values["alpha_gap"] = values["alpha_drops"] - values["alpha_offset"]
+    samples["alpha_gap"] = samples["alpha_drops"] - samples["alpha_offset"]
     fit_ci = {f"exponent_{f}": fit_interval(fits[f], "alpha", opts.level) for f in fits}
     notes += [f"mean-loss fit ({f}): {w}" for f, r in fits.items() for w in r.warnings]
     notes += _checks(values, gaps, full, L, cal, matrix, unit, first)
+    notes += _failed_draws(values, samples, len(boot))
     n_docs = None if first.documents is None else int(first.documents.size)
     result = TokenAnalysis(
         axis=axis, x=np.asarray(x, float), n_tokens=first.n_tokens, n_documents=n_docs,
@@ -50,12 +53,42 @@ def build(matrix, axis, x, opts, unit, first, totals, cal, settings) -> TokenAna
         drops=_drops(x, gaps, values), distribution=_distribution(x, totals, above, values,
                                                                   settings),
         emergence=_emergence(x, totals, first, values, axis), examples=_examples(totals),
-        heatmap=_heatmap(totals), truth=None, warnings=notes,
+        heatmap=_heatmap(totals), truth=None, warnings=notes, n_failed_bootstrap=n_empty,
         config={**{k: v for k, v in vars(opts).items()}, "source": matrix.name,
                 "floor": settings.floor, "threshold": settings.threshold},
         level=opts.level)
     result.truth = _truth(result, matrix, totals)
     return result
+
+
+def _resamples(groups, L, opts, unit: str, notes: list) -> tuple[np.ndarray, int]:
+    """The Poisson bootstrap's totals, less the draws that weight every unit 0: such a
+    resample holds no token (its mean is 0/0), so it is dropped and counted (warned above
+    5 %). Fewer than two units cannot give an interval at all: refused."""
+    units = int(np.count_nonzero(groups[:, L.count]))
+    if units < 2:
+        raise InputError(f"only {units} {unit} group to resample: a bootstrap over {unit}s "
+                         "needs at least 2 (give the document ids of several documents, or "
+                         "resample tokens: unit='token', --unit token)")
+    boot = est.poisson_totals(groups, opts.bootstrap, opts.seed)
+    empty = boot[:, L.count] == 0
+    n_empty = int(empty.sum())
+    if n_empty > 0.05 * opts.bootstrap:
+        notes.append(f"{n_empty} of {opts.bootstrap} bootstrap resamples drew none of the "
+                     f"{units} {unit} groups (every Poisson weight 0) and were dropped; "
+                     "the intervals rest on the rest, and so few units make them rough")
+    return boot[~empty], n_empty
+
+
+def _failed_draws(values, samples, n: int) -> list[str]:
+    """Estimates whose bootstrap refits failed (non-finite) in over 5 % of the resamples."""
+    out = []
+    for k in ESTIMATES:
+        bad = int(np.count_nonzero(~np.isfinite(samples[k])))
+        if np.isfinite(values[k]) and bad > 0.05 * n:
+            out.append(f"{k}: {bad} of {n} bootstrap refits failed; its interval describes "
+                       "the rest")
+    return out
 
 
 def _fraction_exponent(x, above, above_b, notes):
@@ -219,9 +252,10 @@ def as_dict(r: TokenAnalysis) -> dict:
     ci = r.conf_int(1 - r.level)
     est_out = {k: {"value": r.estimates[k], "ci": [ci.loc[k, "lower"], ci.loc[k, "upper"]],
                    "ci_columns": list(r.fit_intervals[k]) if k in r.fit_intervals else None,
-                   "what": ESTIMATES[k]} for k in ESTIMATES}
+                   "what": ESTIMATES[k], "n_failed": r.n_failed(k)} for k in ESTIMATES}
     return {"axis": r.axis, "x": r.x.tolist(), "n_tokens": r.n_tokens,
             "n_documents": r.n_documents, "unit": r.unit, "level": r.level,
+            "n_bootstrap": len(r.mean_loss_boot), "n_failed_bootstrap": r.n_failed_bootstrap,
             "mean_loss": r.mean_loss.tolist(), "mean_loss_ci": r.mean_loss_interval().tolist(),
             "estimates": est_out, "mean_loss_fits": {f: {"params": res.params,
                                                          "aic": res.aic, "bic": res.bic}
@@ -240,7 +274,9 @@ def summary_text(r: TokenAnalysis) -> str:
     lines = [f"Per-token losses: {r.n_tokens} tokens{docs} × {len(r.x)} {what} "
              f"({r.x[0]:.3g} … {r.x[-1]:.3g})",
              f"mean loss: {r.mean_loss[0]:.4g} → {r.mean_loss[-1]:.4g}; intervals: "
-             f"{r.level:.0%} bootstrap over {r.unit}s ({r.config['bootstrap']} resamples)"
+             f"{r.level:.0%} bootstrap over {r.unit}s ({len(r.mean_loss_boot)} resamples"
+             + (f", {r.n_failed_bootstrap} empty ones dropped" if r.n_failed_bootstrap else "")
+             + ")"
              + "; [cols]: fit.fit's bootstrap over the columns", ""]
     head = f"{'estimate':<30} {'value':>9} {'interval':>21} {'[cols]':>21}"
     lines += [head, "-" * len(head)]

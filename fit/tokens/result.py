@@ -22,6 +22,7 @@ ESTIMATES = {
     "alpha_offset": "α from the mean loss (offset form)",
     "alpha_drops": "α from where tokens drop sharply",
     "alpha_fraction": "α from the fraction of tokens above threshold",
+    "alpha_gap": "α from the drops − α from the mean loss (offset form): 0 in the model",
     "monogenic_fraction": "share of changing tokens that drop sharply, drops past the "
                           "last column counted",
     "monogenic_fraction_observed": "share of changing tokens that drop sharply",
@@ -34,7 +35,9 @@ class TokenAnalysis(Result):
     """Mean-loss scaling, loss distributions, per-token curves and emergence of one matrix.
 
     ``estimates``: name → value (see ``ESTIMATES``); ``bootstrap``: name → the resampled
-    values (over documents, or tokens), from which ``conf_int`` takes percentile intervals;
+    values (over documents, or tokens), from which ``conf_int`` takes percentile intervals
+    of the finite ones (``n_failed(name)`` counts the others; ``n_failed_bootstrap`` the
+    resamples dropped before any refit because they drew no unit);
     ``fit_intervals``: name → the interval of ``fit.fit``'s own bootstrap over the columns
     (mean-loss exponents only). The other fields are the tables behind the plots.
     """
@@ -59,6 +62,7 @@ class TokenAnalysis(Result):
     warnings: list
     config: dict
     level: float = 0.95
+    n_failed_bootstrap: int = 0           # resamples dropped: they drew no unit at all
 
     # ------------------------------------------------------------------ protocol
     @property
@@ -67,6 +71,11 @@ class TokenAnalysis(Result):
 
     def _bounds(self, level: float, **kwargs):
         return {k: estimates.interval(self.bootstrap.get(k, []), level) for k in self.estimates}
+
+    def n_failed(self, name: str) -> int:
+        """Resamples whose refit of ``name`` failed (non-finite), of those kept."""
+        return int(np.count_nonzero(~np.isfinite(np.asarray(self.bootstrap.get(name, []),
+                                                            float))))
 
     def mean_loss_interval(self, level: float | None = None) -> np.ndarray:
         """(m, 2) percentile intervals of the mean loss per column."""

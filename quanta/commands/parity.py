@@ -32,15 +32,21 @@ def config_from_args(args):
     if args.D is not None and args.D_grid is not None:
         raise InputError("give --D or --D-grid, not both")
     D = args.D if args.D is not None else _grid(*args.D_grid) if args.D_grid is not None else None
+    alphas = args.alphas
+    if alphas is not None and len(alphas) == 1:
+        alphas, args.alpha = None, alphas[0]
     return RunConfig(
-        TaskConfig(n_tasks=args.n_tasks, n_bits=args.n_bits, k=args.k, alpha=args.alpha,
-                   offset=args.offset, seed=args.task_seed),
+        TaskConfig(n_tasks=args.n_tasks, n_bits=args.n_bits, k=args.k,
+                   alpha=args.alpha if alphas is None else alphas[0],
+                   offset=args.offset, seed=args.task_seed, alphas=alphas),
         ModelConfig(widths=[int(w) for w in widths], depth=args.depth),
         TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seeds=args.seeds,
                     D=None if D is None else [int(d) for d in D], eval_points=args.eval_points,
                     checkpoints=args.checkpoints, test_per_task=args.test_per_task,
                     eval_chunk=args.eval_chunk,
-                    device=args.device, precision=args.precision, compile=args.compile),
+                    device=args.device, precision=args.precision, compile=args.compile,
+                    step=args.step, sampler=args.sampler,
+                    step_options=list(args.step_options or [])),
     ).validate()
 
 
@@ -117,6 +123,8 @@ def cmd_analyze(args) -> int:
     from empirical.parity import analysis, load_run
 
     runs = [load_run(d) for d in expand_run_dirs(args.run_dirs)]
+    if args.until_step is not None:
+        runs = [run.until(args.until_step) for run in runs]
     paper = _paper_options(args) if args.method != "quanta" else {}
     result = analysis.analyze(runs, threshold=args.threshold, unit=args.unit,
                               window=args.window, method=args.method, **paper)
@@ -169,10 +177,8 @@ def cmd_export(args) -> int:
     return 0
 
 
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
-    sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
-
+def _add_train_parser(sub) -> None:
+    """The ``train`` action's arguments."""
     t = sub.add_parser("train", help="train a sweep of MLPs together (widths × seeds × D)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--out", required=True, help="run directory")
@@ -181,6 +187,9 @@ def add_parser(subparsers) -> None:
     t.add_argument("--k", type=int, default=3)
     t.add_argument("--alpha", type=float, default=0.4,
                    help="the paper's α: subtask frequencies ∝ (i+offset)^-(α+1)")
+    t.add_argument("--alphas", type=float, nargs="+", default=None, metavar="ALPHA",
+                   help="several α trained at once, one group of networks each (overrides "
+                        "--alpha); split the run with empirical.parity.sweeps.split_alphas")
     t.add_argument("--offset", type=int, default=1)
     t.add_argument("--task-seed", type=int, default=0, help="seed of the subtask subsets")
     t.add_argument("--widths", type=int, nargs="+", default=None,
@@ -202,7 +211,18 @@ def add_parser(subparsers) -> None:
                         "hidden units)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
-    t.add_argument("--compile", action="store_true", help="torch.compile the model")
+    t.add_argument("--compile", action="store_true",
+                   help="torch.compile the model's forward (of --step eager)")
+    t.add_argument("--step", default="eager",
+                   help="how a step runs: autograd (eager), the written-out backward "
+                        "(manual), compiled as a whole (compiled), in a CUDA graph (graphs, "
+                        "compiled_graphs); see BENCHMARKS.md")
+    t.add_argument("--step-options", nargs="+", default=None, metavar="OPTION",
+                   help="options of the written-out steps: gather_in, gather_out, adam, "
+                        "autotune (docs/parity-training.md)")
+    t.add_argument("--sampler", default="counter",
+                   help="counter: all streams drawn in one batched operation; streams: one "
+                        "generator per stream (the sampler of runs made before it)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     t.add_argument("--save-every", type=float, default=None, metavar="SECONDS",
@@ -214,6 +234,12 @@ def add_parser(subparsers) -> None:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train, train_parser=t)
 
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("parity", help="multitask sparse parity: fused training and analysis")
+    sub = p.add_subparsers(dest="parity_command", required=True, metavar="ACTION")
+    _add_train_parser(sub)
     _add_analyze_parser(sub)
     _add_export_parser(sub)
 
@@ -240,6 +266,9 @@ def _add_analyze_parser(sub) -> None:
     a.add_argument("--window", type=float, nargs=2, default=(0.05, 0.9), metavar=("LO", "HI"),
                    help="(quanta) fit where the loss lies between LO and HI times ln 2 (the "
                         "chance loss)")
+    a.add_argument("--until-step", type=int, default=None, metavar="STEP",
+                   help="analyse each run as it stood at STEP (its evaluations up to STEP), "
+                        "e.g. a partial run beside a finished one at their common step")
     a.add_argument("--step-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="(paper) steps of the L(S) fit, LO <= step < HI (default: the "
                         "paper's 500 15000)")
@@ -280,13 +309,17 @@ def _add_export_parser(sub) -> None:
 
 
 def _demo_gpu(run_dir: Path, out: Path) -> list[Path]:
-    """The shipped GPU run: both methods' exponents and every figure, from its files."""
+    """A shipped, finished GPU run: both methods' exponents and every figure, from its
+    files."""
     from empirical.parity import analysis, load_run
 
     runs = [load_run(run_dir)]
+    cfg = runs[0].config
+    what = ("parameters and steps: L(N), L(S)" if cfg.train.D is None
+            else "training-set sizes: L(D)")
     result = analysis.analyze(runs, method="both")
-    print(f"GPU run {run_dir.name} (the paper's Figure 2 at its scale, trained on an H200; "
-          "drawn from the shipped files):")
+    print(f"GPU run {run_dir.name} (the paper's Figure 2 at its scale, {what}; "
+          f"{cfg.train.precision} on an H200; drawn from the shipped files):")
     print(result.summary())
     written = [out / f"{run_dir.name}.json"]
     write_json(result.to_dict(), written[0])
@@ -294,6 +327,37 @@ def _demo_gpu(run_dir: Path, out: Path) -> list[Path]:
         save_figure(fig, out / f"{name}.png", dpi=100)
         written.append(out / f"{name}.png")
     return written
+
+
+def _demo_partial(run_dir: Path, finished: list[Path]) -> None:
+    """A shipped partial GPU run (a precision check, not a headline): what it is, and the
+    L(N) exponent of it and of the finished run of the same task and widths at its last
+    step."""
+    from empirical.parity import analysis, load_run
+
+    run = load_run(run_dir)
+    last = int(run.evaluated_steps()[-1])
+    print(f"GPU run {run_dir.name}: PARTIAL ({run.config.train.precision}, step {last} of "
+          f"{run.planned_steps}), not a finished Figure-2 run; a precision check "
+          "(docs/parity.md):")
+    same = [load_run(d) for d in finished]
+    same = [r for r in same if (r.config.task, r.config.model.widths)
+            == (run.config.task, run.config.model.widths)]
+    for r in [*same, run]:
+        n = analysis.analyze([r.until(last)]).runs[0]["N"]
+        ci = "" if n["exponent"] is None else \
+            f"{n['exponent']:.3f} [{n['conf_int'][0]:.3f}, {n['conf_int'][1]:.3f}]"
+        print(f"  {r.path.name} ({r.config.train.precision}) at step {last}: "
+              f"L(N) exponent {ci or 'no fit'}")
+
+
+def gpu_runs(dirs) -> tuple[list[Path], list[Path]]:
+    """The GPU runs among ``dirs`` (folders named ``gpu_*``): the finished ones (the
+    headline) and the partial ones (paused before their last step: shown only as checks)."""
+    from empirical.parity import is_complete
+
+    gpu = [Path(d) for d in dirs if Path(d).name.startswith("gpu_")]
+    return [d for d in gpu if is_complete(d)], [d for d in gpu if not is_complete(d)]
 
 
 def _demo_cpu_checks(dirs: list[Path], out: Path) -> list[Path]:
@@ -337,9 +401,10 @@ def _demo_live(out: Path) -> list[Path]:
 
 
 def demo(out_dir: Path) -> list[Path]:
-    """The headline: the shipped GPU run of the paper's Figure 2 (results/parity/
-    gpu_fig2_NS), its L(N), L(S), convergence and emergence figures and both methods'
-    exponents, drawn from the shipped files without a GPU; then the CPU checks (the committed
+    """The headline: the shipped, finished GPU runs of the paper's Figure 2 (results/parity/
+    gpu_fig2_NS: L(N), L(S), convergence and emergence; gpu_fig2_D: L(D)), both methods'
+    exponents and every figure, drawn from the shipped files without a GPU; a partial GPU run
+    (gpu_fig2_NS_fp32_partial) only as a precision check; then the CPU checks (the committed
     CPU-scale stand-ins), then a tiny sweep trained live."""
     from empirical import PARITY_RESULTS
 
@@ -347,8 +412,11 @@ def demo(out_dir: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     dirs = expand_run_dirs([PARITY_RESULTS]) if PARITY_RESULTS.is_dir() else []
-    for d in (d for d in dirs if d.name.startswith("gpu_")):
+    finished, partial = gpu_runs(dirs)
+    for d in finished:
         written += _demo_gpu(d, out)
+    for d in partial:
+        _demo_partial(d, finished)
     cpu = [d for d in dirs if not d.name.startswith("gpu_")]
     if cpu:
         written += _demo_cpu_checks(cpu, out)

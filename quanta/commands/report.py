@@ -4,7 +4,7 @@ in saved results.
     quanta report INPUTS… [--out report.html] [--title TEXT] [--screenshot PNG]
 
 INPUTS are JSON files written by ``quanta … --json`` (theory, simulate, fit, parity analyze,
-qdg toy/parity), parity run folders, ``qdg bias`` folders, or folders holding any of these.
+qdg toy/parity, tokens analyze), parity run folders, ``qdg bias`` folders, or folders holding any of these.
 Inputs it cannot read are named on the page and on stderr; the page is still written when
 at least one input could be read.
 """
@@ -22,9 +22,10 @@ def add_parser(subparsers) -> None:
         "report", help="one HTML page of every predicted-vs-observed comparison in saved results",
         description="Read the JSON files and run folders the other commands write and make one "
                     "self-contained HTML page (figures as inline SVG, no network needed): the "
-                    "model's predictions, Monte Carlo against theory, fits, parity and QDG, "
-                    "each with its figures, a table of exponents against theory and one "
-                    "sentence on agreement. Example: quanta report quanta-out --out report.html")
+                    "model's predictions, Monte Carlo against theory, fits, parity, QDG and "
+                    "per-token losses, each with its figures, a table of exponents against "
+                    "theory and one sentence on agreement. Example: quanta report quanta-out "
+                    "--out report.html")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="JSON files, parity run folders, qdg bias folders, or folders of them")
     p.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")

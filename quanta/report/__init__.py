@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.errors import InputError, QuantaError
 from common.files import atomic_write
-from quanta.report import fits, parity, predictions, qdg
+from quanta.report import fits, parity, predictions, qdg, tokens
 from quanta.report.content import Section
 from quanta.report.inputs import Unreadable, read_inputs
 from quanta.report.provenance import provenance
@@ -43,7 +43,13 @@ SECTIONS = (
     ("qdg", "QDG and its bias",
      "Quanta discovery from gradients: clusters of per-sample gradients, the α read from "
      "their sizes against the α that made the data, and the bias measured on toy data.",
-     {"qdg-toy": qdg.toy_block, "qdg-parity": qdg.parity_block, "qdg-bias": qdg.bias_block}),
+     {"qdg-toy": qdg.toy_block, "qdg-parity": qdg.parity_block,
+      "qdg-networks": qdg.networks_block, "qdg-bias": qdg.bias_block}),
+    ("tokens", "Per-token losses of language models",
+     "Losses of every token of a text under each model of a family (or each checkpoint): the "
+     "mean loss's α, the distribution of per-token losses, tokens that drop sharply at one "
+     "size (monogenic) or gradually (polygenic), and the α read from where they drop.",
+     {"tokens": tokens.tokens_block}),
 )
 
 #: errors that mean an input's content is not the format its kind promised

@@ -8,9 +8,11 @@ from pathlib import Path
 #: committed results the demo's page shows beside what the demo computes
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 
-#: what the other demos write, in the page's reading order
-DEMO_FILES = ("theory.json", "simulate.json", "fit_table.json", "fit.json", "parity/parity.json",
-              "qdg_toy.json", "qdg_parity.json")
+#: what the other demos write (glob patterns: the parity demo names its JSON after the runs
+#: it draws, gpu_fig2_NS.json and cpu_checks.json today), in the page's reading order (the
+#: shipped GPU run first: the parity demo's headline)
+DEMO_FILES = ("theory.json", "simulate.json", "fit_table.json", "fit.json", "parity/gpu_*.json",
+              "parity/*.json", "qdg_toy.json", "qdg_parity.json", "tokens-*.json")
 
 
 def loss_table(out_dir: Path) -> Path | None:
@@ -47,7 +49,8 @@ def demo_report(out_dir: Path) -> list[Path]:
         print("[demo]   $ quanta " + " ".join(args), flush=True)
         if main(args) == 0:
             written += [table, out_dir / "fit_table.json"]
-    inputs = [out_dir / name for name in DEMO_FILES if (out_dir / name).is_file()]
+    inputs = list(dict.fromkeys(path for pattern in DEMO_FILES
+                                for path in sorted(out_dir.glob(pattern)) if path.is_file()))
     if (RESULTS / "qdg" / "bias").is_dir():
         inputs.append(RESULTS / "qdg" / "bias")
     page = report.write(inputs, out_dir / "report.html", command=f"quanta demo --out {out_dir}")

@@ -57,8 +57,11 @@ KINDS: list[tuple[str, Callable[[dict], bool]]] = [
      and ({"threshold", "unit"} <= set(d) or d.get("method") in ("quanta", "paper"))),
     ("parity-both", lambda d: d.get("method") == "both" and {"quanta", "paper"} <= set(d)),
     ("qdg-parity", lambda d: {"run_dir", "checkpoints", "alpha_true"} <= set(d)),
+    ("qdg-networks", lambda d: {"run_dir", "networks"} <= set(d) and bool(d["networks"])
+     and isinstance(d["networks"], list)),
     ("qdg-toy", lambda d: {"alpha_true", "estimators", "sizes"} <= set(d)),
     ("qdg-bias", lambda d: {"estimators", "recommended"} <= set(d)),
+    ("tokens", lambda d: {"axis", "x", "mean_loss", "estimates", "classification"} <= set(d)),
 ]
 
 

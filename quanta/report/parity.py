@@ -29,6 +29,8 @@ _CAPTIONS = {
     "emergence_steps": "per-subtask loss over training (widest network), with the model's "
                        "boundary",
     "loss_vs_D": "test loss against training-set size (minimum over training and final)",
+    "loss_vs_S_by_D": "test loss over training, one curve per training-set size, each "
+                      "minimum marked (the L(D) fits read the minimum)",
     "learned_vs_D": "subtasks learned against training-set size",
     "emergence_D": "per-subtask loss against training-set size",
     "exponents_vs_alpha": "fitted exponents against α, with the predictions α and α/(α+1) "
@@ -43,6 +45,8 @@ def _method(doc: dict, r: dict, f: dict) -> str | None:
 def run_label(r: dict) -> str:
     name = Path(str(r.get("run", "run"))).name
     extra = f", {r['device']}" if r.get("device") else ""
+    if r.get("complete") is False:
+        extra += f", INCOMPLETE: step {r['steps']} of {r.get('planned_steps', '?')}"
     return f"{name} (α = {r['alpha']:g}, {r['n_tasks']} subtasks, {r['steps']} steps{extra})"
 
 
@@ -62,14 +66,15 @@ def parity_rows(d: Doc) -> list:
 
 def _headlines(result: dict) -> set[int]:
     """The runs whose figures are shown open: per kind (N or D sweep), one with a fitted
-    exponent, the most subtasks and α nearest 0.4 (the paper's), in that order."""
+    exponent, finished (not a partial run), the most subtasks and α nearest 0.4 (the
+    paper's), in that order."""
     chosen = set()
     for kind in ("N", "D"):
         cands = [(i, r) for i, r in enumerate(result["runs"]) if kind in r]
         if cands:
             chosen.add(max(cands, key=lambda c: (
-                c[1][kind].get("exponent") is not None, c[1]["n_tasks"],
-                -abs(c[1]["alpha"] - 0.4)))[0])
+                c[1][kind].get("exponent") is not None, c[1].get("complete", True),
+                c[1]["n_tasks"], -abs(c[1]["alpha"] - 0.4)))[0])
     return chosen
 
 
@@ -151,7 +156,9 @@ def parity_block(item, key: str | None = None) -> list[Block]:
     result = doc.data
     runs, note = _load_runs(result)
     method = {"paper": "the paper's method", "quanta": "our method"}.get(result.get("method"))
-    title = "Multitask sparse parity: fitted exponents" + (f" ({method})" if method else "")
+    names = [Path(str(r.get("run", "?"))).name for r in result["runs"]]
+    title = (f"Multitask sparse parity: fitted exponents of {_names(names)}"
+             + (f", {method}" if method else ""))
     block = Block(title, str(item.path), str(item.json_file), rows=parity_rows(doc))
     if note:
         block.notes.append(note)
@@ -165,14 +172,22 @@ def parity_both_block(item) -> list[Block]:
     return [*parity_block(item, "quanta"), *parity_block(item, "paper")]
 
 
+def _names(runs: list[str]) -> str:
+    """'gpu_fig2_NS', or '10 runs (D_alpha0.4, N_alpha0.1, N_alpha0.2, N_alpha0.4 …)'."""
+    if len(runs) == 1:
+        return runs[0]
+    return f"{len(runs)} runs ({', '.join(runs[:4])}{' …' if len(runs) > 4 else ''})"
+
+
 def runs_block(item) -> list[Block]:
     """Parity run folders, analysed together with the defaults of ``quanta parity analyze``."""
     from empirical.parity import analysis, load_run
 
     runs = [load_run(p) for p in item.runs]
     result = analysis.analyze(runs)
-    block = Block("Multitask sparse parity: run folders analysed by the report", str(item.path),
-                  None, rows=parity_rows(Doc(result)))
+    names = [Path(r).name for r in item.runs]
+    title = f"Multitask sparse parity: {_names(names)} analysed by the report"
+    block = Block(title, str(item.path), None, rows=parity_rows(Doc(result)))
     block.notes.append("analysed here with the defaults of quanta parity analyze "
                        f"(threshold {result['threshold']:g} {result['unit']}, window "
                        f"{result['window']}); the numbers are not from a saved JSON")

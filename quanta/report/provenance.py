@@ -20,7 +20,8 @@ MADE_BY = {
     "parity": "quanta parity analyze --json",
     "parity-both": "quanta parity analyze --method both --json", "parity-runs": "quanta parity train",
     "qdg-toy": "quanta qdg toy --json", "qdg-parity": "quanta qdg parity --json",
-    "qdg-bias": "quanta qdg bias --out",
+    "qdg-networks": "quanta qdg parity --networks … --json",
+    "qdg-bias": "quanta qdg bias --out", "tokens": "quanta tokens analyze --json",
 }
 
 #: keys whose values say how a result was made (seeds) and where (devices)

@@ -38,36 +38,115 @@ def toy_block(item) -> list[Block]:
     return [block]
 
 
+def _kept(doc: dict) -> str:
+    """Which samples QDG clustered: 'samples with loss < 0.1 nats' or 'all samples'."""
+    thr = doc.get("loss_threshold")
+    return "all samples" if thr is None else f"samples with loss < {thr:g} nats"
+
+
+def _last_clustered(doc: dict) -> int | None:
+    """The index of the last checkpoint with enough samples to cluster (None: none had)."""
+    clustered = [i for i, r in enumerate(doc["checkpoints"]) if r.get("ari") is not None]
+    return clustered[-1] if clustered else None
+
+
+def _network_rows(d: Doc, last: int, block: Block, what_prefix: str = "") -> None:
+    """One network's estimator rows and its agreement note, at checkpoint ``last``."""
+    row = d.at("checkpoints", last)
+    name = Path(str(d.at("run_dir"))).name
+    what = f"{what_prefix}{name}, step {row['step']}, {row.get('n_kept')} samples kept"
+    block.rows += _estimator_rows(d, ["checkpoints", last, "estimators"], what)
+    block.notes.append(f"{what_prefix}step {row['step']}: ARI {fmt(row['ari'], 2)}, NMI "
+                       f"{fmt(row.get('nmi'), 2)} against the true subtasks; α of the kept "
+                       f"samples' subtask frequencies {fmt(row.get('alpha_kept'), 3)}")
+
+
+def _sizes_figure(doc: dict, last: int, name: str) -> Figure | None:
+    from empirical.qdg.plots import plot_rank_frequency
+
+    row = doc["checkpoints"][last]
+    if "sizes" not in row:
+        return None
+    ax = plot_rank_frequency(row["sizes"], alpha_true=doc["alpha_true"],
+                             true_label="true subtasks")
+    return Figure(to_svg(ax.figure, name), f"Cluster sizes at step {row['step']} (network "
+                  f"{doc.get('network')}, width {doc.get('width')}) against the subtasks' own "
+                  "sizes and the predicted slope.")
+
+
 def parity_block(item) -> list[Block]:
     """QDG on a parity network: clusters against the true subtasks, and α from their sizes."""
-    from empirical.qdg.plots import plot_parity_checkpoints, plot_rank_frequency
+    from empirical.qdg.plots import plot_parity_checkpoints
 
     d = Doc(item.doc)
-    rows = d.at("checkpoints")
-    clustered = [i for i, r in enumerate(rows) if r.get("ari") is not None]
     name = Path(str(d.at("run_dir"))).name
-    block = Block(f"QDG on a parity run ({name}, network {d.get('network')})", str(item.path),
-                  str(item.json_file))
-    if not clustered:
+    block = Block(f"QDG on a parity run ({name}, network {d.get('network')}, "
+                  f"{_kept(item.doc)})", str(item.path), str(item.json_file))
+    last = _last_clustered(item.doc)
+    if last is None:
         block.lead = "No checkpoint had enough samples to cluster."
         return [block]
-    last = clustered[-1]
     ax = plot_parity_checkpoints(item.doc)
     block.figures.append(Figure(to_svg(ax.figure, "qdg-parity"),
                                 "Agreement of the QDG clusters with the true subtasks over "
                                 "training (ARI, NMI)."))
-    if "sizes" in rows[last]:
-        ax = plot_rank_frequency(rows[last]["sizes"], alpha_true=d.at("alpha_true"),
-                                 true_label="true subtasks")
-        block.figures.append(Figure(to_svg(ax.figure, "qdg-parity-sizes"),
-                                    f"Cluster sizes at step {rows[last]['step']} against the "
-                                    "subtasks' own sizes and the predicted slope."))
-    what = f"{name}, step {rows[last]['step']}, {rows[last].get('n_kept')} samples kept"
-    block.rows = _estimator_rows(d, ["checkpoints", last, "estimators"], what)
-    block.notes.append(f"step {rows[last]['step']}: ARI {fmt(rows[last]['ari'], 2)}, NMI "
-                       f"{fmt(rows[last].get('nmi'), 2)} against the true subtasks; α of the "
-                       f"kept samples' subtask frequencies {fmt(rows[last].get('alpha_kept'), 3)}")
+    sizes = _sizes_figure(item.doc, last, "qdg-parity-sizes")
+    if sizes is not None:
+        block.figures.append(sizes)
+    _network_rows(d, last, block)
     return [block]
+
+
+def networks_block(item) -> list[Block]:
+    """QDG on several networks of one parity run (``quanta qdg parity --networks``): the
+    agreement and the α by width, each network's estimators against the data's α, and its
+    calibrated α where the run applied the toy study's calibration."""
+    import matplotlib.pyplot as plt
+
+    from empirical.qdg.parity import plot_alpha_by_width, plot_scores_by_width
+
+    d = Doc(item.doc)
+    nets = d.at("networks")
+    widths = [n.get("width") for n in nets]
+    name = Path(str(d.at("run_dir"))).name
+    block = Block(f"QDG on {len(nets)} networks of a parity run ({name}, widths "
+                  f"{', '.join(map(str, widths))}; {_kept(nets[0])})", str(item.path),
+                  str(item.json_file))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    plot_scores_by_width(nets, ax=a)
+    plot_alpha_by_width(nets, ax=b)
+    fig.tight_layout()
+    block.figures.append(Figure(to_svg(fig, "qdg-networks"), "Agreement of the clusters with "
+                                "the true subtasks (left) and α from the cluster sizes, raw and "
+                                "calibrated, against the data's α (right), by network width, "
+                                "at each network's last clustered checkpoint."))
+    sizes = []
+    for i, net in enumerate(nets):
+        last = _last_clustered(net)
+        if last is None:
+            block.notes.append(f"width {net.get('width')}: no checkpoint had enough samples "
+                               "to cluster")
+            continue
+        sub = d.sub("networks", i)
+        _network_rows(sub, last, block, f"width {net.get('width')}: ")
+        block.rows += _calibrated_rows(sub, last, f"width {net.get('width')}")
+        figure = _sizes_figure(net, last, f"qdg-network-{i}")
+        if figure is not None:
+            sizes.append(figure)
+    if sizes:
+        block.more.append(("Cluster sizes of each network", sizes))
+    return [block]
+
+
+def _calibrated_rows(d: Doc, last: int, what: str) -> list:
+    """The recommended estimator's α, calibrated by the toy bias study, against the data's α."""
+    cal = d.get("checkpoints", last, "calibrated")
+    if not cal:
+        return []
+    keys = ["checkpoints", last, "calibrated"]
+    return [d.row(f"α̂ ({cal['estimator']}, K = {cal['k']}, calibrated)",
+                  f"{what}: the toy study's calibration applied", [*keys, "alpha_calibrated"],
+                  ci=[*keys, "ci_calibrated"], theory=["alpha_true"])]
 
 
 def bias_block(item) -> list[Block]:

@@ -4,7 +4,8 @@ Text is drawn as paths (``svg.fonttype = 'path'``), so the page looks the same w
 matplotlib's fonts. Each figure gets its own hash salt, so the ids inside different
 figures never collide once they share one HTML document, and the output is deterministic.
 Dense artists (heat maps, scatter clouds) are rasterized inside the SVG to keep the page
-small.
+small. Short log axes get readable labels (``common.plotting.readable_log_ticks``): the
+page's figures are narrower than the PNGs the commands save.
 """
 from __future__ import annotations
 
@@ -38,9 +39,13 @@ def to_svg(fig, name: str | None = None) -> str:
     import matplotlib as mpl
     import matplotlib.pyplot as plt
 
+    from common.plotting import readable_log_ticks
+
     salt = f"{name or 'figure'}-{next(_serial)}"
     try:
         _rasterize_dense(fig)
+        for ax in fig.axes:
+            readable_log_ticks(ax)
         buf = io.StringIO()
         with mpl.rc_context({"svg.hashsalt": salt, "svg.fonttype": "path",
                              "svg.image_inline": True}):
