@@ -296,7 +296,8 @@ class FolderLock:
     host, purpose, start) name the holder in the refusal. A file found unlocked but not
     empty was left by a holder that was killed: it is taken over with a warning (``stale``
     holds what it said); one written on another host is refused, since the lock may not
-    reach across machines."""
+    reach across machines. A folder the lock created is removed on release if it is still
+    empty (a refused command leaves no trace)."""
 
     def __init__(self, folder, purpose: str | None = None):
         self.folder = Path(folder)
@@ -304,10 +305,14 @@ class FolderLock:
         self.purpose = purpose or " ".join(["quanta", *sys.argv[1:3]])
         self.stale: dict | None = None
         self._fd: int | None = None
+        self._created = False
 
     def acquire(self) -> "FolderLock":
         import fcntl
 
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError(f"{self.folder}: is a file; give a folder")
+        self._created = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -358,6 +363,9 @@ class FolderLock:
                 self.path.unlink()
         os.close(self._fd)       # closing drops the flock
         self._fd = None
+        if self._created:
+            with contextlib.suppress(OSError):     # not empty: kept
+                self.folder.rmdir()
 
     def __enter__(self) -> "FolderLock":
         return self.acquire()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import os
 import sys
@@ -147,6 +148,40 @@ def positive(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds ≥ 0."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number of seconds expected, got {text!r}") \
+            from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def track_given(parser) -> None:
+    """Record in the parsed namespace's ``given`` (a frozenset of dests) which of
+    ``parser``'s arguments the command line gave: argparse keeps no trace of an option given
+    its default value, and a resume must compare every flag given, default-valued or not.
+    Each action's class is swapped for a subclass whose call also records its dest."""
+    for action in parser._actions:
+        if action.dest != "help":
+            action.__class__ = _recording(type(action))
+    parser.set_defaults(given=frozenset())
+
+
+@functools.cache
+def _recording(cls):
+    def __call__(self, parser, namespace, values, option_string=None):
+        cls.__call__(self, parser, namespace, values, option_string)
+        namespace.given = frozenset(getattr(namespace, "given", ())) | {self.dest}
+    return type(f"Recording{cls.__name__}", (cls,), {"__call__": __call__})
 
 
 def add_output_args(parser, plot: bool = True) -> None:

@@ -210,4 +210,8 @@ def test_a_released_lock_leaves_the_folder_as_it_was(tmp_path):
         assert lock.stale is None and (tmp_path / "a" / ".quanta.lock").exists()
         with pytest.raises(LockedError):      # the same process, a second lock: refused
             FolderLock(tmp_path / "a").acquire()
-    assert list((tmp_path / "a").iterdir()) == []
+    assert not (tmp_path / "a").exists()      # the folder the lock created, still empty
+    (tmp_path / "b").mkdir()
+    with FolderLock(tmp_path / "b"):
+        (tmp_path / "b" / "kept").write_text("x")
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["kept"]

@@ -2,7 +2,6 @@
 networks by width, and exporting the compact part of a run for keeping in a repository."""
 from __future__ import annotations
 
-import pickle
 import zipfile
 from pathlib import Path
 
@@ -11,11 +10,11 @@ import torch
 
 from common.errors import CorruptFileError, InputError
 from common.files import LOCK_NAME, Commit, FolderLock, atomic_write, check_unlocked
-from .config import RunConfig
+from .config import RunConfig, read_config  # noqa: F401 (read_config: re-exported)
 from .model import MLP, FusedMLP
 from .task import SparseParityTask
-from .train import (CHECKPOINT_DIR, _atomic_torch_save, checkpoint_path, finished, make_task,
-                    network_table)
+from .train import (CHECKPOINT_DIR, _atomic_torch_save, checkpoint_path, finished,
+                    load_checkpoint, make_task, network_table, RUN_FILES)
 
 #: what ``export_run`` stores checkpoints (and per-subtask arrays) in unless told otherwise
 EXPORT_DTYPE = torch.float16
@@ -103,13 +102,7 @@ class Run:
         step = steps[-1] if step is None else int(step)
         if step not in steps:
             raise InputError(f"step {step} has no checkpoint; available: {steps}")
-        path = checkpoint_path(self.path, step)
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError,
-                zipfile.BadZipFile) as err:
-            raise CorruptFileError(f"{path}: not a readable checkpoint "
-                                   f"({str(err).splitlines()[0]})") from None
+        return load_checkpoint(checkpoint_path(self.path, step))
 
     def _check_task(self) -> None:
         """Refuse to evaluate networks on a task other than the one they were trained on:
@@ -144,18 +137,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, networks={len(self.info())})"
-
-
-def read_config(path) -> RunConfig:
-    """A run's ``config.json``; a file that is not one is a CorruptFileError naming it."""
-    path = Path(path)
-    try:
-        return RunConfig.from_json(path.read_text())
-    except InputError as err:
-        raise CorruptFileError(f"{path}: {err}") from None
-    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, or not a config's
-        raise CorruptFileError(f"{path}: not a parity run's config "
-                               f"({str(err).splitlines()[0]})") from None
 
 
 def read_metrics(path) -> dict:
@@ -262,10 +243,6 @@ def _compact_checkpoint(src: Run, step: int, keep: list[int], half: bool) -> dic
     return out
 
 
-#: what makes a folder a run (an export refuses to write into another run without force)
-RUN_FILES = ("config.json", "metrics.npz", CHECKPOINT_DIR)
-
-
 def _check_dest(src: Run, dest: Path, force: bool) -> None:
     """Refuse a destination that is or holds the source, or holds something: another run
     (unless ``force``: it is then replaced whole) or anything else (never replaced)."""
@@ -324,13 +301,7 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
     steps = _export_steps(src, checkpoint_steps)
     arrays = _compact_metrics(src, half, max_evals, accuracy)   # refusals before any write
     check_unlocked(src.path)
-    created = not dest.exists()
-    try:
-        with FolderLock(dest, "quanta parity export"), Commit() as commit:
-            _check_dest(src, dest, force)          # again, now that dest is ours
-            _write_export(src, commit.folder(dest), arrays, steps, keep, half)
-    except BaseException:
-        if created and dest.is_dir() and not any(dest.iterdir()):
-            dest.rmdir()                           # the folder only the lock needed
-        raise
+    with FolderLock(dest, "quanta parity export"), Commit() as commit:
+        _check_dest(src, dest, force)          # again, now that dest is ours
+        _write_export(src, commit.folder(dest), arrays, steps, keep, half)
     return dest
