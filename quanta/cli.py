@@ -126,8 +126,27 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(command, MemoryError(f"out of memory ({err or 'an allocation failed'}): "
                                           "lower the sizes of the run"), 2)
     except KeyboardInterrupt:
-        print(f"quanta {command}: interrupted".replace("  ", " "), file=sys.stderr)
-        return 130
+        return _interrupted(command)
+    except SystemError as err:     # Ctrl-C inside a compiled (Numba) kernel surfaces so
+        if _caused_by_interrupt(err):
+            return _interrupted(command)
+        raise
+
+
+def _caused_by_interrupt(err: BaseException | None) -> bool:
+    """Whether ``err`` was raised because of a KeyboardInterrupt (its chain holds one)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _interrupted(command: str) -> int:
+    print(f"quanta {command}: interrupted".replace("  ", " "), file=sys.stderr)
+    return 130
 
 
 def _fail(command: str, err: BaseException, status: int) -> int:

@@ -289,9 +289,8 @@ def load_checkpoint(path) -> dict:
         return ck
     except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
             pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        raise CorruptFileError(f"{path}: not a readable checkpoint "
-                               f"({(str(err).splitlines() or [type(err).__name__])[0]})") \
-            from None
+        why = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
+        raise CorruptFileError(f"{path}: not a readable checkpoint ({why})") from None
 
 
 def _latest_checkpoint(run_dir: Path) -> tuple[Path | None, dict | None]:
