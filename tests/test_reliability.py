@@ -304,11 +304,17 @@ def test_resume_falls_back_to_the_last_readable_checkpoint(tmp_path, capsys):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_resume_may_change_how_a_step_runs_and_records_it(tmp_path, capsys):
+def test_resume_compares_given_flags_but_may_change_how_a_step_runs(tmp_path, capsys):
     pytest.importorskip("torch")
     out = tmp_path / "r"
     assert run_cli(["parity", "train", "--out", out, *TINY, "--time-limit", "0"],
                    capsys)[0] == 75
+    before = snapshot(out)
+    status, err = run_cli(["parity", "train", "--out", out, "--resume", "--steps", "200000",
+                           "--batch", "20000"], capsys)       # the defaults, given
+    assert status == 2
+    assert_one_line(err, "train.steps = 200000 (saved: 300)", "train.batch = 20000 (saved: 100)")
+    assert snapshot(out) == before
     status, err = run_cli(["parity", "train", "--out", out, "--resume", *TINY, "--step",
                            "manual"], capsys)
     assert status == 0, err
