@@ -29,8 +29,9 @@ browser:
 	    echo "no $(CHROMIUM): the browser test will skip (as root: apt-get install chromium)"; \
 	  fi; }
 
+# One pytest worker per core (pytest-xdist; CI has 2), a test file per worker at a time.
 test: setup browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -30,10 +30,15 @@ def check_level(level) -> float:
 
 
 def check_resamples(bootstrap) -> int:
-    """A number of bootstrap resamples: an integer >= 0 (0: no bootstrap)."""
+    """A number of bootstrap resamples: 0 (no bootstrap) or an integer >= 2 (a single
+    resample has no spread: its "interval" would be one point, or for BCa exclude the
+    estimate)."""
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, (int, np.integer)) \
             or bootstrap < 0:
         raise InputError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
+    if bootstrap == 1:
+        raise InputError("bootstrap=1: a single resample gives no interval; use 0 (none) or "
+                         "at least 2 (1000 or more for BCa)")
     return int(bootstrap)
 
 

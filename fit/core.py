@@ -11,6 +11,7 @@ from fit.bootstrap import (BOOTSTRAP_METHODS, CI_METHODS, check_level, check_res
 from fit.inputs import check_xy
 from fit.forms import FORMS, JOINT_FORMS, form_spec, objective, solve_batch, to_public
 from fit.result import FitResult
+from fit.single import fast_fit
 
 #: Fewest points below which a fit is flagged (not refused).
 FEW_POINTS = 8
@@ -25,7 +26,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         bounds=None, smooth=0.1, jackknife=None, variable=None, maxiter=500) -> FitResult:
     """Fit a scaling law of ``form`` to sizes ``x`` (and ``x2``) and losses ``y``.
 
-    form: "power" (A x^-alpha, OLS/WLS on log-log axes with statsmodels), "offset"
+    form: "power" (A x^-alpha, OLS/WLS on log-log axes, closed form), "offset"
     (E + A x^-alpha), "broken" (two regimes joined by a smooth bend of width ``smooth`` in
     ln x), "chinchilla" (E + A N^-alpha + B D^-beta) or "max" (E + max(A N^-alpha, B D^-beta),
     the quantization model's joint form, theory.expected_loss_ND). All are fitted on log
@@ -40,8 +41,9 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     bootstrap: number of resamples (0 = none), ``bootstrap_method`` "pairs" or "residuals",
     seeded by ``seed``; intervals are ``ci_method`` "percentile" or "bca" (BCa needs the
     jackknife, n leave-one-out refits, run when ``jackknife`` is True; the default None runs
-    it for BCa or when n <= 1000). ``variable``: "N", "D" or "S" (what x is), used for the
-    quantization-model reading of a one-variable exponent.
+    it only for BCa; ``conf_int(method="bca")`` on a fit without it says so). ``variable``:
+    "N", "D" or "S" (what x is), used for the quantization-model reading of a one-variable
+    exponent.
     """
     spec, loss, bootstrap = _check_options(form, x2, loss, delta, bootstrap_method, ci_method,
                                            level, bootstrap, variable, smooth)
@@ -51,6 +53,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         raise InputError("grid and bounds: the power form is a closed-form OLS/WLS fit with "
                          "neither; use form 'offset' or 'broken' for a bounded search")
     x, y, x2, sigma = check_xy(x, y, x2=x2, sigma=sigma, n_params=len(spec.public))
+    _refuse_degenerate(x, y, x2)
     n, p = len(x), len(spec.public)
     X = (np.log(x),) if x2 is None else (np.log(x), np.log(x2))
     logy = np.log(y)
@@ -59,7 +62,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     opts = dict(loss=loss, delta=delta, lower=lower, upper=upper, maxiter=maxiter)
 
     if form == "power":
-        theta, cov, llf, info = _power_statsmodels(X[0], logy, scale)
+        theta, cov, llf, info = _power_wls(X[0], logy, scale)
         conv = True
     else:
         theta, cov, llf, info, conv = _fit_nonlinear(spec, X, logy, scale, grid, opts)
@@ -81,7 +84,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     n_failed = 0
     if bootstrap > 0:
         if jackknife is None:
-            jackknife = ci_method == "bca" or n <= 1000
+            jackknife = ci_method == "bca"
         boot, jack, n_failed = _resample(spec, theta, X, logy, scale, bootstrap,
                                          bootstrap_method, seed, jackknife, opts)
     result = FitResult(form=form, x=x, y=y, x2=x2, sigma=sigma, params=params, stderr=stderr,
@@ -105,8 +108,15 @@ def offset_power_law(x, y, **options) -> FitResult:
 
 
 # ---------------------------------------------------------------------------- internals
-def _fit_nonlinear(spec, X, logy, scale, grid, opts):
-    """All grid starts as one batch; keep the best converged one (theta, cov, llf, info, ok)."""
+def _fit_nonlinear(spec, X, logy, scale, grid, opts, fast=True):
+    """The linearised start and one local solve (``fit.single``) where the form has one and
+    it passes its checks; else all grid starts as one batch, keeping the best converged one.
+    Returns (theta, cov, llf, info, converged)."""
+    found = fast_fit(spec, X, logy, scale, opts) if fast and grid is None else None
+    if found is not None:
+        theta, info, r, J = found
+        cov = _covariance_of(J, r, opts["loss"], opts["delta"])
+        return theta, cov, _gaussian_llf(r, scale), info, True
     starts = _starts(spec.name, X, logy, grid, spec)
     sol = solve_batch(spec, starts, X, logy, scale=scale, **opts)
     obj = np.where(sol.converged, sol.objective, np.inf)
@@ -116,7 +126,8 @@ def _fit_nonlinear(spec, X, logy, scale, grid, opts):
     theta = sol.theta[best]
     cov = _covariance(spec, theta, X, logy, scale, opts["loss"], opts["delta"])
     r = (logy - spec.model(theta[None], X)[0][0]) * scale
-    info = {"n_starts": len(starts), "n_starts_converged": int(sol.converged.sum()),
+    info = {"start": "grid", "n_starts": len(starts),
+            "n_starts_converged": int(sol.converged.sum()),
             "best_start": starts[best].tolist(), "theta": theta.tolist()}
     return theta, cov, _gaussian_llf(r, scale), info, bool(sol.converged[best])
 
@@ -177,6 +188,18 @@ def _resample(spec, theta, X, logy, scale, bootstrap, method, seed, jackknife, o
     return boot, jack, int(bootstrap - ok.sum())
 
 
+def _refuse_degenerate(x, y, x2):
+    """Data no scaling law can be read from: a constant loss, or the loss column equal to a
+    size column (the same column given twice fits alpha = -1 exactly)."""
+    if y.min() == y.max():
+        raise InputError(f"y: every loss equals {y[0]:g}; a constant loss has no scaling "
+                         "to fit")
+    for name, u in (("x", x), ("x2", x2)):
+        if u is not None and (u == y).all():
+            raise InputError(f"y equals {name} in every row (the same column twice?); "
+                             "give the loss as y")
+
+
 def _distinct_sizes(X, W) -> np.ndarray:
     """The fewest distinct values any variable of X takes among each resample's points
     (rows of the count weights W)."""
@@ -190,16 +213,25 @@ def _distinct_sizes(X, W) -> np.ndarray:
     return np.min(counts, axis=0)
 
 
-def _power_statsmodels(u, logy, scale):
-    """log y = log A - alpha log x by statsmodels OLS, or WLS with weights (y/sigma)²."""
-    import statsmodels.api as sm
-
+def _power_wls(u, logy, scale):
+    """log y = log A - alpha log x by least squares, weighted by (y/sigma)² when given:
+    the estimates, covariance s² (XᵀWX)⁻¹, log-likelihood and R² that statsmodels' OLS/WLS
+    report (tests/test_fit_forms.py holds them to it), without importing statsmodels."""
     design = np.column_stack([np.ones_like(u), -u])
-    model = sm.OLS(logy, design) if np.all(scale == 1) else sm.WLS(logy, design,
-                                                                    weights=scale ** 2)
-    res = model.fit()
-    return (np.asarray(res.params), np.asarray(res.cov_params()), float(res.llf),
-            {"statsmodels": type(model).__name__, "rsquared": float(res.rsquared)})
+    theta, *_ = np.linalg.lstsq(design * scale[:, None], logy * scale, rcond=None)
+    r = (logy - design @ theta) * scale
+    dof = max(len(u) - 2, 1)
+    try:
+        cov = (r @ r / dof) * np.linalg.inv((design * scale[:, None] ** 2).T @ design)
+    except np.linalg.LinAlgError:
+        cov = np.full((2, 2), np.nan)
+    w = scale ** 2
+    centred = logy - (w @ logy) / w.sum()
+    tss = float(w @ (centred * centred))
+    rsq = 1.0 - float(r @ r) / tss if tss > 0 else np.nan
+    weighted = not np.all(scale == 1)
+    return theta, cov, _gaussian_llf(r, scale), {"least_squares": "WLS" if weighted else "OLS",
+                                                 "rsquared": rsq}
 
 
 def _wls_batch(u, Y, W, scale):
@@ -247,8 +279,11 @@ def _covariance(spec, theta, X, logy, scale, loss, delta):
     """Asymptotic covariance of theta: s² (JᵀJ)⁻¹ (least squares) or, for the Huber loss,
     Huber's (1981, §7.6) [Σψ²/(n-p)] / [mean ψ']² (JᵀJ)⁻¹ (rough: prefer the bootstrap)."""
     pred, J = spec.model(theta[None], X)
-    J = J[0] * scale[:, None]
-    r = (logy - pred[0]) * scale
+    return _covariance_of(J[0] * scale[:, None], (logy - pred[0]) * scale, loss, delta)
+
+
+def _covariance_of(J, r, loss, delta):
+    """:func:`_covariance` from the scaled Jacobian J (n, p) and residuals r at the optimum."""
     n, p = J.shape
     dof = max(n - p, 1)
     if loss == "l2":
@@ -339,9 +374,10 @@ def _warnings(res, X, lower, upper, spec):
         out.append(f"only {res.n_points} points; intervals rest on few points")
     if not res.converged:
         out.append("the fit did not converge from any starting point")
-    if not all(np.isfinite(v) for v in res.stderr.values()):
+    if not np.all(np.isfinite(np.diag(res.cov_theta))):
         out.append("the covariance is singular (standard errors not finite): the data do "
                    "not pin down every parameter")
+    out.extend(_numeric_warnings(res, spec))
     for i, name in enumerate(spec.internal):
         if name in ("alpha", "beta", "alpha2", "logE", "log_x_break"):
             t = res.theta[i]
@@ -350,7 +386,38 @@ def _warnings(res, X, lower, upper, spec):
                 pub = spec.public[i]
                 out.append(f"{pub} sits on its bound ({res.params[pub]:.4g}); "
                            f"the form may not suit the data")
+    if res.n_bootstrap and res.bootstrap_params is not None:
+        out.extend(_interval_warnings(res))
     if res.n_bootstrap and res.n_failed_bootstrap > 0.05 * res.n_bootstrap:
         out.append(f"{res.n_failed_bootstrap} of {res.n_bootstrap} bootstrap refits failed; "
                    f"the intervals describe the rest")
+    return out
+
+
+def _numeric_warnings(res, spec):
+    """An exact fit (zero residuals: intervals of zero width) and public parameters that
+    float64 cannot hold (exp of the fitted log beyond ±709: a matter of units)."""
+    out = []
+    if res.objective <= 1e-24 * res.n_points * (1.0 + np.max(np.abs(np.log(res.y)))) ** 2:
+        out.append("the law passes through every point (zero residuals): standard errors "
+                   "and intervals are zero, not a measure of uncertainty")
+    for i, pub in enumerate(spec.public):
+        value = res.params[pub]
+        if pub in spec.log_params and np.isfinite(res.theta[i]) and \
+                (value == 0 or not np.isfinite(value)):
+            out.append(f"{pub} = exp({res.theta[i]:.6g}) is outside float64's range; the "
+                       f"exponents are unaffected (express x or y in other units to read {pub})")
+    return out
+
+
+def _interval_warnings(res):
+    """A bootstrap interval that excludes its own estimate: too few resamples (BCa's
+    corrections rest on the tails of the replicates) or a strongly biased statistic."""
+    out = []
+    for name, (lo, hi) in res._bounds(res.level).items():
+        value = res.params[name]
+        if np.isfinite(lo) and np.isfinite(hi) and not lo <= value <= hi:
+            out.append(f"the {res.ci_method} interval of {name} [{lo:.4g}, {hi:.4g}] excludes "
+                       f"the estimate {value:.4g}: too few resamples ({res.n_bootstrap}) or a "
+                       "biased statistic")
     return out

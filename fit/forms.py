@@ -138,8 +138,9 @@ def form_spec(name: str, smooth: float = 0.1) -> FormSpec:
 def to_public(spec: FormSpec, theta: np.ndarray) -> dict[str, np.ndarray]:
     """Internal parameters (..., p) → public name → value (exp of the log ones)."""
     theta = np.asarray(theta, dtype=float)
-    return {pub: (np.exp(theta[..., i]) if pub in spec.log_params else theta[..., i])
-            for i, pub in enumerate(spec.public)}
+    with np.errstate(over="ignore", under="ignore"):   # beyond float64: fit.fit flags it
+        return {pub: (np.exp(theta[..., i]) if pub in spec.log_params else theta[..., i])
+                for i, pub in enumerate(spec.public)}
 
 
 def huber(r, delta):

@@ -182,26 +182,24 @@ def plot_rank_frequency(sizes, result=None, ax=None, label="observed"):
 
 
 def plot_power_law_ccdf(result, ax=None):
-    """Empirical P(S ≥ s) of a :class:`fit.sizes.DiscretePowerLaw`'s samples (observed)
-    against the fitted tail, ζ(γ, s)/ζ(γ, x_min) scaled by the tail's share (predicted),
-    on log-log axes (Clauset, Shalizi & Newman 2009, Fig. 1)."""
-    from scipy import special
-
+    """Empirical P(S ≥ s) of a :class:`fit.tails.PowerLawTail`'s samples (observed)
+    against the fitted tail (ζ(γ, s)/ζ(γ, x_min), or (s/x_min)^(1-γ) for a continuous one)
+    scaled by the tail's share (predicted), on log-log axes (Clauset, Shalizi & Newman 2009,
+    Fig. 1)."""
     from common.errors import InputError
     from common.plotting import axes
 
     if result.samples is None:
-        raise InputError("samples: this DiscretePowerLaw was built without its data")
+        raise InputError("samples: this power-law tail was built without its data")
     ax = axes(ax)
     s = np.sort(np.asarray(result.samples, dtype=float))
     vals, first = np.unique(s, return_index=True)
     ax.loglog(vals, 1.0 - first / s.size, "o", ms=3, mfc="none", label="observed P(S ≥ s)")
     tail = vals[vals >= result.xmin]
     share = result.n_tail / result.n
-    ax.loglog(tail, share * special.zeta(result.gamma, tail) / special.zeta(result.gamma,
-                                                                            result.xmin),
-              color="C1", label=f"power law, γ = {result.gamma:.3g}, x_min = {result.xmin:g}")
-    ax.set_xlabel("size s (count)")
+    ax.loglog(tail, share * result.ccdf(tail), color="C1",
+              label=f"power law, γ = {result.gamma:.3g}, x_min = {result.xmin:g}")
+    ax.set_xlabel("size s (count)" if result.discrete else "size s")
     ax.set_ylabel("P(S ≥ s)")
     ax.legend(fontsize=7)
     return ax

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy.special import ndtri, stdtrit
 
 from common.errors import InputError
 from common.results import Result, interval_table, jsonable
@@ -28,8 +28,9 @@ class FitResult(Result):
 
     ``params``/``stderr``: public name → value (``A``, ``alpha`` [+ ``E``] for one variable;
     ``E, A, B, alpha, beta`` joint; ``broken`` adds ``alpha2`` and ``x_break``). ``stderr`` comes
-    from the fit itself (statsmodels for ``power``; the Gauss–Newton covariance
-    ``s² (JᵀJ)⁻¹`` on log axes, carried to E, A, B by the delta method, for the others).
+    from the fit itself (least squares for ``power``, as statsmodels' OLS/WLS; the
+    Gauss–Newton covariance ``s² (JᵀJ)⁻¹`` on log axes, carried to E, A, B by the delta
+    method, for the others).
     ``bootstrap_params``: name → array of the converged bootstrap refits (None without a
     bootstrap); ``n_failed_bootstrap`` counts the refits that did not converge.
     """
@@ -136,9 +137,9 @@ class FitResult(Result):
     def _wald_bounds(self, level: float) -> dict:
         se = np.sqrt(np.clip(np.diag(self.cov_theta), 0, None))
         if self.loss == "l2" and self.df_resid > 0:
-            q = stats.t.ppf(0.5 + level / 2, self.df_resid)
+            q = stdtrit(self.df_resid, 0.5 + level / 2)      # Student's t quantile
         else:
-            q = stats.norm.ppf(0.5 + level / 2)
+            q = ndtri(0.5 + level / 2)
         lo = to_public(self.spec, self.theta - q * se)
         hi = to_public(self.spec, self.theta + q * se)
         return {k: (float(lo[k]), float(hi[k])) for k in self.params}
@@ -147,8 +148,7 @@ class FitResult(Result):
         """Standard deviation of the bootstrap replicates (None without a bootstrap)."""
         if self.bootstrap_params is None:
             return None
-        return {k: float(np.std(v, ddof=1)) if len(v) > 1 else np.nan
-                for k, v in self.bootstrap_params.items()}
+        return {k: _spread(v, self.params[k]) for k, v in self.bootstrap_params.items()}
 
     # ------------------------------------------------------------------ reading
     def alpha_implied(self, variable: str | None = None) -> dict:
@@ -227,3 +227,14 @@ class FitResult(Result):
         from fit.plots import plot_fit
 
         return plot_fit(self, ax=ax, **kwargs)
+
+
+def _spread(samples, estimate) -> float:
+    """Standard deviation of bootstrap replicates, taken relative to the estimate so that a
+    parameter near float64's limits (a prefactor of 1e-300 or 1e290) neither underflows to
+    0 nor overflows to inf."""
+    v = np.asarray(samples, dtype=float)
+    if len(v) < 2:
+        return np.nan
+    unit = abs(estimate) if np.isfinite(estimate) and estimate != 0 else 1.0
+    return float(np.std(v / unit, ddof=1) * unit)

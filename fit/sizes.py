@@ -23,125 +23,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from common.errors import InputError
 from common.results import Result, jsonable
 from fit.bootstrap import check_resamples, percentile_interval
+from fit.tails import GAMMA_BOUNDS, PowerLawTail, fit_tail
 
 METHODS = ("ols", "mle", "envelope")
 
 
-@dataclass(frozen=True)
-class DiscretePowerLaw(Result):
-    """Discrete power law P(s) = s^-gamma / ζ(gamma, xmin) for s ≥ xmin, fitted by ML.
-
-    ``params``: ``gamma``; ``conf_int`` is the Wald interval gamma ± z·stderr (inverse
-    Fisher information). ``samples`` (not in ``to_dict``) are the data, sorted, for
-    ``plot``.
-    """
-    gamma: float
-    xmin: float
-    n_tail: int
-    n: int
-    ks: float
-    stderr: float
-    loglik: float
-    samples: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def params(self) -> dict:
-        return {"gamma": float(self.gamma)}
-
-    def _bounds(self, level: float) -> dict:
-        z = stats.norm.ppf(0.5 + level / 2)
-        return {"gamma": (self.gamma - z * self.stderr, self.gamma + z * self.stderr)}
-
-    def to_dict(self) -> dict:
-        return jsonable({k: getattr(self, k) for k in
-                         ("gamma", "xmin", "n_tail", "n", "ks", "stderr", "loglik")})
-
-    def summary(self) -> str:
-        lo, hi = self._bounds(0.95)["gamma"]
-        return (f"discrete power law P(s) ∝ s^-gamma for s ≥ x_min (maximum likelihood)\n"
-                f"  gamma = {self.gamma:.4g} ± {self.stderr:.2g}  [95%: {lo:.4g}, {hi:.4g}]\n"
-                f"  x_min = {self.xmin:g} (KS distance {self.ks:.3g}), {self.n_tail} of "
-                f"{self.n} samples in the tail, log-likelihood {self.loglik:.6g}")
-
-    def plot(self, ax=None):
-        """Empirical P(S ≥ s) of the samples against the fitted tail (needs ``samples``)."""
-        from fit.plots import plot_power_law_ccdf
-
-        return plot_power_law_ccdf(self, ax=ax)
-
-
-#: the search interval of the discrete power law's γ; an estimate on either end means the
-#: likelihood still rose there (the data do not determine γ)
-GAMMA_BOUNDS = (1.0 + 1e-6, 20.0)
+#: the result of :func:`discrete_power_law_mle` (its name before continuous tails existed)
+DiscretePowerLaw = PowerLawTail
 
 
 def _tail_fit(logs_sum, n_tail, xmin):
-    """ML gamma for n_tail samples ≥ xmin with Σ log s = logs_sum (within GAMMA_BOUNDS)."""
-    def nll(g):
-        return g * logs_sum + n_tail * np.log(special.zeta(g, xmin))
-    res = optimize.minimize_scalar(nll, bounds=GAMMA_BOUNDS, method="bounded",
-                                   options={"xatol": 1e-10})
-    return float(res.x), float(-res.fun)
+    """ML gamma of a discrete tail: n_tail samples ≥ xmin with Σ log s = logs_sum."""
+    from fit import _tails
+
+    return float(_tails.discrete_gamma(logs_sum / n_tail, float(xmin), *GAMMA_BOUNDS))
 
 
-def _ks(tail_sorted, gamma, xmin):
-    """KS distance between the empirical and fitted CCDF at the distinct tail values."""
-    vals, counts = np.unique(tail_sorted, return_counts=True)
-    emp = 1.0 - np.concatenate([[0], np.cumsum(counts)[:-1]]) / tail_sorted.size  # P(S >= v)
-    model = special.zeta(gamma, vals) / special.zeta(gamma, xmin)
-    return float(np.max(np.abs(emp - model)))
-
-
-def discrete_power_law_mle(samples, xmin=None, min_tail=10) -> DiscretePowerLaw:
-    """ML exponent γ of integer samples with P(s) ∝ s^-γ for s ≥ x_min.
+def discrete_power_law_mle(samples, xmin=None, min_tail=10) -> PowerLawTail:
+    """ML exponent γ of integer samples with P(s) ∝ s^-γ for s ≥ x_min
+    (``fit.tails.fit_tail`` with ``discrete=True``).
 
     ``xmin``: fixed, or None to choose it among the distinct sample values (keeping at least
     ``min_tail`` samples in the tail) by the smallest KS distance (Clauset et al. 2009).
     The standard error is the inverse Fisher information, n·d²/dγ² log ζ(γ, x_min).
     """
-    s = np.asarray(samples, dtype=float).ravel()
-    if s.size == 0:
-        raise InputError("samples: empty")
-    bad = np.flatnonzero(~np.isfinite(s) | (s < 1) | (s != np.round(s)))
-    if bad.size:
-        raise InputError(f"samples, row {bad[0] + 1}: {s[bad[0]]!r} is not a positive integer")
-    s = np.sort(s)
-    logs = np.log(s)
-    csum = np.concatenate([[0.0], np.cumsum(logs[::-1])])[::-1]   # Σ_{j≥i} log s_j
-    if xmin is None:
-        cands = np.unique(s)
-        first = np.searchsorted(s, cands, side="left")
-        keep = (s.size - first) >= min_tail
-        if not np.any(keep):
-            raise InputError(f"samples: fewer than min_tail={min_tail} samples in any tail")
-        best = None
-        for xm, i in zip(cands[keep], first[keep]):
-            g, ll = _tail_fit(csum[i], s.size - i, xm)
-            d = _ks(s[i:], g, xm)
-            if best is None or d < best[0]:
-                best = (d, xm, g, ll, i)
-        d, xm, g, ll, i = best
-    else:
-        xm = float(xmin)
-        if not xm >= 1:
-            raise InputError(f"xmin must be >= 1, got {xmin!r}")
-        i = int(np.searchsorted(s, xm, side="left"))
-        if s.size - i < 2:
-            raise InputError(f"xmin={xmin!r} leaves fewer than 2 samples in the tail")
-        g, ll = _tail_fit(csum[i], s.size - i, xm)
-        d = _ks(s[i:], g, xm)
-    n_tail = s.size - i
-    h = 1e-4
-    lz = lambda gg: np.log(special.zeta(gg, xm))                   # noqa: E731
-    info = (lz(g + h) - 2 * lz(g) + lz(g - h)) / h ** 2
-    se = 1.0 / np.sqrt(n_tail * info) if info > 0 else np.nan
-    return DiscretePowerLaw(gamma=g, xmin=float(xm), n_tail=int(n_tail), n=int(s.size),
-                            ks=float(d), stderr=float(se), loglik=float(ll), samples=s)
+    return fit_tail(samples, discrete=True, xmin=xmin, min_tail=min_tail)
 
 
 @dataclass(frozen=True)
@@ -179,7 +90,7 @@ class RankFrequencyResult(Result):
         if self.bootstrap is not None and self.bootstrap.size:
             lo, hi = percentile_interval(self.bootstrap, level)
         else:
-            z = stats.norm.ppf(0.5 + level / 2)
+            z = special.ndtri(0.5 + level / 2)
             lo, hi = self.alpha_hat - z * self.stderr, self.alpha_hat + z * self.stderr
         return {"alpha_hat": (lo, hi), "rank_exponent": (lo + 1.0, hi + 1.0)}
 
@@ -316,7 +227,7 @@ def rank_frequency_exponent(sizes, method="ols", rank_window=None, xmin=None, bo
         if bootstrap:
             tail = s[s >= pl.xmin]
             draws = rng.choice(tail, size=(int(bootstrap), tail.size), replace=True)
-            gs = np.array([_tail_fit(np.log(d).sum(), d.size, pl.xmin)[0] for d in draws])
+            gs = np.array([_tail_fit(np.log(d).sum(), d.size, pl.xmin) for d in draws])
             boot = np.array([_alpha_from_a(1.0 / (g - 1.0)) for g in gs])
         window = (1, int(np.sum(s >= pl.xmin)))
         if min(abs(pl.gamma - b) for b in GAMMA_BOUNDS) < 1e-4 * pl.gamma:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import fit
+from common.errors import InputError
 from fit.bootstrap import bca_interval, pair_weights, percentile_interval
 from tests import strategies
 
@@ -41,6 +42,19 @@ def test_offset_bootstrap_covers_the_truth(method):
     share = _coverage("offset", dict(E=1.0, A=5.0, alpha=0.5), 30, 0.02, draws=200,
                       resamples=300, method=method, seed=1)
     assert 0.90 <= share <= 0.99, f"{method}: coverage {share:.3f} outside [0.90, 0.99]"
+
+
+def test_the_jackknife_runs_only_for_bca():
+    """n leave-one-out refits serve only BCa's acceleration: a percentile fit skips them
+    (and says so if BCa is asked of it later); a BCa fit has them."""
+    x = np.geomspace(10, 1e4, 20)
+    y = (1 + 5 * x ** -0.5) * np.exp(0.02 * np.random.default_rng(0).standard_normal(20))
+    pct = fit.fit("offset", x, y, bootstrap=50, seed=7)
+    assert pct.jackknife_params is None
+    with pytest.raises(InputError, match="jackknife"):
+        pct.conf_int(method="bca")
+    bca = fit.fit("offset", x, y, bootstrap=50, seed=7, ci_method="bca")
+    assert len(bca.jackknife_params["alpha"]) == 20
 
 
 def test_bootstrap_is_seeded():
@@ -178,8 +192,8 @@ def test_the_order_of_the_rows_does_not_matter(seed, form):
     x = np.geomspace(10, 1e4, 25)
     y = _noisy(x, seed, E=1.0 if form == "offset" else 0.0, noise=0.02)
     perm = rng.permutation(25)
-    a = fit.fit(form, x, y, bootstrap=2000, seed=0)
-    b = fit.fit(form, x[perm], y[perm], bootstrap=2000, seed=1)
+    a = fit.fit(form, x, y, bootstrap=2000, seed=0, jackknife=True)
+    b = fit.fit(form, x[perm], y[perm], bootstrap=2000, seed=1, jackknife=True)
     rtol = 1e-10 if form == "power" else 1e-6           # closed form vs iterative solver
     for k in a.params:
         assert b.params[k] == pytest.approx(a.params[k], rel=rtol), k

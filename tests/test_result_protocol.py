@@ -83,6 +83,13 @@ def make_discrete_power_law():
 
 
 @factory
+def make_continuous_power_law_gof():
+    from fit.gof import power_law_gof
+    samples = (1 - np.random.default_rng(3).random(300)) ** (-1 / 1.5)
+    return power_law_gof(samples, discrete=False, sims=20, seed=0)
+
+
+@factory
 def make_consistency():
     import fit
     x, yN = _power_law_data(seed=4, alpha=0.5)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import integrate, special
+from scipy import special
 
 from common import resources
 from common.errors import InputError
@@ -140,6 +140,8 @@ def _log_integral(g, lo: float, hi: float, alpha: float, points=()) -> float:
             rest *= 1.0 - (hi / X) ** -alpha
     marks = sorted(t for t in (math.log(p) for p in points if p > 0) if t_lo < t < t_hi)
     edges = [t_lo, *marks, t_hi]
+    from scipy import integrate  # here, not at import: ``import fit`` need not load it
+
     total = 0.0
     for a, b in zip(edges[:-1], edges[1:]):
         val, _ = integrate.quad(lambda t: float(g(np.exp(t)) * np.exp(t)), a, b,

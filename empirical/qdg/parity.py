@@ -144,7 +144,7 @@ def calibrated_alpha(sizes_by_k: dict, labels_by_k: dict, calibration: dict, *,
     k = min(sizes_by_k)
     est = estimate_alpha(sizes_by_k, calibration["estimator"], k=k, bootstrap=bootstrap,
                          seed=seed, labels_by_k=labels_by_k)
-    lo, hi = est.conf_int(alpha=1.0 - est.level).loc["alpha_hat"]
+    lo, hi = est._bounds(est.level)["alpha_hat"]      # (NaN, NaN) without a bootstrap
     out = dict(estimator=calibration["estimator"], k=k, alpha_raw=est.alpha_hat,
                ci_raw=[lo, hi], alpha_calibrated=float(apply_calibration(est.alpha_hat,
                                                                           calibration)),
@@ -256,7 +256,7 @@ def _qdg_checkpoint(mlp, step: int, x, y, sub, settings: dict) -> tuple[dict, di
                sizes={**{str(k): v for k, v in sizes.items()}, "true": cluster_sizes(true)})
     if s["calibration"] is not None:
         row["calibrated"] = calibrated_alpha(sizes, labels, s["calibration"],
-                                             bootstrap=max(s["bootstrap"], 1),
+                                             bootstrap=s["bootstrap"],
                                              seed=int(crng.integers(2**31)),
                                              alpha_true=s["alpha_true"])
     arrays = {f"step{step}_subtask": true.astype(np.int16), f"step{step}_y": yk.astype(np.int8),
