@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import functools
 import json
+import math
 import os
 import sys
 import warnings
@@ -122,47 +123,27 @@ def count(low: int = 1):
 seed = count(0)
 
 
-def fraction(text: str) -> float:
-    """An argparse type: a number strictly between 0 and 1 (a confidence level)."""
+def number(accepts, wanted: str):
+    """An argparse type: a float for which ``accepts(value)`` holds, else the refusal
+    "must be ``wanted``"."""
     import argparse
 
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number between 0 and 1 expected, got {text!r}") \
-            from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{wanted} expected, got {text!r}") from None
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+    parse.__name__ = wanted
+    return parse
 
 
-def positive(text: str) -> float:
-    """An argparse type: a finite number > 0."""
-    import argparse
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number > 0 expected, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a finite number of seconds ≥ 0."""
-    import argparse
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number of seconds expected, got {text!r}") \
-            from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+#: argparse types: a confidence level, a positive finite number, seconds
+fraction = number(lambda v: 0 < v < 1, "a number strictly between 0 and 1")
+positive = number(lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+seconds = number(lambda v: math.isfinite(v) and v >= 0, "a finite number of seconds >= 0")
 
 
 def track_given(parser) -> None:
