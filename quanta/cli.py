@@ -2,9 +2,11 @@
 
 A subcommand exists once its module in ``quanta.commands`` exists. Expected failures are
 the project's exception types (``common.errors.QuantaError``: bad input, a corrupt file, a
-missing extra, a failed run) and the operating system's refusals (a path that cannot be
-read or written, a full disk): one line on stderr, exit status 2 (1 for a failed run).
-Anything else is a bug and keeps its traceback. Ctrl-C exits quietly with 130.
+missing extra, a resource limit, a failed run), the operating system's refusals (a path
+that cannot be read or written, a full disk) and running out of memory: one line on stderr,
+exit status 2 (1 for a failed run); a usage error is one line too. Anything else is a bug
+and keeps its traceback. Ctrl-C exits quietly with 130, after the command's staged outputs
+are discarded (``quanta.io.run_command``: nothing half-written is left).
 
 Building the parser imports every command module but no optional dependency: ``parity``
 and ``qdg`` are offered without PyTorch and name the missing extra when run.
@@ -18,6 +20,7 @@ import sys
 from pathlib import Path
 
 from common.errors import MissingExtraError, QuantaError
+from quanta.io import declare_paths, outputs_together, run_command
 
 #: Subcommands in layer order; a name whose module is missing is simply not offered.
 COMMANDS = ("theory", "simulate", "fit", "tokens", "parity", "qdg", "sweep", "report")
@@ -44,7 +47,8 @@ def run_demo(args) -> int:
         name = mod.__name__.rsplit(".", 1)[-1]
         print(f"[demo] {name} ...", flush=True)
         try:
-            written = demo(out) or []
+            with outputs_together():          # each layer's files committed together
+                written = demo(out) or []
         except MissingExtraError as err:  # e.g. no PyTorch: the other layers still run
             print(f"[demo]   skipped: {err}", flush=True)
             continue
@@ -56,8 +60,16 @@ def run_demo(args) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line, naming the (sub-)command and where
+    its help is."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="quanta",
         description="The Quantization Model of Neural Scaling: theory, Monte Carlo, fits, "
                     "training and QDG.")
@@ -66,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_parser(sub)
     demo = sub.add_parser("demo", help="run the small end-to-end demo of every layer (CPU)")
     demo.add_argument("--out", default="quanta-out", help="output folder (default quanta-out)")
-    demo.set_defaults(func=run_demo)
+    demo.set_defaults(func=run_demo, outputs_together=False)
+    declare_paths(demo, folders=("out",))
     _mark_parsers(parser)
     return parser
 
@@ -96,21 +109,44 @@ def with_default_actions(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args, extra = parser.parse_known_args(with_default_actions(argv))
-    if extra:  # refused by the sub-command that was given them, in its own words
-        args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    command = argv[0] if argv and not argv[0].startswith("-") else ""
     try:
-        code = args.func(args)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(with_default_actions(argv))
+        if extra:  # refused by the sub-command that was given them, in its own words
+            args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        command = args.command
+        return run_command(args)
     except QuantaError as err:
-        return _fail(args.command, err, err.exit_status)
+        return _fail(command, err, err.exit_status)
     except OSError as err:   # the file system's refusals: missing, unwritable, full
-        return _fail(args.command, err, 2)
+        return _fail(command, err, 2)
+    except MemoryError as err:
+        return _fail(command, MemoryError(f"out of memory ({err or 'an allocation failed'}): "
+                                          "lower the sizes of the run"), 2)
     except KeyboardInterrupt:
-        print(f"quanta {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return int(code or 0)
+        return _interrupted(command)
+    except SystemError as err:     # Ctrl-C inside a compiled (Numba) kernel surfaces so
+        if _caused_by_interrupt(err):
+            return _interrupted(command)
+        raise
+
+
+def _caused_by_interrupt(err: BaseException | None) -> bool:
+    """Whether ``err`` was raised because of a KeyboardInterrupt (its chain holds one)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _interrupted(command: str) -> int:
+    print(f"quanta {command}: interrupted".replace("  ", " "), file=sys.stderr)
+    return 130
 
 
 def _fail(command: str, err: BaseException, status: int) -> int:
@@ -118,9 +154,21 @@ def _fail(command: str, err: BaseException, status: int) -> int:
     text = str(err).strip()
     if isinstance(err, OSError) and err.filename is not None:
         text = f"{err.filename}: {err.strerror or text}"
+    elif isinstance(err, OSError) and err.strerror:
+        text = f"{err.strerror} ({_os_hint(err)})"
     msg = text.splitlines()[0] if text else type(err).__name__
-    print(f"quanta {command}: error: {msg}", file=sys.stderr)
+    print(f"quanta {command}: error: {msg}".replace("quanta : ", "quanta: "), file=sys.stderr)
     return status
+
+
+def _os_hint(err: OSError) -> str:
+    """What to do about an OSError that names no file (a full disk, mostly)."""
+    import errno
+
+    return {errno.ENOSPC: "the disk is full: free space and run again; nothing was "
+                          "replaced",
+            errno.EDQUOT: "over the disk quota: free space and run again"}.get(
+        err.errno, "a file operation failed")
 
 
 if __name__ == "__main__":

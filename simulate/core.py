@@ -4,10 +4,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
+import time
+from typing import Callable
 
 import numba
 import numpy as np
 
+from common import resources
 from common.errors import InputError, ResourceError
 from common.results import Result, jsonable, percentile_interval
 import theory
@@ -203,8 +206,9 @@ BOOTSTRAP_STREAM = 0xB007
 
 
 def capacity(N, C) -> np.ndarray:
-    """n = ⌊N/C⌋ quanta as integers (``theory.capacity``: 7/0.07 is 100, not 99)."""
-    return theory.capacity(N, C).astype(np.int64)
+    """n = ⌊N/C⌋ quanta as integers (``theory.capacity``: 7/0.07 is 100, not 99), at most
+    2^62 (more than any K: a cast of a larger n to int64 would wrap to a negative count)."""
+    return np.minimum(theory.capacity(N, C), 2.0**62).astype(np.int64)
 
 
 def learnable(N, C, K) -> int:
@@ -263,13 +267,17 @@ def _check_grid(x, regime: str) -> np.ndarray:
 SEED_CHUNK = 64
 
 
-def _states(seed, reps: int) -> np.ndarray:
-    """Generator state (4 × uint64) per realization, chunk by chunk from
-    SeedSequence(seed).spawn: one spawn per SEED_CHUNK realizations, because a spawn
-    per realization cost more than the kernel's realizations at small sizes."""
-    children = np.random.SeedSequence(seed).spawn(-(-reps // SEED_CHUNK))
-    words = np.concatenate([c.generate_state(4 * SEED_CHUNK, np.uint64) for c in children])
-    return words[:4 * reps].reshape(reps, 4)
+def _states(seed, reps: int, start: int = 0) -> np.ndarray:
+    """Generator state (4 × uint64) of realizations start, …, start + reps − 1, chunk by
+    chunk from the children of SeedSequence(seed) (what its ``spawn`` gives: child c has
+    spawn key (c,)): one child per SEED_CHUNK realizations, because a spawn per
+    realization cost more than the kernel's realizations at small sizes."""
+    first, stop = start // SEED_CHUNK, -(-(start + reps) // SEED_CHUNK)
+    words = np.concatenate([
+        np.random.SeedSequence(seed, spawn_key=(c,)).generate_state(4 * SEED_CHUNK, np.uint64)
+        for c in range(first, stop)])
+    offset = start - first * SEED_CHUNK
+    return words[4 * offset:4 * (offset + reps)].reshape(reps, 4)
 
 
 def first_window(x_max: float) -> float:
@@ -444,6 +452,10 @@ def check_run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples",
             raise InputError(f"D must be at most 2^62, got {D}")
     xs = _check_grid(x, regime)
     _check_size(regime, rule, xs, batch, K, tau)
+    # the losses (reps × points, and two copies on the way) and the generator states
+    resources.check_memory(reps * (24.0 * xs.size + 32.0),
+                           f"{reps:,} realizations over {xs.size:,} grid points",
+                           "lower reps or the number of points")
     return RunSpec(regime=regime, alpha=alpha, x=xs, tau=tau, K=K, batch=batch, rule=rule,
                    C=C, reps=reps, seed=_check_seed(seed), a=a, b=b,
                    a_k=theory.per_quantum(a, K, "a"), b_k=theory.per_quantum(b, K, "b"),
@@ -473,19 +485,64 @@ def _kernel_mode(spec: RunSpec, grid):
     return _kernels.MODE_SAMPLES, grid * (spec.batch if spec.regime == "S" else 1)
 
 
-def _realizations(spec: RunSpec, grid, p, sf, w, want_p):
+def _realizations(spec: RunSpec, grid, p, sf, w, want_p, progress=None):
     """Every realization's loss above L∞ at the sorted distinct grid (reps × points) and, if
-    ``want_p``, the learned fractions (points × K; else None)."""
+    ``want_p``, the learned fractions (points × K; else None); with ``progress``, block by
+    block (:func:`_in_blocks`)."""
     if spec.regime == "N" and not spec.noisy:
         return _plain_n(w, capacity(grid, spec.C), spec.reps, want_p)
     mode, kx = _kernel_mode(spec, grid)
-    out, learned = _call_kernel(mode, p, sf, w, np.ascontiguousarray(kx, np.int64),
-                                spec.tau, int(spec.batch or 1),
-                                learnable(spec.N, spec.C, spec.K), int(spec.D or 0),
-                                _states(spec.seed, spec.reps), want_p,
-                                _workers(want_p, grid.size, spec.K), CODE_BUFFER,
-                                first_window(float(kx[-1])))
-    return out, (learned if want_p else None)
+    kx = np.ascontiguousarray(kx, np.int64)
+
+    def block(start: int, reps: int):
+        out, learned = _call_kernel(mode, p, sf, w, kx, spec.tau, int(spec.batch or 1),
+                                    learnable(spec.N, spec.C, spec.K), int(spec.D or 0),
+                                    _states(spec.seed, reps, start), want_p,
+                                    _workers(want_p, grid.size, spec.K), CODE_BUFFER,
+                                    first_window(float(kx[-1])))
+        return out, (learned if want_p else None)
+
+    if progress is None or spec.reps < 4 * PROGRESS_FIRST:
+        return block(0, spec.reps)
+    return _in_blocks(block, spec.reps, progress)
+
+
+#: realizations in the first (warm-up) and second (timed) blocks of a run with progress
+PROGRESS_FIRST = 16
+#: a run with progress whose rest takes less than this (seconds) runs it in one block;
+#: a longer one in blocks of about PROGRESS_BLOCK_S (or a hundredth of the run)
+PROGRESS_MIN_S = 10.0
+PROGRESS_BLOCK_S = 2.0
+
+
+def _in_blocks(block, reps: int, progress):
+    """Run ``block(start, n)`` over all realizations: a warm-up block (the kernel's first
+    call loads it), a timed one, then the rest at once if it is short (PROGRESS_MIN_S) or
+    else in blocks of about PROGRESS_BLOCK_S, calling ``progress(done, reps,
+    seconds_per_realization)`` after each (it may raise to stop the run). The numbers equal
+    one call's: each realization has its own generator state, and the learned fractions
+    are recombined from their integer counts."""
+    losses, counts, done, per_rep = [], None, 0, None
+    while done < reps:
+        if per_rep is None:
+            n = PROGRESS_FIRST
+        elif per_rep * (reps - done) < PROGRESS_MIN_S:
+            n = reps - done
+        else:
+            n = int(max(PROGRESS_FIRST, PROGRESS_BLOCK_S / per_rep, reps / 100))
+        n = min(n, reps - done)
+        t0 = time.perf_counter()
+        out, learned = block(done, n)
+        if done > 0 or n == reps:     # the warm-up block is not timed
+            per_rep = (time.perf_counter() - t0) / n
+        losses.append(out)
+        if learned is not None:
+            c = np.rint(learned * n)
+            counts = c if counts is None else counts + c
+        done += n
+        if per_rep is not None:
+            progress(done, reps, per_rep)
+    return np.concatenate(losses), (None if counts is None else counts / reps)
 
 
 def _result(spec: RunSpec, losses, learned, loss_inf: float) -> SimulationResult:
@@ -505,7 +562,8 @@ def _result(spec: RunSpec, losses, learned, loss_inf: float) -> SimulationResult
 
 def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0,
         reps=1000, seed=0, a=0.0, b=1.0, noisy=False, N=None, D=None,
-        p_learned=True) -> SimulationResult:
+        p_learned=True, progress: Callable[[int, int, float], None] | None = None
+        ) -> SimulationResult:
     """Monte Carlo of Zipfian quanta learning over a grid x of D, S or N values.
 
     - ``"D"``: D samples (multi-epoch) from Zipf(α+1) over K quanta; quantum k is learned
@@ -523,13 +581,17 @@ def run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples", C=1.0
     ``p_learned=False`` skips the per-quantum learned fractions (a points × K table;
     up to a quarter of the data kernel's time at K = 10^5) and leaves them None; the losses
     are the same numbers either way.
+    ``progress(done, reps, seconds_per_realization)``, if given, is called as blocks of
+    realizations finish (from the second block on, once the time per realization is
+    measured); it may raise to stop a run that would take too long. The numbers are the
+    same as without it.
     """
     spec = check_run(regime, alpha, x, tau=tau, K=K, batch=batch, rule=rule, C=C,
                      reps=reps, seed=seed, a=a, b=b, noisy=noisy, N=N, D=D)
     p, sf, w, loss_inf = _quanta(spec)
     grid, inverse = np.unique(spec.x, return_inverse=True)
     want_p = bool(p_learned) and grid.size * spec.K <= P_LEARNED_MAX
-    losses, learned = _realizations(spec, grid, p, sf, w, want_p)
+    losses, learned = _realizations(spec, grid, p, sf, w, want_p, progress)
     losses = losses + loss_inf
     if not np.array_equal(inverse, np.arange(spec.x.size)):  # repeated or unsorted grid
         losses = losses[:, inverse]

@@ -34,6 +34,7 @@ from typing import Iterator
 import numpy as np
 
 import theory
+from common import resources
 from common.errors import InputError
 
 #: Non-embedding parameter counts of the Pythia models the paper used (pythia-19m …
@@ -116,8 +117,12 @@ def check_config(cfg: TokenConfig) -> TokenConfig:
     if not 2 <= lo <= hi:
         raise InputError(f"genes: a polygenic token needs 2 <= min <= max quanta, got {cfg.genes}")
     for name in ("alpha", "loss_unlearned", "loss_learned", "tau", "batch"):
-        if not getattr(cfg, name) > 0:
-            raise InputError(f"{name} must be positive, got {getattr(cfg, name)!r}")
+        if not (getattr(cfg, name) > 0 and np.isfinite(getattr(cfg, name))):
+            raise InputError(f"{name} must be a finite number > 0, got {getattr(cfg, name)!r}")
+    for name in ("spread", "noise", "doc_noise"):     # log-sds: exp(sd²/2) must stay finite
+        if not 0 <= getattr(cfg, name) <= 10:
+            raise InputError(f"{name} (a log-normal sd) must lie in [0, 10], got "
+                             f"{getattr(cfg, name)!r}")
     if cfg.loss_learned >= cfg.loss_unlearned:
         raise InputError("loss_learned must be below loss_unlearned")
     if cfg.doc_length < 1:
@@ -271,7 +276,11 @@ class TokenMatrix:
 
 def generate_tokens(config: TokenConfig | None = None, **overrides) -> TokenMatrix:
     """Generate a whole matrix in memory (``iter_tokens`` streams it instead)."""
-    cfg = dataclasses.replace(config or TokenConfig(), **overrides)
+    cfg = check_config(dataclasses.replace(config or TokenConfig(), **overrides))
+    # the blocks and their concatenation: losses (8 bytes a column), metadata and truth
+    resources.check_memory(2.0 * cfg.n_tokens * (8 * len(cfg.x) + 96),
+                           f"a matrix of {cfg.n_tokens:,} tokens × {len(cfg.x)} columns",
+                           "lower n_tokens (or stream it with iter_tokens)")
     blocks = list(iter_tokens(cfg))
     cat = lambda name, key: np.concatenate([getattr(b, name)[key] for b in blocks])  # noqa: E731
     return TokenMatrix(

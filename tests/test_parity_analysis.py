@@ -207,8 +207,9 @@ def test_cli_resume_refuses_flags_that_contradict_the_saved_run(tmp_path, capsys
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert cli.main(["parity", "analyze", str(tmp_path / "missing")]) == 2
     assert "error" in capsys.readouterr().err
-    assert cli.main(["parity", "train", "--out", str(tmp_path / "x"), "--k", "0",
-                     "--steps", "2"]) == 2
+    with pytest.raises(SystemExit) as exc:          # a usage error, from argparse
+        cli.main(["parity", "train", "--out", str(tmp_path / "x"), "--k", "0", "--steps", "2"])
+    assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "k" in err and len(err.strip().splitlines()) == 1
 

@@ -53,7 +53,7 @@ def test_other_regimes_write_json_to_stdout(capsys, regime, extra):
     (["--alpha", "0.4", "--regime", "N", "--noisy", "--D", "1e19"], "2^62"),
     (["--alpha", "0.4", "--regime", "N", "--noisy", "--D", "1.5"], "D must be an integer"),
     (["--alpha", "0.4", "--D", "1000"], "noisy"),
-    (["--alpha", "70"], "underflow"),
+    (["--alpha", "70"], "alpha = 70 is above 20"),   # theory.zipf.ALPHA_MAX
 ])
 def test_bad_input_is_one_line_error(capsys, args, word):
     argv = ["simulate", "--reps", "2", *args]

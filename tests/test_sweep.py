@@ -74,7 +74,7 @@ BAD_SPECS = [
     ("command = 'simulate'\n[fixed\nregime = 'D'\n", "line 2"),
     ("command = 'parity train'\n[fixed]\nwidths = [8]\nwidth-grid = [4, 8, 2]\n",
      "give --widths or --width-grid, not both"),
-    ("command = 'parity train'\n[fixed]\nsteps = 0\n", "steps must be a positive integer"),
+    ("command = 'parity train'\n[fixed]\nsteps = 0\n", "--steps: must be an integer >= 1"),
 ]
 
 

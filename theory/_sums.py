@@ -16,6 +16,7 @@ import math
 import numpy as np
 from scipy import special
 
+from common import resources
 from common.errors import InputError
 from theory.zipf import _normalization, tail_mass
 
@@ -96,8 +97,28 @@ class PerQuantum:
 
 
 def head_size(alpha: float, tau: int) -> int:
-    """Ranks summed term by term before the Euler–Maclaurin tail."""
-    return int(math.ceil(20.0 * (alpha + 1.0) * (math.sqrt(tau) + 4.0)))
+    """Ranks summed term by term before the Euler–Maclaurin tail; never past the rank
+    exp(746/(α+1)) beyond which k^-(α+1) underflows to 0 (large α: a few ranks)."""
+    head = math.ceil(20.0 * (alpha + 1.0) * (math.sqrt(tau) + 4.0))
+    underflow = math.exp(min(746.0 / (alpha + 1.0), 60.0))
+    return int(max(2, min(head, math.ceil(underflow))))
+
+
+#: seconds per incomplete-beta term of the closed-form tail (measured: 2.7e-7 for the
+#: betainc alone, 6.6e-7 per τ term and D value in all)
+SECONDS_PER_TAIL_TERM = 7e-7
+#: incomplete-beta terms (D values × τ) evaluated at a time
+TAIL_BLOCK = 2_000_000
+
+
+def check_work(tau: int, n_D: int, head: int) -> None:
+    """Refuse a τ whose head ranks or closed-form tail (τ incomplete betas per D, about 64
+    bytes each) would not fit in memory, or would take too long, before allocating."""
+    resources.check_memory(64.0 * max(head, min(tau, TAIL_BLOCK) if n_D > 1 else tau),
+                           f"the expected loss at tau = {tau:,}", "lower tau")
+    resources.check_seconds(SECONDS_PER_TAIL_TERM * tau * n_D,
+                            f"the expected loss at tau = {tau:,} for {n_D:,} values",
+                            "lower tau or the number of values")
 
 
 def _log_integral(g, lo: float, hi: float, alpha: float, points=()) -> float:
@@ -140,6 +161,7 @@ def weighted_sum(alpha: float, K: int | None, w: PerQuantum, lo: int, hi: float,
         return 0.0
     u = (lambda p: 1.0) if unlearned is None else unlearned
     m0 = max(1000, head_size(alpha, tau))
+    resources.check_memory(64.0 * m0, f"the expected loss at tau = {tau:,}", "lower tau")
 
     def g(x):
         p = x ** -s / Z
@@ -265,6 +287,7 @@ def unlearned_mass_samples(alpha: float, K: int | None, D, tau: int, hi) -> np.n
     Z = _normalization(alpha, K)
     s = alpha + 1.0
     k0 = head_size(alpha, tau) if K is None else min(head_size(alpha, tau), K)
+    check_work(tau, D.size, k0)
     k = np.arange(1, k0 + 1, dtype=float)
     pk = k ** -s / Z
     out = np.zeros(D.shape)
@@ -300,7 +323,10 @@ def unlearned_mass_samples(alpha: float, K: int | None, D, tau: int, hi) -> np.n
         Dt, ht = D[tail], hi[tail]
         A = np.full(Dt.shape, k0 + 0.5)
         B = ht + 0.5
-        integral = _closed_tail(alpha, Z, Dt, tau, A, B)
+        block = max(1, TAIL_BLOCK // tau)   # D values at a time: bounded memory
+        integral = np.concatenate([_closed_tail(alpha, Z, Dt[i:i + block], tau, A[i:i + block],
+                                                B[i:i + block])
+                                   for i in range(0, Dt.size, block)])
         fin = np.isfinite(B)
 
         def g(x, Dv):

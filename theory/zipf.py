@@ -18,9 +18,39 @@ from theory._checks import check_alpha, check_K, check_sizes, finish
 #: Below this many terms a finite sum is done term by term instead of by Hurwitz differences.
 DIRECT_TERMS = 100_000
 
+#: The α range of the sums over quanta. Below ALPHA_MIN, with infinitely many quanta (or
+#: more than DIRECT_TERMS), the sums run through ζ(1+α) near its pole at α = 0, and
+#: s = 1 + α keeps only the digits of α above 1e-16: they lose ~1e-16/α of relative accuracy
+#: and mix α with the rounded s − 1 (at α = 1e-5 a loss came out 1 + 6e-12, at 1e-15 1.11,
+#: at 1e-300 NaN). Finite K ≤ DIRECT_TERMS is summed term by term and stays exact at any
+#: α > 0. Above ALPHA_MAX every quantum but the first has frequency below 2^-(α+1) of it and
+#: 1 − p_1 is lost to rounding (at α = 1000 a loss came out half its value, at 1e300 NaN).
+#: Inside the range every loss agrees with mpmath to 1e-9 (tests/test_theory_extreme_alpha.py).
+ALPHA_MIN = 1e-4
+ALPHA_MAX = 20.0
+
+
+def check_alpha_sums(alpha: float, K: int | None) -> None:
+    """Refuse α outside [``ALPHA_MIN``, ``ALPHA_MAX``] where the sums over quanta lose their
+    accuracy (below ALPHA_MIN only for K infinite or above ``DIRECT_TERMS``), naming what to
+    do instead."""
+    if alpha > ALPHA_MAX:
+        raise InputError(f"alpha = {alpha:g} is above {ALPHA_MAX:g}: every quantum but the "
+                         f"first then has frequency below 2^-{ALPHA_MAX + 1:g} of it and the "
+                         "model's sums lose their accuracy in double precision; give "
+                         f"alpha <= {ALPHA_MAX:g}")
+    if alpha < ALPHA_MIN and (K is None or K > DIRECT_TERMS):
+        quanta = "infinitely many quanta" if K is None else f"K = {K:,} quanta"
+        raise InputError(f"alpha = {alpha:g} is below {ALPHA_MIN:g}: with {quanta} the "
+                         "model's sums sit at the pole of zeta(1 + alpha) and lose their "
+                         "accuracy in double precision (losses would come out wrong, even "
+                         f"above 1); give alpha >= {ALPHA_MIN:g}, or K <= {DIRECT_TERMS:,} "
+                         "quanta, which are summed term by term at any alpha > 0")
+
 
 @functools.lru_cache(maxsize=256)
 def _normalization(alpha: float, K: int | None) -> float:
+    check_alpha_sums(alpha, K)
     s = alpha + 1.0
     if K is None:
         return float(special.zeta(s))
@@ -63,29 +93,50 @@ def _suffix_sums(s: float, K: int) -> np.ndarray:
     return out
 
 
-def _hurwitz_between(s: float, n: np.ndarray, K: int | None) -> np.ndarray:
-    """ζ(s, n+1) − ζ(s, K+1) for real n ≤ K (Σ_{n<k≤K} k^-s at integer n), computed
-    term by term where the two zetas would nearly cancel."""
+#: terms of ζ(s, x) − ζ(s, b) summed one by one before Euler–Maclaurin (``_hurwitz_gap``)
+GAP_TERMS = 32
+
+
+def _hurwitz_gap(alpha: float, x: float, b: float) -> float:
+    """ζ(α+1, x) − ζ(α+1, b) for 1 ≤ x ≤ b ≤ x + 1, without the cancellation of the two
+    zetas near the pole at α = 0 (each is about 1/α): the first GAP_TERMS terms of
+    Σ_j [(x+j)^-s − (b+j)^-s] one by one, then Euler–Maclaurin from X = x + GAP_TERMS, whose
+    integral (X^-α − B^-α)/α is written with expm1/log1p (log(B/X) at α → 0) and whose
+    B4 and B6 terms leave below 1e-10 relative. scipy has no such difference; mpmath is
+    not a runtime dependency."""
+    s = alpha + 1.0
+    j = np.arange(GAP_TERMS - 1, -1, -1, dtype=float)
+    head = math.fsum((x + j) ** -s - (b + j) ** -s)
+    X, B = x + GAP_TERMS, b + GAP_TERMS
+    ratio = math.log1p((B - X) / X)
+    integral = X ** -alpha * -math.expm1(-alpha * ratio) / alpha if alpha * ratio > 0 \
+        else ratio
+    f = X ** -s - B ** -s
+    f1 = -s * (X ** (-s - 1) - B ** (-s - 1))
+    f3 = -s * (s + 1) * (s + 2) * (X ** (-s - 3) - B ** (-s - 3))
+    return head + integral + f / 2 - f1 / 12 + f3 / 720
+
+
+def _hurwitz_between(alpha: float, n: np.ndarray, K: int | None) -> np.ndarray:
+    """ζ(s, n+1) − ζ(s, K+1) (s = α+1) for real n ≤ K (Σ_{n<k≤K} k^-s at integer n),
+    computed term by term where the two zetas would nearly cancel (n within DIRECT_TERMS
+    of K; between integers, the last fraction of a term by ``_hurwitz_gap``)."""
+    s = alpha + 1.0
     n = np.asarray(n, dtype=float)
-    head = special.zeta(s, n + 1.0)
     if K is None:
-        return head
-    out = head - special.zeta(s, K + 1.0)
-    flat_n, flat_out = n.reshape(-1), out.reshape(-1)
+        return special.zeta(s, n + 1.0)
+    flat_n = n.reshape(-1)
+    out = np.empty(flat_n.shape)
     near = (K - flat_n) <= DIRECT_TERMS
-    whole = near & (flat_n == np.floor(flat_n))
-    if whole.any():                       # integer n near K: cached suffix sums
-        if K <= DIRECT_TERMS:
-            flat_out[whole] = _suffix_sums(s, K)[flat_n[whole].astype(np.int64)]
-        else:
-            near = near.copy()
-            whole[:] = False
+    out[~near] = special.zeta(s, flat_n[~near] + 1.0) - special.zeta(s, K + 1.0)
+    whole = near & (flat_n == np.floor(flat_n)) & (K <= DIRECT_TERMS)
+    if whole.any():                       # integer n, K summed term by term: suffix sums
+        out[whole] = _suffix_sums(s, K)[flat_n[whole].astype(np.int64)]
     for i in np.flatnonzero(near & ~whole):
         m = int(math.floor(K - flat_n[i]))
         terms = (flat_n[i] + 1.0 + np.arange(m - 1, -1, -1, dtype=float)) ** -s
-        rest = special.zeta(s, flat_n[i] + 1.0 + m) - special.zeta(s, K + 1.0)
-        flat_out[i] = math.fsum(terms) + rest
-    return np.maximum(flat_out.reshape(n.shape), 0.0)
+        out[i] = math.fsum(terms) + _hurwitz_gap(alpha, flat_n[i] + 1.0 + m, K + 1.0)
+    return np.maximum(out.reshape(n.shape), 0.0)
 
 
 def tail_mass(n, alpha, K=None):
@@ -97,7 +148,7 @@ def tail_mass(n, alpha, K=None):
     alpha, K = check_alpha(alpha), check_K(K)
     n = check_sizes(n, "n")
     m = n if K is None else np.minimum(n, K)
-    return finish(_hurwitz_between(alpha + 1.0, m, K) / _normalization(alpha, K))
+    return finish(_hurwitz_between(alpha, m, K) / _normalization(alpha, K))
 
 
 def truncation_offset(alpha, K=None, first_rank: int = 1) -> float:

@@ -42,6 +42,7 @@ step window holds fewer, evenly log-spaced points.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,19 +147,61 @@ def _in_window(y, window) -> np.ndarray:
     return (y > lo * LN2) & (y < hi * LN2)
 
 
-def _seed_keys(run: Run):
+def _seed_keys(run: Run, keep=None):
     """The (width, D) of each network group that differs only in its seed, and each group's
-    network indices."""
+    network indices (of the networks ``keep``, default all)."""
     m = run.metrics
-    keys = sorted({(int(w), int(d)) for w, d in zip(m["widths"], m["D"])},
+    kept = np.ones(len(m["widths"]), bool) if keep is None else np.isin(
+        np.arange(len(m["widths"])), keep)
+    keys = sorted({(int(w), int(d)) for w, d in zip(m["widths"][kept], m["D"][kept])},
                   key=lambda t: (t[1], t[0]))
-    return keys, [np.flatnonzero((m["widths"] == w) & (m["D"] == d)) for w, d in keys]
+    return keys, [np.flatnonzero((m["widths"] == w) & (m["D"] == d) & kept) for w, d in keys]
 
 
-def _seed_mean(run: Run, key: str):
+def _seed_mean(run: Run, key: str, keep=None):
     """Average a (network × ...) metric over seeds: returns (keys (width, D), array)."""
-    keys, groups = _seed_keys(run)
+    keys, groups = _seed_keys(run, keep)
     return keys, np.array([run.metrics[key][g].mean(0) for g in groups])
+
+
+def unusable_networks(run: Run) -> list[dict]:
+    """The networks whose evaluated test losses hold NaN, infinite or negative values (a
+    diverged run, or a damaged file): each with its index, width, seed, D and why. The
+    analysis leaves them out, with a warning naming them."""
+    m = run.metrics
+    n = int(m["n_evals"])
+    loss, mean = m["test_loss"][:, :n], m["mean_test_loss"][:, :n]
+    out = []
+    for i in range(len(m["widths"])):
+        finite = np.isfinite(loss[i]).all(axis=-1) & np.isfinite(mean[i])
+        negative = (loss[i] < 0).any(axis=-1) | (mean[i] < 0)
+        why = [f"{what} test losses at {int(bad.sum())} of {n} evaluations (first at step "
+               f"{int(m['steps'][np.argmax(bad)])})"
+               for what, bad in (("NaN or infinite", ~finite), ("negative", negative))
+               if bad.any()]
+        if why:
+            out.append(dict(index=i, width=int(m["widths"][i]), seed=int(m["seeds"][i]),
+                            D=int(m["D"][i]), reason="; ".join(why)))
+    return out
+
+
+def _network_name(n: dict) -> str:
+    return f"width {n['width']}, seed {n['seed']}" + (f", D {n['D']}" if n["D"] else "")
+
+
+def _usable(run: Run) -> tuple[np.ndarray, list[dict]]:
+    """The indices of the networks to analyse, and the ones left out (warned about)."""
+    bad = unusable_networks(run)
+    keep = np.setdiff1d(np.arange(len(run.metrics["widths"])), [b["index"] for b in bad])
+    if bad and not keep.size:
+        raise InputError(f"{run.path / 'metrics.npz'}: no network has usable test losses "
+                         f"({bad[0]['reason']}, and likewise the others): nothing to analyse "
+                         "(the run diverged, or the file is damaged)")
+    if bad:
+        warnings.warn(f"{run.path}: left out {len(bad)} network(s) with unusable losses: "
+                      + "; ".join(f"{_network_name(b)}: {b['reason']}" for b in bad),
+                      stacklevel=2)
+    return keep, bad
 
 
 def _seed_median(values: np.ndarray) -> np.ndarray:
@@ -207,6 +250,7 @@ class _RunData:
     net_loss: np.ndarray         # network × eval × subtask, nats
     alpha: float
     eps: float | None            # ε_K (None for α ≤ 0)
+    excluded: list               # networks left out: NaN, infinite or negative losses
 
     @property
     def online(self) -> bool:
@@ -235,8 +279,9 @@ def _run_data(run: Run) -> _RunData:
     if not m:
         raise InputError(f"run {run.path} has no metrics.npz yet")
     n_evals = int(m["n_evals"])
-    keys, mean_loss = _seed_mean(run, "mean_test_loss")
-    _, groups = _seed_keys(run)
+    keep, excluded = _usable(run)
+    keys, mean_loss = _seed_mean(run, "mean_test_loss", keep)
+    _, groups = _seed_keys(run, keep)
     widths = np.array([k[0] for k in keys])
     alpha = run.config.task.alpha
     return _RunData(run=run, steps=m["steps"][:n_evals], keys=keys, groups=groups,
@@ -244,7 +289,8 @@ def _run_data(run: Run) -> _RunData:
                     n_params=np.array([run.task.n_params(w, run.config.model.depth)
                                        for w in widths]),
                     mean_loss=mean_loss[:, :n_evals], net_loss=m["test_loss"][:, :n_evals],
-                    alpha=alpha, eps=truncation_offset(run.task) if alpha > 0 else None)
+                    alpha=alpha, eps=truncation_offset(run.task) if alpha > 0 else None,
+                    excluded=excluded)
 
 
 def _run_header(d: _RunData, method: str, loss_unit: str) -> dict:
@@ -254,7 +300,7 @@ def _run_header(d: _RunData, method: str, loss_unit: str) -> dict:
                steps=int(d.steps[-1]), complete=finished(run.metrics),
                planned_steps=run.planned_steps, until_step=run.until_step,
                device=run.config.train.device, precision=run.config.train.precision,
-               loss_unit=loss_unit, method=method)
+               loss_unit=loss_unit, method=method, excluded_networks=d.excluded)
     if not out["complete"]:
         how = ("cut there with until_step" if run.until_step is not None
                else "paused or stopped there")
@@ -371,9 +417,9 @@ def _quanta_D(d: _RunData, window, rule: str, thr: float, threshold: float,
               exponent_final=fin["exponent"], conf_int_final=fin["conf_int"])
     # learned subtasks per network, at its own eval of minimum mean test loss, then the
     # mean over seeds
-    nets_best = np.nanargmin(m["mean_test_loss"][:, :n_evals], axis=1)
-    per_net = (d.net_loss[np.arange(len(nets_best)), nets_best] < thr).sum(1)
-    learned = np.array([per_net[g].mean() for g in d.groups])
+    mean = m["mean_test_loss"][:, :n_evals]
+    learned = np.array([np.mean([(d.net_loss[i, np.argmin(mean[i])] < thr).sum() for i in g])
+                        for g in d.groups])
     selL = at & (learned > 0) & (learned < d.run.config.task.n_tasks) & ~still
     fL, keptL = _power_fit(d.Ds[selL], learned[selL],
                            dict(variable="training-set size D", width=w,
@@ -525,6 +571,8 @@ def _run_summary(r: Mapping) -> list[str]:
     for key in ("incomplete", "note"):
         if r.get(key):
             lines.append(f"  {key}: {r[key]}")
+    for n in r.get("excluded_networks") or []:
+        lines.append(f"  warning: left out {_network_name(n)}: {n['reason']}")
     lines += [_regime_line(reg, r[reg]) for reg in REGIMES if reg in r]
     return lines
 
@@ -717,6 +765,8 @@ class MethodComparison(Result):
                          f"{cell(r['paper'], r['paper_conf_int']):<26}")
         lines += [f"{_label(r)}: INCOMPLETE, {r['incomplete']}" for r in self.quanta.runs
                   if r.get("incomplete")]
+        lines += [f"{_label(run)}: warning: left out {_network_name(n)}: {n['reason']}"
+                  for run in self.quanta.runs for n in run.get("excluded_networks") or []]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

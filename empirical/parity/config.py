@@ -9,7 +9,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import InputError
+from pathlib import Path
+
+from common.errors import CorruptFileError, InputError
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 #: how one optimizer step is executed (empirical.parity.steps): the autograd step of the
@@ -216,3 +218,15 @@ class RunConfig:
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
         return cls.from_dict(json.loads(text))
+
+
+def read_config(path) -> RunConfig:
+    """A run's ``config.json``; a file that is not one is a CorruptFileError naming it."""
+    path = Path(path)
+    try:
+        return RunConfig.from_json(path.read_text())
+    except InputError as err:
+        raise CorruptFileError(f"{path}: {err}") from None
+    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, or not a config's
+        raise CorruptFileError(f"{path}: not a parity run's config "
+                               f"({str(err).splitlines()[0]})") from None

@@ -2,8 +2,6 @@
 networks by width, and exporting the compact part of a run for keeping in a repository."""
 from __future__ import annotations
 
-import os
-import pickle
 import zipfile
 from pathlib import Path
 
@@ -11,12 +9,12 @@ import numpy as np
 import torch
 
 from common.errors import CorruptFileError, InputError
-from common.files import atomic_write
-from .config import RunConfig
+from common.files import LOCK_NAME, Commit, FolderLock, atomic_write, check_unlocked
+from .config import RunConfig, read_config  # noqa: F401 (read_config: re-exported)
 from .model import MLP, FusedMLP
 from .task import SparseParityTask
-from .train import (CHECKPOINT_DIR, _atomic_torch_save, checkpoint_path, finished, make_task,
-                    network_table)
+from .train import (CHECKPOINT_DIR, _atomic_torch_save, checkpoint_path, finished,
+                    load_checkpoint, make_task, network_table, RUN_FILES)
 
 #: what ``export_run`` stores checkpoints (and per-subtask arrays) in unless told otherwise
 EXPORT_DTYPE = torch.float16
@@ -104,12 +102,7 @@ class Run:
         step = steps[-1] if step is None else int(step)
         if step not in steps:
             raise InputError(f"step {step} has no checkpoint; available: {steps}")
-        path = checkpoint_path(self.path, step)
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-            raise CorruptFileError(f"{path}: not a readable checkpoint "
-                                   f"({str(err).splitlines()[0]})") from None
+        return load_checkpoint(checkpoint_path(self.path, step))
 
     def _check_task(self) -> None:
         """Refuse to evaluate networks on a task other than the one they were trained on:
@@ -144,18 +137,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, networks={len(self.info())})"
-
-
-def read_config(path) -> RunConfig:
-    """A run's ``config.json``; a file that is not one is a CorruptFileError naming it."""
-    path = Path(path)
-    try:
-        return RunConfig.from_json(path.read_text())
-    except InputError as err:
-        raise CorruptFileError(f"{path}: {err}") from None
-    except (ValueError, TypeError, AttributeError) as err:  # bad JSON, or not a config's
-        raise CorruptFileError(f"{path}: not a parity run's config "
-                               f"({str(err).splitlines()[0]})") from None
 
 
 def read_metrics(path) -> dict:
@@ -262,8 +243,40 @@ def _compact_checkpoint(src: Run, step: int, keep: list[int], half: bool) -> dic
     return out
 
 
+def _check_dest(src: Run, dest: Path, force: bool) -> None:
+    """Refuse a destination that is or holds the source, or holds something: another run
+    (unless ``force``: it is then replaced whole) or anything else (never replaced)."""
+    s, d = src.path.resolve(), dest.resolve()
+    if s == d or s in d.parents or d in s.parents:
+        raise InputError(f"DEST {dest}: must lie outside the run {src.path}, and hold it not")
+    if not dest.exists():
+        return
+    if not dest.is_dir():
+        raise InputError(f"DEST {dest}: is a file; give a folder")
+    present = {p.name for p in dest.iterdir()} - {LOCK_NAME}
+    if not present:
+        return
+    if not present & set(RUN_FILES):
+        raise InputError(f"DEST {dest}: is a folder that holds no parity run but other files "
+                         f"({', '.join(sorted(present)[:3])}…); export into a new or empty "
+                         "folder")
+    if not force:
+        raise InputError(f"DEST {dest}: holds another run ({', '.join(sorted(present))}); "
+                         "pass --force to replace it whole, or choose another DEST")
+
+
+def _write_export(src: Run, out: Path, arrays: dict, steps, keep, half: bool) -> None:
+    """The export's files, written into the (staged) folder ``out``."""
+    atomic_write(out / "config.json", (src.path / "config.json").read_bytes())
+    atomic_write(out / "metrics.npz", lambda fh: np.savez_compressed(fh, **arrays))
+    for step in steps:
+        ck = _compact_checkpoint(src, step, keep, half)
+        _atomic_torch_save(ck, checkpoint_path(out, int(ck["step"])))
+
+
 def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
-               max_evals: int | None = None, accuracy: bool = True, networks=None) -> Path:
+               max_evals: int | None = None, accuracy: bool = True, networks=None,
+               force: bool = False) -> Path:
     """Copy a run's compact results to ``dest`` for keeping in a repository: ``config.json``,
     ``metrics.npz`` (every network; per-subtask arrays as float16 when ``half``: about 3
     significant digits; plus the task's bit subsets, checked when networks are evaluated)
@@ -275,19 +288,20 @@ def export_run(run_dir, dest, checkpoint_steps=(), half: bool = True,
     Smaller still, for sweeps of many runs: ``max_evals`` keeps that many of a finished run's
     evaluations, evenly spaced along its (log-spaced) grid, the first and last always
     (``eval_index`` records which); ``accuracy=False`` leaves out the per-subtask accuracy
-    (the frequency-weighted mean accuracy stays)."""
+    (the frequency-weighted mean accuracy stays).
+
+    Nothing is lost: ``dest`` must be new, empty or (with ``force``) hold another run, which
+    is then replaced whole; the export is built beside it and swapped in at the end
+    (``common.files.Commit``), under ``dest``'s lock, and refused while the run is being
+    trained; a failure or a kill leaves ``dest`` as it was."""
     src = Run(run_dir)
     dest = Path(dest)
-    if dest.resolve() == src.path.resolve():
-        raise InputError("dest must differ from run_dir")
+    _check_dest(src, dest, force)
     keep = select_networks(src.info(), networks)
     steps = _export_steps(src, checkpoint_steps)
     arrays = _compact_metrics(src, half, max_evals, accuracy)   # refusals before any write
-    dest.mkdir(parents=True, exist_ok=True)
-    atomic_write(dest / "config.json", (src.path / "config.json").read_bytes())
-    atomic_write(dest / "metrics.npz", lambda fh: np.savez_compressed(fh, **arrays))
-    for step in steps:
-        ck = _compact_checkpoint(src, step, keep, half)
-        _atomic_torch_save(ck, checkpoint_path(dest, int(ck["step"])))
-    os.sync()
+    check_unlocked(src.path)
+    with FolderLock(dest, "quanta parity export"), Commit() as commit:
+        _check_dest(src, dest, force)          # again, now that dest is ours
+        _write_export(src, commit.folder(dest), arrays, steps, keep, half)
     return dest

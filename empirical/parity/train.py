@@ -13,7 +13,11 @@ optimizer, the stream states and the metrics so far, and are written atomically,
 from __future__ import annotations
 
 import contextlib
+import pickle
+import shutil
 import time
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -21,15 +25,24 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from common.errors import InputError
-from common.files import atomic_write
+from common.errors import CorruptFileError, InputError, RunError
+from common.files import FolderLock, atomic_write
 from . import steps
-from .config import RunConfig
+from .config import RunConfig, read_config
 from .model import FusedMLP
 from .task import SparseParityTask, SweepSampler, _torch_seed, zipf_frequencies
 
 CHECKPOINT_DIR = "checkpoints"
 RESUME_NAME = "resume.pt"
+#: what makes a folder a run (training into it needs resume or force)
+RUN_FILES = ("config.json", "metrics.npz", CHECKPOINT_DIR)
+#: TrainConfig fields that say how a step is computed or where, not what is computed: a
+#: resume may change them (a run moved to another machine, or on to a faster step variant,
+#: each checked against the fp32 eager step within its precision's tolerance, or an
+#: evaluation split into other chunks); the resumed run records the new values. Every
+#: other field (the task, the networks, the data, the optimizer, the grids, the precision)
+#: must equal the saved run's, or the resumed run would not be the run that was started.
+RESUME_MAY_CHANGE = ("device", "step", "step_options", "compile", "eval_chunk")
 
 
 def log_steps(total: int, count: int) -> list[int]:
@@ -44,9 +57,17 @@ def resolve_device(device: str) -> torch.device:
     """"auto" → CUDA when present, else the CPU; anything else as given."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"device {device!r} is not a device: give auto, cpu, cuda or "
+                         "cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("device 'cuda' requested but CUDA is not available")
+        raise InputError(f"device {device!r} requested but CUDA is not available (device "
+                         "cpu trains on the CPU)")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise InputError(f"device {device!r}: this machine has {torch.cuda.device_count()} "
+                         "CUDA device(s)")
     return dev
 
 
@@ -260,23 +281,57 @@ def _autocast_factory(precision: str, device: torch.device):
     return contextlib.nullcontext
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
+def load_checkpoint(path) -> dict:
+    """A checkpoint on the CPU; one that cannot be read is a CorruptFileError naming it."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        int(ck["step"])
+        return ck
+    except (RuntimeError, EOFError, OSError, KeyError, TypeError, ValueError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        why = (str(err).splitlines() or [type(err).__name__])[0].split(". ")[0]
+        raise CorruptFileError(f"{path}: not a readable checkpoint ({why})") from None
+
+
+def _latest_checkpoint(run_dir: Path) -> tuple[Path | None, dict | None]:
+    """The newest readable checkpoint of ``run_dir`` (step_*.pt or resume.pt) and its
+    contents, or (None, None) if it has none. An unreadable one (a damaged disk, a file
+    copied in part) is passed over for the one before it, with a warning naming it; if none
+    can be read, a CorruptFileError names them."""
     ckdir = run_dir / CHECKPOINT_DIR
     if not ckdir.is_dir():
-        return None
-    best, best_step = None, -1
-    for p in [*ckdir.glob("step_*.pt"), *ckdir.glob(RESUME_NAME)]:
-        step = torch.load(p, map_location="cpu", weights_only=True)["step"] \
-            if p.name == RESUME_NAME else int(p.stem.split("_")[1])
-        if step > best_step:
-            best, best_step = p, step
-    return best
+        return None, None
+    found = {p: int(p.stem.split("_")[1]) for p in ckdir.glob("step_*.pt")}
+    loaded, unreadable = {}, []
+    resume = ckdir / RESUME_NAME
+    if resume.exists():
+        try:
+            loaded[resume] = load_checkpoint(resume)
+            found[resume] = int(loaded[resume]["step"])
+        except CorruptFileError as err:
+            unreadable.append(str(err))
+    for path in sorted(found, key=found.get, reverse=True):
+        try:
+            ck = loaded[path] if path in loaded else load_checkpoint(path)
+        except CorruptFileError as err:
+            unreadable.append(str(err))
+            continue
+        if unreadable:
+            warnings.warn(f"{'; '.join(unreadable)}: resuming from the last readable "
+                          f"checkpoint, {path.name} (step {int(ck['step'])}), instead",
+                          stacklevel=3)
+        return path, ck
+    if unreadable:
+        raise CorruptFileError(f"no readable checkpoint in {ckdir} to resume from: "
+                               f"{unreadable[0]}" + (f" (and {len(unreadable) - 1} more)"
+                                                      if len(unreadable) > 1 else ""))
+    return None, None
 
 
 def train(config: RunConfig, out_dir, resume: bool = False,
           callback: Callable[[int, torch.Tensor], None] | None = None,
           save_every_s: float | None = None, log: Callable[[str], None] | None = None,
-          time_limit_s: float | None = None) -> Path:
+          time_limit_s: float | None = None, force: bool = False) -> Path:
     """Train every network of ``config`` together; write ``config.json``, ``metrics.npz`` and
     ``checkpoints/`` into ``out_dir``; return ``out_dir``.
 
@@ -288,12 +343,29 @@ def train(config: RunConfig, out_dir, resume: bool = False,
     ``time_limit_s`` pauses the run once this call has trained that long: it writes the
     resume checkpoint and the metrics so far and returns, and ``resume=True`` continues it
     with nothing lost (``is_complete`` tells a paused run from a finished one).
+
+    Nothing is lost: ``out_dir`` holding a run needs ``resume`` (which continues it; only
+    the fields of :data:`RESUME_MAY_CHANGE` may differ from the saved config) or ``force``
+    (which replaces it whole); the run holds ``out_dir``'s lock (``common.files.FolderLock``)
+    while it trains, so a second trainer or an export of the same folder is refused. A
+    resume passes over an unreadable checkpoint for the one before it (a warning names it).
+    A loss or a weight that turns NaN or infinite (divergence) stops the run with a
+    ``RunError`` naming the networks, after saving the metrics so far.
     """
     config = RunConfig.from_dict(config.to_dict()).validate()
     out = Path(out_dir)
     device = resolve_device(config.train.device)
     config.train.device = str(device)  # the resolved device is what the run records
-    _prepare_run_dir(config, out, resume)
+    with FolderLock(out, "quanta parity train" + (" --resume" if resume else "")):
+        _prepare_run_dir(config, out, resume, force)
+        return _train_locked(config, out, device, resume, callback, save_every_s, log,
+                             time_limit_s)
+
+
+def _train_locked(config, out, device, resume, callback, save_every_s, log,
+                  time_limit_s) -> Path:
+    """:func:`train` once ``out`` is locked and prepared: TF32 as the precision asks, then
+    the session from step 0 or from the latest readable checkpoint."""
     prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     if device.type == "cuda":
         allow = config.train.precision in ("tf32", "bf16")
@@ -307,20 +379,44 @@ def train(config: RunConfig, out_dir, resume: bool = False,
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev
 
 
-def _prepare_run_dir(config: RunConfig, out: Path, resume: bool) -> None:
-    """Refuse to overwrite a run, or to resume one with another config; write config.json."""
+def _prepare_run_dir(config: RunConfig, out: Path, resume: bool, force: bool) -> None:
+    """Refuse to overwrite a run (unless ``force``: then its files are removed), or to
+    resume one with another config; write config.json. Called under ``out``'s lock."""
     existing = out / "config.json"
-    if existing.exists() and not resume:
-        raise InputError(f"out_dir {out} already holds a run; pass resume=True (--resume) "
-                         "to continue it or choose another directory")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not resume:
+        if not force:
+            raise InputError(f"out_dir {out} already holds a run ({', '.join(held)}); "
+                             "continue it with --resume, replace it with --force, or choose "
+                             "another directory")
+        for name in held:
+            path = out / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     if existing.exists() and resume:
-        old = RunConfig.from_json(existing.read_text()).to_dict()
-        if old != config.to_dict():
-            raise InputError(f"config differs from the run in {out}; resume with the same config")
+        changed = config_changes(read_config(existing), config)
+        if changed:
+            raise InputError(f"config differs from the run in {out} ({'; '.join(changed)}); "
+                             "resume with the same config")
         if (out / "metrics.npz").exists() and not (out / CHECKPOINT_DIR).is_dir():
             raise InputError(f"{out} holds exported results without checkpoints; cannot resume")
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write(existing, config.to_json().encode())
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, v in d.items():
+        out.update(_leaves(v, f"{prefix}{key}.") if isinstance(v, dict) else {prefix + key: v})
+    return out
+
+
+def config_changes(saved: RunConfig, config: RunConfig, fields=None) -> list[str]:
+    """``field = new (saved: old)`` for each config field (``section.name``; of ``fields``
+    only, if given) where ``config`` differs from ``saved``, leaving out those a resume may
+    change (:data:`RESUME_MAY_CHANGE`)."""
+    new, old = _leaves(config.to_dict()), _leaves(saved.to_dict())
+    free = {f"train.{name}" for name in RESUME_MAY_CHANGE}
+    keys = [k for k in new if k not in free and (fields is None or k in fields)]
+    return [f"{k} = {new[k]!r} (saved: {old.get(k)!r})" for k in keys if new[k] != old.get(k)]
 
 
 def make_step(config: RunConfig, task: SparseParityTask, nets, model: FusedMLP, opt,
@@ -380,11 +476,11 @@ class _Session:
         self.resume_file = out / CHECKPOINT_DIR / RESUME_NAME
 
     def restore(self) -> int:
-        """Load the latest checkpoint of the run directory, if any; return its step."""
-        last = _latest_checkpoint(self.out)
+        """Load the latest readable checkpoint of the run directory, if any; return its
+        step."""
+        last, ck = _latest_checkpoint(self.out)
         if last is None:
             return 0
-        ck = torch.load(last, map_location="cpu", weights_only=True)
         if "optimizer" not in ck:
             raise InputError(f"{last} is an exported checkpoint without optimizer state; "
                              "it cannot be resumed")
@@ -399,6 +495,7 @@ class _Session:
         return int(ck["step"])
 
     def save(self, step: int, path: Path) -> None:
+        self.check_finite(step)
         _atomic_torch_save({
             "format": "quanta.parity/1", "step": step, "config": self.config.to_dict(),
             "networks": self.nets, "model": self.model.state_dict(),
@@ -421,6 +518,9 @@ class _Session:
                                  steps.evaluation_lookup(tc))
             tl = None if batch_loss is None else batch_loss.float().cpu().numpy()
             self.metrics.record(e, loss, acc, tl, self.clock())
+            bad = ~np.isfinite(self.metrics.a["mean_test_loss"][:, e])
+            if bad.any():
+                self.diverged(step, np.flatnonzero(bad), "test loss")
             if self.log:
                 m = self.metrics.a["mean_test_loss"][:, e]
                 self.log(f"step {step:>8d}  mean test loss  min {m.min():.4f}  max "
@@ -428,6 +528,29 @@ class _Session:
         if step in self.ckpt_steps:
             self.save(step, checkpoint_path(self.out, step))
             self.metrics.save(self.out)
+
+    def check_finite(self, step: int) -> None:
+        """Before a checkpoint: stop if a weight is NaN or infinite (divergence)."""
+        if all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            return
+        bad = [i for i in range(len(self.nets))
+               if not all(bool(torch.isfinite(p).all()) for p in
+                          self.model.network(i).parameters())]
+        self.diverged(step, bad, "weights")
+
+    def diverged(self, step: int, bad, what: str) -> None:
+        """Stop a diverged run: save the metrics so far (the NaN evaluation shows it), no
+        checkpoint, and raise a RunError naming the networks."""
+        self.metrics.save(self.out)
+        names = ", ".join(f"width {self.nets[i]['width']} seed {self.nets[i]['seed']}"
+                          + (f" D {self.nets[i]['D']}" if self.nets[i]["D"] else "")
+                          for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5
+                                               else "")
+        raise RunError(f"training diverged at step {step}: NaN or infinite {what} of "
+                       f"{len(bad)} of {len(self.nets)} network(s) ({names}); lr "
+                       f"{self.config.train.lr:g} is too large? The metrics so far are in "
+                       f"{self.out / 'metrics.npz'}; train again with a smaller --lr "
+                       "(--force replaces this run)")
 
     def run(self, start: int, callback, save_every_s, time_limit_s) -> Path:
         """Train from step ``start`` to the end, or until ``time_limit_s`` pauses it."""

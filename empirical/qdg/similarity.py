@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common import resources
 from common.errors import InputError
 
 
@@ -56,6 +57,7 @@ def _similarity(gradients, transform, block_size: int) -> np.ndarray:
         g = normalize_rows(gradients)
         n = g.shape[0]
         product = lambda a, b, c, d: g[a:b] @ g[c:d].T      # noqa: E731
+    check_affinity_memory(n)
     out = np.empty((n, n), dtype=np.float32)
     blocks = _blocks(n, block_size)
     for i, (a, b) in enumerate(blocks):
@@ -69,6 +71,18 @@ def _similarity(gradients, transform, block_size: int) -> np.ndarray:
                 out[c:d, a:b] = blk.T
     np.fill_diagonal(out, 1.0)
     return out
+
+
+#: bytes per entry of the n × n affinity, with the spectral clustering's copies of it
+AFFINITY_BYTES = 24
+
+
+def check_affinity_memory(n: int) -> None:
+    """Refuse an n × n affinity (and its spectral clustering) that would not fit in memory,
+    before allocating it."""
+    resources.check_memory(AFFINITY_BYTES * float(n) ** 2,
+                           f"the {n:,} × {n:,} affinity of {n:,} samples and its clustering",
+                           "lower the number of samples")
 
 
 def cosine_similarity(gradients, block_size: int = 4096) -> np.ndarray:

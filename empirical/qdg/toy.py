@@ -17,12 +17,14 @@ import numpy as np
 import torch
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from common import resources
 from common.errors import InputError
 import theory
+from theory._checks import check_alpha
 
 from .clustering import QDGClusteringSweep
 from .estimators import ESTIMATORS, estimate_all
-from .similarity import angular_affinity
+from .similarity import angular_affinity, check_affinity_memory
 
 
 def toy_embeddings(alpha: float, n_clusters: int, n_samples: int, dim: int, sigma: float,
@@ -56,8 +58,7 @@ def run_toy(alpha: float = 0.5, n_clusters: int = 200, n_samples: int = 10_000, 
     ``per_rep``), ``ari``/``nmi`` (K → mean over reps, against the planted clusters),
     ``sizes`` (rep 0: K → sorted cluster sizes, and ``true``), ``seconds``.
     """
-    if reps < 1:
-        raise InputError(f"reps must be a positive integer, got {reps}")
+    _check_sizes(reps, n_samples, dim)
     config = dict(alpha=alpha, n_clusters=n_clusters, n_samples=n_samples, dim=dim, sigma=sigma,
                   ks=[int(v) for v in ks], reps=reps, seed=seed, estimators=list(estimators),
                   k=k, rank_window=rank_window, bootstrap=bootstrap, level=level,
@@ -82,6 +83,7 @@ def run_toy(alpha: float = 0.5, n_clusters: int = 200, n_samples: int = 10_000, 
         if r == 0:
             sizes0 = {str(kk): v for kk, v in model.cluster_sizes_.items()}
             sizes0["true"] = np.sort(np.bincount(truth, minlength=n_clusters))[::-1]
+            _check_time(time.perf_counter() - t0, reps, f"{reps:,} QDG repetitions")
     summary = {}
     for name in estimators:
         a = np.array([p[name]["alpha_hat"] for p in per_rep])
@@ -94,6 +96,24 @@ def run_toy(alpha: float = 0.5, n_clusters: int = 200, n_samples: int = 10_000, 
             "ari": {kk: float(np.mean(v)) for kk, v in ari.items()},
             "nmi": {kk: float(np.mean(v)) for kk, v in nmi.items()},
             "sizes": sizes0, "seconds": time.perf_counter() - t0}
+
+
+def _check_sizes(reps: int, n_samples: int, dim: int) -> None:
+    """Refuse a toy run whose repetitions, embeddings or affinity would not fit, before
+    drawing anything."""
+    if int(reps) < 1:
+        raise InputError(f"reps must be a positive integer, got {reps}")
+    if int(n_samples) >= 1 and int(dim) >= 1:
+        resources.check_memory(16.0 * int(n_samples) * int(dim) + 600.0 * int(reps),
+                               f"{int(reps):,} toy data sets of {int(n_samples):,} × "
+                               f"{int(dim):,}", "lower the samples, dim or reps")
+        check_affinity_memory(int(n_samples))
+
+
+def _check_time(first_s: float, count: int, what: str) -> None:
+    """After the first of ``count`` equal pieces of work: refuse the rest if the whole would
+    take too long (say how long if it takes a while)."""
+    resources.check_seconds(first_s * count, what, "lower the repetitions or the samples")
 
 
 def bias_study(alphas: Sequence[float], dims: Sequence[int], sigmas: Sequence[float], *,
@@ -110,6 +130,16 @@ def bias_study(alphas: Sequence[float], dims: Sequence[int], sigmas: Sequence[fl
     from .estimators import estimate_alpha
     rows = []
     grid = list(itertools.product(alphas, dims, sigmas, n_clusters, samples))
+    if not grid:
+        raise InputError("the grid of settings is empty: give at least one value of each")
+    for a in alphas:
+        check_alpha(a)
+    for s in sigmas:
+        if not (np.isfinite(s) and s >= 0):
+            raise InputError(f"sigma must be a finite number >= 0, got {s}")
+    for d in dims:
+        for n in samples:
+            _check_sizes(reps, n, d)
     # each cell's seed comes from its settings, so a cell rerun alone gives the same data
     seeds = [np.random.SeedSequence([int(seed), round(1e6 * a), int(d), round(1e6 * s),
                                      int(nc), int(n)]) for a, d, s, nc, n in grid]
@@ -122,6 +152,8 @@ def bias_study(alphas: Sequence[float], dims: Sequence[int], sigmas: Sequence[fl
                                        random_state=int(cluster_seed) % 2**31).fit(
                 angular_affinity(torch.from_numpy(x)))
             sec = time.perf_counter() - t0
+            if i == 0 and r == 0:
+                _check_time(sec, len(grid) * reps, f"{len(grid) * reps:,} QDG data sets")
             base = dict(alpha_true=a, dim=d, sigma=s, n_clusters=nc, n_samples=n, rep=r,
                         seconds=sec)
             score = {kk: (adjusted_rand_score(truth, lab), normalized_mutual_info_score(truth, lab))

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import CorruptFileError, InputError
-from quanta.io import CommandError, add_output_args, save_figure, say, write_json
+from quanta.io import (CommandError, add_output_args, count, declare_paths, fraction, save_figure,
+                       say, seed, write_json)
 
 #: the forms ``quanta fit curve --form`` offers (fit.forms.FORMS, kept here so that building
 #: the parser imports nothing heavy)
@@ -38,10 +39,11 @@ DEFAULT_ACTION = "curve"
 def _bootstrap_options() -> argparse.ArgumentParser:
     """--bootstrap, --level, --seed: the interval flags that curve and sizes share."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--bootstrap", type=int, default=1000,
+    p.add_argument("--bootstrap", type=count(0), default=1000,
                    help="resamples (default 1000; 0 = none)")
-    p.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--level", type=fraction, default=0.95,
+                   help="confidence level (default 0.95)")
+    p.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default 0)")
     return p
 
 
@@ -106,6 +108,7 @@ def _add_curve(sub, shared) -> None:
     c.add_argument("--predict", nargs="+", metavar="X",
                    help="predict the loss at these sizes, with bands (joint forms: N,D)")
     add_output_args(c)
+    declare_paths(c, inputs=("data",))
     c.set_defaults(func=run_curve)
 
 
@@ -192,6 +195,7 @@ def _add_sizes(sub, shared) -> None:
                    help="(ols/envelope) ranks used")
     _add_gof_args(z)
     add_output_args(z)
+    declare_paths(z, inputs=("file",))
     z.set_defaults(func=run_sizes)
 
 

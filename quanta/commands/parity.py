@@ -8,12 +8,24 @@ import time
 from pathlib import Path
 
 from common.errors import InputError
-from quanta.io import log_grid, save_figure, say, write_json
+from quanta.io import (count, declare_paths, log_grid, positive, save_figure, say, seconds, seed,
+                       track_given, write_json)
 
 #: exit status of ``train`` when ``--time-limit`` paused the run (sysexits' EX_TEMPFAIL:
 #: not an error, call again with --resume)
 EXIT_PAUSED = 75
 
+
+
+def _device(text: str) -> str:
+    """An argparse type for ``--device``: auto, cpu, mps, or cuda/xpu with an optional
+    index (checked against the machine when the run starts)."""
+    import argparse
+    import re
+
+    if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"not a device: {text!r} (auto, cpu, cuda, cuda:N)")
+    return text
 
 
 def _grid(lo: float, hi: float, count: int) -> list[int]:
@@ -50,22 +62,38 @@ def config_from_args(args):
     ).validate()
 
 
-def _leaves(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, v in d.items():
-        out.update(_leaves(v, f"{prefix}{key}.") if isinstance(v, dict) else {prefix + key: v})
-    return out
+#: the train flags (argparse dests) that set config fields, and the fields
+FLAG_FIELDS = {
+    **{d: (f"task.{d}",) for d in ("n_tasks", "n_bits", "k", "alpha", "offset")},
+    "alphas": ("task.alpha", "task.alphas"), "task_seed": ("task.seed",),
+    "widths": ("model.widths",), "width_grid": ("model.widths",), "depth": ("model.depth",),
+    "D_grid": ("train.D",),
+    **{d: (f"train.{d}",) for d in ("steps", "batch", "lr", "seeds", "D", "eval_points",
+                                     "checkpoints", "test_per_task", "eval_chunk", "device",
+                                     "precision", "compile", "step", "step_options",
+                                     "sampler")}}
 
 
-def _given_flags_that_differ(saved, args) -> list[str]:
-    """Config fields that the command line sets away from its defaults and to something
-    other than the saved run's value (a resumed run keeps its saved config)."""
-    given = _leaves(config_from_args(args).to_dict())
-    default = _leaves(config_from_args(args.train_parser.parse_args(["--out", args.out]))
-                      .to_dict())
-    saved = _leaves(saved.to_dict())
-    return [f"{k} = {given[k]!r} (saved: {saved.get(k)!r})" for k in given
-            if given[k] != default[k] and given[k] != saved.get(k)]
+def resumed_config(saved, args):
+    """The config a ``--resume`` continues: the saved one, with the fields a resume may
+    change (``empirical.parity.train.RESUME_MAY_CHANGE``) set from the flags given. Every
+    other flag given explicitly (its default value or not) must equal the saved run's."""
+    import dataclasses
+
+    from empirical.parity.train import RESUME_MAY_CHANGE, config_changes
+
+    given = getattr(args, "given", frozenset())
+    wanted = config_from_args(args)
+    fields = {f for d in given for f in FLAG_FIELDS.get(d, ())}
+    clash = config_changes(saved, wanted, fields)
+    if clash:
+        raise InputError(f"--resume continues {args.out} with its saved config, which these "
+                         f"flags contradict: {'; '.join(clash)} (leave them out, or train "
+                         "into another --out)")
+    free = {n: getattr(wanted.train, n) for n in RESUME_MAY_CHANGE if f"train.{n}" in fields}
+    config = dataclasses.replace(saved, train=dataclasses.replace(saved.train, **free))
+    config.validate()
+    return config
 
 
 def cmd_train(args) -> int:
@@ -77,19 +105,14 @@ def cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.resume and (out / "config.json").exists():
-        config = read_config(out / "config.json")
-        clash = _given_flags_that_differ(config, args)
-        if clash:
-            raise InputError(f"--resume continues {out} with its saved config, which these "
-                             f"flags contradict: {'; '.join(clash)} (leave them out, or train "
-                             "into another --out)")
+        config = resumed_config(read_config(out / "config.json"), args)
         print(f"resuming {out} with its saved config")
     else:
         config = config_from_args(args)
     log = None if args.quiet else (lambda s: print(s, flush=True))
     t0 = time.perf_counter()
     train(config, out, resume=args.resume, save_every_s=args.save_every, log=log,
-          time_limit_s=args.time_limit)
+          time_limit_s=args.time_limit, force=args.force)
     if not is_complete(out):
         print(f"paused: {out} ({time.perf_counter() - t0:.1f} s this call); run the same "
               f"command with --resume to go on")
@@ -171,7 +194,7 @@ def cmd_export(args) -> int:
 
     dest = export_run(args.run_dir, args.dest, checkpoint_steps=_checkpoint_steps(args.checkpoints),
                       half=not args.full_precision, max_evals=args.max_evals,
-                      accuracy=not args.no_accuracy, networks=args.networks)
+                      accuracy=not args.no_accuracy, networks=args.networks, force=args.force)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     print(f"exported {args.run_dir} -> {dest} ({size / 1e6:.2f} MB)")
     return 0
@@ -182,34 +205,34 @@ def _add_train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a sweep of MLPs together (widths × seeds × D)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--out", required=True, help="run directory")
-    t.add_argument("--n-tasks", type=int, default=500)
-    t.add_argument("--n-bits", type=int, default=100)
-    t.add_argument("--k", type=int, default=3)
+    t.add_argument("--n-tasks", type=count(1), default=500)
+    t.add_argument("--n-bits", type=count(1), default=100)
+    t.add_argument("--k", type=count(1), default=3)
     t.add_argument("--alpha", type=float, default=0.4,
                    help="the paper's α: subtask frequencies ∝ (i+offset)^-(α+1)")
     t.add_argument("--alphas", type=float, nargs="+", default=None, metavar="ALPHA",
                    help="several α trained at once, one group of networks each (overrides "
                         "--alpha); split the run with empirical.parity.sweeps.split_alphas")
-    t.add_argument("--offset", type=int, default=1)
-    t.add_argument("--task-seed", type=int, default=0, help="seed of the subtask subsets")
-    t.add_argument("--widths", type=int, nargs="+", default=None,
+    t.add_argument("--offset", type=count(1), default=1)
+    t.add_argument("--task-seed", type=seed, default=0, help="seed of the subtask subsets")
+    t.add_argument("--widths", type=count(1), nargs="+", default=None,
                    help="hidden widths (default: --width-grid 9 500 30)")
     t.add_argument("--width-grid", type=float, nargs=3, metavar=("MIN", "MAX", "COUNT"))
-    t.add_argument("--depth", type=int, default=1, help="hidden layers")
-    t.add_argument("--seeds", type=int, nargs="+", default=[0])
-    t.add_argument("--D", type=int, nargs="+", default=None,
+    t.add_argument("--depth", type=count(1), default=1, help="hidden layers")
+    t.add_argument("--seeds", type=seed, nargs="+", default=[0])
+    t.add_argument("--D", type=count(1), nargs="+", default=None,
                    help="training-set sizes (default: online, fresh samples every step)")
     t.add_argument("--D-grid", type=float, nargs=3, metavar=("MIN", "MAX", "COUNT"))
-    t.add_argument("--steps", type=int, default=200_000)
-    t.add_argument("--batch", type=int, default=20_000)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--eval-points", type=int, default=100, help="log-spaced evaluations")
-    t.add_argument("--checkpoints", type=int, default=20, help="log-spaced checkpoints")
-    t.add_argument("--test-per-task", type=int, default=1000)
-    t.add_argument("--eval-chunk", type=int, default=50_000, metavar="SAMPLES",
+    t.add_argument("--steps", type=count(1), default=200_000)
+    t.add_argument("--batch", type=count(1), default=20_000)
+    t.add_argument("--lr", type=positive, default=1e-3)
+    t.add_argument("--eval-points", type=count(1), default=100, help="log-spaced evaluations")
+    t.add_argument("--checkpoints", type=count(1), default=20, help="log-spaced checkpoints")
+    t.add_argument("--test-per-task", type=count(1), default=1000)
+    t.add_argument("--eval-chunk", type=count(1), default=50_000, metavar="SAMPLES",
                    help="test samples per evaluation forward (its memory: SAMPLES × all "
                         "hidden units)")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    t.add_argument("--device", type=_device, default="auto", help="auto, cpu, cuda, cuda:1, ...")
     t.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
     t.add_argument("--compile", action="store_true",
                    help="torch.compile the model's forward (of --step eager)")
@@ -225,14 +248,19 @@ def _add_train_parser(sub) -> None:
                         "generator per stream (the sampler of runs made before it)")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
-    t.add_argument("--save-every", type=float, default=None, metavar="SECONDS",
+    t.add_argument("--save-every", type=seconds, default=None, metavar="SECONDS",
                    help="also save a resume checkpoint this often (machines with time limits)")
-    t.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+    t.add_argument("--time-limit", type=seconds, default=None, metavar="SECONDS",
                    help="pause after training this long in this call: save a resume "
                         f"checkpoint and exit with status {EXIT_PAUSED} (go on with --resume)")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--threads", type=count(1), default=None, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true")
-    t.set_defaults(func=cmd_train, train_parser=t)
+    t.add_argument("--force", action="store_true",
+                   help="--out may hold another run, which is then replaced (its config, "
+                        "metrics and checkpoints removed)")
+    t.set_defaults(func=cmd_train)
+    declare_paths(t, folders=("out",))
+    track_given(t)
 
 
 
@@ -273,13 +301,14 @@ def _add_analyze_parser(sub) -> None:
     a.add_argument("--step-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="(paper) steps of the L(S) fit, LO <= step < HI (default: the "
                         "paper's 500 15000)")
-    a.add_argument("--width", type=int, default=None,
+    a.add_argument("--width", type=count(1), default=None,
                    help="(paper) the network of the L(S) and convergence fits (default the "
                         "widest)")
-    a.add_argument("--bootstrap", type=int, default=None,
+    a.add_argument("--bootstrap", type=count(1), default=None,
                    help="(paper) bootstrap resamples of each interval (default 1000)")
-    a.add_argument("--seed", type=int, default=None, help="(paper) seed of the bootstrap "
+    a.add_argument("--seed", type=seed, default=None, help="(paper) seed of the bootstrap "
                                                           "(default 0)")
+    declare_paths(a, inputs=("run_dirs",), files=("json",), folders=("plot_dir",))
     a.set_defaults(func=cmd_analyze)
 
 
@@ -334,10 +363,14 @@ def _add_export_parser(sub) -> None:
                         "D of those widths); the metrics keep every network")
     e.add_argument("--full-precision", action="store_true",
                    help="keep per-subtask arrays and checkpoints in float32 (default float16)")
-    e.add_argument("--max-evals", type=int, default=None, metavar="N",
+    e.add_argument("--max-evals", type=count(2), default=None, metavar="N",
                    help="keep N of a finished run's evaluations, evenly along its grid")
     e.add_argument("--no-accuracy", action="store_true",
                    help="leave out the per-subtask accuracy (the mean accuracy stays)")
+    e.add_argument("--force", action="store_true",
+                   help="DEST may hold another run, which is then replaced whole (never a "
+                        "folder holding anything else)")
+    declare_paths(e, inputs=("run_dir",), folders=("dest",))
     e.set_defaults(func=cmd_export)
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.files import atomic_write
-from quanta.io import add_output_args, save_figure, say, write_json
+from quanta.io import (add_output_args, add_resource_args, count, declare_paths, save_figure,
+                       say, seed, write_file, write_json)
 
 
 def add_parser(subparsers) -> None:
@@ -26,30 +26,33 @@ def add_parser(subparsers) -> None:
 
     t = sub.add_parser("toy", help="QDG on toy embeddings with planted Zipfian clusters")
     t.add_argument("--alpha", type=float, required=True, help="the paper's α of the planted sizes")
-    t.add_argument("--n-clusters", type=int, default=200)
-    t.add_argument("--samples", type=int, default=10_000)
-    t.add_argument("--dim", type=int, default=64)
+    t.add_argument("--n-clusters", type=count(1), default=200)
+    t.add_argument("--samples", type=count(1), default=10_000)
+    t.add_argument("--dim", type=count(1), default=64)
     t.add_argument("--sigma", type=float, default=0.5, help="noise norm relative to the unit centre")
-    t.add_argument("--ks", type=int, nargs="+", default=[50, 100, 200, 400], help="cluster counts K")
-    t.add_argument("--k", type=int, default=None, help="K for the single-K estimators (default: smallest K)")
-    t.add_argument("--reps", type=int, default=1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for intervals")
-    t.add_argument("--n-init", type=int, default=10, help="k-means restarts per K")
+    t.add_argument("--ks", type=count(1), nargs="+", default=[50, 100, 200, 400], help="cluster counts K")
+    t.add_argument("--k", type=count(1), default=None, help="K for the single-K estimators (default: smallest K)")
+    t.add_argument("--reps", type=count(1), default=1)
+    t.add_argument("--seed", type=seed, default=0)
+    t.add_argument("--bootstrap", type=count(0), default=200, help="bootstrap resamples for intervals")
+    t.add_argument("--n-init", type=count(1), default=10, help="k-means restarts per K")
     add_output_args(t)
+    add_resource_args(t)
     t.set_defaults(func=run_toy_cmd)
 
     b = sub.add_parser("bias", help="bias of every α estimator over a grid of toy settings")
     b.add_argument("--alphas", type=float, nargs="+", required=True)
-    b.add_argument("--dims", type=int, nargs="+", required=True)
+    b.add_argument("--dims", type=count(1), nargs="+", required=True)
     b.add_argument("--sigmas", type=float, nargs="+", required=True)
-    b.add_argument("--n-clusters", type=int, nargs="+", default=[100])
-    b.add_argument("--samples", type=int, nargs="+", default=[2000])
-    b.add_argument("--ks", type=int, nargs="+", default=[10, 20, 40, 80])
-    b.add_argument("--reps", type=int, default=3)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--n-init", type=int, default=3)
+    b.add_argument("--n-clusters", type=count(1), nargs="+", default=[100])
+    b.add_argument("--samples", type=count(1), nargs="+", default=[2000])
+    b.add_argument("--ks", type=count(1), nargs="+", default=[10, 20, 40, 80])
+    b.add_argument("--reps", type=count(1), default=3)
+    b.add_argument("--seed", type=seed, default=0)
+    b.add_argument("--n-init", type=count(1), default=3)
     b.add_argument("--out", required=True, help="output folder (CSV tables, JSON report, PNG plots)")
+    add_resource_args(b)
+    declare_paths(b, folders=("out",))
     b.set_defaults(func=run_bias_cmd)
 
     q = sub.add_parser("parity", help="QDG on a sparse-parity run, checked against the subtasks",
@@ -58,21 +61,21 @@ def add_parser(subparsers) -> None:
     q.add_argument("run_dir", help="a parity run directory (quanta parity train)")
     q.add_argument("--checkpoints", default="last",
                    help="'all', 'last' (default) or comma-separated steps")
-    q.add_argument("--network", type=int, default=None, help="network index (default: the widest)")
+    q.add_argument("--network", type=count(0), default=None, help="network index (default: the widest)")
     q.add_argument("--networks", default=None, metavar="SPEC",
                    help="several networks instead: 'widest:K', 'all' or widths like '500,435' "
                         "(the JSON then lists one result per network under 'networks')")
     q.add_argument("--subtasks", choices=["all", "learned"], default="all",
                    help="sample every subtask (Zipfian), or only those the network has learned "
                         "(loss below the threshold at its last evaluation)")
-    q.add_argument("--samples", type=int, default=5000)
-    q.add_argument("--ks", type=int, nargs="+", default=None, help="cluster counts (default: around the subtask count)")
+    q.add_argument("--samples", type=count(1), default=5000)
+    q.add_argument("--ks", type=count(1), nargs="+", default=None, help="cluster counts (default: around the subtask count)")
     q.add_argument("--loss-threshold", type=_threshold, default=0.1,
                    help="keep samples with loss below this (nats; default 0.1; 'none': keep all)")
-    q.add_argument("--project-dim", type=int, default=None, help="random projection of gradients")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--n-init", type=int, default=3)
-    q.add_argument("--bootstrap", type=int, default=100,
+    q.add_argument("--project-dim", type=count(1), default=None, help="random projection of gradients")
+    q.add_argument("--seed", type=seed, default=0)
+    q.add_argument("--n-init", type=count(1), default=3)
+    q.add_argument("--bootstrap", type=count(0), default=100,
                    help="resamples for the α estimators' intervals (0: none)")
     q.add_argument("--calibration", default="default", metavar="FILE",
                    help="a bias report (quanta qdg bias) whose recommended estimator's "
@@ -83,6 +86,9 @@ def add_parser(subparsers) -> None:
                    help="write each checkpoint's cluster labels by K and the kept samples' true "
                         "subtasks and labels")
     q.add_argument("--plot-dir", default=None, help="folder for PNG plots")
+    add_resource_args(q)
+    declare_paths(q, inputs=("run_dir", "calibration"), files=("json", "npz"),
+                  folders=("plot_dir",))
     q.set_defaults(func=run_parity_cmd)
 
 
@@ -124,7 +130,6 @@ def run_bias_cmd(args) -> int:
     from empirical.qdg.plots import plot_alpha_recovery, plot_bias
     from empirical.qdg.toy import bias_report, bias_study, summarize_bias
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     runs = bias_study(args.alphas, args.dims, args.sigmas, n_clusters=args.n_clusters,
                       samples=args.samples, ks=args.ks, reps=args.reps, seed=args.seed,
                       n_init=args.n_init,
@@ -132,8 +137,8 @@ def run_bias_cmd(args) -> int:
     summary = summarize_bias(runs)
     report = bias_report(runs)
     report["config"] = {k: v for k, v in vars(args).items() if k not in ("func", "parser")}
-    atomic_write(out / "runs.csv", runs.to_csv(index=False).encode())
-    atomic_write(out / "summary.csv", summary.to_csv(index=False).encode())
+    write_file(out / "runs.csv", runs.to_csv(index=False).encode())
+    write_file(out / "summary.csv", summary.to_csv(index=False).encode())
     write_json(report, out / "report.json")
     cal = {(t["estimator"], t["k"]): t["calibration"] for t in report["estimators"]}
     panels = [("envelope", 0)] + [(e, k) for e in ("ols", "mle", "zipf") for k in args.ks]
@@ -231,7 +236,7 @@ def run_parity_cmd(args) -> int:
     say("\n".join(line for r in results for line in _parity_lines(r)), args.json)
     write_json(res, args.json)
     if args.npz:
-        atomic_write(args.npz, lambda fh: np.savez_compressed(fh, **arrays))
+        write_file(args.npz, lambda fh: np.savez_compressed(fh, **arrays))
     if args.plot_dir:
         _parity_plots(results, Path(args.plot_dir))
     return 0

@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from quanta.io import say
+from quanta.io import declare_paths, say
 
 
 def add_parser(subparsers) -> None:
@@ -33,6 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--screenshot", metavar="PNG", default=None,
                    help="also save a PNG of the top of the page, rendered by Debian's chromium "
                         "(needs the test extra's playwright)")
+    declare_paths(p, inputs=("inputs",), files=("out", "screenshot"))
     p.set_defaults(func=run)
 
 

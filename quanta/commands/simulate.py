@@ -7,12 +7,14 @@
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from common import resources
 from common.errors import InputError
-from quanta.io import add_output_args, log_grid, save_figure, say, write_json
+from quanta.io import add_output_args, add_resource_args, log_grid, save_figure, say, write_json
 
 
 def add_parser(subparsers) -> None:
@@ -41,6 +43,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reps", type=int, default=1000, help="realizations (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     add_output_args(p)
+    add_resource_args(p)
     p.set_defaults(func=run)
 
 
@@ -51,6 +54,14 @@ def _x_grid(args) -> np.ndarray:
         raise InputError("--points must be ≥ 2")
     if args.K < 1:
         raise InputError(f"--K must be an integer ≥ 1, got {args.K}")
+    if not (np.isfinite(args.C) and args.C > 0):
+        raise InputError(f"--C (parameters per quantum) must be a finite number > 0, got "
+                         f"{args.C:g}")
+    if args.reps < 1:
+        raise InputError(f"--reps must be an integer ≥ 1, got {args.reps}")
+    resources.check_memory(args.reps * (24.0 * args.points + 32.0),
+                           f"{args.reps:,} realizations over {args.points:,} grid points",
+                           "lower --reps or --points")
     if args.regime == "N":
         lo, hi = 1.0, float(args.K) * args.C
     elif args.regime == "S":
@@ -59,6 +70,8 @@ def _x_grid(args) -> np.ndarray:
         lo, hi = 1e2, 1e9
     lo = lo if args.x_min is None else args.x_min
     hi = hi if args.x_max is None else args.x_max
+    if not np.isfinite(hi):
+        raise InputError(f"--x-max must be a finite number, got {hi:g}")
     if not (lo >= 1):
         raise InputError(f"--x-min must be ≥ 1, got {lo:g}")
     if not lo < hi:
@@ -81,12 +94,38 @@ def figure(result):
     return fig
 
 
+class Progress:
+    """``simulate.run``'s progress: once the time per realization is measured, refuse a run
+    estimated above ``common.resources.TIME_LIMIT_S`` (unless --allow-large), and show a
+    bar on stderr for one that takes longer than ``simulate.core.PROGRESS_MIN_S``."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int, per_rep: float) -> None:
+        if self.bar is None:
+            left = per_rep * (total - done)
+            resources.check_seconds(left, f"{total:,} realizations",
+                                    "lower --reps, --points, --x-max or --K")
+            from simulate.core import PROGRESS_MIN_S
+            if left < PROGRESS_MIN_S:     # the rest runs in one block: no bar
+                self.bar = False
+                return
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=done, unit="realization", file=sys.stderr,
+                            dynamic_ncols=True, leave=False)
+        elif self.bar:
+            self.bar.update(done - self.bar.n)
+            if done >= total:
+                self.bar.close()
+
+
 def _simulate(args, **overrides):
     import simulate
 
     options = dict(tau=args.tau, K=args.K, batch=args.batch, rule=args.rule, C=args.C,
                    reps=args.reps, seed=args.seed, noisy=args.noisy, N=args.N,
-                   D=args.D,
+                   D=args.D, progress=Progress(),
                    p_learned=False)  # neither the JSON nor the plot reports it
     options.update(overrides)
     return simulate.run(args.regime, args.alpha, _x_grid(args), **options)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.errors import InputError, RunError
 from quanta.commands.parity import EXIT_PAUSED
-from quanta.io import add_output_args, say, write_json
+from quanta.io import add_output_args, declare_paths, say, write_json
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "sweep" / "examples"
 
@@ -47,11 +47,13 @@ def add_parser(subparsers) -> None:
                         "cluster's resources allow)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_output_args(r, plot=False)
+    declare_paths(r, inputs=("spec",), folders=("out",))
     r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("status", help="each job's state and error")
     s.add_argument("dir", metavar="DIR")
     add_output_args(s, plot=False)
+    declare_paths(s, inputs=("dir",))
     s.set_defaults(func=cmd_status)
 
     c = sub.add_parser("collect", help="one parquet table of every finished job's numbers")
@@ -59,11 +61,13 @@ def add_parser(subparsers) -> None:
     c.add_argument("--table", default=None, metavar="FILE",
                    help="where to write the parquet table (default DIR/summary.parquet)")
     add_output_args(c, plot=False)
+    declare_paths(c, inputs=("dir",), files=("table",))
     c.set_defaults(func=cmd_collect)
 
     e = sub.add_parser("example", help="list the shipped example specs, or copy one")
     e.add_argument("name", nargs="?", metavar="NAME")
     e.add_argument("dest", nargs="?", metavar="DEST", help="where to copy it (default NAME.toml)")
+    declare_paths(e, files=("dest",))
     e.set_defaults(func=cmd_example)
 
 

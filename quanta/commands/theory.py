@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quanta.io import CommandError, add_output_args, save_figure, say, write_json
+from quanta.io import (CommandError, add_output_args, add_resource_args, save_figure, say,
+                       write_json)
 
 
 def add_parser(subparsers) -> None:
@@ -36,6 +37,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--rule", default="samples", choices=("samples", "steps"),
                    help="for --S: learned after tau samples (default) or tau distinct steps")
     add_output_args(p)
+    add_resource_args(p)
     p.set_defaults(func=run)
 
 
@@ -46,22 +48,33 @@ def predictions(alpha, tau=1, K=None, C=1.0, n=(), D=(), S=(), batch=None, rule=
     if len(S) and batch is None:
         raise CommandError("--S needs --batch (the batch size B; D = S·B samples)")
     theory.normalization(alpha, K)          # validates alpha and K up front
-    opt = theory.compute_optimal(alpha, tau=tau, C=C)
+    opt = _compute_optimal(alpha, tau, C)
 
     def rows(x, loss):
         return [{"x": float(xi), "loss": float(li)} for xi, li in zip(x, np.atleast_1d(loss))]
 
     n, D, S = (np.asarray(v, dtype=float) for v in (n, D, S))
+    none = dict.fromkeys(("N", "D", "L"))
     return {
         "alpha": alpha, "tau": tau, "K": K, "C": C, "batch": batch, "rule": rule,
         "alpha_N": theory.alpha_N(alpha), "alpha_D": theory.alpha_D(alpha),
         "alpha_S": theory.alpha_S(alpha),
-        "compute_optimal": {"N": opt.N_exponent, "D": opt.D_exponent, "L": opt.L_exponent,
-                            "coefficients": {"N": opt.N_coef, "D": opt.D_coef, "L": opt.L_coef}},
+        "compute_optimal": {**none, "coefficients": none} if opt is None else
+        {"N": opt.N_exponent, "D": opt.D_exponent, "L": opt.L_exponent,
+         "coefficients": {"N": opt.N_coef, "D": opt.D_coef, "L": opt.L_coef}},
         "loss_n": rows(n, theory.loss_n(n, alpha, K)) if n.size else [],
         "loss_D": rows(D, theory.expected_loss_D(D, alpha, tau, K)) if D.size else [],
         "loss_S": rows(S, theory.expected_loss_S(S, alpha, batch, tau, rule, K)) if S.size else [],
     }
+
+
+def _compute_optimal(alpha, tau, C):
+    """theory.compute_optimal, or None below theory's smallest α for infinite sums (the
+    compute optimum is an infinite-K asymptote; the finite-K losses are still exact)."""
+    import theory
+    from theory.zipf import ALPHA_MIN
+
+    return None if alpha < ALPHA_MIN else theory.compute_optimal(alpha, tau=tau, C=C)
 
 
 def report(res: dict) -> str:
@@ -71,6 +84,8 @@ def report(res: dict) -> str:
     lines = [f"alpha = {res['alpha']:g}  tau = {res['tau']}  K = {K}",
              f"alpha_N = {res['alpha_N']:.6g}  alpha_D = {res['alpha_D']:.6g}  "
              f"alpha_S = {res['alpha_S']:.6g}",
+             "compute-optimal: none below alpha = 1e-4 (an infinite-K asymptote)"
+             if co["N"] is None else
              f"compute-optimal (compute c = 6ND): N* ∝ c^{co['N']:.6g}  D* ∝ c^{co['D']:.6g}  "
              f"L* - L_inf ∝ c^-{co['L']:.6g}"]
     for key, name in (("loss_n", "n"), ("loss_D", "D"), ("loss_S", "S")):
