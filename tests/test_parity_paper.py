@@ -240,6 +240,7 @@ def test_cli_method_paper_and_both(tmp_path, capsys):
     assert json.loads((tmp_path / "b.json").read_text())["table"][0]["regime"] == "N"
     names = {p.name for p in plots.iterdir()}
     assert {"loss_vs_N.png", "paper_S.png", "exponents_by_method.png"} <= names
-    assert cli.main(["parity", "analyze", str(run), "--method", "paper", "--bootstrap",
-                     "0"]) == 2
+    with pytest.raises(SystemExit) as stop:                   # argparse's usage error
+        cli.main(["parity", "analyze", str(run), "--method", "paper", "--bootstrap", "0"])
+    assert stop.value.code == 2
     assert "bootstrap" in capsys.readouterr().err

@@ -84,12 +84,16 @@ def test_tail_is_independent_of_where_the_head_ends(alpha, tau, D):
 @given(alpha=alphas, tau=taus, Ds=sorted_log_sizes(0, 15, size=6), K=st.one_of(st.none(), Ks))
 @example(alpha=0.09375, tau=49, Ds=[1.0, 10.0, 10.0 ** 1.5, 100.0, 10.0 ** 2.25, 1000.0],
          K=None)   # found: L = 1 − 2e-13 at D = 100 and 178, 5e-15 apart the wrong way
+@example(alpha=0.0546875, tau=52, Ds=[1.0, 10.0, 100.0, 10.0 ** 2.5, 1000.0, 10000.0],
+         K=None)   # found: 1 − 1.8e-13 at D = 100, 1 − 2.3e-14 at 316 (true: 1 − ~1e-40)
 @settings(max_examples=25)
 def test_expected_loss_decreases_in_D_and_increases_in_tau(alpha, tau, Ds, K):
     L = theory.expected_loss_D(np.array(Ds), alpha, tau, K)
-    # to rounding: a loss of 1 − (a learned mass of 1e-13) carries errors of ~1e-14
-    assert np.all(np.diff(L) <= 1e-13 * L[:-1] + 1e-30)
-    assert np.all(theory.expected_loss_D(np.array(Ds), alpha, tau + 1, K) >= L * (1 - 1e-13) - 1e-30)
+    # to rounding: where almost nothing is learned, L = 1 − (a sum over thousands of ranks
+    # that is ~1) carries errors of ~1e-13 (near the pole ζ(1+α) is ~20); the stated
+    # accuracy is 1e-10
+    assert np.all(np.diff(L) <= 1e-12 * L[:-1] + 1e-30)
+    assert np.all(theory.expected_loss_D(np.array(Ds), alpha, tau + 1, K) >= L * (1 - 1e-12) - 1e-30)
 
 
 @given(alpha=alphas, tau=taus, K=st.one_of(st.none(), Ks), a=st.floats(-1, 1), gap=st.floats(0.1, 2))
@@ -125,7 +129,11 @@ def test_monte_carlo_unlearned_mass_within_standard_errors(alpha, K, tau, seed):
     # Var X ≤ Σ_k p_k² P_k (1 − P_k): an upper bound on the standard error, also for rare events
     P = theory.prob_learned_D(np.arange(1, K + 1), D, alpha, tau, K)
     se = math.sqrt(np.sum(p ** 2 * P * (1 - P)) / reps)
-    assert abs(unlearned.mean() - want) <= 5 * se + 1e-12, \
+    # plus three rare events' worth (3 p_max / reps): where a quantum fails to be learned in
+    # λ = 0.02-0.04 of the reps, one failure (probability ~λ) is 5-8 normal SEs off; the
+    # normal bound does not hold for such Poisson counts (α 0.125, K 2, τ 2, B 15, seed 19)
+    slack = 3 * p.max() / reps
+    assert abs(unlearned.mean() - want) <= 5 * se + slack + 1e-12, \
         f"Monte Carlo {unlearned.mean():.6f} ± {se:.2g} vs exact {want:.6f}"
 
 
@@ -278,6 +286,7 @@ def test_exact_compute_optimum_has_the_predicted_exponents(alpha, tau):
 @given(alpha=st.floats(0.05, 1.5), K=st.integers(2, 10), tau=st.integers(1, 4), batch=st.integers(1, 20),
        seed=seeds)
 @settings(max_examples=10)
+@example(alpha=0.125, K=2, tau=2, batch=15, seed=19)
 def test_monte_carlo_step_rule_within_standard_errors(alpha, K, tau, batch, seed):
     """Draw S batches of B samples; a quantum is learned once present in τ distinct steps."""
     rng = np.random.default_rng(seed)
@@ -291,7 +300,11 @@ def test_monte_carlo_step_rule_within_standard_errors(alpha, K, tau, batch, seed
     # Var X ≤ Σ_k p_k² P_k (1 − P_k): an upper bound on the standard error, also for rare events
     P = theory.prob_learned_S(np.arange(1, K + 1), S, alpha, batch, tau, "steps", K)
     se = math.sqrt(np.sum(p ** 2 * P * (1 - P)) / reps)
-    assert abs(unlearned.mean() - want) <= 5 * se + 1e-12, \
+    # plus three rare events' worth (3 p_max / reps): where a quantum fails to be learned in
+    # λ = 0.02-0.04 of the reps, one failure (probability ~λ) is 5-8 normal SEs off; the
+    # normal bound does not hold for such Poisson counts (α 0.125, K 2, τ 2, B 15, seed 19)
+    slack = 3 * p.max() / reps
+    assert abs(unlearned.mean() - want) <= 5 * se + slack + 1e-12, \
         f"Monte Carlo {unlearned.mean():.6f} ± {se:.2g} vs exact {want:.6f}"
 
 

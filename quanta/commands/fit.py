@@ -144,8 +144,9 @@ def _add_consistency(sub) -> None:
                     "(seed included), for the bootstrap draws.",
         epilog="example: quanta fit consistency fit_N.json fit_D.json --json -")
     k.add_argument("fits", nargs="+", metavar="FIT", help="one joint fit, or L(N) then L(D)")
-    k.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+    k.add_argument("--level", type=fraction, default=0.95, help="confidence level (default 0.95)")
     add_output_args(k)
+    declare_paths(k, inputs=("fits",))
     k.set_defaults(func=run_consistency)
 
 

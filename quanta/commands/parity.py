@@ -343,9 +343,10 @@ def _add_alphas_parser(sub) -> None:
                    help="ours, the paper's or both (default both)")
     a.add_argument("--no-per-seed", action="store_true",
                    help="only the seed-averaged run of each α, not each seed alone")
-    a.add_argument("--bootstrap", type=int, default=None,
+    a.add_argument("--bootstrap", type=count(1), default=None,
                    help="(paper) bootstrap resamples of each interval (default 1000)")
     add_output_args(a)
+    declare_paths(a, inputs=("run_dirs",))
     a.set_defaults(func=cmd_alphas)
 
 
