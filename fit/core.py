@@ -79,9 +79,7 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
     obj_value = float(objective(spec, theta, X, logy, scale, None, loss, delta)[0])
     params = {k: float(v) for k, v in to_public(spec, theta).items()}
     cov = _singular_as_nan(cov, spec, _exact(obj_value, logy))
-    se_theta = np.sqrt(np.clip(np.diag(cov), 0, None))
-    stderr = {pub: float(params[pub] * se_theta[i] if pub in spec.log_params else se_theta[i])
-              for i, pub in enumerate(spec.public)}
+    stderr = _stderr(spec, params, cov)
     aic, bic = -2 * llf + 2 * p, -2 * llf + p * np.log(n)
 
     seed_repr = seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed)
@@ -444,6 +442,14 @@ def _numeric_warnings(res, spec):
             out.append(f"{pub} = exp({res.theta[i]:.6g}) is outside float64's range; the "
                        f"exponents are unaffected (express x or y in other units to read {pub})")
     return out
+
+
+def _stderr(spec, params, cov) -> dict:
+    """Public name → standard error (delta method, SE(exp t) = exp(t) SE(t), for the
+    parameters fitted as logs)."""
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    return {pub: float(params[pub] * se[i] if pub in spec.log_params else se[i])
+            for i, pub in enumerate(spec.public)}
 
 
 def _exact(objective, logy) -> bool:
