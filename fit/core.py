@@ -19,6 +19,9 @@ from fit.single import fast_fit
 FEW_POINTS = 8
 #: Shortest x range, in decades, below which the exponent is flagged as poorly determined.
 MIN_DECADES = 1.0
+#: |correlation| of log x and log x2 above which a joint law's exponents are flagged as
+#: not identifiable (one size determines the other).
+COLLINEAR_CORR = 0.99
 #: Default exponents of the starting grids.
 START_EXPONENTS = (0.1, 0.3, 0.7, 1.5)
 
@@ -75,9 +78,8 @@ def fit(form, x, y, *, x2=None, sigma=None, bootstrap=0, level=0.95, seed=0,
         theta = spec.tied(theta)
     obj_value = float(objective(spec, theta, X, logy, scale, None, loss, delta)[0])
     params = {k: float(v) for k, v in to_public(spec, theta).items()}
-    se_theta = np.sqrt(np.clip(np.diag(cov), 0, None))
-    stderr = {pub: float(params[pub] * se_theta[i] if pub in spec.log_params else se_theta[i])
-              for i, pub in enumerate(spec.public)}
+    cov = _singular_as_nan(cov, spec, _exact(obj_value, logy))
+    stderr = _stderr(spec, params, cov)
     aic, bic = -2 * llf + 2 * p, -2 * llf + p * np.log(n)
 
     seed_repr = seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed)
@@ -404,9 +406,11 @@ def _warnings(res, X, lower, upper, spec):
         out.append(f"only {res.n_points} points; intervals rest on few points")
     if not res.converged:
         out.append("the fit did not converge from any starting point")
+    if len(X) == 2:
+        out.extend(_collinear_warning(*X))
     if not np.all(np.isfinite(np.diag(res.cov_theta))):
-        out.append("the covariance is singular (standard errors not finite): the data do "
-                   "not pin down every parameter")
+        out.append("the covariance is singular (standard errors not finite or not "
+                   "positive): the data do not pin down every parameter")
     out.extend(_numeric_warnings(res, spec))
     for i, name in enumerate(spec.internal):
         if i in spec.free:                  # fixed and tied ones are not fitted
@@ -428,7 +432,7 @@ def _numeric_warnings(res, spec):
     """An exact fit (zero residuals: intervals of zero width) and public parameters that
     float64 cannot hold (exp of the fitted log beyond ±709: a matter of units)."""
     out = []
-    if res.objective <= 1e-24 * res.n_points * (1.0 + np.max(np.abs(np.log(res.y)))) ** 2:
+    if _exact(res.objective, np.log(res.y)):
         out.append("the law passes through every point (zero residuals): standard errors "
                    "and intervals are zero, not a measure of uncertainty")
     for i, pub in enumerate(spec.public):
@@ -438,6 +442,47 @@ def _numeric_warnings(res, spec):
             out.append(f"{pub} = exp({res.theta[i]:.6g}) is outside float64's range; the "
                        f"exponents are unaffected (express x or y in other units to read {pub})")
     return out
+
+
+def _stderr(spec, params, cov) -> dict:
+    """Public name → standard error (delta method, SE(exp t) = exp(t) SE(t), for the
+    parameters fitted as logs)."""
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    return {pub: float(params[pub] * se[i] if pub in spec.log_params else se[i])
+            for i, pub in enumerate(spec.public)}
+
+
+def _exact(objective, logy) -> bool:
+    """Whether the law passes through every point (the objective is zero to rounding)."""
+    return objective <= 1e-24 * len(logy) * (1.0 + np.max(np.abs(logy))) ** 2
+
+
+def _singular_as_nan(cov, spec, exact):
+    """``cov`` with the rows and columns of free parameters whose variance is not positive
+    set to NaN: inverting a (numerically) singular JᵀJ can return zero or negative variances,
+    which would print as a standard error of 0 and a zero-width interval. Fixed parameters
+    (variance 0 by construction) and an exact fit (zero residuals, warned apart) keep theirs."""
+    var = np.diag(cov)
+    bad = np.zeros(len(var), dtype=bool)
+    bad[spec.free] = ~(var[spec.free] > 0)
+    if exact or not bad.any():
+        return cov
+    cov = np.array(cov, dtype=float)
+    affected = spec.free_map @ bad[spec.free].astype(float) > 0    # with those tied to them
+    cov[affected, :] = np.nan
+    cov[:, affected] = np.nan
+    return cov
+
+
+def _collinear_warning(u, v) -> list[str]:
+    """N and D (log x, log x2) moving together, e.g. runs at a fixed tokens-per-parameter
+    ratio: the joint law's two exponents (and A, B) are then not identifiable, whatever the
+    optimiser returns."""
+    corr = np.corrcoef(u, v)[0, 1]
+    if not np.isfinite(corr) or abs(corr) <= COLLINEAR_CORR:
+        return []
+    return [f"N and D move together (corr {corr:.3f}): their exponents cannot be told "
+            "apart; fit L(N) or L(C) instead"]
 
 
 def _interval_warnings(res):

@@ -113,7 +113,8 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     fall (:func:`fit.prediction.prediction_band`, ``interval="observation"``).
     """
     from fit.core import fit
-    from fit.inputs import check_xy
+    from fit.forms import fitted_spec
+    from fit.inputs import EXTRA_POINTS, check_xy
     from fit.prediction import prediction_band
 
     # every point, the held-out ones too, is checked before the split
@@ -124,6 +125,10 @@ def extrapolation_check(form, x, y, *, x2=None, holdout=0.2, **options) -> Extra
     n_out = int(round(holdout * n)) if 0 < holdout < 1 else int(holdout)
     if not 1 <= n_out < n:
         raise InputError(f"holdout must leave between 1 and {n - 1} points out, got {holdout!r}")
+    need = fitted_spec(form, options).n_free + EXTRA_POINTS
+    if n - n_out < need:
+        raise InputError(f"--holdout {holdout:g} leaves {n - n_out} of {n} points; the {form} "
+                         f"law needs at least {need}")
     key = x if x2 is None else x * np.asarray(x2, dtype=float)
     order = np.argsort(key, kind="stable")
     train, test = order[:n - n_out], order[n - n_out:]

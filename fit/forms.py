@@ -401,6 +401,14 @@ def constrain(spec: FormSpec, tie=None, fix=None) -> FormSpec:
     return out
 
 
+def fitted_spec(form: str, options: dict) -> FormSpec:
+    """The form ``fit.fit(form, ..., **options)`` fits: its ``smooth``, ``breaks``, ``tie``
+    and ``fix`` applied (what the point-count checks count parameters of)."""
+    return constrain(form_spec(form, smooth=options.get("smooth", 0.1),
+                               breaks=options.get("breaks", 1)),
+                     options.get("tie"), options.get("fix"))
+
+
 def constraint_text(spec: FormSpec, tie=None, fix=None) -> str:
     """The constraints in words: "beta = alpha (tied); E = 1.69 (fixed)" ("" without)."""
     groups, fixed = parse_constraints(tie, fix)

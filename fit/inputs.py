@@ -255,13 +255,14 @@ def select_rows(table, numeric, *, where=None, dropna=False, keep=(), source="ta
     counts["selected"] = len(table)
     used = table[list(dict.fromkeys(keep + numeric))].copy()
     for name in numeric:
-        used[name] = column_values(used, name)
+        used[name] = column_values(used, name, source)
     missing = used.isna().any(axis=1).to_numpy()
     if missing.any() and not dropna:
         first = used[missing].iloc[0]
         col, row = first.index[first.isna().to_numpy()][0], int(first.name) + 1
         k = int(missing.sum())
-        raise InputError(f"column {col!r}, row {row}: missing value ({k} row{'s' * (k > 1)} "
+        raise InputError(f"{source}: column {col!r}, row {row}: missing value ({k} "
+                         f"row{'s' * (k > 1)} "
                          f"with one); drop such rows with --dropna (dropna=True)")
     used = used[~missing]
     counts["dropped_missing"] = int(missing.sum())
@@ -316,9 +317,9 @@ def load_rows(path, numeric, *, keep=(), sep=None, where=None, dropna=False,
                        source=str(path), assign=assign)
 
 
-def column_values(table, name):
+def column_values(table, name, source=None):
     """Column ``name`` of a DataFrame as float64, refusing non-numeric cells by row (the
-    data row of the file, counted from 1)."""
+    data row of the file, counted from 1) of ``source`` (the file, named in the message)."""
     import pandas as pd
 
     raw = table[name]
@@ -327,7 +328,8 @@ def column_values(table, name):
     if bad.size:
         i = int(bad[0])
         row = int(table.index[i]) + 1 if pd.api.types.is_integer_dtype(table.index) else i + 1
-        raise InputError(f"column {name!r}, row {row}: not a number ({raw.iloc[i]!r})")
+        where = f"{source}: " if source else ""
+        raise InputError(f"{where}column {name!r}, row {row}: not a number ({raw.iloc[i]!r})")
     return values
 
 

@@ -87,7 +87,9 @@ def selection_text(selection: dict) -> str:
         parts.append(f"group {g['column']} = {g['value']}")
     if rows.get("dropped_missing"):
         parts.append(f"{rows['dropped_missing']} with a missing value dropped")
-    parts.append(f"{rows.get('used')} fitted")
+    if rows.get("held_out"):
+        parts.append(f"{rows['held_out']} held out")
+    parts.append(f"{rows.get('fitted', rows.get('used'))} fitted")
     return ", ".join(parts)
 
 
@@ -122,7 +124,8 @@ def summary_text(res) -> str:
                  for k, v in reading.items()]
         lines += ["", "quantization model, alpha implied by " + "; ".join(parts)]
     if res.holdout is not None:
-        lines += ["", f"held out: the {len(res.holdout['x'])} largest sizes, predicted by "
+        largest = "largest by N·D (compute)" if res.x2 is not None else "largest sizes"
+        lines += ["", f"held out: the {len(res.holdout['x'])} {largest}, predicted by "
                       f"this fit of the other {res.holdout['n_train']}"]
         lines += holdout_lines(res.holdout)
     lines += [f"warning: {w}" for w in res.warnings]

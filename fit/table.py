@@ -48,30 +48,33 @@ def fit_table(data, x, y, *, form=None, x2=None, sigma=None, group=None, where=N
     assign = [assign] if isinstance(assign, str) else list(assign or ())
     selection = {"where": where, "dropna": bool(dropna), "assign": assign or None,
                  "rows": rows.counts}
+    source = None if hasattr(data, "columns") else str(data)   # a file: named in refusals
     if group is None:
-        return _fit_rows(rows.table, form, names, holdout, variable, options, selection)
+        return _fit_rows(rows.table, form, names, holdout, variable, options, selection,
+                         source)
     fits = {}
     for value, part in rows.table.groupby(group, sort=True):
         sel = {**selection, "group": {"column": group, "value": jsonable(value)}}
         try:
-            fits[str(value)] = _fit_rows(part, form, names, holdout, variable, options, sel)
+            fits[str(value)] = _fit_rows(part, form, names, holdout, variable, options, sel,
+                                         source)
         except InputError as err:
             raise InputError(f"group {group}={value!r}: {err} (leave it out with --where)") \
                 from None
     return GroupFits(group, fits)
 
 
-def _fit_rows(table, form, names, holdout, variable, options, selection):
-    """One fit of the rows of ``table`` (or its extrapolation check with ``holdout``)."""
+def _fit_rows(table, form, names, holdout, variable, options, selection, source=None):
+    """One fit of the rows of ``table`` (or its extrapolation check with ``holdout``);
+    ``source``: the file they were read from, named with the column in refusals."""
     from fit import extrapolation_check, fit
-    from fit.forms import constrain, form_spec
+    from fit.forms import fitted_spec
     from fit.inputs import check_xy
 
     cols = {k: None if v is None else table[v].to_numpy(dtype=float) for k, v in names.items()}
-    spec = constrain(form_spec(form, smooth=options.get("smooth", 0.1),
-                               breaks=options.get("breaks", 1)),
-                     options.get("tie"), options.get("fix"))
-    labels = (names["x"], names["y"], names["x2"] or "x2", names["sigma"] or "sigma")
+    spec = fitted_spec(form, options)
+    labels = tuple(f"{source}: column {c!r}" if source else c for c in
+                   (names["x"], names["y"], names["x2"] or "x2", names["sigma"] or "sigma"))
     check_xy(cols["x"], cols["y"], x2=cols["x2"], sigma=cols["sigma"], n_params=spec.n_free,
              names=labels, rows=np.asarray(table.index, dtype=int) + 1)
     options = {**options, "variable": variable}
@@ -81,7 +84,10 @@ def _fit_rows(table, form, names, holdout, variable, options, selection):
         res = check.fit                 # it carries the check's holdout block
     else:
         res = fit(form, cols["x"], cols["y"], x2=cols["x2"], sigma=cols["sigma"], **options)
-    res.selection = {**selection, "rows": {**selection["rows"], "used": len(table)}}
+    # used: the rows selected (held-out ones included); fitted: those the law was fitted to
+    res.selection = {**selection, "rows": {**selection["rows"], "used": len(table),
+                                           "held_out": len(table) - res.n_points,
+                                           "fitted": res.n_points}}
     return res
 
 

@@ -271,12 +271,14 @@ def check_paths(args) -> None:
             continue
         _check_destination(flag, path, role)
         for iflag, ipath in inputs:
+            # a positional input is named by its path (its metavar, INPUT, says nothing)
+            named = f"{iflag} {ipath}" if iflag.startswith("-") else str(ipath)
             if same_path(path, ipath):
-                raise InputError(f"{flag} {path}: that is the input {iflag}; writing there "
+                raise InputError(f"{flag} {path}: that is the input {named}; writing there "
                                  "would destroy it: choose another path")
             rel = _inside(path, ipath) if ipath.is_dir() else None
             if rel is not None and role == "file" and path.exists() and _protected(rel):
-                raise InputError(f"{flag} {path}: that is a data file of the input {iflag}; "
+                raise InputError(f"{flag} {path}: that is a data file of the input {named}; "
                                  "choose another path")
         for oflag, opath in seen:
             if same_path(path, opath):

@@ -237,7 +237,7 @@ def test_the_chinchilla_runs_as_published_from_the_command_line(capsys):
                  "--assign", "D = `Training FLOP` / (6 * `Model Size`)",
                  "--where", "loss < 3.44", "--bootstrap", "0"], capsys)
     assert out["selection"]["rows"] == {"read": 245, "selected": 240, "dropped_missing": 0,
-                                        "used": 240}
+                                        "used": 240, "held_out": 0, "fitted": 240}
     assert out["params"]["alpha"] == pytest.approx(0.3478, abs=0.002)
     assert out["params"]["beta"] == pytest.approx(0.3658, abs=0.002)
     assert out["params"]["E"] == pytest.approx(1.82, abs=0.01)
@@ -254,3 +254,40 @@ def test_breaks_sets_the_bnsl_breaks(tmp_path, capsys):
                  "--bootstrap", "0"], capsys)
     assert out["config"]["breaks"] == 2 and {"c2", "d2", "f2"} <= set(out["params"])
     assert out["derived"]["alpha_final"]["value"] == pytest.approx(0.05 + 0.3 + 0.4, rel=1e-4)
+
+
+def test_holdout_counts_the_held_out_rows(tmp_path, capsys):
+    """--holdout 3 of 10 rows: the rows line and the JSON say 3 held out, 7 fitted ('used'
+    keeps its meaning: the rows selected, held-out ones included)."""
+    data = str(_table(tmp_path / "l.csv"))
+    assert cli.main(["fit", data, "--x", "N", "--y", "loss", "--holdout", "3",
+                     "--bootstrap", "0", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert "rows: 10 read, 3 held out, 7 fitted" in captured.err
+    assert "held out: the 3 largest sizes" in captured.err
+    assert out["n_points"] == 7 and len(out["holdout"]["x"]) == 3
+    assert out["selection"]["rows"] == {"read": 10, "selected": 10, "dropped_missing": 0,
+                                        "used": 10, "held_out": 3, "fitted": 7}
+
+
+def test_a_joint_holdout_says_it_holds_out_the_largest_compute(tmp_path, capsys):
+    data = str(_joint_table(tmp_path / "nd.csv", n=20))
+    assert cli.main(["fit", data, "--x", "N", "--x2", "D", "--y", "loss", "--holdout", "4",
+                     "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "held out: the 4 largest by N·D (compute)" in out and "largest sizes" not in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--predict", "7e10,1.4e12"], "--predict 7e10,1.4e12: a pair was given, but the power "
+                                   "form has one variable and takes one size per value"),
+    (["--holdout", "8"], "--holdout 8 leaves 2 of 10 points; the power law needs at least 3"),
+    (["--holdout", "7", "--form", "offset"],
+     "--holdout 7 leaves 3 of 10 points; the offset law needs at least 4"),
+])
+def test_prediction_and_holdout_refusals_say_what_was_given(tmp_path, capsys, args, message):
+    data = str(_table(tmp_path / "l.csv"))
+    assert cli.main(["fit", data, "--x", "N", "--y", "loss", "--bootstrap", "0", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err

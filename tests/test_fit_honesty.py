@@ -152,3 +152,37 @@ def test_the_trend_check_is_spearmans_rho(seed):
         warnings.simplefilter("ignore")           # scipy's constant-input notice
         expected = spearmanr(x, y).statistic
     assert spearman(x, y) == pytest.approx(expected, abs=1e-12, nan_ok=True)
+
+
+def _fixed_ratio(seed, n=20, ratio=20.0):
+    """Runs at a fixed tokens-per-parameter ratio (D = 20 N): log N and log D collinear."""
+    N = np.geomspace(1e7, 1e10, n)
+    D = ratio * N
+    law = 1.69 + 406.4 * N ** -0.34 + 410.7 * D ** -0.28
+    return N, D, law * np.exp(0.02 * np.random.default_rng(seed).standard_normal(n))
+
+
+@pytest.mark.parametrize("form", ["chinchilla", "max"])
+@pytest.mark.parametrize("seed", [1, 28])
+def test_a_fixed_tokens_per_parameter_ratio_is_flagged_not_fitted_silently(form, seed):
+    """With D = 20 N the joint law's exponents are not identifiable; the fit says so (text
+    and JSON), and no free parameter gets a standard error of exactly 0 (seed 28's alpha
+    and beta had one: a negative variance from inverting a singular JᵀJ, clipped to 0)."""
+    N, D, y = _fixed_ratio(seed)
+    res = fit.fit(form, N, y, x2=D)
+    said = "N and D move together (corr 1.000): their exponents cannot be told apart"
+    assert any(said in w for w in res.to_dict()["warnings"]) and said in res.summary()
+    assert all(v > 0 or np.isnan(v) for v in res.stderr.values()), res.stderr
+    if any(np.isnan(v) for v in res.stderr.values()):
+        assert any("covariance is singular" in w for w in res.warnings)
+
+
+def test_independent_n_and_d_are_not_flagged_and_a_fixed_value_keeps_its_zero_error():
+    """A 5 x 5 grid of N and D: no collinearity warning; E held fixed has variance 0 by
+    construction and keeps it (it is not a singular covariance)."""
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 5)))
+    y = (1.69 + 406.4 * N ** -0.34 + 410.7 * D ** -0.28) * \
+        np.exp(0.01 * np.random.default_rng(0).standard_normal(25))
+    res = fit.fit("chinchilla", N, y, x2=D, fix={"E": 1.69})
+    assert not any("move together" in w or "singular" in w for w in res.warnings)
+    assert res.stderr["E"] == 0 and all(res.stderr[k] > 0 for k in ("A", "B", "alpha", "beta"))

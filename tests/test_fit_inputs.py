@@ -58,18 +58,20 @@ def _run_cli(tmp_path, capsys, text, *args):
 @pytest.mark.parametrize("edit, args, message", [
     (lambda t: t, ["--x", "N", "--y", "logloss"], "no column 'logloss' (columns: N, D, loss)"),
     (lambda t: t.replace("1000000.0,", "abc,", 1), ["--x", "N", "--y", "loss"],
-     "column 'N', row 1: not a number ('abc')"),
+     "data.csv: column 'N', row 1: not a number ('abc')"),
     (lambda t: t.replace("\n3000000.0,", "\n,", 1), ["--x", "N", "--y", "loss"],
-     "column 'N', row 2: missing value (1 row with one); drop such rows with --dropna"),
+     "data.csv: column 'N', row 2: missing value (1 row with one); drop such rows with "
+     "--dropna"),
     (lambda t: t.replace("\n10000000.0,", "\n-1,", 1), ["--x", "N", "--y", "loss"],
-     "N, row 3: is not positive (-1)"),
+     "data.csv: column 'N', row 3: is not positive (-1)"),
     (lambda t: "\n".join(t.splitlines()[:3]) + "\n",
      ["--x", "N", "--x2", "D", "--y", "loss", "--form", "chinchilla"],
      "2 points for 5 parameters"),
     (lambda t: "N,loss\n" + "".join(f"7,{v}\n" for v in (1, 2, 3, 4)), ["--x", "N", "--y", "loss"],
-     "N: a single distinct value"),
+     "data.csv: column 'N': a single distinct value"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, edit, args, message):
+    """Each refusal is one line; a bad value names the file, its column and its row."""
     code, out = _run_cli(tmp_path, capsys, edit(GOOD), *args, "--bootstrap", "0")
     assert code == 2
     err = out.err.strip()

@@ -101,7 +101,7 @@ def test_a_folder_of_one_object_files_with_dotted_keys(tmp_path, capsys):
     c4 = df[df["dataset"] == "c4"]
     assert out["n_points"] == len(c4) and out["data"]["y"] == c4["loss"].tolist()
     assert out["selection"]["rows"] == {"read": 12, "selected": 6, "dropped_missing": 0,
-                                        "used": 6}
+                                        "used": 6, "held_out": 0, "fitted": 6}
 
 
 @pytest.mark.parametrize("sep, given", [(";", ";"), ("\t", "tab"), ("|", "|")])

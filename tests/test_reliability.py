@@ -166,7 +166,8 @@ CASES = {
                                  ["--level"]),
     "report a missing input": (["report", "{tmp}/none.json", "--out", "{tmp}/r.html"], 2,
                                ["none.json"]),
-    "report --out onto its input": (["report", "{csv}", "--out", "{csv}"], 2, ["--out"]),
+    "report --out onto its input": (["report", "{csv}", "--out", "{csv}"], 2,
+                                    ["--out", "that is the input {csv};"]),   # not its metavar
     "sweep run a missing spec": (["sweep", "run", "{tmp}/none.toml", "--out", "{tmp}/s"], 2,
                                  ["none.toml"]),
     "sweep status of no sweep": (["sweep", "status", "{tmp}"], 2, ["sweep.json"]),

@@ -103,8 +103,8 @@ def _add_curve(sub, shared) -> None:
                    help="what x is, for the quantization-model reading (default: from --x); "
                         "C: compute")
     c.add_argument("--holdout", type=float, default=0, metavar="K",
-                   help="fit all but the K largest sizes and predict them (a fraction < 1: "
-                        "that share of the points)")
+                   help="fit all but the K largest sizes (joint forms: largest N·D) and "
+                        "predict them (a fraction < 1: that share of the points)")
     c.add_argument("--predict", nargs="+", metavar="X",
                    help="predict the loss at these sizes, with bands (joint forms: N,D)")
     add_output_args(c)
@@ -220,7 +220,7 @@ def run_curve(args) -> int:
                            sep=args.sep, assign=args.assign, holdout=_holdout(args.holdout),
                            variable=args.variable, **options)
     fits = result.fits if args.group else {None: result}
-    points = _prediction_points(args.predict, form in fit.JOINT_FORMS)
+    points = _prediction_points(args.predict, form, form in fit.JOINT_FORMS)
     docs, text = {}, [result.summary()]
     for name, res in fits.items():
         docs[name] = res.to_dict(include_data=True)
@@ -252,7 +252,7 @@ def _holdout(value: float):
     return int(value) if value >= 1 else value
 
 
-def _prediction_points(values, joint: bool):
+def _prediction_points(values, form: str, joint: bool):
     """--predict X… as (x, x2) arrays (joint forms: N,D pairs), or None."""
     if not values:
         return None
@@ -261,6 +261,10 @@ def _prediction_points(values, joint: bool):
     except ValueError:
         raise CommandError(f"--predict: sizes are numbers{' (N,D pairs)' if joint else ''}, "
                            f"got {' '.join(values)}") from None
+    pair = next((v for v, p in zip(values, pairs) if len(p) == 2), None)
+    if pair is not None and not joint:
+        raise CommandError(f"--predict {pair}: a pair was given, but the {form} form has one "
+                           "variable and takes one size per value (--predict 7e10 1.4e11)")
     if any(len(p) != (2 if joint else 1) for p in pairs) or \
             not all(v > 0 for p in pairs for v in p):
         raise CommandError("--predict: give positive sizes" + (
@@ -353,7 +357,7 @@ def _read_sizes(path, column):
             raise CorruptFileError(f"{path}: not a readable list of sizes "
                                    f"({str(err).splitlines()[0]})") from None
     table = read_table(path, [column] if column else None)
-    return column_values(table, column or table.columns[0])
+    return column_values(table, column or table.columns[0], path)
 
 
 def _load_sizes(args):
@@ -363,7 +367,8 @@ def _load_sizes(args):
             Path(args.file).suffix.lower() != ".txt":
         from fit.inputs import column_values, read_table
         table = read_table(args.file)
-        return [v[np.isfinite(v)] for v in (column_values(table, c) for c in table.columns)]
+        return [v[np.isfinite(v)] for v in (column_values(table, c, args.file)
+                                             for c in table.columns)]
     return _read_sizes(args.file, args.column)
 
 
