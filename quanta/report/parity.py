@@ -100,7 +100,7 @@ def _json_figures(result: dict):
             yield i, "learned_vs_D", draw(plots.plot_learned_vs_D, f["x"], f["y"], f)
     for sweep in result.get("alpha_sweeps") or [result[k] for k in ("alpha_sweep",)
                                                 if k in result]:
-        yield None, "exponents_vs_alpha", draw(plots.plot_alpha_sweep, sweep)
+        yield None, "exponents_vs_alpha", draw(plots.plot_exponents_vs_alpha, sweep)
 
 
 def _run_figures(runs, result: dict):
