@@ -8,6 +8,7 @@ import pytest
 
 from empirical.parity import (ModelConfig, RunConfig, TaskConfig, TrainConfig, analysis,
                               load_run, plots)
+from empirical.parity.alpha_sweep import alpha_sweep
 from empirical.parity.train import network_table
 from quanta import cli
 from quanta.commands.parity import EXIT_PAUSED
@@ -315,6 +316,14 @@ def test_alpha_sweep_groups_runs_by_configuration(tmp_path):
     assert sweep["alpha"] == [0.2, 0.4] and len(result["alpha_sweeps"]) == 1
     assert sweep["config"]["n_tasks"] == 30 and [Path(r).name for r in sweep["run"]] == ["a0.2", "a0.4"]
     assert len(sweep["convergence"]) == 2
+    # the columns and the rows are one measurement: the rows are what alpha_sweep measures
+    # on these runs alone (seed means, our method), the columns the same exponents
+    alone = alpha_sweep(runs[:2], method="quanta", per_seed=False).rows()
+    assert sweep["rows"] == alone
+    by_regime = {reg: [r["exponent"] for r in sweep["rows"] if r["regime"] == reg]
+                 for reg in ("N", "S")}
+    assert by_regime == {reg: [e for e in sweep[reg] if e is not None] for reg in ("N", "S")}
+    assert sweep["coverage"]["quanta:S"]["of"] == len(by_regime["S"])
 
 
 def test_emergence_maps_draw_the_model_boundary(tmp_path):
@@ -355,7 +364,7 @@ def test_alpha_sweep_plot_shows_convergence_slopes_against_one():
     sweep = dict(alpha=[0.2, 0.4], N=[0.25, None], N_conf_int=[[0.2, 0.3], None],
                  S=[0.15, 0.3], S_conf_int=[[0.1, 0.2], [0.25, 0.35]],
                  convergence=[-0.9, -1.1], convergence_conf_int=[[-1.0, -0.8], [-1.2, -1.0]])
-    ax = plots.plot_alpha_sweep(sweep)
+    ax = plots.plot_exponents_vs_alpha(sweep)
     try:
         labels = [c.get_label() for c in ax.containers]
         conv = ax.containers[labels.index("observed −slope of convergence step")]

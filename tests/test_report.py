@@ -167,6 +167,26 @@ def test_fit_literature_sizes_and_qdg_parity_outputs(tmp_path, capsys):
     assert len(qdg.figures) == 2
 
 
+def test_parity_alphas_output_is_one_block_of_seed_means_and_one_figure(tmp_path, capsys):
+    """`quanta parity alphas --json` (the shipped GPU D sweep, our method): one block whose
+    rows are the seed-mean exponents against α/(α+1), read from the JSON, one figure for all
+    the runs, and the coverage as a note."""
+    out = tmp_path / "alphas.json"
+    runs = [str(RESULTS / f"gpu_D_alpha{a}") for a in (0.1, 0.3)]
+    assert cli.main(["parity", "alphas", *runs, "--method", "quanta", "--json", str(out)]) == 0
+    capsys.readouterr()
+    doc = json.loads(out.read_text())
+    page = report.build([out])
+    assert not page.unreadable and [s.key for s in page.sections] == ["parity"]
+    (block,) = page.sections[0].blocks
+    means = [r for r in doc["rows"] if r["seed"] == "mean"]
+    assert [(r.value.value, *r.interval, r.predicted) for r in block.rows] == [
+        (r["exponent"], r["lower"], r["upper"], r["theory"]) for r in means]
+    assert [r.predicted for r in block.rows] == pytest.approx([0.1 / 1.1, 0.3 / 1.3])
+    assert len(block.figures) == 1 and "α_D against α" in block.title
+    assert any(n.startswith("quanta:D: the prediction inside") for n in block.notes)
+
+
 def test_a_method_key_is_shown_and_a_holdout_block_is_read(tmp_path, capsys):
     """Keys other commands add: the parity analysis's ``method`` (ours or the paper's) and
     the fit's ``holdout`` block."""

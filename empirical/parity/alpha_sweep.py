@@ -67,11 +67,12 @@ def _options_of(method: str, options: dict) -> dict:
     return {k: v for k, v in options.items() if (k in ours) == (method == "quanta")}
 
 
-def _rows_of(label: str, seed, ra, alpha: float) -> list[dict]:
-    """The table rows of one run analysis (one method), with their fits kept for levels."""
-    rows = []
-    for regime, theory in THEORY.items():
-        f = ra.get(regime)
+def _rows_of(label: str, seed, ra, regimes=tuple(THEORY)) -> list[dict]:
+    """The table rows of one run analysis (one method) in ``regimes`` (those with a fit),
+    with their analysis kept for intervals at other levels."""
+    rows, alpha = [], float(ra["alpha"])
+    for regime in regimes:
+        f, theory = ra.get(regime), THEORY[regime]
         if f is None or f["exponent"] is None:
             continue
         lo, hi = f["conf_int"]
@@ -94,18 +95,53 @@ def alpha_sweep(runs, method: str = "both", per_seed: bool = True, **options) ->
         raise InputError(f"an α sweep needs runs of at least two α; got α = {alphas} "
                          f"({len(runs)} run(s)): name the runs of the other α too")
     methods = ["quanta", "paper"] if method == "both" else [method]
-    rows, signatures = [], {}
+    analyses, signatures = [], {}
     for run in runs:
-        label, alpha = _label(run), float(run.config.task.alpha)
+        label = _label(run)
         for seed, view in _views(run, per_seed):
-            for m in methods:
-                ra = analysis.analyze([view], method=m, **_options_of(m, options)).runs[0]
-                rows += _rows_of(label, seed, ra, alpha)
+            analyses += [(label, seed, analysis.analyze([view], method=m,
+                                                        **_options_of(m, options)).runs[0])
+                         for m in methods]
         for regime in THEORY:
-            if any(r["run"] == label and r["regime"] == regime for r in rows):
+            if any(lb == label and _rows_of(lb, s, ra, (regime,)) for lb, s, ra in analyses):
                 signatures.setdefault(regime, {})[label] = _signature(run)
     mixed = sorted(reg for reg, sig in signatures.items() if len(set(sig.values())) > 1)
-    return AlphaSweep(rows, method=method, mixed=mixed)
+    return AlphaSweep(analyses, method=method, mixed=mixed)
+
+
+def _columns(config: dict, sweep: "AlphaSweep") -> dict:
+    """One sweep of :func:`sweeps` as JSON: the seed-mean run of each α (ordered by α, then
+    folder) as columns, ``run``, ``alpha``, ``N``/``S``/``convergence`` with ``*_conf_int``
+    (None where a run has no fit), ``theory_N``/``theory_S``, ``S_from_convergence``; then
+    ``rows`` and ``coverage`` of the :class:`AlphaSweep`."""
+    means = sorted((ra for _, seed, ra in sweep.analyses if seed == SEED_MEAN),
+                   key=lambda r: (r["alpha"], r["run"]))
+    out: dict = dict(config=config, run=[r["run"] for r in means],
+                     alpha=[r["alpha"] for r in means])
+    for reg in ("N", "S", "convergence"):
+        out[reg] = [r[reg]["exponent"] for r in means]
+        out[f"{reg}_conf_int"] = [r[reg]["conf_int"] for r in means]
+    for reg in ("N", "S"):
+        out[f"theory_{reg}"] = [r[reg]["theory_exponent"] for r in means]
+    out["S_from_convergence"] = [r["S"].get("exponent_from_convergence") for r in means]
+    return dict(out, method=sweep.method, rows=sweep.rows(), coverage=sweep.coverage())
+
+
+def sweeps(runs: list[Run], analyses: list) -> list[dict]:
+    """The α sweeps among ``runs`` already analysed by one method (``analyses``: a
+    :class:`analysis.RunAnalysis` each), as :func:`analysis.analyze` reports them in
+    ``alpha_sweeps``: the online runs that share a :func:`analysis.sweep_signature` and cover
+    at least two α (so runs of different tasks or lengths are never mixed), most α first,
+    each as :func:`_columns` of the :class:`AlphaSweep` of their seed-mean analyses."""
+    groups: dict = {}
+    for run, ra in zip(runs, analyses):
+        if "N" in ra:
+            sig = analysis.sweep_signature(run)
+            groups.setdefault(repr(sig), (sig, []))[1].append((_label(run), SEED_MEAN, ra))
+    found = [_columns(sig, AlphaSweep(members, method=members[0][2].method, mixed=[]))
+             for sig, members in groups.values()
+             if len({ra["alpha"] for *_, ra in members}) >= 2]
+    return sorted(found, key=lambda sw: -len(set(sw["alpha"])))
 
 
 class AlphaSweep(Result):
@@ -116,8 +152,10 @@ class AlphaSweep(Result):
     each interval at that level from its fit; ``mixed`` lists regimes whose runs differ in
     settings; ``plot()`` draws the measured exponents against α with the theory lines."""
 
-    def __init__(self, rows: list[dict], method: str, mixed: list[str]):
-        self._rows, self.method, self.mixed = rows, method, mixed
+    def __init__(self, analyses: list[tuple], method: str, mixed: list[str]):
+        #: (run label, seed or "mean", RunAnalysis) of every run, seed and method measured
+        self.analyses, self.method, self.mixed = analyses, method, mixed
+        self._rows = [row for label, seed, ra in analyses for row in _rows_of(label, seed, ra)]
 
     @staticmethod
     def _name(r: dict) -> str:

@@ -644,33 +644,6 @@ def sweep_signature(run: Run) -> dict:
                 lr=tr.lr, precision=tr.precision)
 
 
-def _alpha_sweeps(runs: list[Run], per_run: list[RunAnalysis]) -> list[dict]:
-    """Online runs sharing a ``sweep_signature`` and covering at least two α, most α first."""
-    groups: dict = {}
-    for run, r in zip(runs, per_run):
-        if "N" in r:
-            sig = sweep_signature(run)
-            groups.setdefault(repr(sig), (sig, []))[1].append(r)
-    sweeps = []
-    for sig, members in groups.values():
-        if len({r["alpha"] for r in members}) < 2:
-            continue
-        sweep = dict(config=sig, run=[], alpha=[], N=[], N_conf_int=[], S=[], S_conf_int=[],
-                     theory_N=[], theory_S=[], convergence=[], convergence_conf_int=[],
-                     S_from_convergence=[], method=members[0]["method"])
-        for r in sorted(members, key=lambda r: (r["alpha"], r["run"])):
-            sweep["run"].append(r["run"])
-            sweep["alpha"].append(r["alpha"])
-            for reg in ("N", "S", "convergence"):
-                sweep[reg].append(r[reg]["exponent"])
-                sweep[f"{reg}_conf_int"].append(r[reg]["conf_int"])
-            for reg in ("N", "S"):
-                sweep[f"theory_{reg}"].append(r[reg]["theory_exponent"])
-            sweep["S_from_convergence"].append(r["S"].get("exponent_from_convergence"))
-        sweeps.append(sweep)
-    return sorted(sweeps, key=lambda sw: -len(set(sw["alpha"])))
-
-
 def _label(r: Mapping) -> str:
     return Path(r["run"]).name
 
@@ -708,7 +681,7 @@ class ParityAnalysis(_DictResult):
         from . import plots
 
         if "alpha_sweep" in self._data:
-            return plots.plot_alpha_sweep(self._data["alpha_sweep"], ax=ax)
+            return plots.plot_exponents_vs_alpha(self._data["alpha_sweep"], ax=ax)
         return self.runs[0].plot(ax=ax)
 
 
@@ -801,8 +774,8 @@ def analyze(runs, threshold: float = 0.1, unit: str = "nats", window=(0.05, 0.9)
     ``threshold_bits``, ``d_start_bits``, ``bootstrap``, ``seed``) or "both"
     (:class:`MethodComparison`). Online runs that share a ``sweep_signature`` and cover at
     least two α form an α sweep (the paper's Figure 10): ``alpha_sweep`` is the one with the
-    most α, ``alpha_sweeps`` lists every one; each names its runs and their shared
-    configuration, so runs of different tasks or lengths are never mixed."""
+    most α, ``alpha_sweeps`` lists every one (:func:`alpha_sweep.sweeps`); each names its runs
+    and their shared configuration, so runs of different tasks or lengths are never mixed."""
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}, got {method!r}")
     runs = [r if isinstance(r, Run) else Run(r) for r in runs]
@@ -818,7 +791,9 @@ def analyze(runs, threshold: float = 0.1, unit: str = "nats", window=(0.05, 0.9)
         per_run = [analyze_run(r, threshold, unit, window) for r in runs]
         settings = dict(threshold=threshold, unit=unit, window=list(window))
     out: dict = dict(method=method, runs=per_run, **settings)
-    sweeps = _alpha_sweeps(runs, per_run)
+    from .alpha_sweep import sweeps as alpha_sweeps  # it builds on this module
+
+    sweeps = alpha_sweeps(runs, per_run)
     if sweeps:
         out["alpha_sweep"] = sweeps[0]
         out["alpha_sweeps"] = sweeps

@@ -6,6 +6,8 @@ geometric middle of its window (the model predicts slopes, not the prefactor).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import matplotlib.pyplot as plt
 
@@ -268,41 +270,46 @@ def plot_heatmap(values, x, xlabel: str, ax=None, log_x: bool = True, predicted=
     return ax
 
 
-def plot_alpha_sweep(sweep: dict, ax=None):
-    """Fitted N and S exponents against α with the theory lines α and α/(α+1) (Figure 10),
-    and minus the slope of convergence step against subtask frequency (theory 1 at every α:
-    a subtask is learned after a fixed number of its samples)."""
-    ax = _ax(ax)
+def _rows_of_columns(sweep) -> list[dict]:
+    """The seed-mean N and S rows of an ``alpha_sweeps`` entry of the analysis JSON that
+    holds only its columns (written before the entries carried ``rows``)."""
+    rows = []
+    for reg in ("N", "S"):
+        for i, (a, e) in enumerate(zip(sweep["alpha"], sweep[reg])):
+            if e is not None:
+                lo, hi = sweep[f"{reg}_conf_int"][i]
+                rows.append(dict(alpha=a, regime=reg, exponent=e, lower=lo, upper=hi,
+                                 seed="mean", method=sweep.get("method", "quanta")))
+    return rows
+
+
+def _draw_convergence(ax, sweep, grid) -> None:
+    """Minus the slope of convergence step against subtask frequency at each α, beside its
+    theory 1 (a subtask is learned after a fixed number of its samples), and the α_S it
+    implies, α/((α+1)γ)."""
     a = np.asarray(sweep["alpha"], float)
-    grid = np.linspace(max(0.0, a.min() - 0.1), a.max() + 0.1, 100)
-    ax.plot(grid, grid, "C0--", label="theory α_N = α")
-    ax.plot(grid, grid / (grid + 1), "C1--", label="theory α_S = α/(α+1)")
-    series = [("N", "C0", 1.0, "observed α_N"), ("S", "C1", 1.0, "observed α_S")]
-    if "convergence" in sweep:
-        ax.plot(grid, np.ones_like(grid), "C2--", label="theory −slope of convergence = 1")
-        series.append(("convergence", "C2", -1.0, "observed −slope of convergence step"))
-    for reg, col, sign, label in series:
-        e = sign * _floats(sweep[reg])
-        ci = sign * np.array([[np.nan, np.nan] if c is None else c
-                              for c in sweep[f"{reg}_conf_int"]], float)
-        lo, hi = np.minimum(ci[:, 0], ci[:, 1]), np.maximum(ci[:, 0], ci[:, 1])
-        ax.errorbar(a, e, yerr=[e - lo, hi - e], fmt="o", color=col, label=label)
+    ax.plot(grid, np.ones_like(grid), "C3--", lw=1, label="theory −slope of convergence = 1")
+    e = -_floats(sweep["convergence"])
+    ci = -np.array([[np.nan, np.nan] if c is None else c
+                    for c in sweep["convergence_conf_int"]], float)
+    lo, hi = np.minimum(ci[:, 0], ci[:, 1]), np.maximum(ci[:, 0], ci[:, 1])
+    ax.errorbar(a, e, yerr=[e - lo, hi - e], fmt="o", color="C3", capsize=2,
+                label="observed −slope of convergence step")
     if sweep.get("S_from_convergence"):
-        implied = _floats(sweep["S_from_convergence"])
-        ax.plot(a, implied, "s", mfc="none", color="C1", ms=8,
+        ax.plot(a, _floats(sweep["S_from_convergence"]), "^", mfc="none", color="C1", ms=8,
                 label="α/((α+1)γ), γ = −slope of convergence")
-    ax.set(xlabel="α (frequencies ∝ i^-(α+1))", ylabel="fitted exponent", title="exponents vs α")
-    # below the axes: the points fill the plot from corner to corner
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
-    return ax
 
 
-def plot_exponents_vs_alpha(rows, ax=None):
-    """Measured N, S and D exponents against α (``rows``: :meth:`AlphaSweep.rows`) beside the
-    model's α and α/(α+1): the seed-mean run of each α with its 95 % interval, each seed
-    alone as a small cross; our method filled, the paper's open."""
+def plot_exponents_vs_alpha(sweep, ax=None):
+    """Measured N, S and D exponents against α beside the model's α and α/(α+1) (Figures 10,
+    11): the seed-mean run of each α with its 95 % interval, each seed alone as a small
+    cross; our method filled, the paper's open. ``sweep``: :meth:`AlphaSweep.rows`, or an
+    ``alpha_sweeps`` entry of the analysis JSON, whose convergence slopes are drawn too
+    (theory 1 at every α)."""
     ax = _ax(ax)
-    a = np.array([r["alpha"] for r in rows], float)
+    columns = sweep if isinstance(sweep, Mapping) else None
+    rows = sweep if columns is None else (columns.get("rows") or _rows_of_columns(columns))
+    a = np.array([r["alpha"] for r in rows] + list(columns["alpha"] if columns else []), float)
     grid = np.linspace(0.0, a.max() + 0.1, 100)
     regimes = [g for g in ("N", "S", "D") if any(r["regime"] == g for r in rows)]
     if "N" in regimes:
@@ -325,10 +332,13 @@ def plot_exponents_vs_alpha(rows, ax=None):
             if seeds:
                 ax.plot([r["alpha"] + dx for r in seeds], [r["exponent"] for r in seeds], "x",
                         color=colour[reg], ms=4, alpha=0.6)
+    if columns is not None and columns.get("convergence"):
+        _draw_convergence(ax, columns, grid)
     ax.set(xlabel="α (frequencies ∝ k^-(α+1))", ylabel="measured exponent",
            title="exponents against α (×: one seed)")
     ax.set_xlim(0, a.max() + 0.1)
-    ax.legend(fontsize=7, loc="best")
+    # below the axes: the points fill the plot from corner to corner
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     return ax
 
 
@@ -420,4 +430,4 @@ def figures(runs, result):
                                                   Ds),
                        predicted_label="model: learned ∝ D^(1/(α+1))")
     if "alpha_sweep" in result:
-        yield draw("exponents_vs_alpha", plot_alpha_sweep, result["alpha_sweep"])
+        yield draw("exponents_vs_alpha", plot_exponents_vs_alpha, result["alpha_sweep"])

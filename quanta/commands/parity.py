@@ -4,6 +4,7 @@ keep their compact part (``export``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -427,6 +428,41 @@ def gpu_runs(dirs) -> tuple[list[Path], list[Path]]:
     return [d for d in gpu if is_complete(d)], [d for d in gpu if not is_complete(d)]
 
 
+def _sweep_name(runs) -> str:
+    """'gpu_D_alpha' for gpu_D_alpha0.1 … 0.5, 'gpu_fig10_NS_0.1_0.2' for its alpha* folders."""
+    from empirical.parity.alpha_sweep import _label
+
+    prefix = os.path.commonprefix([_label(r) for r in runs])
+    folder = prefix.split("/")[0]
+    return folder if "/" in prefix else folder.rstrip("0123456789._") or "runs"
+
+
+def _demo_alpha_sweeps(results: Path, out: Path) -> list[Path]:
+    """The shipped GPU α sweeps (the finished gpu_* runs under ``results``, the α folders of
+    a several-α run included, grouped by their settings; a group of at least two α is a
+    sweep): both methods' exponents against α and α/(α+1), each seed alone beside the seed
+    mean, as ``quanta parity alphas`` writes them: one JSON and one figure per sweep, not a
+    figure per run."""
+    from empirical.parity import is_complete, load_run
+    from empirical.parity.alpha_sweep import _signature, alpha_sweep
+
+    groups: dict = {}
+    for d in expand_run_dirs(sorted(results.glob("gpu_*"))):
+        if (d / "config.json").is_file() and is_complete(d):
+            run = load_run(d)
+            groups.setdefault(_signature(run), []).append(run)
+    written = []
+    for runs in (g for g in groups.values() if len({r.config.task.alpha for r in g}) > 1):
+        name = _sweep_name(runs)
+        result = alpha_sweep(runs, method="both")
+        print(f"GPU α sweep {name} ({len(runs)} runs; the paper's Figures 10 and 11):")
+        print(result.summary())
+        written += [out / f"alphas_{name}.json", out / f"alphas_{name}.png"]
+        write_json(result.to_dict(), written[-2])
+        save_figure(result.plot().figure, written[-1], dpi=100)
+    return written
+
+
 def _demo_cpu_checks(dirs: list[Path], out: Path) -> list[Path]:
     """The CPU checks: the committed CPU-scale stand-ins (16–40 subtasks), analysed."""
     from empirical.parity import analysis, load_run, plots
@@ -471,8 +507,9 @@ def demo(out_dir: Path) -> list[Path]:
     """The headline: the shipped, finished GPU runs of the paper's Figure 2 (results/parity/
     gpu_fig2_NS: L(N), L(S), convergence and emergence; gpu_fig2_D: L(D)), both methods'
     exponents and every figure, drawn from the shipped files without a GPU; a partial GPU run
-    (gpu_fig2_NS_fp32_partial) only as a precision check; then the CPU checks (the committed
-    CPU-scale stand-ins), then a tiny sweep trained live."""
+    (gpu_fig2_NS_fp32_partial) only as a precision check; the shipped GPU α sweeps
+    (gpu_D_alpha*, gpu_fig10_NS_0.1_0.2: exponents against α, one figure each); then the CPU
+    checks (the committed CPU-scale stand-ins), then a tiny sweep trained live."""
     from empirical import PARITY_RESULTS
 
     out = Path(out_dir) / "parity"
@@ -484,6 +521,8 @@ def demo(out_dir: Path) -> list[Path]:
         written += _demo_gpu(d, out)
     for d in partial:
         _demo_partial(d, finished)
+    if dirs:
+        written += _demo_alpha_sweeps(PARITY_RESULTS, out)
     cpu = [d for d in dirs if not d.name.startswith("gpu_")]
     if cpu:
         written += _demo_cpu_checks(cpu, out)

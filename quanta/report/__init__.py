@@ -39,7 +39,7 @@ SECTIONS = (
      "Networks trained on multitask sparse parity: the exponents of loss against parameters, "
      "steps and data, and the learning of each subtask, against the theory.",
      {"parity": parity.parity_block, "parity-both": parity.parity_both_block,
-      "parity-runs": parity.runs_block}),
+      "parity-runs": parity.runs_block, "parity-alphas": parity.alphas_block}),
     ("qdg", "QDG and its bias",
      "Quanta discovery from gradients: clusters of per-sample gradients, the α read from "
      "their sizes against the α that made the data, and the bias measured on toy data.",

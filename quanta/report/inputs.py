@@ -59,6 +59,8 @@ KINDS: list[tuple[str, Callable[[dict], bool]]] = [
     ("parity", lambda d: isinstance(d.get("runs"), list)
      and ({"threshold", "unit"} <= set(d) or d.get("method") in ("quanta", "paper"))),
     ("parity-both", lambda d: d.get("method") == "both" and {"quanta", "paper"} <= set(d)),
+    ("parity-alphas", lambda d: {"method", "rows", "coverage", "mixed", "theory"} <= set(d)
+     and isinstance(d["rows"], list) and bool(d["rows"])),
     ("qdg-parity", lambda d: {"run_dir", "checkpoints", "alpha_true"} <= set(d)),
     ("qdg-networks", lambda d: {"run_dir", "networks"} <= set(d) and bool(d["networks"])
      and isinstance(d["networks"], list)),

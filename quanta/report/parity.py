@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quanta.report.content import Block, Doc, Figure
+from quanta.report.content import Block, Doc, Figure, Row
 from quanta.report.svg import to_svg
 
 #: the fits of a run's analysis, in reading order, and their names on the page
@@ -100,7 +100,7 @@ def _json_figures(result: dict):
             yield i, "learned_vs_D", draw(plots.plot_learned_vs_D, f["x"], f["y"], f)
     for sweep in result.get("alpha_sweeps") or [result[k] for k in ("alpha_sweep",)
                                                 if k in result]:
-        yield None, "exponents_vs_alpha", draw(plots.plot_alpha_sweep, sweep)
+        yield None, "exponents_vs_alpha", draw(plots.plot_exponents_vs_alpha, sweep)
 
 
 def _run_figures(runs, result: dict):
@@ -194,3 +194,44 @@ def runs_block(item) -> list[Block]:
     _figures(block, result, runs)
     return [block]
 
+
+
+def _alpha_rows(doc: Doc) -> list[Row]:
+    """One row per seed-mean exponent of a ``quanta parity alphas --json`` output, against
+    α or α/(α+1) (each seed alone is in the figure, not the table)."""
+    rows = []
+    for i, r in enumerate(doc.at("rows")):
+        if r.get("seed") != "mean":
+            continue
+        rows.append(Row(QUANTITIES[r["regime"]], f"{r['run']} (α = {r['alpha']:g})",
+                        doc.cell("rows", i, "exponent"), doc.cell("rows", i, "lower"),
+                        doc.cell("rows", i, "upper"), doc.cell("rows", i, "theory"),
+                        method=r.get("method")))
+    return rows
+
+
+def alphas_block(item) -> list[Block]:
+    """A ``quanta parity alphas --json`` output: the exponents of runs of several α against
+    the model's α and α/(α+1), one table and one figure (every run at once)."""
+    import matplotlib.pyplot as plt
+
+    from empirical.parity import plots
+
+    doc = Doc(item.doc)
+    runs = sorted({r["run"] for r in doc.at("rows")})
+    alphas = sorted({r["alpha"] for r in doc.at("rows")})
+    regimes = "".join(sorted({r["regime"] for r in doc.at("rows")}, key="NSD".index))
+    block = Block(f"Multitask sparse parity: α_{'/'.join(regimes)} against α over "
+                  f"{_names(runs)}, α = {', '.join(f'{a:g}' for a in alphas)}",
+                  str(item.path), str(item.json_file), rows=_alpha_rows(doc))
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    plots.plot_exponents_vs_alpha(doc.at("rows"), ax=ax)
+    block.figures.append(Figure(to_svg(fig, f"parity-alphas-{regimes}"),
+                                "measured exponents against α (filled: ours, open: the "
+                                "paper's method, ×: one seed), with the predictions α and "
+                                "α/(α+1) (the paper's Figures 10 and 11)"))
+    block.notes += [f"{k}: the prediction inside {c['covers']} of {c['of']} intervals, "
+                    f"measured − predicted {c['mean_difference']:+.3f} on average"
+                    for k, c in doc.at("coverage").items()]
+    block.notes += [f"regime {reg}: runs of different settings mixed" for reg in doc.at("mixed")]
+    return [block]
