@@ -130,7 +130,8 @@ def _affinity(estimator, X) -> np.ndarray:
     if not np.isfinite(A).all():
         raise InputError("affinity contains NaN/inf")
     if not np.allclose(A, A.T, atol=1e-6):
-        raise InputError("precomputed affinity must be symmetric")
+        raise InputError(f"precomputed affinity must be symmetric (largest |A - A.T| = "
+                         f"{float(np.abs(A - A.T).max()):.3g})")
     if (A < 0).any():
         raise InputError("precomputed affinity must be non-negative")
     return A
