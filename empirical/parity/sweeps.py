@@ -7,12 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-
 from common.errors import InputError
 from common.files import atomic_write
-from .config import RunConfig
-from .train import CHECKPOINT_DIR, _atomic_torch_save, checkpoint_path, network_table
+from .config import RunConfig, read_config
+from .train import (CHECKPOINT_DIR, _atomic_torch_save, checkpoint_path, load_checkpoint,
+                    network_table)
 
 #: metrics with one row per network
 PER_NETWORK = ("widths", "seeds", "D", "alpha", "n_params", "test_loss", "test_acc",
@@ -40,31 +39,31 @@ def split_alphas(run_dir, dest) -> list[Path]:
     (that α alone), metrics.npz (its networks' rows, its frequencies) and its networks'
     checkpoints (model only). Returns the directories written."""
     src, dest = Path(run_dir), Path(dest)
-    config = RunConfig.from_json((src / "config.json").read_text())
+    config = read_config(src / "config.json")
     if config.task.alphas is None:
         raise InputError(f"{src} trains one α; there is nothing to split")
     nets = network_table(config)
     offsets = np.concatenate([[0], np.cumsum([n["width"] for n in nets])])
     with np.load(src / "metrics.npz") as z:
         metrics = {k: z[k] for k in z.files}
-    ckpts = sorted((src / CHECKPOINT_DIR).glob("step_*.pt"))
-    written = []
+    groups = []                     # (sub-config, folder, network slice, unit slice) per α
     for alpha in config.task.alpha_list:
         idx = [n["index"] for n in nets if n["alpha"] == alpha]
         m, u = slice(idx[0], idx[-1] + 1), slice(int(offsets[idx[0]]), int(offsets[idx[-1] + 1]))
-        sub = alpha_config(config, alpha)
-        out = dest / f"alpha{alpha:g}"
+        sub, out = alpha_config(config, alpha), dest / f"alpha{alpha:g}"
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "config.json", sub.to_json().encode())
         part = {k: (v[m] if k in PER_NETWORK else v) for k, v in metrics.items()}
         if metrics["frequencies"].ndim == 2:
             part["frequencies"] = metrics["frequencies"][idx[0]]
         atomic_write(out / "metrics.npz", lambda fh: np.savez_compressed(fh, **part))
-        for path in ckpts:
-            ck = torch.load(path, map_location="cpu", weights_only=True)
+        groups.append((sub, out, m, u))
+    for path in sorted((src / CHECKPOINT_DIR).glob("step_*.pt")):
+        ck = load_checkpoint(path)                  # read once, sliced for every α
+        for sub, out, m, u in groups:
             _atomic_torch_save({"format": ck["format"], "step": ck["step"],
                                 "config": sub.to_dict(), "networks": network_table(sub),
                                 "model": _slice_model(ck["model"], m, u)},
                                checkpoint_path(out, ck["step"]))
-        written.append(out)
+    written = [out for _, out, _, _ in groups]
     return written
