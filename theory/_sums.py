@@ -150,6 +150,18 @@ def _log_integral(g, lo: float, hi: float, alpha: float, points=()) -> float:
     return total + rest
 
 
+def _head_terms(alpha: float, tau: int) -> int:
+    """Ranks :func:`weighted_sum` sums term by term before its quadrature."""
+    return max(1000, head_size(alpha, tau))
+
+
+def check_head_memory(alpha: float, tau: int = 1) -> None:
+    """Refuse, before any sum, a :func:`weighted_sum` whose head of ranks would not fit in
+    memory: once per public call (reading the machine's memory takes ~26 µs, a sum less)."""
+    resources.check_memory(64.0 * _head_terms(alpha, tau),
+                           f"the expected loss at tau = {tau:,}", "lower tau")
+
+
 def weighted_sum(alpha: float, K: int | None, w: PerQuantum, lo: int, hi: float,
                  unlearned=None, tau: int = 1, points=()) -> float:
     """Σ_{k=lo}^{min(hi,K)} p_k w_k U(p_k) for one range; U (a vectorised function of p,
@@ -160,8 +172,7 @@ def weighted_sum(alpha: float, K: int | None, w: PerQuantum, lo: int, hi: float,
     if top < lo:
         return 0.0
     u = (lambda p: 1.0) if unlearned is None else unlearned
-    m0 = max(1000, head_size(alpha, tau))
-    resources.check_memory(64.0 * m0, f"the expected loss at tau = {tau:,}", "lower tau")
+    m0 = _head_terms(alpha, tau)
 
     def g(x):
         p = x ** -s / Z

@@ -22,8 +22,8 @@ from common.errors import InputError
 from common.results import Result, jsonable
 from theory._checks import (broadcast, check_alpha, check_K, check_positive, check_rule,
                             check_sizes, check_tau, finish)
-from theory._sums import (learned_prob, step_presence, unlearned_mass_samples,
-                          unlearned_prob, weighted_sum)
+from theory._sums import (check_head_memory, learned_prob, step_presence,
+                          unlearned_mass_samples, unlearned_prob, weighted_sum)
 from theory.loss import _losses, _total, capacity
 from theory.zipf import _normalization, check_alpha_sums, frequencies, tail_mass
 
@@ -38,6 +38,8 @@ def _expected(alpha, K, tau, a, b, size, hi, unlearned_of, p_star):
     a_, b_, d = _losses(a, b, K)
     l_inf = _total(alpha, K, a_)
     Z = _normalization(alpha, K)
+    check_head_memory(alpha, tau)           # the head sums below, and the rest's (τ = 1)
+    check_head_memory(alpha)
     out = np.empty(size.shape)
     for i, (x, top) in enumerate(zip(size.reshape(-1), hi.reshape(-1))):
         pts = (_transition_rank(alpha, Z, p_star(x)),)

@@ -11,7 +11,7 @@ from scipy import special
 
 from common.errors import InputError
 from theory._checks import check_alpha, check_K, check_positive, check_sizes, finish
-from theory._sums import PerQuantum, weighted_sum
+from theory._sums import PerQuantum, check_head_memory, weighted_sum
 from theory.zipf import check_alpha_sums, tail_mass
 
 
@@ -32,7 +32,10 @@ def _losses(a, b, K):
 
 def _total(alpha, K, w: PerQuantum) -> float:
     """Σ_k p_k w_k over all quanta."""
-    return w.value if w.is_const else weighted_sum(alpha, K, w, 1, math.inf)
+    if w.is_const:
+        return w.value
+    check_head_memory(alpha)
+    return weighted_sum(alpha, K, w, 1, math.inf)
 
 
 def loss_infinity(alpha, K=None, a=0):
@@ -56,6 +59,7 @@ def loss_n(n, alpha, K=None, a=0, b=1):
     if d.is_const:
         return finish(l_inf + d.value * np.asarray(tail_mass(n, alpha, K)))
     # Σ_{k≤n} p_k a_k + Σ_{k>n} p_k b_k as two sums (no cancellation when L(n) ≪ L(0))
+    check_head_memory(alpha)
     out = np.array([weighted_sum(alpha, K, a_, 1, m) + weighted_sum(alpha, K, b_, m + 1, math.inf)
                     for m in map(int, capacity(n.reshape(-1)))])
     return finish(out.reshape(n.shape))
