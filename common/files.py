@@ -119,12 +119,13 @@ def atomic_write(path, data) -> Path:
     return path
 
 
-def _check_target(path: Path) -> None:
-    """Refuse a folder where a file should go, and a file where a folder should be, naming
-    the path (an OSError, as the file system would)."""
-    if path.is_dir():
+def _check_target(path: Path, folder: bool = False) -> None:
+    """Refuse a folder where a file should go (``folder`` False), and a file where a folder
+    should be (``path`` itself when ``folder``, or a parent), naming the path (an OSError,
+    as the file system would)."""
+    if not folder and path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
-    for parent in path.parents:
+    for parent in ([path] if folder else []) + list(path.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder",
@@ -207,7 +208,7 @@ class Commit:
     def folder(self, path) -> Path:
         """A new empty folder to fill, which replaces ``path`` whole on commit."""
         path = Path(path)
-        _check_target(path / "x")
+        _check_target(path, folder=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(path.parent, path.name)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path.name),

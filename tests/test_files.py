@@ -215,3 +215,17 @@ def test_a_released_lock_leaves_the_folder_as_it_was(tmp_path):
     with FolderLock(tmp_path / "b"):
         (tmp_path / "b" / "kept").write_text("x")
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["kept"]
+
+
+def test_a_folder_output_may_replace_a_folder_that_holds_any_name(tmp_path):
+    """Commit.folder replaces a folder whole, whatever it holds (a subfolder named 'x' was
+    taken for a folder where a file should go), and refuses a file where the folder goes."""
+    dest = tmp_path / "run"
+    (dest / "x").mkdir(parents=True)
+    with Commit() as c:
+        (c.folder(dest) / "new.txt").write_text("new")
+    assert sorted(p.name for p in dest.iterdir()) == ["new.txt"]
+    (tmp_path / "file").write_text("keep")
+    with pytest.raises(NotADirectoryError):
+        Commit().folder(tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "keep"
