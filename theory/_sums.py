@@ -114,7 +114,8 @@ TAIL_BLOCK = 2_000_000
 def check_work(tau: int, n_D: int, head: int) -> None:
     """Refuse a τ whose head ranks or closed-form tail (τ incomplete betas per D, about 64
     bytes each) would not fit in memory, or would take too long, before allocating."""
-    resources.check_memory(64.0 * max(head, min(tau, TAIL_BLOCK) if n_D > 1 else tau),
+    # the tail's blocks hold one D's τ terms, or as many D as fit in TAIL_BLOCK terms
+    resources.check_memory(64.0 * max(head, tau, min(n_D * tau, TAIL_BLOCK)),
                            f"the expected loss at tau = {tau:,}", "lower tau")
     resources.check_seconds(SECONDS_PER_TAIL_TERM * tau * n_D,
                             f"the expected loss at tau = {tau:,} for {n_D:,} values",
