@@ -72,15 +72,6 @@ def _data(item) -> tuple[dict | None, str]:
     return None, f"no figure: its data file {source} was not found"
 
 
-def refit(doc: dict, data: dict):
-    """The fit again, on ``data`` with the settings saved in the JSON
-    (:func:`fit.summary.refit`), and the largest relative difference from the saved
-    estimates."""
-    from fit.summary import refit as refit_document
-
-    return refit_document(doc, data)
-
-
 def _extrapolation(doc: dict, res, data: dict, ax) -> str:
     """Draw the held-out check on ``ax``: the JSON's ``holdout`` block where there is one,
     else fit.extrapolation_check (20 % largest sizes held out, no bootstrap)."""
@@ -99,12 +90,7 @@ def _extrapolation(doc: dict, res, data: dict, ax) -> str:
         options["sigma"] = data["sigma"]
     ex = extrapolation_check(doc["form"], data["x"], data["y"], x2=data["x2"], holdout=0.2,
                              **options)
-    plot_fit(ex.fit, ax=ax)
-    ax.scatter(ex.x_test, ex.y_test, facecolor="none", edgecolor="C3", zorder=4,
-               label="held out (observed)")
-    ax.scatter(ex.x_test, ex.y_pred, marker="x", color="C3", zorder=4,
-               label="held out (predicted)")
-    ax.legend(fontsize=7)
+    plot_fit(ex.fit, ax=ax)             # ex.fit carries the check's holdout block: drawn
     return (f"fitted on the {ex.n_train} smallest sizes, the {len(ex.x_test)} held-out "
             f"largest are predicted within {ex.mean_abs_rel_error:.2%} on average (a check "
             f"the report made: the JSON has no holdout block)")
@@ -116,6 +102,7 @@ def _fit_figure(item, block: Block) -> str:
     import matplotlib.pyplot as plt
 
     from fit.plots import plot_fit, plot_residuals
+    from fit.summary import refit
 
     data, why = _data(item)
     if data is None:
@@ -131,6 +118,8 @@ def _fit_figure(item, block: Block) -> str:
                            f"estimates by up to {diff:.2g} (relative); the table shows the "
                            f"saved ones")
     joint = res.x2 is not None
+    if not joint:
+        res.holdout = None              # the held-out points get their own panel (axes[2])
     fig, axes = plt.subplots(1, 2 if joint else 3, figsize=(10 if joint else 14, 3.8))
     cols = item.doc.get("columns") or {}
     plot_fit(res, ax=axes[0])
