@@ -428,3 +428,13 @@ def test_report_demo_reads_every_demo_file(tmp_path, capsys):
     assert f'data-value="{fit["params"]["alpha"]}"' in html
     # the table follows the infinite-K law, so the fit recovers α/(α+1) at α = 0.4
     assert abs(fit["params"]["alpha"] - 0.4 / 1.4) < 0.005
+
+
+def test_every_kind_the_report_draws_says_which_command_made_it():
+    """The provenance footer names the command behind each input kind: every kind a section
+    draws is in MADE_BY (two kinds added with their sections were missing)."""
+    from quanta.report import SECTIONS
+    from quanta.report.provenance import MADE_BY
+
+    drawn = {kind for *_, blocks in SECTIONS for kind in blocks}
+    assert drawn <= set(MADE_BY), drawn - set(MADE_BY)

@@ -15,6 +15,8 @@ from pathlib import Path
 MADE_BY = {
     "theory": "quanta theory --json", "simulate": "quanta simulate --json",
     "fit": "quanta fit DATA --json", "fit-regimes": "quanta demo (its fit part)",
+    "fit-groups": "quanta fit DATA --group COLUMN --json",
+    "parity-alphas": "quanta parity alphas --json",
     "literature": "quanta fit literature --json", "sizes": "quanta fit sizes --json",
     "consistency": "quanta fit consistency --json",
     "parity": "quanta parity analyze --json",
