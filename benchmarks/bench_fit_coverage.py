@@ -67,15 +67,11 @@ def replicate(form: str, n: int, rep: int, resamples: int) -> list[dict]:
         for ci_method in intervals:
             table = res.conf_int(method=ci_method)
             for name, truth in TRUTH[form].items():
-                if name not in table.index:
-                    rows.append(dict(method=method, interval=ci_method, param=name,
-                                     covered=np.nan, width=np.nan,
-                                     failed=res.n_failed_bootstrap))
-                    continue
-                lo, hi = table.loc[name]
+                known = name in table.index
+                lo, hi = table.loc[name] if known else (np.nan, np.nan)
                 rows.append(dict(method="-" if ci_method == "wald" else method,
                                  interval=ci_method, param=name,
-                                 covered=float(lo <= truth <= hi),
+                                 covered=float(lo <= truth <= hi) if known else np.nan,
                                  width=float(np.log(hi / lo)) if lo > 0 else np.nan,
                                  failed=res.n_failed_bootstrap / resamples))
     for r in rows:
