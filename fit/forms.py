@@ -222,6 +222,13 @@ def to_public(spec: FormSpec, theta: np.ndarray) -> dict[str, np.ndarray]:
                 for i, pub in enumerate(spec.public)}
 
 
+def to_internal(spec: FormSpec, params) -> np.ndarray:
+    """Public name → value (scalars, or arrays of draws) → internal parameters (..., p):
+    the inverse of :func:`to_public`."""
+    return np.stack([np.log(np.asarray(params[k], float)) if k in spec.log_params
+                     else np.asarray(params[k], float) for k in spec.public], axis=-1)
+
+
 def huber(r, delta):
     """Huber's rho: r²/2 inside ±delta, delta(|r| - delta/2) outside."""
     a = np.abs(r)

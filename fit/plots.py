@@ -139,10 +139,8 @@ def plot_compute(result, ax=None, n_grid=200, C_range=None):
     if result.bootstrap_params is not None:
         from fit.prediction import _bootstrap_theta
 
-        theta, keep = _bootstrap_theta(result), None
         Nb, Db = compute_optimal(result.form, result.bootstrap_params, grid)
-        logp = np.array([result.spec.model(t[None], (np.log(n), np.log(d)))[0][0]
-                         for t, n, d in zip(theta, Nb, Db)])
+        logp = result.spec.model(_bootstrap_theta(result), (np.log(Nb), np.log(Db)))[0]
         keep = np.all(np.isfinite(logp), axis=1)
         tail = 50 * (1 - result.level)
         band = np.percentile(np.exp(logp[keep]), [tail, 100 - tail], axis=0)

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 from common.errors import InputError
+from fit.forms import to_internal
 
 INTERVALS = ("curve", "observation")
 
@@ -22,10 +23,8 @@ def _bootstrap_theta(res):
     """Internal parameters of the bootstrap refits (B, p), or None."""
     if res.bootstrap_params is None:
         return None
-    spec = res.spec
-    cols = [np.log(res.bootstrap_params[k]) if k in spec.log_params
-            else res.bootstrap_params[k] for k in spec.public]
-    return np.column_stack(cols) if len(cols[0]) else None
+    theta = to_internal(res.spec, res.bootstrap_params)
+    return theta if len(theta) else None
 
 
 def _residual_scale(res) -> tuple[np.ndarray, float]:

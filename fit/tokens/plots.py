@@ -24,11 +24,10 @@ def as_doc(r) -> Mapping:
 def fitted_law(form: str, params: Mapping, x) -> np.ndarray:
     """The mean-loss law ``form`` ('power', 'offset') with its saved public ``params``
     (``mean_loss_fits[form].params``) at ``x``, through ``fit.forms``' own model."""
-    from fit.forms import form_spec
+    from fit.forms import form_spec, to_internal
 
     spec = form_spec(form)
-    theta = np.array([np.log(params[p]) if p in spec.log_params else params[p]
-                      for p in spec.public], float)
+    theta = to_internal(spec, params)
     pred, _ = spec.model(theta[None, :], (np.log(np.asarray(x, float)),))
     return np.exp(pred[0])
 
