@@ -23,6 +23,7 @@ measured on 2026-12-04 with the eager bf16 step.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -180,11 +181,8 @@ def variant_ok(v: dict) -> bool:
     """A menu variant that ran and passes the check under today's tolerances (a menu
     written by older code may hold other ok flags; one without the gradient check is judged
     on its parameters alone)."""
-    from parity_menu import TOLERANCE
-    if v.get("status") != "ok":
-        return False
-    tol, c = TOLERANCE[v["precision"]], v["check"]
-    return c.get("grad_rel", 0.0) <= tol["grad"] and c["rel"] <= tol["params"]
+    from parity_menu import passes
+    return v.get("status") == "ok" and passes(v["check"], v["precision"])
 
 
 def compile_floor(v: dict) -> float:
@@ -420,13 +418,15 @@ def _unpack_resume(plan: dict, carry: Path, runs: Path) -> bool:
     parts = _carried_resume(plan, carry)
     if not parts or (runs / plan["name"] / "config.json").exists():
         return False
-    data = b"".join(p.read_bytes() for p in parts)
-    tmp = runs / f".{plan['name']}.resume.tar"
-    tmp.write_bytes(data)
-    with tarfile.open(tmp) as tar:
-        tar.extractall(runs, filter="data")
-    tmp.unlink()
+    _unpack(parts, runs)
     return True
+
+
+def _unpack(parts: list[Path], dest: Path) -> None:
+    """Extract the tar that the pieces ``parts`` (in order) make together into ``dest``
+    (the inverse of Call.pack)."""
+    with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as tar:
+        tar.extractall(dest, filter="data")
 
 
 def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
@@ -604,14 +604,9 @@ def ingest(args) -> int:
     args.carry.mkdir(parents=True, exist_ok=True)
     for first in sorted(src.glob("gpu_*.tar")) + sorted(src.glob("gpu_*.tar.part-aa")):
         stem = first.name.split(".tar")[0]
-        data = b"".join(p.read_bytes() for p in sorted(src.glob(f"{stem}.tar*")))
-        tmp = args.carry / f".{stem}.tar"
-        tmp.write_bytes(data)
         args.results.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(args.results / stem, ignore_errors=True)
-        with tarfile.open(tmp) as tar:
-            tar.extractall(args.results, filter="data")
-        tmp.unlink()
+        _unpack(sorted(src.glob(f"{stem}.tar*")), args.results)
         print(f"unpacked {stem} into {args.results / stem} (commit it)")
     for old in args.carry.glob("*.resume.tar*"):
         old.unlink()
