@@ -601,6 +601,9 @@ def ingest(args) -> int:
     folder, the menu into benchmarks/gpu_speed.json, timed plans' figures into
     BENCHMARKS.md."""
     src = Path(args.dir)
+    if not src.is_dir():
+        print(f"ingest: {src} is not a folder (give the call's returned $OUT)", file=sys.stderr)
+        return 2
     args.carry.mkdir(parents=True, exist_ok=True)
     for first in sorted(src.glob("gpu_*.tar")) + sorted(src.glob("gpu_*.tar.part-aa")):
         stem = first.name.split(".tar")[0]

@@ -351,3 +351,10 @@ def test_a_paused_slow_run_is_restarted_when_a_fresh_fast_one_finishes_sooner(tm
     sluggish = dict(fast, seconds=5000.0)
     got = q._resume_or_restart(plan, slow, dict(sluggish), run_dir, Quiet())
     assert (got["step"], got["precision"]) == ("eager", "fp32") and run_dir.exists()
+
+
+def test_ingest_of_a_missing_folder_is_refused(tmp_path):
+    """A mistyped returned-$OUT path is an error (it said nothing and exited 0)."""
+    res = cpu_session(tmp_path, "x", "ingest", str(tmp_path / "no-such-call"))
+    assert res.returncode == 2 and "not a folder" in res.stderr
+    assert not (tmp_path / "results").exists()
