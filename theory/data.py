@@ -25,7 +25,7 @@ from theory._checks import (broadcast, check_alpha, check_K, check_positive, che
 from theory._sums import (check_head_memory, learned_prob, step_presence,
                           unlearned_mass_samples, unlearned_prob, weighted_sum)
 from theory.loss import _losses, _total, capacity
-from theory.zipf import _normalization, check_alpha_sums, frequencies, tail_mass
+from theory.zipf import _normalization, frequencies, tail_mass
 
 
 def _transition_rank(alpha, Z, p_star):
@@ -86,9 +86,8 @@ def loss_D_asymptote(D, alpha, tau=1, a=0, b=1):
     _, _, d = _losses(a, b, None)
     if not d.is_const:
         raise InputError("a and b must be constants for the asymptote")
-    check_alpha_sums(alpha, None)
     mu = alpha / (alpha + 1.0)
-    pref = d.value * special.zeta(alpha + 1.0) ** (-1.0 / (alpha + 1.0)) / alpha \
+    pref = d.value * _normalization(alpha, None) ** (-1.0 / (alpha + 1.0)) / alpha \
         * math.exp(special.gammaln(tau + mu) - special.gammaln(tau))
     with np.errstate(divide="ignore"):
         return finish(pref * D ** -mu)
@@ -262,9 +261,8 @@ def compute_optimal(alpha, tau=1, C=1.0, a=0, b=1) -> ComputeOptimal:
         raise InputError("a and b must be constants for compute_optimal")
     if d.value <= 0:
         raise InputError("b must exceed a (learning a quantum must lower the loss)")
-    check_alpha_sums(alpha, None)
     mu = alpha / (alpha + 1.0)
-    zeta = special.zeta(alpha + 1.0)
+    zeta = _normalization(alpha, None)
     A = d.value * C ** alpha / (alpha * zeta)
     B = d.value * zeta ** (-1.0 / (alpha + 1.0)) / alpha \
         * math.exp(special.gammaln(tau + mu) - special.gammaln(tau))

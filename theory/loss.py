@@ -7,12 +7,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
 
 from common.errors import InputError
 from theory._checks import check_alpha, check_K, check_positive, check_sizes, finish
 from theory._sums import PerQuantum, check_head_memory, weighted_sum
-from theory.zipf import check_alpha_sums, tail_mass
+from theory.zipf import _normalization, tail_mass
 
 
 def per_quantum(value, K, name: str = "a") -> np.ndarray:
@@ -91,6 +90,6 @@ def loss_n_asymptote(n, alpha, a=0, b=1, midpoint=False):
     if not d.is_const:
         raise InputError("a and b must be constants for the asymptote")
     x = n + 0.5 if midpoint else n
-    check_alpha_sums(alpha, None)
+    zeta = _normalization(alpha, None)                 # refuses α outside the sums' range
     with np.errstate(divide="ignore"):
-        return finish(d.value * x ** -alpha / (alpha * special.zeta(alpha + 1.0)))
+        return finish(d.value * x ** -alpha / (alpha * zeta))
