@@ -21,6 +21,7 @@ from scipy import stats
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from common.errors import InputError
+from common.results import percentile_interval
 from empirical import PARITY_RESULTS
 from fit.sizes import ZIPF_MLE_MAX, zipf_mle
 
@@ -144,7 +145,7 @@ def calibrated_alpha(sizes_by_k: dict, labels_by_k: dict, calibration: dict, *,
     k = min(sizes_by_k)
     est = estimate_alpha(sizes_by_k, calibration["estimator"], k=k, bootstrap=bootstrap,
                          seed=seed, labels_by_k=labels_by_k)
-    lo, hi = est._bounds(est.level)["alpha_hat"]      # (NaN, NaN) without a bootstrap
+    lo, hi = percentile_interval(est.bootstrap, est.level)   # (NaN, NaN) without one
     out = dict(estimator=calibration["estimator"], k=k, alpha_raw=est.alpha_hat,
                ci_raw=[lo, hi], alpha_calibrated=float(apply_calibration(est.alpha_hat,
                                                                           calibration)),
