@@ -20,7 +20,7 @@ import numpy as np
 from common.errors import InputError
 from common.results import Result, jsonable
 from fit.bootstrap import check_level, percentile_interval
-from fit.forms import JOINT_FORMS
+from fit.forms import JOINT_FORMS, asymptotic_exponent
 
 
 #: seed of the permutation that pairs the draws of two separate fits (fixed: the same fits
@@ -85,12 +85,6 @@ def _exponent_of(result, name):
     return float(result.params[name]), samples
 
 
-def _one_variable_exponent(result):
-    """The asymptotic exponent of a one-variable fit (the large-x one for ``broken`` and
-    ``bnsl``)."""
-    return {"broken": "alpha2", "bnsl": "alpha_final"}.get(result.form, "alpha")
-
-
 def implied_alpha(result, variable=None, level=None) -> dict:
     """The α implied by a fit's exponent(s): reading → {"exponent", "value", "ci",
     "in_model", "outside_fraction"}.
@@ -106,7 +100,7 @@ def implied_alpha(result, variable=None, level=None) -> dict:
     if result.form in JOINT_FORMS:
         pairs = [("N", "alpha"), ("D", "beta")]
     else:
-        name = _one_variable_exponent(result)
+        name = asymptotic_exponent(result.form)
         readings = [variable] if variable else ["N", "D"]
         pairs = [(r, name) for r in readings]
     funcs = {"N": (_alpha_from_N, np.inf), "D": (_alpha_from_D, 1.0),
@@ -238,7 +232,7 @@ def _as_exponent(arg, name):
         if variable in wrong:
             raise InputError(f"{name}: this fit is of L({variable}); pass L(N) as alpha_N and "
                              "L(D) or L(S) as alpha_D")
-        return _exponent_of(arg, _one_variable_exponent(arg))
+        return _exponent_of(arg, asymptotic_exponent(arg.form))
     if isinstance(arg, tuple) and len(arg) == 2:
         return float(arg[0]), None if arg[1] is None else np.asarray(arg[1], dtype=float)
     try:

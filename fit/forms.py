@@ -222,6 +222,12 @@ def to_public(spec: FormSpec, theta: np.ndarray) -> dict[str, np.ndarray]:
                 for i, pub in enumerate(spec.public)}
 
 
+def asymptotic_exponent(form: str) -> str:
+    """The name of a one-variable form's large-x exponent (``alpha`` but for ``broken`` and
+    ``bnsl``, whose exponent changes at their breaks)."""
+    return {"broken": "alpha2", "bnsl": "alpha_final"}.get(form, "alpha")
+
+
 def to_internal(spec: FormSpec, params) -> np.ndarray:
     """Public name → value (scalars, or arrays of draws) → internal parameters (..., p):
     the inverse of :func:`to_public`."""

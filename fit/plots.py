@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from common.plotting import axes, readable_log_ticks
-from fit.forms import JOINT_FORMS
+from fit.forms import JOINT_FORMS, asymptotic_exponent
 from fit.prediction import prediction_band
 
 
@@ -56,9 +56,12 @@ def legend_outside(ax, **kwargs):
 def _plot_one(result, ax, grid):
     """One variable: observed points, the fit with its band, held-out points if any."""
     ax.scatter(result.x, result.y, s=14, color="C0", label="observed", zorder=3)
-    name = {"broken": "alpha2", "bnsl": "alpha_final"}.get(result.form, "alpha")
-    table = result.derived() if name == "alpha_final" else result.conf_int()
-    a = table.loc[name, "value"] if name == "alpha_final" else result.params[name]
+    name = asymptotic_exponent(result.form)
+    if name == "alpha_final":                   # bnsl: derived from the fitted exponents
+        table = result.derived()
+        a = table.loc[name, "value"]
+    else:
+        table, a = result.conf_int(), result.params[name]
     lab = f"{result.form} fit, {name} = {a:.3g}" + (
         " [{:.3g}, {:.3g}]".format(*table.loc[name, ["lower", "upper"]])
         if name in table.index else "")
