@@ -13,7 +13,6 @@ BCa intervals, as the fit's own) or, without a bootstrap, carried by the delta m
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
 
 from fit.bootstrap import bca_interval, percentile_interval
 from fit.forms import JOINT_FORMS, to_public
@@ -61,10 +60,11 @@ def bounds(res, level: float, method: str | None = None) -> dict[str, tuple[floa
 
 def _delta_bounds(res, level):
     """value ± q·se with se² = g Σ gᵀ, g the gradient in the free parameters (central
-    differences) and Σ their covariance."""
+    differences) and Σ their covariance; q the fit's :meth:`~fit.FitResult.wald_quantile`
+    (as its parameters' Wald intervals)."""
     spec, free = res.spec, res.spec.free
     cov = res.cov_theta[np.ix_(free, free)]
-    q = ndtri(0.5 + level / 2)
+    q = res.wald_quantile(level)
     out = {}
     for name, f in functions(res.form).items():
         g = np.empty(len(free))

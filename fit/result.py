@@ -75,7 +75,19 @@ class FitResult(Result):
 
     @property
     def df_resid(self) -> int:
-        return self.n_points - len(self.theta)
+        """Residual degrees of freedom: the points less the parameters estimated (the free
+        ones: a fixed parameter is not estimated, a tied pair is one estimate)."""
+        return self.n_points - self.spec.n_free
+
+    def wald_quantile(self, level: float) -> float:
+        """The two-sided quantile at ``level`` of every interval built from the fit's own
+        covariance (Wald intervals, delta-method bands and derived quantities): Student's t
+        with ``df_resid`` degrees of freedom for a least-squares fit (as statsmodels' OLS),
+        the normal quantile for the Huber loss (an asymptotic covariance) or without a
+        residual degree of freedom."""
+        if self.loss == "l2" and self.df_resid > 0:
+            return float(stdtrit(self.df_resid, 0.5 + level / 2))
+        return float(ndtri(0.5 + level / 2))
 
     @property
     def spec(self):
@@ -156,10 +168,7 @@ class FitResult(Result):
 
     def _wald_bounds(self, level: float) -> dict:
         se = np.sqrt(np.clip(np.diag(self.cov_theta), 0, None))
-        if self.loss == "l2" and self.df_resid > 0:
-            q = stdtrit(self.df_resid, 0.5 + level / 2)      # Student's t quantile
-        else:
-            q = ndtri(0.5 + level / 2)
+        q = self.wald_quantile(level)
         lo = to_public(self.spec, self.theta - q * se)
         hi = to_public(self.spec, self.theta + q * se)
         return {k: (float(lo[k]), float(hi[k])) for k in self.params}
