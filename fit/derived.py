@@ -48,10 +48,10 @@ def draws(res, which: str = "bootstrap") -> dict[str, np.ndarray] | None:
 def bounds(res, level: float, method: str | None = None) -> dict[str, tuple[float, float]]:
     """name → interval at ``level``: the fit's bootstrap method (percentile or BCa), or the
     delta method from the fit's covariance (``method="wald"`` or no bootstrap)."""
-    boot = draws(res)
-    method = (res.ci_method if boot is not None else "wald") if method is None else method
+    method = res.checked_method(method)
     if method == "wald":
         return _delta_bounds(res, level)
+    boot = draws(res)
     if method == "bca":
         jack = draws(res, "jackknife")
         return {k: bca_interval(v, values(res)[k], jack[k], level) for k, v in boot.items()}

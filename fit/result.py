@@ -130,6 +130,12 @@ class FitResult(Result):
         return np.log(self.y) - np.log(self.fitted)
 
     # ------------------------------------------------------------------ intervals
+    @property
+    def interval_method(self) -> str:
+        """How ``conf_int`` makes intervals by default: the fit's ``ci_method`` with a
+        bootstrap, "wald" without one (``ci_method`` in the JSON)."""
+        return self.ci_method if self.bootstrap_params is not None else "wald"
+
     def conf_int(self, alpha: float | None = None, method: str | None = None, *,
                  level: float | None = None):
         """Confidence intervals at level 1 − ``alpha`` (default: the fit's ``level``) as a
@@ -142,19 +148,24 @@ class FitResult(Result):
         """
         return interval_table(self._bounds(1.0 - self._alpha(alpha, level), method=method))
 
-    def _bounds(self, level: float, method: str | None = None) -> dict:
-        boot = self.bootstrap_params is not None
-        method = (self.ci_method if boot else "wald") if method is None else method
+    def checked_method(self, method: str | None = None) -> str:
+        """``method`` (default :attr:`interval_method`), refused in one line when it is not
+        an interval method or needs draws this fit does not hold."""
+        method = self.interval_method if method is None else method
         if method not in CI_METHODS + ("wald",):
             raise InputError(f"method must be one of {CI_METHODS + ('wald',)}, got {method!r}")
-        if method == "wald":
-            return self._wald_bounds(level)
-        if not boot:
+        if method != "wald" and self.bootstrap_params is None:
             raise InputError(f"method={method!r}: this fit has no bootstrap (run it with "
                              "bootstrap > 0) — use method='wald'")
         if method == "bca" and self.jackknife_params is None:
             raise InputError("method='bca' needs the jackknife, computed when the fit is "
                              "run with jackknife=True")
+        return method
+
+    def _bounds(self, level: float, method: str | None = None) -> dict:
+        method = self.checked_method(method)
+        if method == "wald":
+            return self._wald_bounds(level)
         if method == "bca":
             return {name: bca_interval(samples, self.params[name],
                                        self.jackknife_params[name], level)

@@ -52,8 +52,7 @@ def _head(res) -> list[str]:
 def _param_rows(res) -> tuple[list[str], list[list[str]]]:
     level = res.level
     ci, wald, bse = res._bounds(level), res._wald_bounds(level), res.bootstrap_stderr()
-    method = res.ci_method if res.bootstrap_params is not None else "wald"
-    header = ["param", "value", "std err", "boot se", f"{level:.0%} CI ({method})",
+    header = ["param", "value", "std err", "boot se", f"{level:.0%} CI ({res.interval_method})",
               f"{level:.0%} CI (fit SE)"]
     rows = []
     for k, v in res.params.items():
@@ -144,7 +143,7 @@ def fit_document(res, include_data: bool = False) -> dict:
         "stderr": {k: float(v) for k, v in res.stderr.items()},
         "bootstrap_stderr": res.bootstrap_stderr(),
         "level": res.level,
-        "ci_method": res.ci_method if res.bootstrap_params is not None else "wald",
+        "ci_method": res.interval_method,
         "n_points": res.n_points,
         "aic": res.aic, "bic": res.bic, "llf": res.llf,
         "loss": res.loss,

@@ -150,7 +150,7 @@ class GroupFits(Result):
                         + [str(r.n_failed_bootstrap)])
         lines = [f"{first.form} fits by {self.group_by} ({len(self)} groups)    "
                  f"{FORMULAS[first.form]}", f"values with {first.level:.0%} intervals "
-                 f"({first.to_dict()['ci_method']})", ""]
+                 f"({first.interval_method})", ""]
         lines += table([self.group_by, "points"] + names + ["failed"], rows, {1})
         lines += [f"warning [{g}]: {w}" for g, r in self.fits.items() for w in r.warnings]
         return "\n".join(lines)
