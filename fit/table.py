@@ -20,13 +20,14 @@ VARIABLES = ("N", "D", "S", "C")
 
 
 def fit_table(data, x, y, *, form=None, x2=None, sigma=None, group=None, where=None,
-              dropna=False, sep=None, assign=(), holdout=0, variable=None, **options):
+              dropna=False, sep=None, decimal=None, assign=(), holdout=0, variable=None,
+              **options):
     """Fit columns ``x``, ``y`` (``x2``, ``sigma``) of ``data`` (a path or a DataFrame).
 
     form: default "power" (one variable) or "chinchilla" (with ``x2``); ``variable``: what x
     is ("N", "D", "S", "C"; default the column's name when it is one of these); ``where``,
-    ``dropna``, ``assign`` ("D = C / (6 * N)": a column made from others), ``sep``:
-    :func:`fit.inputs.select_rows` and :func:`fit.inputs.read_table`;
+    ``dropna``, ``assign`` ("D = C / (6 * N)": a column made from others), ``sep``,
+    ``decimal``: :func:`fit.inputs.select_rows` and :func:`fit.inputs.read_table`;
     ``group``: a column; one fit per distinct value (a :class:`GroupFits`); ``holdout``: the
     number (or fraction) of largest sizes left out and predicted
     (:func:`fit.extrapolation_check`). Other options go to :func:`fit.fit`.
@@ -40,7 +41,7 @@ def fit_table(data, x, y, *, form=None, x2=None, sigma=None, group=None, where=N
     numeric, keep = [x, y, x2, sigma], [group]
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
         rows = load_rows(data, numeric, keep=keep, sep=sep, where=where, dropna=dropna,
-                         assign=assign)
+                         assign=assign, decimal=decimal)
     else:
         rows = select_rows(data, numeric, keep=keep, where=where, dropna=dropna,
                            assign=assign)

@@ -114,8 +114,12 @@ def _add_curve(sub, shared) -> None:
 
 
 def _add_table_flags(c) -> None:
-    """--sep, --where, --assign, --group, --dropna: reading and selecting a table's rows."""
+    """--sep, --decimal, --where, --assign, --group, --dropna: reading and selecting a
+    table's rows."""
     c.add_argument("--sep", help="delimiter of a text table (default: sniffed; 'tab' for tab)")
+    c.add_argument("--decimal", choices=(".", ","),
+                   help="decimal mark of a text table (default '.', or ',' where the cells "
+                        "leave no doubt)")
     c.add_argument("--where", metavar="EXPR",
                    help="keep the rows where this pandas query is true, e.g. \"dataset == "
                         "'c4' and N > 1e7\" (names with dots or spaces in backticks)")
@@ -218,8 +222,8 @@ def run_curve(args) -> int:
         options["breaks"] = args.breaks
     result = fit.fit_table(args.data, x=args.x, y=args.y, x2=args.x2, sigma=args.sigma,
                            form=form, group=args.group, where=args.where, dropna=args.dropna,
-                           sep=args.sep, assign=args.assign, holdout=_holdout(args.holdout),
-                           variable=args.variable, **options)
+                           sep=args.sep, decimal=args.decimal, assign=args.assign,
+                           holdout=_holdout(args.holdout), variable=args.variable, **options)
     fits = result.fits if args.group else {None: result}
     points = _prediction_points(args.predict, form, form in fit.JOINT_FORMS)
     docs, text = {}, [result.summary()]
