@@ -138,21 +138,25 @@ class GroupFits(Result):
         return pd.DataFrame(rows).set_index(self.group_by)
 
     def summary(self) -> str:
+        from fit.checks import unreliable_intervals
         from fit.result import FORMULAS
-        from fit.summary import table
+        from fit.summary import UNRELIABLE, UNRELIABLE_NOTE, table
 
         first = next(iter(self.fits.values()))
         names = list(first.params)
-        rows = []
+        rows, marked = [], False
         for g, r in self.fits.items():
-            ci = r._bounds(r.level)
+            ci, weak = r._bounds(r.level), unreliable_intervals(r)
+            marked |= bool(weak)
             rows.append([g, str(r.n_points)] + [f"{r.params[k]:.4g} [{ci[k][0]:.4g}, "
-                                                f"{ci[k][1]:.4g}]" for k in names]
+                                                f"{ci[k][1]:.4g}]" + UNRELIABLE * (k in weak)
+                                                for k in names]
                         + [str(r.n_failed_bootstrap)])
         lines = [f"{first.form} fits by {self.group_by} ({len(self)} groups)    "
                  f"{FORMULAS[first.form]}", f"values with {first.level:.0%} intervals "
                  f"({first.interval_method})", ""]
         lines += table([self.group_by, "points"] + names + ["failed"], rows, {1})
+        lines += [UNRELIABLE_NOTE] * marked
         lines += [f"warning [{g}]: {w}" for g, r in self.fits.items() for w in r.warnings]
         return "\n".join(lines)
 
