@@ -287,6 +287,12 @@ def check_paths(args) -> None:
         seen.append((flag, path))
 
 
+def prefix(command: str = "") -> str:
+    """Who speaks in a one-line message: ``quanta COMMAND``, or ``quanta`` before a command
+    is known (``f"{prefix(command)}: error: …"``)."""
+    return f"quanta {command}" if command else "quanta"
+
+
 def _one_line_warnings(command: str):
     """A ``warnings.showwarning`` that prints each distinct warning once, on one line."""
     seen: set[str] = set()
@@ -295,7 +301,7 @@ def _one_line_warnings(command: str):
         text = " ".join(str(message).split())
         if text not in seen:
             seen.add(text)
-            print(f"quanta {command}: warning: {text}", file=file or sys.stderr, flush=True)
+            print(f"{prefix(command)}: warning: {text}", file=file or sys.stderr, flush=True)
     return show
 
 
