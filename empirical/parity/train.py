@@ -83,6 +83,12 @@ def network_table(config: RunConfig) -> list[dict]:
     return rows
 
 
+def network_name(n: dict) -> str:
+    """A network (a row of :func:`network_table`, or any dict with its width, seed and D)
+    as messages name it: "width 500, seed 0", with ", D 1000" for a fixed training set."""
+    return f"width {n['width']}, seed {n['seed']}" + (f", D {n['D']}" if n["D"] else "")
+
+
 def stream_groups(nets: list[dict]) -> list[dict]:
     """The data streams of a network table: consecutive networks that share (alpha, seed,
     D), as dicts with alpha, seed, D, start and stop (network indices)."""
@@ -542,10 +548,8 @@ class _Session:
         """Stop a diverged run: save the metrics so far (the NaN evaluation shows it), no
         checkpoint, and raise a RunError naming the networks."""
         self.metrics.save(self.out)
-        names = ", ".join(f"width {self.nets[i]['width']} seed {self.nets[i]['seed']}"
-                          + (f" D {self.nets[i]['D']}" if self.nets[i]["D"] else "")
-                          for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5
-                                               else "")
+        names = "; ".join(network_name(self.nets[i]) for i in bad[:5]) + (
+            f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise RunError(f"training diverged at step {step}: NaN or infinite {what} of "
                        f"{len(bad)} of {len(self.nets)} network(s) ({names}); lr "
                        f"{self.config.train.lr:g} is too large? The metrics so far are in "
