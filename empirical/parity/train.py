@@ -19,7 +19,7 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -445,16 +445,33 @@ def make_step(config: RunConfig, task: SparseParityTask, nets, model: FusedMLP, 
                            torch.compile(model) if tc.compile else None), streams
 
 
-def new_step(config: RunConfig, device=None):
-    """A fresh model (initialised as in :func:`train`) with its optimizer and step
-    function, for benchmarks and checks: (model, step function)."""
-    config = RunConfig.from_dict(config.to_dict()).validate()
-    device = resolve_device(config.train.device if device is None else device)
+class _Trainer(NamedTuple):
+    """What training builds from a config: the task (of the first α), the network table,
+    the fused model, its optimizer, the step function and the data streams."""
+    task: SparseParityTask
+    nets: list
+    model: FusedMLP
+    opt: torch.optim.Optimizer
+    step_fn: Callable
+    streams: list
+
+
+def _build(config: RunConfig, device: torch.device) -> _Trainer:
+    """The model, optimizer and step of a fresh run on ``device`` (:func:`train` and
+    :func:`new_step` alike)."""
     task = make_task(config, alpha=config.task.alpha_list[0])
     nets = network_table(config)
     model = build_model(config).to(device)
     opt = steps.optimizer(model, config.train.lr, config.train.step, device)
-    return model, make_step(config, task, nets, model, opt, device)[0]
+    return _Trainer(task, nets, model, opt, *make_step(config, task, nets, model, opt, device))
+
+
+def new_step(config: RunConfig, device=None):
+    """A fresh model (initialised as in :func:`train`) with its optimizer and step
+    function, for benchmarks and checks: (model, step function)."""
+    config = RunConfig.from_dict(config.to_dict()).validate()
+    built = _build(config, resolve_device(config.train.device if device is None else device))
+    return built.model, built.step_fn
 
 
 class _Session:
@@ -465,12 +482,8 @@ class _Session:
         tc = config.train
         self.config, self.out, self.device, self.log = config, out, device, log
         self.autocast = _autocast_factory(tc.precision, device)
-        self.task = make_task(config, alpha=config.task.alpha_list[0])
-        self.nets = network_table(config)
-        self.model = build_model(config).to(device)
-        self.opt = steps.optimizer(self.model, tc.lr, tc.step, device)
-        self.step_fn, self.streams = make_step(config, self.task, self.nets, self.model,
-                                               self.opt, device)
+        self.task, self.nets, self.model, self.opt, self.step_fn, self.streams = \
+            _build(config, device)
         self.test_sub, self.test_bits = self.task.test_set(tc.test_per_task, tc.test_seed,
                                                            device=device)
         self.test_y = self.task.label(self.test_sub, self.test_bits)
