@@ -194,13 +194,25 @@ def test_new_step_trains_as_train_does(tmp_path, sampler):
         assert torch.equal(value, saved["model"][name]), name
 
 
+def test_the_model_and_input_take_no_unused_arguments():
+    """build_model reads only the config, and encode's width is always the task's input
+    size: parameters that did nothing (build_model's task, encode's width) stay removed."""
+    import inspect
+
+    from empirical.parity import SparseParityTask
+
+    assert list(inspect.signature(build_model).parameters) == ["config"]
+    assert list(inspect.signature(SparseParityTask.encode).parameters) == [
+        "self", "subtask", "bits", "dtype"]
+
+
 def test_initialisation_is_pytorch_default_and_depends_on_seed_and_width():
     config = tiny_config()
-    model = build_model(config, make_task(config))
+    model = build_model(config)
     w = model.network(2).net[0].weight       # width 12, fan_in 14
     bound = 1 / np.sqrt(14)
     assert w.abs().max() <= bound and w.abs().max() > 0.8 * bound
-    again = build_model(config, make_task(config)).network(2).net[0].weight
+    again = build_model(config).network(2).net[0].weight
     assert torch.equal(w, again)
     other_seed = model.network(5).net[0].weight  # width 12, seed 1
     assert not torch.equal(w, other_seed)

@@ -102,7 +102,7 @@ def stream_groups(nets: list[dict]) -> list[dict]:
     return out
 
 
-def build_model(config: RunConfig, task: SparseParityTask | None = None) -> FusedMLP:
+def build_model(config: RunConfig) -> FusedMLP:
     """The fused model, each network initialised from its own generator seeded by
     (seed, width): the same network alone or in any sweep starts from the same weights."""
     nets = network_table(config)
