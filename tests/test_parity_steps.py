@@ -1,6 +1,7 @@
 """The step variants (empirical.parity.steps) against the fp32 eager (autograd) step, the
 written-out backward against autograd, the CUDA-graph warm-up, and old run folders, which
 must load and resume as they were trained."""
+import importlib.util
 import json
 
 import numpy as np
@@ -44,13 +45,18 @@ def relative_gap(got, ref, init):
 
 
 ALL_OPTIONS = ("gather_in", "gather_out", "adam")
+needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                  reason="triton is not installed")
 
 
 @pytest.mark.parametrize("step,precision,options", [
     ("manual", "fp32", ()), ("manual", "bf16", ()), ("eager", "bf16", ()),
     ("manual", "fp32", ("gather_in",)), ("manual", "fp32", ("gather_out",)),
     ("manual", "fp32", ("adam",)), ("manual", "fp32", ALL_OPTIONS),
-    ("manual", "bf16", ALL_OPTIONS)])
+    ("manual", "bf16", ALL_OPTIONS),
+    # the Triton kernels (tests/test_parity_kernels.py), in its interpreter without CUDA
+    pytest.param("manual", "fp32", ("triton",), marks=needs_triton),
+    pytest.param("manual", "bf16", ("adam", "triton"), marks=needs_triton)])
 def test_step_variants_equal_the_fp32_eager_step_after_50_steps(step, precision, options):
     ref = params_after(config())
     init = torch.cat([p.detach().reshape(-1) for p in build_model(config()).parameters()])
@@ -274,7 +280,9 @@ def test_committed_runs_of_older_code_still_load():
 @pytest.mark.parametrize("step,precision,options", [
     ("eager", "bf16", ()), ("manual", "fp32", ()), ("graphs", "fp32", ()), ("graphs", "bf16", ()),
     ("compiled", "bf16", ()), ("compiled_graphs", "fp32", ()), ("compiled_graphs", "bf16", ()),
-    ("graphs", "bf16", ALL_OPTIONS), ("compiled_graphs", "bf16", ALL_OPTIONS)])
+    ("graphs", "bf16", ALL_OPTIONS), ("compiled_graphs", "bf16", ALL_OPTIONS),
+    ("graphs", "fp32", ("triton",)), ("graphs", "bf16", ("triton",)),
+    ("compiled_graphs", "bf16", ("adam", "triton"))])
 def test_cuda_step_variants_equal_the_fp32_eager_step(step, precision, options):
     """On the GPU (TF32 off for fp32): every variant, the CUDA-graph ones included."""
     torch.backends.cuda.matmul.allow_tf32 = False
