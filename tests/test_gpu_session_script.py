@@ -137,9 +137,13 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     shutil.rmtree(tmp_path / "runs")                          # the machine went back
     ing = cpu_session(tmp_path, "x", "ingest", str(tmp_path / "out1"))
     assert ing.returncode == 0 and list((tmp_path / "carry").glob("tiny_speed.resume.tar*"))
-    second = cpu_session(tmp_path, "out2", GPU_SECONDS="300")    # no mode: the default `next`
+    # no mode: a GPU window, whose menu (the CPU queue has no committed one) times the
+    # Triton kernels in Triton's interpreter, then the queue
+    second = cpu_session(tmp_path, "out2", GPU_SECONDS="300", MENU_SECONDS="60",
+                         MENU_VARIANTS="eager/fp32,manual+triton/bf16")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "no mode given: next 300" in second.stdout
+    assert "no mode given: menu 60, then next 240" in second.stdout
+    assert "manual+triton/bf16" in second.stdout and (tmp_path / "out2" / "menu.json").exists()
     assert "unpacked the carried resume state" in second.stdout
     assert "plans left: none" in second.stdout and "timing {" in second.stdout
     assert_within_transfer_limits(tmp_path / "out2")
@@ -153,18 +157,13 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     assert [d.name for d in ns] == ["alpha0.2", "alpha0.6"]
     text = bench.read_text()
     assert "tiny_speed -->_GPU_" not in text and "s end to end** (" in text, text
-    assert "Resumed" in text and "gpu:menu -->_GPU_" in text       # no menu in this call
-    assert text.startswith("before <!-- gpu:tiny_speed -->") and "--> after\n" in text
+    assert "Resumed" in text and text.startswith("before <!-- gpu:tiny_speed -->")
+    assert "--> after\n" in text
+    # the menu's table where its markers are, the Triton variant checked against fp32
+    assert "_GPU_" not in text and "| manual+triton/bf16 | " in text, text
+    assert "One evaluation (" in text and " OFF " not in text
     est = cpu_session(tmp_path, "x", "plan", "--estimate")
     assert est.stdout.count("[done]") == 3, est.stdout
-
-    # ingest writes a menu's table where its markers are
-    menu_dir = tmp_path / "menu_call"
-    res = cpu_session(tmp_path, "menu_call", "menu", "40", MENU_VARIANTS="eager/fp32,manual/bf16")
-    assert res.returncode == 0, res.stdout + res.stderr
-    cpu_session(tmp_path, "x", "ingest", str(menu_dir), QUEUE_OPTS=f"--benchmarks {bench}")
-    text = bench.read_text()
-    assert "_GPU_" not in text and "| manual/bf16 | " in text and "One evaluation (" in text
 
     # the paused-and-resumed timed plan equals its configuration trained in one go
     sys.path.insert(0, str(SCRIPT.parent))

@@ -41,6 +41,8 @@ from .task import SparseParityTask, SweepSampler
 WARMUP_STEPS = 3
 #: the written-out step pads hidden units, inputs and logits to multiples of this
 ALIGN = 8
+#: step options whose runs evaluate with the control rows looked up (:func:`lookup_logits`)
+LOOKUP_OPTIONS = ("gather_in", "triton")
 
 
 def matmul_dtype(precision: str) -> torch.dtype:
@@ -258,7 +260,7 @@ def lookup_logits(model: FusedMLP, bits: torch.Tensor, t0: int, t1: int,
 def evaluation_lookup(train_config) -> torch.dtype | None:
     """The dtype of :func:`lookup_logits` for a run's evaluations (step options
     ``gather_in``, ``triton``), else None (the module's forward)."""
-    if not {"gather_in", "triton"} & set(train_config.step_options or []):
+    if not set(LOOKUP_OPTIONS) & set(train_config.step_options or []):
         return None
     return matmul_dtype(train_config.precision)
 
