@@ -65,7 +65,7 @@ def kernel_grads(layer, model, x, sub, y, fwd=None, bwd=None):
         m = bwd.kwargs
         kernels._backward_kernel[(G, layer.Hp // m["BN"], m["S"])](
             x, sub, wx, ctrl, w2, layer.net, gz, dwx, dc, dw2, B, layer.Hp, layer.T,
-            KB=layer.KB, NC=layer.NC, PREC=layer.prec, **m)
+            KB=layer.KB, NC=layer.NC, NW=layer.NW, PREC=layer.prec, **m)
     H, n, Hg = model.w_in.shape[0], layer.n_bits, layer.Hg
     g_w_in = torch.cat([dc[:, :Hg], dwx[:, :Hg, :n]], -1).reshape(H, -1)
     return losses, (g_w_in, dwx[:, :Hg, n].reshape(H), dw2[:, :Hg].reshape(H, 2))
@@ -100,17 +100,22 @@ def test_kernels_give_the_written_out_losses_and_gradients(seed, groups, widths,
 
 
 def _configs():
-    return [("forward", c) for c in kernels.FORWARD_CONFIGS] + \
-        [("backward", c) for c in kernels.BACKWARD_CONFIGS]
+    return [pytest.param(which, c, id=f"{which}-" + "-".join(f"{k}{v}" for k, v in c.kwargs.items())
+                         + f"-w{c.num_warps}-s{c.num_stages}")
+            for which, cs in (("forward", kernels.FORWARD_CONFIGS),
+                              ("backward", kernels.BACKWARD_CONFIGS)) for c in cs]
 
 
-@pytest.mark.parametrize("which,config", _configs(), ids=lambda v: str(v))
+@pytest.mark.parametrize("which,config", _configs())
 def test_every_autotuned_configuration_gives_the_same_gradients(which, config):
     """The GPU autotunes over these; each tile shape and batch split must give the written-
-    out step's numbers (batch 300: several tiles, a partial one; 2 groups)."""
+    out step's numbers (batch 300: several tiles, a partial one; 2 groups; 9 networks over
+    4 blocks of units, so that the backward reads a window of 16 of the 32 logit columns,
+    at another offset in each block)."""
     T, n = 6, 9
-    model, sub, bits, y = problem(11, 2, (5, 40, 90), T, n, 300)
+    model, sub, bits, y = problem(11, 2, (3, 5, 60, 60, 60, 60, 60, 60, 70), T, n, 300)
     layer = build(model, 2, T, n)
+    assert (layer.NC, layer.NW, layer.Hp) == (32, 16, 512)
     x, s, y2 = layer.inputs(sub, bits, y)
     fwd, bwd = (config, None) if which == "forward" else (None, config)
     assert_matches(kernel_grads(layer, model, x, s, y2, fwd, bwd), reference(model, sub, bits, y))

@@ -89,7 +89,8 @@ if triton is not None:
 
     @triton.jit
     def _selector(net, NC: tl.constexpr, c: tl.constexpr):
-        """NC × BN, 1 where column (logit) 2·net + c is unit j's: picks each unit's logit."""
+        """NC × BN, 1 where column (logit) 2·net + c is unit j's: picks each unit's logit
+        (``net`` < 0: none)."""
         cols = tl.arange(0, NC)
         return (cols[:, None] == net[None, :] * 2 + c).to(tl.float32)
 
@@ -131,15 +132,18 @@ if triton is not None:
     @triton.jit
     def _backward_kernel(x_ptr, sub_ptr, wx_ptr, c_ptr, w2_ptr, net_ptr, gz_ptr, dwx_ptr,
                          dc_ptr, dw2_ptr, B, Hp, T, KB: tl.constexpr, NC: tl.constexpr,
-                         BM: tl.constexpr, BN: tl.constexpr, S: tl.constexpr,
-                         PREC: tl.constexpr):
+                         NW: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                         S: tl.constexpr, PREC: tl.constexpr):
         g = tl.program_id(0).to(tl.int64)
         j = tl.program_id(1) * BN + tl.arange(0, BN)
         k, r = tl.arange(0, KB), tl.arange(0, BM)
         net = tl.load(net_ptr + j)
         w0 = tl.load(w2_ptr + (g * Hp + j) * 2)
         w1 = tl.load(w2_ptr + (g * Hp + j) * 2 + 1)
-        pick0, pick1 = _selector(net, NC, 0), _selector(net, NC, 1)
+        # the block's units feed networks n0 … n0 + NW/2 − 1 (sorted): only those logits
+        n0 = tl.min(tl.where(net >= 0, net, 1 << 20), 0)
+        cols = 2 * n0 + tl.arange(0, NW)
+        pick0, pick1 = _selector(net - n0, NW, 0), _selector(net - n0, NW, 1)
         acc_w = tl.zeros((BN, KB), dtype=tl.float32)
         acc_w0 = tl.zeros((BN,), dtype=tl.float32)
         acc_w1 = tl.zeros((BN,), dtype=tl.float32)
@@ -154,8 +158,8 @@ if triton is not None:
             sub = tl.load(sub_ptr + g * B + rows, mask=live, other=0)
             pre = _pre(x, sub, wx_ptr, c_ptr, g, j, Hp, T, k, PREC)
             h = tl.maximum(pre, 0.0)
-            gz = tl.load(gz_ptr + (g * B + rows[:, None]) * NC + tl.arange(0, NC)[None, :],
-                         mask=live[:, None], other=0.0)
+            gz = tl.load(gz_ptr + (g * B + rows[:, None]) * NC + cols[None, :],
+                         mask=live[:, None] & (cols < NC)[None, :], other=0.0)
             gz0 = _dot(gz, pick0.to(gz.dtype), PREC)                # BM × BN: ∂z of each
             gz1 = _dot(gz, pick1.to(gz.dtype), PREC)                # unit's network
             acc_w0 += tl.sum(h * gz0, 0)
@@ -180,7 +184,7 @@ if triton is not None:
     BACKWARD_CONFIGS = [_config(64, 64, 4, 2, S=8), _config(64, 128, 8, 2, S=8),
                         _config(32, 64, 4, 2, S=8), _config(64, 64, 4, 2, S=16),
                         _config(32, 128, 4, 2, S=16), _config(128, 64, 8, 2, S=4)]
-    _KEY = ["B", "Hp", "T", "KB", "NC"]
+    _KEY = ["B", "Hp", "T", "KB", "NC", "NW"]
     _GRADS = ["dwx_ptr", "dc_ptr", "dw2_ptr"]    # accumulated: zeroed before each trial
     _KERNELS = {tuned: (triton.autotune(fwd, key=_KEY, cache_results=True)(_forward_kernel),
                         triton.autotune(bwd, key=_KEY, reset_to_zero=_GRADS,
@@ -190,13 +194,26 @@ if triton is not None:
                                          [_config(64, 128, 4, 2, S=1)])]}   # interpreter
 
 
+def _most_networks(net: torch.Tensor) -> int:
+    """The most networks that the units of one aligned block of :data:`UNIT_ALIGN` feed
+    (``net`` sorted, padding −1): the backward's window onto the logits' gradient is
+    twice that many columns."""
+    most = 0
+    for block in net.view(-1, UNIT_ALIGN).tolist():
+        fed = [n for n in block if n >= 0]
+        most = max(most, fed[-1] - fed[0] + 1 if fed else 0)
+    return most
+
+
 @dataclass
 class FusedLayer:
     """The hidden layer of G groups of networks (``Hg`` units feeding ``Mg`` networks per
     group, unit j of a group feeding network ``net[j]`` of it), ``T`` subtasks and
     ``n_bits`` bits, as the two kernels see it: inputs G × B × KB ([bits 1 zeros]), the
     bits' weights G × KB × Hp, the control rows G × T × Hp (both in the product dtype),
-    output weights G × Hp × 2 (float32); units padded to Hp with network -1."""
+    output weights G × Hp × 2 (float32); units padded to Hp with network -1. The forward
+    writes NC logit columns per sample; a backward program reads the NW of them that its
+    units feed."""
     G: int
     Hg: int
     Mg: int
@@ -206,6 +223,7 @@ class FusedLayer:
     dtype: torch.dtype
     prec: str
     tuned: bool
+    NW: int
 
     @classmethod
     def build(cls, net: torch.Tensor, G: int, Mg: int, T: int, n_bits: int, precision: str):
@@ -218,7 +236,8 @@ class FusedLayer:
         Hg = net.shape[0]
         padded = net.new_full((-(-Hg // UNIT_ALIGN) * UNIT_ALIGN,), -1, dtype=torch.int32)
         padded[:Hg] = net
-        return cls(G, Hg, Mg, T, n_bits, padded, dtype, prec, tuned=cuda)
+        return cls(G, Hg, Mg, T, n_bits, padded, dtype, prec, tuned=cuda,
+                   NW=min(_pow2(2 * Mg), _pow2(2 * _most_networks(padded))))
 
     @property
     def Hp(self) -> int:
@@ -230,6 +249,7 @@ class FusedLayer:
 
     @property
     def NC(self) -> int:
+        """Logit columns: two per network of a group, padded."""
         return _pow2(2 * self.Mg)
 
     def inputs(self, sub: torch.Tensor, bits: torch.Tensor, y: torch.Tensor):
@@ -275,5 +295,5 @@ class FusedLayer:
         kernel = _KERNELS[self.tuned][1]
         kernel[lambda m: (G, self.Hp // m["BN"], m["S"])](
             x, sub, wx, ctrl, w2, self.net, gz, dwx, dc, dw2, B, self.Hp, self.T, KB=self.KB,
-            NC=self.NC, PREC=self.prec)
+            NC=self.NC, NW=self.NW, PREC=self.prec)
         return dwx, dc, dw2
