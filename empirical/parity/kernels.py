@@ -6,11 +6,11 @@ reads it for the weight gradient: about six passes over B·H activations, which 
 cost more than all its products (BENCHMARKS.md, parity: 0.32 of the floor). Here nothing of
 size B × H reaches memory:
 
-- :func:`forward`: a program takes BM samples of one group and walks over the group's
+- :meth:`FusedLayer.forward`: a program takes BM samples of one group and walks over the group's
   hidden units in blocks of BN: pre = [bits 1]·W + C[subtask] (the bits' product with the
   bias riding as a column, the control part a row lookup), h = relu(pre), and the per-network
   logits h·blockdiag(w_out) accumulated in registers; only the B × NC logits are written.
-- :func:`backward`: a program takes BN units and a share of the batch and recomputes pre and
+- :meth:`FusedLayer.backward`: a program takes BN units and a share of the batch and recomputes pre and
   h tile by tile; with the logits' gradient it forms ∂/∂pre and accumulates the gradients of
   the bits' weights and bias ([∂pre]ᵀ·[bits 1]), of the output weights (Σ h·∂z) and of the
   control rows. The last is a sum over the samples of each subtask: the samples of a tile
@@ -18,13 +18,12 @@ size B × H reaches memory:
   one product, and added to that subtask's row with one atomic add per (rank, unit).
 
 Both kernels are autotuned on CUDA over :data:`FORWARD_CONFIGS` / :data:`BACKWARD_CONFIGS`.
-Without CUDA they run in Triton's interpreter (``TRITON_INTERPRET=1``, set here before
-Triton is imported), whose products have no bf16: there the products' operands are rounded
+Without CUDA they run in Triton's interpreter (``TRITON_INTERPRET=1``, which
+``empirical.parity`` sets on import, before Triton's), whose products have no bf16: there the products' operands are rounded
 to the product dtype and multiplied in float32 (the same values, summed in another order).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +31,6 @@ from torch.nn import functional as F
 
 from common.errors import InputError, MissingExtraError
 
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 try:
     import triton
     import triton.language as tl
