@@ -24,6 +24,7 @@ measured on 2026-12-04 with the eager bf16 step.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import math
@@ -130,12 +131,17 @@ def export_name(plan: dict) -> str:
 
 
 def plan_config(plan: dict):
-    """The RunConfig of a plan's ``quanta parity train`` arguments."""
+    """The RunConfig of a plan's ``quanta parity train`` arguments (a fresh copy)."""
+    from empirical.parity.config import RunConfig
+    return RunConfig.from_dict(_parsed_config(plan["args"]).to_dict())
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_config(args: str):
     from quanta.commands.parity import add_parser, config_from_args
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="c"))
-    argv = ["parity", "train", "--out", "x", *plan["args"].split()]
-    return config_from_args(parser.parse_args(argv))
+    return config_from_args(parser.parse_args(["parity", "train", "--out", "x", *args.split()]))
 
 
 def resume_bytes(config) -> int:
@@ -264,14 +270,14 @@ def _resume_or_restart(plan: dict, speed: dict, chosen: dict, run_dir: Path, cal
     started with, unless starting afresh with ``chosen`` is predicted to finish sooner
     (then the paused run is deleted)."""
     import torch
+    from empirical.parity.config import read_config
     from parity_menu import Variant
-    t = json.loads((run_dir / "config.json").read_text())["train"]
-    saved = Variant(t.get("step", "eager"), t["precision"], bool(t["compile"]),
-                    tuple(t.get("step_options") or ()))
+    t = read_config(run_dir / "config.json").train       # older configs' defaults filled in
+    saved = Variant(t.step, t.precision, bool(t.compile), tuple(t.step_options or ()))
     resume = run_dir / "checkpoints" / "resume.pt"
     if not resume.exists():
         return dict(chosen, **saved.fields(), name=saved.name)
-    left = 1 - torch.load(resume, map_location="cpu", weights_only=True)["step"] / t["steps"]
+    left = 1 - torch.load(resume, map_location="cpu", weights_only=True)["step"] / t.steps
     same = [v for v in measured_variants(speed) if v["name"] == saved.name] or [DEFAULT_SPEED]
     t_resume = predicted_seconds(same[0], plan_size(plan), left)
     if chosen["seconds"] < t_resume and chosen["name"] != saved.name:
