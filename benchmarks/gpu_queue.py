@@ -257,10 +257,14 @@ def speed_line(speed: dict) -> str:
             f"(from {speed['source']})")
 
 
-def choose_variant(speed: dict, size: dict) -> dict:
-    """The measured variant that finishes ``size`` soonest (compilation and evaluations
-    included): step, precision, compile_forward, options, name and the predicted seconds."""
-    v = min(measured_variants(speed), key=lambda v: predicted_seconds(v, size))
+def choose_variant(speed: dict, size: dict, exclude=()) -> dict:
+    """The measured variant, other than those named in ``exclude``, that finishes ``size``
+    soonest (compilation and evaluations included): step, precision, compile_forward,
+    options, name and the predicted seconds. With every measured variant excluded, the
+    speed before any menu (:data:`DEFAULT_SPEED`)."""
+    pool = [v for v in measured_variants(speed) if v["name"] not in exclude] or \
+        measured_variants(dict(DEFAULT_SPEED))
+    v = min(pool, key=lambda v: predicted_seconds(v, size))
     var = _variant(v)
     return dict(var.fields(), name=var.name, seconds=predicted_seconds(v, size))
 
@@ -446,21 +450,32 @@ def _unpack(parts: list[Path], dest: Path) -> None:
 
 def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
     """Train one plan within the call's time; 'done', 'paused' or 'failed'. A plan whose
-    chosen step fails before its first resume state is tried again, once, with today's
-    proven step (eager, bf16, compiled forward)."""
+    chosen step fails before its first resume state is tried again, once, with the next
+    measured variant (:func:`fallback_variant`)."""
     if _unpack_resume(plan, args.carry, args.runs):
         call.say(f"{plan['name']}: unpacked the carried resume state")
     chosen = choose_variant(speed, plan_size(plan))
     if (args.runs / plan["name"] / "config.json").exists():
         chosen = _resume_or_restart(plan, speed, chosen, args.runs / plan["name"], call)
     status = _run_plan(plan, chosen, call, args)
-    fallback = choose_variant(TINY_SPEED if args.tiny else DEFAULT_SPEED, plan_size(plan))
-    if status == "failed" and fallback["name"] != chosen["name"] \
-            and call.left() > call.reserve + 60:
+    fallback = fallback_variant(plan, speed, chosen, args.tiny)
+    if status == "failed" and fallback and call.left() > call.reserve + 60:
         shutil.rmtree(args.runs / plan["name"], ignore_errors=True)
         call.say(f"{plan['name']}: trying again with {fallback['name']}")
         status = _run_plan(plan, fallback, call, args)
     return status
+
+
+def fallback_variant(plan: dict, speed: dict, failed: dict, tiny: bool = False) -> dict | None:
+    """The variant to try a plan again with after ``failed`` broke before its first resume
+    state: the next measured one (the CPU queue: plain eager float32 steps), or None when
+    there is none or, for a plan that must beat ``beat_s``, when it would not."""
+    size = plan_size(plan)
+    v = choose_variant(TINY_SPEED, size) if tiny else \
+        choose_variant(speed, size, exclude={failed["name"]})
+    if v["name"] == failed["name"] or v["seconds"] >= plan.get("beat_s", math.inf):
+        return None
+    return v
 
 
 def _run_plan(plan: dict, variant: dict, call: Call, args) -> str:

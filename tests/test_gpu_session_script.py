@@ -293,6 +293,29 @@ def test_queue_picks_the_variant_that_finishes_a_plan_soonest_under_todays_toler
     assert all(not q.variant_ok(v) for v in menu["variants"] if v["step"] == "graphs")
 
 
+def test_a_failed_variant_is_retried_with_the_next_measured_one_if_that_can_do():
+    """A step that passed the menu but broke in training (the Triton kernels, say) is
+    replaced by the next fastest measured variant, not by the speed before any menu; a plan
+    that must beat a time is not retried with a variant that would not."""
+    q = _queue_module()
+    ok = dict(rel=0.1, grad_rel=0.01)
+    speed = dict(menus=[_menu([("graphs", "bf16", 1e-3, 1.0, ok),
+                               ("manual", "bf16", 2e-3, 1.0, ok),
+                               ("eager", "bf16", 9e-3, 1.0, ok)])], source="test")
+    plan = dict(q.TINY_PLANS[0])
+    size = q.plan_size(plan)
+    failed = q.choose_variant(speed, size)
+    assert failed["name"] == "graphs/bf16"
+    again = q.fallback_variant(plan, speed, failed)
+    assert again["name"] == "manual/bf16"
+    assert again["seconds"] == pytest.approx(q.choose_variant(
+        speed, size, exclude={"graphs/bf16"})["seconds"])
+    assert q.fallback_variant(dict(plan, beat_s=again["seconds"]), speed, failed) is None
+    assert q.fallback_variant(dict(plan, beat_s=again["seconds"] + 1), speed, failed) == again
+    alone = dict(menus=[_menu([("graphs", "bf16", 1e-3, 1.0, ok)])], source="test")
+    assert q.fallback_variant(plan, alone, failed)["name"] == q._variant(q.DEFAULT_SPEED).name
+
+
 def test_this_calls_menu_overrides_the_committed_one_and_compilation_has_a_floor(tmp_path):
     """Speeds: a variant this call's menu measured replaces the committed measurement (a
     variant failing now is out, even if it passed before); variants only the committed menu
