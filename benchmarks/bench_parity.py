@@ -227,7 +227,7 @@ def time_fused_eval(cfg: RunConfig, per_task: int) -> float:
         _autocast_factory
     dev = resolve_device(cfg.train.device)
     task = make_task(cfg)
-    model = build_model(cfg, task).to(dev)
+    model = build_model(cfg).to(dev)
     sub, bits = task.test_set(per_task, 0, device=dev)
     y = task.label(sub, bits)
     ac = _autocast_factory(cfg.train.precision, dev)

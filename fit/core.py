@@ -19,9 +19,6 @@ from fit.single import fast_fit
 FEW_POINTS = 8
 #: Shortest x range, in decades, below which the exponent is flagged as poorly determined.
 MIN_DECADES = 1.0
-#: |correlation| of log x and log x2 above which a joint law's exponents are flagged as
-#: not identifiable (one size determines the other).
-COLLINEAR_CORR = 0.99
 #: Default exponents of the starting grids.
 START_EXPONENTS = (0.1, 0.3, 0.7, 1.5)
 
@@ -406,8 +403,6 @@ def _warnings(res, X, lower, upper, spec):
         out.append(f"only {res.n_points} points; intervals rest on few points")
     if not res.converged:
         out.append("the fit did not converge from any starting point")
-    if len(X) == 2:
-        out.extend(_collinear_warning(*X))
     if not np.all(np.isfinite(np.diag(res.cov_theta))):
         out.append("the covariance is singular (standard errors not finite or not "
                    "positive): the data do not pin down every parameter")
@@ -472,17 +467,6 @@ def _singular_as_nan(cov, spec, exact):
     cov[affected, :] = np.nan
     cov[:, affected] = np.nan
     return cov
-
-
-def _collinear_warning(u, v) -> list[str]:
-    """N and D (log x, log x2) moving together, e.g. runs at a fixed tokens-per-parameter
-    ratio: the joint law's two exponents (and A, B) are then not identifiable, whatever the
-    optimiser returns."""
-    corr = np.corrcoef(u, v)[0, 1]
-    if not np.isfinite(corr) or abs(corr) <= COLLINEAR_CORR:
-        return []
-    return [f"N and D move together (corr {corr:.3f}): their exponents cannot be told "
-            "apart; fit L(N) or L(C) instead"]
 
 
 def _interval_warnings(res):

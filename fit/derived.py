@@ -13,7 +13,6 @@ BCa intervals, as the fit's own) or, without a bootstrap, carried by the delta m
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
 
 from fit.bootstrap import bca_interval, percentile_interval
 from fit.forms import JOINT_FORMS, to_public
@@ -49,10 +48,10 @@ def draws(res, which: str = "bootstrap") -> dict[str, np.ndarray] | None:
 def bounds(res, level: float, method: str | None = None) -> dict[str, tuple[float, float]]:
     """name → interval at ``level``: the fit's bootstrap method (percentile or BCa), or the
     delta method from the fit's covariance (``method="wald"`` or no bootstrap)."""
-    boot = draws(res)
-    method = (res.ci_method if boot is not None else "wald") if method is None else method
+    method = res.checked_method(method)
     if method == "wald":
         return _delta_bounds(res, level)
+    boot = draws(res)
     if method == "bca":
         jack = draws(res, "jackknife")
         return {k: bca_interval(v, values(res)[k], jack[k], level) for k, v in boot.items()}
@@ -61,10 +60,11 @@ def bounds(res, level: float, method: str | None = None) -> dict[str, tuple[floa
 
 def _delta_bounds(res, level):
     """value ± q·se with se² = g Σ gᵀ, g the gradient in the free parameters (central
-    differences) and Σ their covariance."""
+    differences) and Σ their covariance; q the fit's :meth:`~fit.FitResult.wald_quantile`
+    (as its parameters' Wald intervals)."""
     spec, free = res.spec, res.spec.free
     cov = res.cov_theta[np.ix_(free, free)]
-    q = ndtri(0.5 + level / 2)
+    q = res.wald_quantile(level)
     out = {}
     for name, f in functions(res.form).items():
         g = np.empty(len(free))

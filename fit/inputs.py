@@ -1,7 +1,9 @@
 """Input for the fits: arrays or a table as its authors ship it, checked with one-line messages.
 
 Tables are read by :func:`read_table` from delimited text (CSV, TSV, whitespace; the
-delimiter sniffed or given), JSON (a list of records, a mapping of columns, records under one
+delimiter sniffed or given; UTF-8, or the UTF-16/32 a byte-order mark declares, as Excel's
+"Unicode text" and Windows PowerShell write; numbers with a decimal comma where the cells
+leave no doubt, as Excel writes in a decimal-comma locale), JSON (a list of records, a mapping of columns, records under one
 key, one object per row keyed by name, or a folder of one-object files; nested objects become
 dotted columns such as ``results.loss``), JSON Lines and parquet. Pickles are refused: reading
 one runs whatever code it holds. :func:`select_rows` keeps the rows a pandas query selects and
@@ -14,8 +16,10 @@ nats (or any unit; the exponents do not depend on it).
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +38,15 @@ FORMATS = {".csv": "text", ".tsv": "text", ".tab": "text", ".txt": "text", ".dat
 COMPRESSION = (".gz", ".bz2", ".xz", ".zip", ".zst")
 #: Delimiters the sniffer chooses among.
 DELIMITERS = ",\t;| "
+#: Byte-order marks and the encoding each declares (UTF-32's first: its little-endian mark
+#: begins with UTF-16's).
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"))
+#: What to do with text quanta cannot decode.
+RESAVE = "re-save it as UTF-8 (Excel: 'CSV UTF-8'; PowerShell: Out-File -Encoding utf8)"
+#: A number written with a decimal comma, or an integer: integer part, decimals, exponent.
+COMMA_NUMBER = re.compile(r"\s*[+-]?(\d+)(?:,(\d+))?([eE][+-]?\d+)?\s*")
 
 
 def table_format(path: Path) -> str:
@@ -61,22 +74,27 @@ def table_format(path: Path) -> str:
     return "text"
 
 
-def read_table(path, columns=None, *, sep=None):
+def read_table(path, columns=None, *, sep=None, decimal=None):
     """Read a table into a DataFrame: delimited text, JSON, JSON Lines, parquet (the
     ``parquet`` extra, pyarrow) or a folder of JSON files (one row per file, plus a ``file``
     column). A pickle is refused (it can run code when read) with the one-line conversion.
 
     ``sep``: the delimiter of a text table (default: ``\\t`` for ``.tsv``/``.tab``, else
-    sniffed among comma, tab, semicolon, bar and space). ``columns``: names that must be
-    present; a missing one is refused with the list of the columns the table has.
+    sniffed among comma, tab, semicolon, bar and space). ``decimal``: the decimal mark of a
+    text table, "." or "," (default: "." unless its text cells are numbers with a decimal
+    comma, :func:`decimal_mark`). ``columns``: names that must be present; a missing one is
+    refused with the list of the columns the table has.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
     kind = table_format(path)
-    if sep is not None and kind != "text":
-        raise InputError(f"--sep: {path} is {kind}, not delimited text; leave --sep out")
-    readers = {"text": lambda: _read_text(path, sep), "json": lambda: _read_json(path),
+    for flag, value in (("--sep", sep), ("--decimal", decimal)):
+        if value is not None and kind != "text":
+            raise InputError(f"{flag}: {path} is {kind}, not delimited text; leave {flag} out")
+    if decimal not in (None, ".", ","):
+        raise InputError(f"--decimal: the decimal mark is '.' or ',', got {decimal!r}")
+    readers = {"text": lambda: _read_text(path, sep, decimal), "json": lambda: _read_json(path),
                "jsonl": lambda: _read_jsonl(path), "parquet": lambda: _read_parquet(path),
                "folder": lambda: _read_folder(path), "pickle": lambda: _refuse_pickle(path)}
     table = readers[kind]()
@@ -94,39 +112,119 @@ def _refuse_pickle(path: Path):
         f"pd.read_pickle('{path}').to_csv('{path.with_suffix('.csv')}', index=False)\"")
 
 
-def sniff_delimiter(path: Path) -> str:
+def sniff_delimiter(path: Path, encoding: str = "utf-8", decimal: str | None = None) -> str:
     """The delimiter of a text table: tab for ``.tsv``/``.tab``, else the one
-    ``csv.Sniffer`` finds in the first lines (a comma when it finds none: one column)."""
+    ``csv.Sniffer`` finds in the first lines (a comma when it finds none: one column); not
+    the ``decimal`` mark."""
     if path.suffix.lower() in (".tsv", ".tab"):
         return "\t"
+    candidates = DELIMITERS.replace(decimal or "\0", "")
     try:
         import pandas.io.common as pio
 
-        with pio.get_handle(path, "r", compression="infer", encoding="utf-8",
+        with pio.get_handle(path, "r", compression="infer", encoding=encoding,
                             errors="replace") as handles:
             sample = handles.handle.read(65536)
     except OSError:
-        return ","
+        return candidates[0]
     lines = sample.splitlines()[:50]
     try:
-        found = csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS).delimiter
+        found = csv.Sniffer().sniff("\n".join(lines), delimiters=candidates).delimiter
     except csv.Error:
-        return ","
+        return candidates[0]
     return r"\s+" if found == " " else found
 
 
-def _read_text(path: Path, sep):
+def text_encoding(path: Path) -> str:
+    """The encoding of a text file: the one its byte-order mark declares (Excel's "Unicode
+    text" and Windows PowerShell's ``>`` write UTF-16 with one), else UTF-8. Text with NUL
+    bytes and no mark (UTF-16 without one, or not text at all) is refused with what to do:
+    which of UTF-16's two byte orders it is would be a guess."""
+    import pandas.io.common as pio
+
+    with pio.get_handle(path, "rb", compression="infer", is_text=False) as handles:
+        head = handles.handle.read(4096)
+    for bom, encoding in BOMS:
+        if head.startswith(bom):
+            return encoding
+    if b"\0" in head:
+        raise CorruptFileError(f"{path}: holds NUL bytes: UTF-16 text without a byte-order "
+                               f"mark, or not text at all; {RESAVE}")
+    return "utf-8"
+
+
+def _read_text(path: Path, sep, decimal=None):
+    """A delimited text table in the file's encoding, with its decimal mark (given, else
+    :func:`decimal_mark`'s)."""
+    encoding = text_encoding(path)
+    sep = {"tab": "\t", "\\t": "\t", "space": r"\s+", "whitespace": r"\s+"}.get(sep, sep)
+    sep = sniff_delimiter(path, encoding, decimal) if sep is None else sep
+    if decimal == "," and sep == ",":
+        raise InputError(f"--decimal ,: the delimiter of {path} is a comma too; give the one "
+                         "it uses with --sep")
+    table = _parse_text(path, sep, encoding, decimal or ".")
+    if decimal is None and sep != "," and decimal_mark(table, path) == ",":
+        table = _parse_text(path, sep, encoding, ",")
+    return table
+
+
+def _parse_text(path: Path, sep: str, encoding: str, decimal: str):
+    """``pandas.read_csv`` refused in one line: an empty file, one it cannot parse or decode,
+    and rows with more fields than the header (which pandas would read as row labels)."""
     import pandas as pd
 
-    sep = {"tab": "\t", "\\t": "\t", "space": r"\s+", "whitespace": r"\s+"}.get(sep, sep)
-    sep = sniff_delimiter(path) if sep is None else sep
     try:
-        return pd.read_csv(path, sep=sep, engine="python" if len(sep) > 1 else "c")
+        table = pd.read_csv(path, sep=sep, engine="python" if len(sep) > 1 else "c",
+                            encoding=encoding, decimal=decimal)
     except pd.errors.EmptyDataError:
         raise CorruptFileError(f"{path}: the file is empty") from None
-    except (ValueError, UnicodeDecodeError) as err:  # ParserError, a bad encoding
+    except UnicodeDecodeError as err:
+        raise CorruptFileError(f"{path}: not a readable text table (not {encoding.upper()} "
+                               f"text: {err.reason}); {RESAVE}") from None
+    except ValueError as err:  # ParserError
         raise CorruptFileError(f"{path}: not a readable text table "
                                f"({str(err).splitlines()[0]})") from None
+    if not isinstance(table.index, pd.RangeIndex):
+        raise CorruptFileError(
+            f"{path}: its rows have {table.index.nlevels} more field(s) than its header "
+            f"(delimiter {sep!r}): decimal commas in a comma-delimited file? Save it with "
+            "';' as the delimiter (or with decimal points); a delimiter ending every row? "
+            "remove it")
+    return table
+
+
+def decimal_mark(table, path="table") -> str | None:
+    """"," when the text columns of ``table`` (read with decimal points) hold numbers with
+    a decimal comma ("1,5", "0,25", "3,2e-4"), None when none does. A comma counts as a
+    decimal mark when some cell rules out a thousands separator (not exactly three digits
+    after it, a leading 0, an exponent, more than three digits before it); when every such
+    cell could be either ("3,215": 3.215 or 3215?) the table is refused, naming a cell and
+    the option that settles it."""
+    from pandas.api.types import is_numeric_dtype
+
+    doubtful = None
+    for name in table.columns:
+        if is_numeric_dtype(table[name]):
+            continue
+        cells = table[name].dropna().astype(str)
+        if not cells.str.contains(",", regex=False).any() or \
+                not cells.str.fullmatch(COMMA_NUMBER).all():
+            continue
+        whole, decimals, exponent = (cells.str.extract(COMMA_NUMBER)[i] for i in range(3))
+        comma = decimals.notna()
+        grouping = comma & exponent.isna() & (decimals.str.len() == 3) & \
+            (whole.str.len() <= 3) & ~whole.str.startswith("0")
+        if (comma & ~grouping).any():
+            return ","
+        doubtful = doubtful or (name, cells[comma].iloc[0].strip())
+    if doubtful:
+        name, cell = doubtful
+        raise InputError(
+            f"{path}: column {name!r} holds {cell!r}: a decimal comma "
+            f"({cell.replace(',', '.')}) or a thousands separator ({cell.replace(',', '')})? "
+            "Give --decimal , (decimal=',') if it is the decimal mark; remove the separators "
+            "if they group thousands")
+    return None
 
 
 def _read_parquet(path: Path):
@@ -147,13 +245,15 @@ def _load_json(path: Path, lines: bool = False):
     import pandas.io.common as pio
 
     try:
-        with pio.get_handle(path, "r", compression="infer", encoding="utf-8") as handles:
+        with pio.get_handle(path, "r", compression="infer",
+                            encoding=text_encoding(path)) as handles:
             text = handles.handle.read()         # .json.gz and the like read as well
         if not lines:
             return json.loads(text)
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     except UnicodeDecodeError:
-        raise CorruptFileError(f"{path}: not a text file (is it a pickle or binary?)") from None
+        raise CorruptFileError(f"{path}: not UTF-8 text (a pickle or binary file?); "
+                               f"{RESAVE}") from None
     except json.JSONDecodeError as err:
         raise CorruptFileError(f"{path}: not valid JSON{' Lines' if lines else ''} "
                                f"({err.msg} at line {err.lineno})") from None
@@ -310,9 +410,9 @@ def query_rows(table, where: str, source: str = "table"):
 
 
 def load_rows(path, numeric, *, keep=(), sep=None, where=None, dropna=False,
-              assign=()) -> Rows:
+              assign=(), decimal=None) -> Rows:
     """:func:`read_table` then :func:`select_rows`: the rows of ``path`` a fit uses."""
-    table = read_table(path, sep=sep)
+    table = read_table(path, sep=sep, decimal=decimal)
     return select_rows(table, numeric, where=where, dropna=dropna, keep=keep,
                        source=str(path), assign=assign)
 
@@ -391,12 +491,14 @@ def check_xy(x, y, *, x2=None, sigma=None, n_params=2, names=("x", "y", "x2", "s
     return x, y, x2, sigma
 
 
-def load_xy(path, x, y, *, x2=None, sigma=None, sep=None, where=None, dropna=False):
+def load_xy(path, x, y, *, x2=None, sigma=None, sep=None, where=None, dropna=False,
+            decimal=None):
     """Read columns ``x``, ``y`` (and ``x2``, ``sigma``) of a table as arrays (name → array),
     after :func:`select_rows`'s query and missing-value handling.
 
     Rows are checked as in :func:`check_xy` when the fit runs; here non-numeric cells are
     refused with their column and row.
     """
-    rows = load_rows(path, [x, y, x2, sigma], sep=sep, where=where, dropna=dropna)
+    rows = load_rows(path, [x, y, x2, sigma], sep=sep, where=where, dropna=dropna,
+                     decimal=decimal)
     return {c: rows.column(c) for c in (x, y, x2, sigma) if c is not None}

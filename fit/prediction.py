@@ -11,8 +11,6 @@ added to the delta method's). A held-out point is judged against the observation
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
-
 from common.errors import InputError
 from fit.forms import to_internal
 
@@ -31,7 +29,7 @@ def _residual_scale(res) -> tuple[np.ndarray, float]:
     """The fit's centred log residuals, inflated for the parameters fitted, and their
     variance."""
     r = res.resid - res.resid.mean()
-    dof = max(res.n_points - res.spec.n_free, 1)
+    dof = max(res.df_resid, 1)
     r = r * np.sqrt(res.n_points / dof)
     return r, float(np.sum(res.resid ** 2) / dof)
 
@@ -62,7 +60,8 @@ def _seed(res):
 
 
 def _delta_band(res, X, level, interval):
-    """exp(log f ± q·se) with se² = J Σ Jᵀ (+ the residual variance for an observation)."""
+    """exp(log f ± q·se) with se² = J Σ Jᵀ (+ the residual variance for an observation), q
+    the fit's :meth:`~fit.FitResult.wald_quantile`."""
     spec = res.spec
     logp, J = spec.model(res.theta[None], X)
     J = J[0][:, spec.free]
@@ -70,9 +69,7 @@ def _delta_band(res, X, level, interval):
     var = np.einsum("ij,jk,ik->i", J, cov, J)
     if interval == "observation":
         var = var + _residual_scale(res)[1]
-    dof = res.n_points - spec.n_free
-    q = stats.t.ppf(0.5 + level / 2, dof) if res.loss == "l2" and dof > 0 else \
-        stats.norm.ppf(0.5 + level / 2)
+    q = res.wald_quantile(level)
     se = np.sqrt(np.clip(var, 0, None))
     return np.exp(logp[0] - q * se), np.exp(logp[0] + q * se)
 

@@ -75,7 +75,19 @@ class FitResult(Result):
 
     @property
     def df_resid(self) -> int:
-        return self.n_points - len(self.theta)
+        """Residual degrees of freedom: the points less the parameters estimated (the free
+        ones: a fixed parameter is not estimated, a tied pair is one estimate)."""
+        return self.n_points - self.spec.n_free
+
+    def wald_quantile(self, level: float) -> float:
+        """The two-sided quantile at ``level`` of every interval built from the fit's own
+        covariance (Wald intervals, delta-method bands and derived quantities): Student's t
+        with ``df_resid`` degrees of freedom for a least-squares fit (as statsmodels' OLS),
+        the normal quantile for the Huber loss (an asymptotic covariance) or without a
+        residual degree of freedom."""
+        if self.loss == "l2" and self.df_resid > 0:
+            return float(stdtrit(self.df_resid, 0.5 + level / 2))
+        return float(ndtri(0.5 + level / 2))
 
     @property
     def spec(self):
@@ -118,6 +130,12 @@ class FitResult(Result):
         return np.log(self.y) - np.log(self.fitted)
 
     # ------------------------------------------------------------------ intervals
+    @property
+    def interval_method(self) -> str:
+        """How ``conf_int`` makes intervals by default: the fit's ``ci_method`` with a
+        bootstrap, "wald" without one (``ci_method`` in the JSON)."""
+        return self.ci_method if self.bootstrap_params is not None else "wald"
+
     def conf_int(self, alpha: float | None = None, method: str | None = None, *,
                  level: float | None = None):
         """Confidence intervals at level 1 − ``alpha`` (default: the fit's ``level``) as a
@@ -130,19 +148,24 @@ class FitResult(Result):
         """
         return interval_table(self._bounds(1.0 - self._alpha(alpha, level), method=method))
 
-    def _bounds(self, level: float, method: str | None = None) -> dict:
-        boot = self.bootstrap_params is not None
-        method = (self.ci_method if boot else "wald") if method is None else method
+    def checked_method(self, method: str | None = None) -> str:
+        """``method`` (default :attr:`interval_method`), refused in one line when it is not
+        an interval method or needs draws this fit does not hold."""
+        method = self.interval_method if method is None else method
         if method not in CI_METHODS + ("wald",):
             raise InputError(f"method must be one of {CI_METHODS + ('wald',)}, got {method!r}")
-        if method == "wald":
-            return self._wald_bounds(level)
-        if not boot:
+        if method != "wald" and self.bootstrap_params is None:
             raise InputError(f"method={method!r}: this fit has no bootstrap (run it with "
                              "bootstrap > 0) — use method='wald'")
         if method == "bca" and self.jackknife_params is None:
             raise InputError("method='bca' needs the jackknife, computed when the fit is "
                              "run with jackknife=True")
+        return method
+
+    def _bounds(self, level: float, method: str | None = None) -> dict:
+        method = self.checked_method(method)
+        if method == "wald":
+            return self._wald_bounds(level)
         if method == "bca":
             return {name: bca_interval(samples, self.params[name],
                                        self.jackknife_params[name], level)
@@ -156,10 +179,7 @@ class FitResult(Result):
 
     def _wald_bounds(self, level: float) -> dict:
         se = np.sqrt(np.clip(np.diag(self.cov_theta), 0, None))
-        if self.loss == "l2" and self.df_resid > 0:
-            q = stdtrit(self.df_resid, 0.5 + level / 2)      # Student's t quantile
-        else:
-            q = ndtri(0.5 + level / 2)
+        q = self.wald_quantile(level)
         lo = to_public(self.spec, self.theta - q * se)
         hi = to_public(self.spec, self.theta + q * se)
         return {k: (float(lo[k]), float(hi[k])) for k in self.params}

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from common.results import jsonable
 
+#: what marks an interval an ill-conditioned design makes unreliable, and its footnote
+UNRELIABLE = " *"
+UNRELIABLE_NOTE = ("* unreliable however narrow: the data barely determine this quantity "
+                   "(an ill-conditioned design; see the warning)")
+
 
 def table(header: list[str], rows: list[list[str]], right: set[int] = frozenset()) -> list[str]:
     """Lines of a text table: each column as wide as its widest cell, the columns in
@@ -49,20 +54,21 @@ def _head(res) -> list[str]:
     return lines
 
 
-def _param_rows(res) -> tuple[list[str], list[list[str]]]:
+def _param_rows(res, unreliable) -> tuple[list[str], list[list[str]]]:
     level = res.level
     ci, wald, bse = res._bounds(level), res._wald_bounds(level), res.bootstrap_stderr()
-    method = res.ci_method if res.bootstrap_params is not None else "wald"
-    header = ["param", "value", "std err", "boot se", f"{level:.0%} CI ({method})",
+    header = ["param", "value", "std err", "boot se", f"{level:.0%} CI ({res.interval_method})",
               f"{level:.0%} CI (fit SE)"]
     rows = []
     for k, v in res.params.items():
+        mark = UNRELIABLE if k in unreliable else ""
         rows.append([k, _num(v), _num(res.stderr[k], 4), _num(bse[k], 4) if bse else "-",
-                     _interval(*ci[k]) if k in ci else "-", _interval(*wald[k], 4)])
+                     _interval(*ci[k]) + mark if k in ci else "-",
+                     _interval(*wald[k], 4) + mark])
     return header, rows
 
 
-def _derived_lines(res) -> list[str]:
+def _derived_lines(res, unreliable) -> list[str]:
     from fit import derived
 
     if not derived.functions(res.form):
@@ -71,8 +77,8 @@ def _derived_lines(res) -> list[str]:
     about = {"N_opt_exponent": "N_opt ∝ C^a, a = beta/(alpha+beta)",
              "D_opt_exponent": "D_opt ∝ C^b, b = alpha/(alpha+beta)",
              "alpha_final": "the exponent past the last break, alpha + sum c_i"}
-    rows = [[k, _num(v, 4), _interval(lo, hi, 4), about.get(k, "")]
-            for k, (v, lo, hi) in got.items()]
+    rows = [[k, _num(v, 4), _interval(lo, hi, 4) + (UNRELIABLE if k in unreliable else ""),
+             about.get(k, "")] for k, (v, lo, hi) in got.items()]
     return [""] + table(["derived", "value", f"{res.level:.0%} CI", "what"], rows, {1})
 
 
@@ -115,26 +121,31 @@ def holdout_lines(block: dict) -> list[str]:
 
 def summary_text(res) -> str:
     """The report ``FitResult.summary`` returns."""
-    header, rows = _param_rows(res)
-    lines = _head(res) + [""] + table(header, rows, {1, 2, 3}) + _derived_lines(res)
+    from fit.checks import unreliable_intervals
+
+    unreliable = unreliable_intervals(res)
+    header, rows = _param_rows(res, unreliable)
+    lines = _head(res) + [""] + table(header, rows, {1, 2, 3}) + _derived_lines(res, unreliable)
     reading = res.alpha_implied()
     if reading:
         parts = [f"{k}: {v['value']:.4g}" + (f" [{v['ci'][0]:.4g}, {v['ci'][1]:.4g}]"
                                              if v.get("ci") else "")
                  for k, v in reading.items()]
-        lines += ["", "quantization model, alpha implied by " + "; ".join(parts)]
+        lines += ["", "quantization model, alpha implied by " + "; ".join(parts)
+                  + (UNRELIABLE if "alpha_implied" in unreliable else "")]
     if res.holdout is not None:
         largest = "largest by N·D (compute)" if res.x2 is not None else "largest sizes"
         lines += ["", f"held out: the {len(res.holdout['x'])} {largest}, predicted by "
                       f"this fit of the other {res.holdout['n_train']}"]
         lines += holdout_lines(res.holdout)
-    lines += [f"warning: {w}" for w in res.warnings]
+    lines += [UNRELIABLE_NOTE] * bool(unreliable) + [f"warning: {w}" for w in res.warnings]
     return "\n".join(lines)
 
 
 def fit_document(res, include_data: bool = False) -> dict:
     """The JSON document ``FitResult.to_dict`` returns (what ``quanta fit --json`` writes)."""
     from fit import derived
+    from fit.checks import unreliable_intervals
 
     ci = res._bounds(res.level)
     out = {
@@ -144,7 +155,7 @@ def fit_document(res, include_data: bool = False) -> dict:
         "stderr": {k: float(v) for k, v in res.stderr.items()},
         "bootstrap_stderr": res.bootstrap_stderr(),
         "level": res.level,
-        "ci_method": res.ci_method if res.bootstrap_params is not None else "wald",
+        "ci_method": res.interval_method,
         "n_points": res.n_points,
         "aic": res.aic, "bic": res.bic, "llf": res.llf,
         "loss": res.loss,
@@ -154,6 +165,8 @@ def fit_document(res, include_data: bool = False) -> dict:
         "failed": res.n_failed_bootstrap,
         "n_failed_bootstrap": res.n_failed_bootstrap,
         "draws_on_bound": dict(res.info.get("draws_on_bound") or {}),
+        "condition_number": res.info.get("condition_number"),
+        "ci_unreliable": unreliable_intervals(res),
         "constraints": res.constraints or None,
         "derived": {k: {"value": v, "ci": [lo, hi]}
                     for k, (v, lo, hi) in derived.rows(res, res.level).items()},

@@ -20,13 +20,14 @@ VARIABLES = ("N", "D", "S", "C")
 
 
 def fit_table(data, x, y, *, form=None, x2=None, sigma=None, group=None, where=None,
-              dropna=False, sep=None, assign=(), holdout=0, variable=None, **options):
+              dropna=False, sep=None, decimal=None, assign=(), holdout=0, variable=None,
+              **options):
     """Fit columns ``x``, ``y`` (``x2``, ``sigma``) of ``data`` (a path or a DataFrame).
 
     form: default "power" (one variable) or "chinchilla" (with ``x2``); ``variable``: what x
     is ("N", "D", "S", "C"; default the column's name when it is one of these); ``where``,
-    ``dropna``, ``assign`` ("D = C / (6 * N)": a column made from others), ``sep``:
-    :func:`fit.inputs.select_rows` and :func:`fit.inputs.read_table`;
+    ``dropna``, ``assign`` ("D = C / (6 * N)": a column made from others), ``sep``,
+    ``decimal``: :func:`fit.inputs.select_rows` and :func:`fit.inputs.read_table`;
     ``group``: a column; one fit per distinct value (a :class:`GroupFits`); ``holdout``: the
     number (or fraction) of largest sizes left out and predicted
     (:func:`fit.extrapolation_check`). Other options go to :func:`fit.fit`.
@@ -40,7 +41,7 @@ def fit_table(data, x, y, *, form=None, x2=None, sigma=None, group=None, where=N
     numeric, keep = [x, y, x2, sigma], [group]
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
         rows = load_rows(data, numeric, keep=keep, sep=sep, where=where, dropna=dropna,
-                         assign=assign)
+                         assign=assign, decimal=decimal)
     else:
         rows = select_rows(data, numeric, keep=keep, where=where, dropna=dropna,
                            assign=assign)
@@ -137,21 +138,25 @@ class GroupFits(Result):
         return pd.DataFrame(rows).set_index(self.group_by)
 
     def summary(self) -> str:
+        from fit.checks import unreliable_intervals
         from fit.result import FORMULAS
-        from fit.summary import table
+        from fit.summary import UNRELIABLE, UNRELIABLE_NOTE, table
 
         first = next(iter(self.fits.values()))
         names = list(first.params)
-        rows = []
+        rows, marked = [], False
         for g, r in self.fits.items():
-            ci = r._bounds(r.level)
+            ci, weak = r._bounds(r.level), unreliable_intervals(r)
+            marked |= bool(weak)
             rows.append([g, str(r.n_points)] + [f"{r.params[k]:.4g} [{ci[k][0]:.4g}, "
-                                                f"{ci[k][1]:.4g}]" for k in names]
+                                                f"{ci[k][1]:.4g}]" + UNRELIABLE * (k in weak)
+                                                for k in names]
                         + [str(r.n_failed_bootstrap)])
         lines = [f"{first.form} fits by {self.group_by} ({len(self)} groups)    "
                  f"{FORMULAS[first.form]}", f"values with {first.level:.0%} intervals "
-                 f"({first.to_dict()['ci_method']})", ""]
+                 f"({first.interval_method})", ""]
         lines += table([self.group_by, "points"] + names + ["failed"], rows, {1})
+        lines += [UNRELIABLE_NOTE] * marked
         lines += [f"warning [{g}]: {w}" for g, r in self.fits.items() for w in r.warnings]
         return "\n".join(lines)
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from common.errors import MissingExtraError, QuantaError
-from quanta.io import declare_paths, outputs_together, run_command
+from quanta.io import declare_paths, outputs_together, prefix, run_command
 
 #: Subcommands in layer order; a name whose module is missing is simply not offered.
 COMMANDS = ("theory", "simulate", "fit", "tokens", "parity", "qdg", "sweep", "report")
@@ -145,19 +145,20 @@ def _caused_by_interrupt(err: BaseException | None) -> bool:
 
 
 def _interrupted(command: str) -> int:
-    print(f"quanta {command}: interrupted".replace("  ", " "), file=sys.stderr)
+    print(f"{prefix(command)}: interrupted", file=sys.stderr)
     return 130
 
 
 def _fail(command: str, err: BaseException, status: int) -> int:
-    """Print the error's first line as ``quanta COMMAND: error: …`` and return ``status``."""
+    """Print the error's first line as ``quanta COMMAND: error: …`` (``quanta: error: …``
+    before a command is known) and return ``status``."""
     text = str(err).strip()
     if isinstance(err, OSError) and err.filename is not None:
         text = f"{err.filename}: {err.strerror or text}"
     elif isinstance(err, OSError) and err.strerror:
         text = f"{err.strerror} ({_os_hint(err)})"
     msg = text.splitlines()[0] if text else type(err).__name__
-    print(f"quanta {command}: error: {msg}".replace("quanta : ", "quanta: "), file=sys.stderr)
+    print(f"{prefix(command)}: error: {msg}", file=sys.stderr)
     return status
 
 

@@ -287,6 +287,12 @@ def check_paths(args) -> None:
         seen.append((flag, path))
 
 
+def prefix(command: str = "") -> str:
+    """Who speaks in a one-line message: ``quanta COMMAND``, or ``quanta`` before a command
+    is known (``f"{prefix(command)}: error: …"``)."""
+    return f"quanta {command}" if command else "quanta"
+
+
 def _one_line_warnings(command: str):
     """A ``warnings.showwarning`` that prints each distinct warning once, on one line."""
     seen: set[str] = set()
@@ -295,7 +301,7 @@ def _one_line_warnings(command: str):
         text = " ".join(str(message).split())
         if text not in seen:
             seen.add(text)
-            print(f"quanta {command}: warning: {text}", file=file or sys.stderr, flush=True)
+            print(f"{prefix(command)}: warning: {text}", file=file or sys.stderr, flush=True)
     return show
 
 
@@ -317,9 +323,12 @@ def log_grid(lo: float, hi: float, count: int, *, integer: bool = True,
     """``count`` log-spaced values from ``lo`` to ``hi`` (``simulate --x-min/--x-max/--points``,
     ``parity train --width-grid MIN MAX COUNT``); with ``integer``, rounded and deduplicated
     (so small ranges give fewer values). Refuses anything but 0 < lo ≤ hi and count ≥ 1,
-    naming the flags ``names``."""
+    and a count whose grid would not fit in memory, naming the flags ``names``."""
     if not (0 < lo <= hi) or count < 1:
         raise InputError(f"{names}: a grid needs 0 < MIN <= MAX and COUNT >= 1, got "
                          f"{lo:g} {hi:g} {count:g}")
+    # the grid, its rounded copy and unique's sorted copies, before any deduplication
+    resources.check_memory(32.0 * count, f"{names}: a grid of {count:,} points",
+                           "lower the count")
     grid = np.geomspace(lo, hi, int(count))
     return np.unique(np.round(grid)) if integer else grid

@@ -455,7 +455,7 @@ def check_run(regime, alpha, x, *, tau=1, K=100_000, batch=None, rule="samples",
     # the losses (reps × points, and two copies on the way) and the generator states
     resources.check_memory(reps * (24.0 * xs.size + 32.0),
                            f"{reps:,} realizations over {xs.size:,} grid points",
-                           "lower reps or the number of points")
+                           "lower reps (--reps) or the number of grid points (--points)")
     return RunSpec(regime=regime, alpha=alpha, x=xs, tau=tau, K=K, batch=batch, rule=rule,
                    C=C, reps=reps, seed=_check_seed(seed), a=a, b=b,
                    a_k=theory.per_quantum(a, K, "a"), b_k=theory.per_quantum(b, K, "b"),

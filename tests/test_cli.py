@@ -59,7 +59,8 @@ def test_log_grid_is_log_spaced_and_rounds_to_distinct_integers(lo, hi, count, i
         np.testing.assert_allclose(np.diff(np.log(grid)), np.log(hi / lo) / (count - 1))
 
 
-@pytest.mark.parametrize("lo, hi, count", [(0, 10, 3), (10, 1, 3), (1, 10, 0), (-1, 10, 3)])
+@pytest.mark.parametrize("lo, hi, count", [(0, 10, 3), (10, 1, 3), (1, 10, 0), (-1, 10, 3),
+                                           (1, 10, 10**13)])   # 10^13 points: no memory
 def test_log_grid_refusals_name_the_flags(lo, hi, count):
     from common.errors import InputError
     with pytest.raises(InputError, match="--width-grid"):

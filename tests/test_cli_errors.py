@@ -78,6 +78,27 @@ def test_interrupt_exits_130_quietly(monkeypatch, capsys):
     assert err.strip() == "quanta theory: interrupted"
 
 
+@pytest.mark.parametrize("exc, said", [(InputError("bad"), "quanta: error: bad"),
+                                        (KeyboardInterrupt(), "quanta: interrupted")])
+def test_a_failure_before_the_command_is_known_names_quanta_alone(monkeypatch, capsys, exc,
+                                                                    said):
+    """No command parsed yet (``quanta --flag …``): the prefix is ``quanta``, not
+    ``quanta ``, in the error, the interrupt and a warning alike (quanta.io.prefix)."""
+    import warnings
+
+    from quanta import io
+
+    def boom():
+        raise exc
+
+    monkeypatch.setattr(cli, "build_parser", boom)
+    assert cli.main(["--flag"]) in (2, 130)
+    assert capsys.readouterr().err.strip() == said
+    args = argparse.Namespace(func=lambda args: warnings.warn("a  long\n warning"))
+    assert io.run_command(args) == 0
+    assert capsys.readouterr().err.strip() == "quanta: warning: a long warning"
+
+
 PATCH = """
 import quanta.commands.theory as theory
 def boom(args):

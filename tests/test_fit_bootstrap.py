@@ -2,6 +2,7 @@
 properties every interval must have: narrower with more points, blind to the order of the
 rows, equivariant under a change of the loss's unit."""
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -133,6 +134,35 @@ def test_without_bootstrap_intervals_are_wald():
     assert (lo, hi) == pytest.approx((res.params["alpha"] - q * res.stderr["alpha"],
                                       res.params["alpha"] + q * res.stderr["alpha"]))
     assert res.bootstrap_params is None and res.n_failed_bootstrap == 0
+
+
+def test_the_interval_method_is_one_property_read_everywhere(monkeypatch):
+    """``interval_method``: "wald" without a bootstrap, the fit's ``ci_method`` with one; the
+    summary, the JSON, the derived quantities and a table of group fits read it (the last
+    without building each fit's JSON document); a bootstrap method asked of a fit without
+    draws is refused in one line, for the parameters as for the derived quantities."""
+    x = np.geomspace(1e6, 1e9, 10)
+    rng = np.random.default_rng(3)
+    loss = np.tile(2.0 * x ** -0.3, 2) * np.exp(0.02 * rng.standard_normal(20))
+    table = pd.DataFrame({"N": np.tile(x, 2), "set": np.repeat(["a", "b"], 10), "loss": loss})
+    bare = fit.fit_table(table, x="N", y="loss", group="set", bootstrap=0)
+    boot = fit.fit_table(table, x="N", y="loss", group="set", bootstrap=40, ci_method="bca")
+    assert [r.interval_method for r in bare.fits.values()] == ["wald", "wald"]
+    assert [r.interval_method for r in boot.fits.values()] == ["bca", "bca"]
+    monkeypatch.setattr(fit.FitResult, "to_dict", lambda *a, **k: pytest.fail("to_dict"))
+    assert "95% intervals (wald)" in bare.summary() and "(bca)" in boot.summary()
+    monkeypatch.undo()
+    one = boot["a"]
+    assert one.to_dict()["ci_method"] == "bca" and "95% CI (bca)" in one.summary()
+    assert fit.fit("offset", x, 1 + x ** -0.3 * np.exp(0.01 * rng.standard_normal(10))) \
+        .to_dict()["ci_method"] == "wald"
+    N, D = (a.ravel() for a in np.meshgrid(np.geomspace(1e7, 1e9, 4), np.geomspace(1e9, 1e11, 4)))
+    joint = fit.fit("chinchilla", N, (1.69 + 406.4 * N ** -0.34 + 410.7 * D ** -0.28) *
+                    np.exp(0.01 * rng.standard_normal(16)), x2=D)
+    for call in (lambda: joint.conf_int(method="percentile"),
+                 lambda: joint.derived(method="percentile")):
+        with pytest.raises(InputError, match="this fit has no bootstrap"):
+            call()
 
 
 def test_joint_bootstrap_runs_batched_and_reports():

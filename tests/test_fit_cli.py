@@ -254,6 +254,12 @@ def test_breaks_sets_the_bnsl_breaks(tmp_path, capsys):
                  "--bootstrap", "0"], capsys)
     assert out["config"]["breaks"] == 2 and {"c2", "d2", "f2"} <= set(out["params"])
     assert out["derived"]["alpha_final"]["value"] == pytest.approx(0.05 + 0.3 + 0.4, rel=1e-4)
+    bnsl = ["fit", str(path), "--x", "D", "--y", "loss", "--form", "bnsl", "--breaks"]
+    for bad, words in (("0", "argument --breaks: must be an integer >= 1, got 0"),
+                       ("1.5", "argument --breaks: an integer >= 1 expected, got '1.5'")):
+        assert words in _usage_error(bnsl + [bad], capsys)
+    assert cli.main(bnsl + ["6"]) == 2
+    assert "breaks must be an integer from 1 to 5, got 6" in capsys.readouterr().err
 
 
 def test_holdout_counts_the_held_out_rows(tmp_path, capsys):

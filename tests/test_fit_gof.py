@@ -261,7 +261,12 @@ def test_command_line(tmp_path, capsys):
     assert [c["alternative"] for c in got["comparisons"]] == list(ALTERNATIVES)
     assert {"p_se", "p_ci", "plausible", "sims", "ks"} <= set(got)
     capsys.readouterr()
-    for bad, named in ((["--sims", "0"], "--sims"), (["--method", "envelope"], "--gof")):
-        assert main(["fit", "sizes", str(path), "--gof", *bad]) == 2
+    assert main(["fit", "sizes", str(path), "--gof", "--method", "envelope"]) == 2
+    err = capsys.readouterr().err
+    assert "--gof" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    for bad, said in (("0", "argument --sims: must be an integer >= 1, got 0"),
+                      ("2.5", "argument --sims: an integer >= 1 expected, got '2.5'")):
+        with pytest.raises(SystemExit) as exc:      # argparse's refusal, before any work
+            main(["fit", "sizes", str(path), "--gof", "--sims", bad])
         err = capsys.readouterr().err
-        assert named in err and "Traceback" not in err and len(err.splitlines()) == 1
+        assert exc.value.code == 2 and said in err and len(err.splitlines()) == 1

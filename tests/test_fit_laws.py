@@ -61,6 +61,29 @@ def test_fixed_offset_matches_scipy_least_squares():
     assert res.params["alpha"] == pytest.approx(ref.x[1], rel=1e-6)
 
 
+def test_a_fixed_parameter_leaves_the_same_degrees_of_freedom_to_every_wald_interval():
+    """Offset law with E fixed: two parameters estimated from 12 points, so the Wald
+    interval of alpha, the band of the fitted curve (delta method, the Jacobian written out
+    by hand) and the derived quantities all take Student's t with 10 degrees of freedom
+    (the Wald interval took 9 when it counted the fixed E)."""
+    from scipy.stats import t
+
+    x, y = _offset(seed=5, n=12)
+    res = fit.fit("offset", x, y, fix={"E": 1.7})
+    q = t.ppf(0.95, 12 - 2)
+    assert res.df_resid == 10
+    lo, hi = res.conf_int(alpha=0.1, method="wald").loc["alpha"]
+    assert (hi - lo) / 2 == pytest.approx(q * res.stderr["alpha"], rel=1e-10)
+    new = np.array([1e5, 1e10])
+    A, al = res.params["A"], res.params["alpha"]
+    share = A * new ** -al / (1.7 + A * new ** -al)     # d log f / d log A
+    J = np.column_stack([share, -np.log(new) * share])   # (d/d log A, d/d alpha)
+    se = np.sqrt(np.einsum("ij,jk,ik->i", J, res.cov_theta[1:, 1:], J))
+    band = res.predict(new, alpha=0.1, interval="curve")
+    np.testing.assert_allclose(np.log(band["upper"] / band["predicted"]), q * se, rtol=1e-8)
+    np.testing.assert_allclose(np.log(band["predicted"] / band["lower"]), q * se, rtol=1e-8)
+
+
 def test_tied_exponents_are_one_parameter_everywhere():
     N, D, L = _joint(alpha=0.3, beta=0.3)
     res = fit.fit("chinchilla", N, L, x2=D, tie="alpha=beta", bootstrap=60, seed=1)
@@ -223,10 +246,14 @@ def test_compute_optimal_split_matches_a_brute_force_minimum(form):
 
 
 def test_derived_wald_interval_without_a_bootstrap_is_the_delta_method():
+    """The delta method with the parameters' own quantile: Student's t with 40 − 5
+    degrees of freedom for a least-squares fit."""
+    from scipy.stats import t
+
     N, D, L = _joint(seed=8)
     res = fit.fit("chinchilla", N, L, x2=D, loss="l2")
     row = res.derived().loc["N_opt_exponent"]
     al, be = res.params["alpha"], res.params["beta"]
     g = np.array([-be / (al + be) ** 2, al / (al + be) ** 2])
     se = np.sqrt(g @ res.cov_theta[3:5, 3:5] @ g)
-    assert (row["upper"] - row["lower"]) / 2 == pytest.approx(1.959964 * se, rel=1e-4)
+    assert (row["upper"] - row["lower"]) / 2 == pytest.approx(t.ppf(0.975, 35) * se, rel=1e-4)

@@ -1,5 +1,6 @@
 """Tables as their authors ship them: every format gives the same table, rows are selected and
 missing values dropped with counts, pickles are refused; each through ``quanta fit`` too."""
+import codecs
 import json
 
 import numpy as np
@@ -213,3 +214,91 @@ def test_sep_from_the_command_line(tmp_path, capsys):
     assert cli.main(["fit", str(tmp_path / "t.dat"), "--sep", ",", "--x", "N", "--y",
                      "loss"]) == 2
     assert "no column 'N'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- encodings, decimal commas
+def _fit_json(path, capsys, *flags):
+    """``quanta fit PATH --x N --y loss`` (offset, no bootstrap) as its JSON document."""
+    assert cli.main(["fit", str(path), "--x", "N", "--y", "loss", "--form", "offset",
+                     "--bootstrap", "0", *flags, "--json", "-"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _refusal(path, capsys, *flags) -> str:
+    """The one line ``quanta fit PATH`` refuses the file with (exit status 2)."""
+    assert cli.main(["fit", str(path), "--x", "N", "--y", "loss", *flags]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("name, encode", [
+    ("t.csv", lambda t: t.encode("utf-16")),                           # Excel, PowerShell 5
+    ("t.csv", lambda t: codecs.BOM_UTF16_BE + t.encode("utf-16-be")),
+    ("t.csv", lambda t: t.encode("utf-32")),
+    ("t.csv", lambda t: t.encode("utf-8-sig")),                        # Excel's CSV UTF-8
+    ("t.json", None)])                                                 # ConvertTo-Json > file
+def test_a_byte_order_mark_says_how_the_file_is_encoded(tmp_path, name, encode):
+    df = _frame()
+    path = tmp_path / name
+    if encode is None:
+        path.write_bytes(df.to_json(orient="records").encode("utf-16"))
+    else:
+        path.write_bytes(encode(df.to_csv(index=False)))
+    pd.testing.assert_frame_equal(read_table(path), df, check_dtype=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("data, words", [
+    ("N,loss\n1e6,3.2\n".encode("utf-16-le"), "UTF-16 text without a byte-order mark"),
+    ("N,loss é\n1e6,3.2\n".encode("cp1252"), "not a readable text table (not UTF-8 text")])
+def test_text_that_is_not_utf8_is_refused_saying_what_to_do(tmp_path, capsys, data, words):
+    (tmp_path / "t.csv").write_bytes(data)
+    err = _refusal(tmp_path / "t.csv", capsys)
+    assert words in err and "re-save it as UTF-8" in err
+
+
+def test_decimal_commas_read_where_the_cells_leave_no_doubt(tmp_path, capsys):
+    """';'-delimited with decimal commas ("1,5;2,3", as Excel writes in a decimal-comma
+    locale), and Excel's "Unicode text" (UTF-16, tabs, decimal commas): the same fit as the
+    file with decimal points."""
+    df = _frame()
+    df.to_csv(tmp_path / "ref.csv", index=False)
+    ref = _fit_json(tmp_path / "ref.csv", capsys)["params"]
+    df.to_csv(tmp_path / "semicolon.csv", sep=";", decimal=",", index=False)
+    (tmp_path / "unicode.txt").write_bytes(
+        df.to_csv(sep="\t", decimal=",", index=False).encode("utf-16"))
+    text = (tmp_path / "semicolon.csv").read_text()
+    assert "." not in text and text.count(",") == 2 * len(df)        # N and loss: commas
+    for name in ("semicolon.csv", "unicode.txt"):
+        got = _fit_json(tmp_path / name, capsys)["params"]
+        assert got == pytest.approx(ref, rel=1e-12), name
+    small = tmp_path / "exponents.csv"
+    small.write_text("N;loss\n1,5e6;0,5\n2e7;3,25E-1\n")
+    assert read_table(small).to_dict("list") == {"N": [1.5e6, 2e7], "loss": [0.5, 0.325]}
+
+
+def test_a_comma_that_could_group_thousands_is_refused_until_decimal_says(tmp_path, capsys):
+    """Every comma followed by three digits ("3,215": 3.215 or 3215?): refused naming the
+    cell and --decimal; with --decimal , the same fit as with points. (Sizes written as
+    "1000000,000" would settle it: no thousands group has seven digits.)"""
+    df = _frame().astype({"N": int})
+    df.to_csv(tmp_path / "ref.csv", index=False, float_format="%.3f")
+    df.to_csv(tmp_path / "doubt.csv", sep=";", decimal=",", index=False, float_format="%.3f")
+    err = _refusal(tmp_path / "doubt.csv", capsys)
+    cell = f"{df['loss'][0]:.3f}".replace(".", ",")
+    assert f"column 'loss' holds '{cell}'" in err and "--decimal ," in err
+    got = _fit_json(tmp_path / "doubt.csv", capsys, "--decimal", ",")["params"]
+    assert got == pytest.approx(_fit_json(tmp_path / "ref.csv", capsys)["params"], rel=1e-12)
+
+
+def test_decimal_commas_in_a_comma_delimited_file_are_refused_not_misread(tmp_path, capsys):
+    """"1000,3,2" under the header "N,loss": pandas would take 1000 as the row's label and
+    read N = 3, loss = 2; refused instead, saying why and what to do."""
+    (tmp_path / "t.csv").write_text("N,loss\n" + "".join(
+        f"{n},{v}\n".replace(".", ",") for n, v in zip([1000, 10000, 100000], [3.2, 2.5, 2.1])))
+    err = _refusal(tmp_path / "t.csv", capsys)
+    assert "more field(s) than its header" in err and "decimal commas" in err
+    assert "--decimal ,: the delimiter of" in _refusal(tmp_path / "t.csv", capsys, "--sep", ",",
+                                                       "--decimal", ",")
+    with pytest.raises(InputError, match="the decimal mark is '.' or ','"):
+        read_table(tmp_path / "t.csv", decimal=";")

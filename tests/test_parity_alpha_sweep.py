@@ -117,6 +117,10 @@ def test_runs_of_different_settings_are_flagged(tmp_path):
             planted(tmp_path / "b", 0.4, {0: 0.7}, widths=(8, 16, 32, 64, 128, 256))]
     sweep = alpha_sweep(runs, method="quanta")
     assert sweep.mixed == ["N", "S"] and "mixed" in sweep.summary()
+    # two runs of one folder name (in different places) are two runs, not one
+    same_name = [planted(tmp_path / "c" / "run", 0.2, {0: 0.5}),
+                 planted(tmp_path / "d" / "run", 0.4, {0: 0.7}, widths=(8, 16, 32, 64, 128))]
+    assert alpha_sweep(same_name, method="quanta").mixed == ["N", "S"]
 
 
 def test_command_line(tmp_path, capsys):

@@ -140,13 +140,13 @@ def test_qdg_results_agree_with_their_stored_labels():
                      .read_text())
 
 
-def test_demo_draws_the_gpu_figures_from_the_shipped_files(tmp_path, monkeypatch):
+def test_demo_draws_the_gpu_figures_from_the_shipped_files(run, tmp_path, monkeypatch):
     """`make demo`'s parity part: the GPU run's L(N), L(S), convergence and emergence
     figures and both methods' exponents, from the shipped files (no CUDA used)."""
     from quanta.commands.parity import _demo_gpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    written = _demo_gpu(RUN, tmp_path)
+    written = _demo_gpu(run, tmp_path)
     names = {p.name for p in written}
     for fig in ("loss_vs_N", "loss_vs_S", "convergence_vs_frequency", "emergence_width",
                 "emergence_steps", "exponents_by_method"):
@@ -239,11 +239,11 @@ def test_paper_D_is_the_direct_computation(run_D):
 
 
 @needs_D
-def test_demo_draws_the_D_figures_from_the_shipped_files(tmp_path, monkeypatch):
+def test_demo_draws_the_D_figures_from_the_shipped_files(run_D, tmp_path, monkeypatch):
     from quanta.commands.parity import _demo_gpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    names = {p.name for p in _demo_gpu(RUN_D, tmp_path)}
+    names = {p.name for p in _demo_gpu(run_D, tmp_path)}
     for fig in ("loss_vs_D", "loss_vs_S_by_D", "learned_vs_D", "emergence_D", "paper_D",
                 "exponents_by_method"):
         assert f"gpu_fig2_D_{fig}.png" in names and (tmp_path / f"gpu_fig2_D_{fig}.png").stat().st_size
@@ -295,7 +295,8 @@ def test_the_fp32_partial_run_is_read_as_incomplete(run, capsys):
     assert "step 45549 of 200000" in r["incomplete"] and "paused" in r["incomplete"]
     assert cli.main(["parity", "analyze", str(FP32), "--method", "both", "--bootstrap", "50"]) == 0
     assert "INCOMPLETE" in capsys.readouterr().out
-    assert gpu_runs([RUN, RUN_D, FP32]) == ([RUN, RUN_D], [FP32])
+    finished, partial = gpu_runs([run, load_run(RUN_D), fp32])
+    assert [r.path for r in finished] == [RUN, RUN_D] and partial == [fp32]
     both = analysis.analyze([fp32, run])                 # the partial run first
     assert _headlines(both) == {1} and "INCOMPLETE" in run_label(both["runs"][0])
     note = (FP32 / "PROVENANCE.md").read_text()
@@ -314,3 +315,51 @@ def test_the_guides_precision_table_is_what_the_analysis_prints(run):
     assert len(cells) == 12
     for regime, method, cell in cells:
         assert cell in text, (regime, method, cell)
+
+
+@needs_fp32
+def test_the_demo_reads_each_shipped_gpu_run_once(tmp_path, monkeypatch):
+    """`make demo` reads each shipped GPU run once and hands it to the headline, the partial
+    run's check and the α sweeps (it read each up to three times, and opened its metrics
+    twice more to tell a finished run from a partial one). The analyses are stubbed: what
+    is tested is what is read and which runs each part gets."""
+    import types
+
+    import quanta.commands.parity as cmd
+    from empirical import PARITY_RESULTS
+    from empirical.parity import alpha_sweep
+
+    opened, load = [], np.load
+
+    def counting_load(path, *args, **kwargs):
+        opened.append(Path(path).resolve())
+        return load(path, *args, **kwargs)
+
+    given: dict = {"headline": [], "partial": [], "sweeps": []}
+
+    def stub(part):
+        def analyze(runs, **_):
+            given[part].append([r.path.relative_to(PARITY_RESULTS).as_posix() for r in runs])
+            return types.SimpleNamespace(summary=str, to_dict=dict, plot=lambda: plt,
+                                         runs=[{"N": {"exponent": None}}])
+        return analyze
+
+    plt = types.SimpleNamespace(figure=None)
+    monkeypatch.setattr(np, "load", counting_load)
+    monkeypatch.setattr(analysis, "analyze", lambda runs, method="quanta", **kw: stub(
+        "headline" if method == "both" else "partial")(runs))
+    monkeypatch.setattr(alpha_sweep, "alpha_sweep", stub("sweeps"))
+    monkeypatch.setattr(cmd, "analysis_figures", lambda *a, **k: [])
+    monkeypatch.setattr(cmd, "save_figure", lambda *a, **k: None)
+    monkeypatch.setattr(cmd, "_demo_cpu_checks", lambda *a: [])
+    monkeypatch.setattr(cmd, "_demo_live", lambda *a: [])
+    cmd.demo(tmp_path)
+    gpu = [p for p in opened if p.parent.name.startswith("gpu_") or
+           p.parent.parent.name.startswith("gpu_")]
+    assert len(gpu) == len(set(gpu)) == 11, sorted(gpu)    # 10 finished runs, 1 partial
+    assert given["headline"] == [[f"gpu_D_alpha0.{a}"] for a in range(1, 6)] + [
+        ["gpu_fig2_D"], ["gpu_fig2_NS"], ["gpu_fig2_NS_v2"]]
+    assert given["partial"] == [["gpu_fig2_NS"], ["gpu_fig2_NS_v2"],
+                                ["gpu_fig2_NS_fp32_partial"]]
+    assert sorted(given["sweeps"]) == [[f"gpu_D_alpha0.{a}" for a in range(1, 6)], [
+        "gpu_fig10_NS_0.1_0.2/alpha0.1", "gpu_fig10_NS_0.1_0.2/alpha0.2"]]

@@ -178,13 +178,41 @@ def test_run_directory_layout_and_contents(tmp_path):
                         n_params=run.task.n_params(7), step=20)
 
 
+@pytest.mark.parametrize("sampler", ["counter", "streams"])
+def test_new_step_trains_as_train_does(tmp_path, sampler):
+    """The benchmarks' fresh model and step (train.new_step) are the trainer's: 12 steps of
+    it end on the weights of train's last checkpoint, bit for bit."""
+    from empirical.parity.train import new_step
+
+    config = tiny_config(sampler=sampler, D=[40, 300])
+    model, step = new_step(config)
+    for s in range(1, config.train.steps + 1):
+        step(s)
+    saved = load_run(train(config, tmp_path / "run")).checkpoint()
+    assert saved["step"] == config.train.steps
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, saved["model"][name]), name
+
+
+def test_the_model_and_input_take_no_unused_arguments():
+    """build_model reads only the config, and encode's width is always the task's input
+    size: parameters that did nothing (build_model's task, encode's width) stay removed."""
+    import inspect
+
+    from empirical.parity import SparseParityTask
+
+    assert list(inspect.signature(build_model).parameters) == ["config"]
+    assert list(inspect.signature(SparseParityTask.encode).parameters) == [
+        "self", "subtask", "bits", "dtype"]
+
+
 def test_initialisation_is_pytorch_default_and_depends_on_seed_and_width():
     config = tiny_config()
-    model = build_model(config, make_task(config))
+    model = build_model(config)
     w = model.network(2).net[0].weight       # width 12, fan_in 14
     bound = 1 / np.sqrt(14)
     assert w.abs().max() <= bound and w.abs().max() > 0.8 * bound
-    again = build_model(config, make_task(config)).network(2).net[0].weight
+    again = build_model(config).network(2).net[0].weight
     assert torch.equal(w, again)
     other_seed = model.network(5).net[0].weight  # width 12, seed 1
     assert not torch.equal(w, other_seed)

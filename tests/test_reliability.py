@@ -265,9 +265,10 @@ def test_analyze_leaves_out_a_network_with_unusable_losses_and_names_it(tmp_path
     report = json.loads((tmp_path / "a.json").read_text())["runs"][0]
     left_out = report["excluded_networks"]
     with np.load(run / "metrics.npz") as m:
-        width = int(m["widths"][0])
+        width, seed = int(m["widths"][0]), int(m["seeds"][0])
     assert [n["width"] for n in left_out] == [width]
-    assert "warning" in err and f"width {width}" in err
+    # named as the trainer's divergence names networks (train.network_name)
+    assert "warning" in err and f"unusable losses: width {width}, seed {seed}:" in err
 
 
 def test_analyze_of_all_nan_losses_says_so(tmp_path, capsys):
@@ -283,7 +284,7 @@ def test_training_to_nan_stops_with_status_1_naming_the_networks(tmp_path, capsy
     status, err = run_cli(["parity", "train", "--out", tmp_path / "r", *TINY, "--lr", "1e30"],
                           capsys)
     assert status == 1
-    assert_one_line(err, "diverged", "width 3 seed 0", "width 7 seed 0")
+    assert_one_line(err, "diverged", "width 3, seed 0; width 7, seed 0")
 
 
 @pytest.mark.filterwarnings("default")

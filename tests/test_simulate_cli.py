@@ -54,12 +54,25 @@ def test_other_regimes_write_json_to_stdout(capsys, regime, extra):
     (["--alpha", "0.4", "--regime", "N", "--noisy", "--D", "1.5"], "D must be an integer"),
     (["--alpha", "0.4", "--D", "1000"], "noisy"),
     (["--alpha", "70"], "alpha = 70 is above 20"),   # theory.zipf.ALPHA_MAX
+    # the flags' own ranges are their argparse types (quanta.io.count, positive, seed) ...
+    (["--alpha", "0.4", "--C", "0"], "argument --C: must be a finite number > 0"),
+    (["--alpha", "0.4", "--C", "nan"], "argument --C: must be a finite number > 0"),
+    (["--alpha", "0.4", "--reps", "1.5"], "argument --reps: an integer >= 1 expected"),
+    (["--alpha", "0.4", "--points", "1"], "argument --points: must be an integer >= 2"),
+    (["--alpha", "0.4", "--seed", "-1"], "argument --seed: must be an integer >= 0"),
+    # ... and simulate.check_run refuses the rest: a run that does not fit in memory
+    (["--alpha", "0.4", "--reps", "10000000000000"],
+     "lower reps (--reps) or the number of grid points (--points)"),
 ])
 def test_bad_input_is_one_line_error(capsys, args, word):
     argv = ["simulate", "--reps", "2", *args]
     if "--regime" not in args:
         argv += ["--regime", "D"]
-    assert main(argv) == 2
+    try:
+        status = main(argv)
+    except SystemExit as usage:     # argparse's refusal of a flag's value
+        status = usage.code
+    assert status == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and word in err and "Traceback" not in err
 

@@ -95,17 +95,16 @@ def alpha_sweep(runs, method: str = "both", per_seed: bool = True, **options) ->
         raise InputError(f"an α sweep needs runs of at least two α; got α = {alphas} "
                          f"({len(runs)} run(s)): name the runs of the other α too")
     methods = ["quanta", "paper"] if method == "both" else [method]
-    analyses, signatures = [], {}
+    analyses, signatures = [], {}      # signatures: regime → settings of the runs it fits
     for run in runs:
-        label = _label(run)
+        label, signature = _label(run), _signature(run)
         for seed, view in _views(run, per_seed):
-            analyses += [(label, seed, analysis.analyze([view], method=m,
-                                                        **_options_of(m, options)).runs[0])
-                         for m in methods]
-        for regime in THEORY:
-            if any(lb == label and _rows_of(lb, s, ra, (regime,)) for lb, s, ra in analyses):
-                signatures.setdefault(regime, {})[label] = _signature(run)
-    mixed = sorted(reg for reg, sig in signatures.items() if len(set(sig.values())) > 1)
+            for m in methods:
+                ra = analysis.analyze([view], method=m, **_options_of(m, options)).runs[0]
+                analyses.append((label, seed, ra))
+                for row in _rows_of(label, seed, ra):
+                    signatures.setdefault(row["regime"], set()).add(signature)
+    mixed = sorted(reg for reg, sigs in signatures.items() if len(sigs) > 1)
     return AlphaSweep(analyses, method=method, mixed=mixed)
 
 

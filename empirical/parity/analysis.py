@@ -55,7 +55,7 @@ import fit as fitting
 import theory
 
 from .run import Run
-from .train import finished
+from .train import finished, network_name
 
 LN2 = math.log(2.0)
 
@@ -185,10 +185,6 @@ def unusable_networks(run: Run) -> list[dict]:
     return out
 
 
-def _network_name(n: dict) -> str:
-    return f"width {n['width']}, seed {n['seed']}" + (f", D {n['D']}" if n["D"] else "")
-
-
 def _usable(run: Run) -> tuple[np.ndarray, list[dict]]:
     """The indices of the networks to analyse, and the ones left out (warned about)."""
     bad = unusable_networks(run)
@@ -199,7 +195,7 @@ def _usable(run: Run) -> tuple[np.ndarray, list[dict]]:
                          "(the run diverged, or the file is damaged)")
     if bad:
         warnings.warn(f"{run.path}: left out {len(bad)} network(s) with unusable losses: "
-                      + "; ".join(f"{_network_name(b)}: {b['reason']}" for b in bad),
+                      + "; ".join(f"{network_name(b)}: {b['reason']}" for b in bad),
                       stacklevel=2)
     return keep, bad
 
@@ -572,7 +568,7 @@ def _run_summary(r: Mapping) -> list[str]:
         if r.get(key):
             lines.append(f"  {key}: {r[key]}")
     for n in r.get("excluded_networks") or []:
-        lines.append(f"  warning: left out {_network_name(n)}: {n['reason']}")
+        lines.append(f"  warning: left out {network_name(n)}: {n['reason']}")
     lines += [_regime_line(reg, r[reg]) for reg in REGIMES if reg in r]
     return lines
 
@@ -738,7 +734,7 @@ class MethodComparison(Result):
                          f"{cell(r['paper'], r['paper_conf_int']):<26}")
         lines += [f"{_label(r)}: INCOMPLETE, {r['incomplete']}" for r in self.quanta.runs
                   if r.get("incomplete")]
-        lines += [f"{_label(run)}: warning: left out {_network_name(n)}: {n['reason']}"
+        lines += [f"{_label(run)}: warning: left out {network_name(n)}: {n['reason']}"
                   for run in self.quanta.runs for n in run.get("excluded_networks") or []]
         return "\n".join(lines)
 

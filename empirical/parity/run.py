@@ -46,6 +46,12 @@ class Run:
         self.until_step: int | None = None
 
     @property
+    def complete(self) -> bool:
+        """Whether the run has trained all its steps (:func:`train.is_complete` on the
+        metrics already read)."""
+        return bool(self.metrics) and finished(self.metrics)
+
+    @property
     def planned_steps(self) -> int:
         """The steps the run was configured to train (``config.train.steps``)."""
         return int(self.config.train.steps)

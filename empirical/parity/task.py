@@ -140,12 +140,10 @@ class SparseParityTask:
         return (chosen.sum(-1) % 2).long()
 
     def encode(self, subtask: torch.Tensor, bits: torch.Tensor,
-               dtype: torch.dtype = torch.float32, width: int | None = None) -> torch.Tensor:
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The network input: one-hot subtask code followed by the bits, as ``dtype``
-        (any leading shape: ``subtask`` (…), ``bits`` (…, n_bits) → (…, input_dim));
-        ``width`` > input_dim appends zero columns."""
-        x = torch.zeros(*subtask.shape, width or self.input_dim, dtype=dtype,
-                        device=bits.device)
+        (any leading shape: ``subtask`` (…), ``bits`` (…, n_bits) → (…, input_dim))."""
+        x = torch.zeros(*subtask.shape, self.input_dim, dtype=dtype, device=bits.device)
         x[..., self.n_tasks:self.input_dim] = bits
         x.scatter_(-1, subtask[..., None], 1.0)
         return x

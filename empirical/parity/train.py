@@ -19,7 +19,7 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -83,6 +83,12 @@ def network_table(config: RunConfig) -> list[dict]:
     return rows
 
 
+def network_name(n: dict) -> str:
+    """A network (a row of :func:`network_table`, or any dict with its width, seed and D)
+    as messages name it: "width 500, seed 0", with ", D 1000" for a fixed training set."""
+    return f"width {n['width']}, seed {n['seed']}" + (f", D {n['D']}" if n["D"] else "")
+
+
 def stream_groups(nets: list[dict]) -> list[dict]:
     """The data streams of a network table: consecutive networks that share (alpha, seed,
     D), as dicts with alpha, seed, D, start and stop (network indices)."""
@@ -96,7 +102,7 @@ def stream_groups(nets: list[dict]) -> list[dict]:
     return out
 
 
-def build_model(config: RunConfig, task: SparseParityTask | None = None) -> FusedMLP:
+def build_model(config: RunConfig) -> FusedMLP:
     """The fused model, each network initialised from its own generator seeded by
     (seed, width): the same network alone or in any sweep starts from the same weights."""
     nets = network_table(config)
@@ -439,16 +445,33 @@ def make_step(config: RunConfig, task: SparseParityTask, nets, model: FusedMLP, 
                            torch.compile(model) if tc.compile else None), streams
 
 
-def new_step(config: RunConfig, device=None):
-    """A fresh model (initialised as in :func:`train`) with its optimizer and step
-    function, for benchmarks and checks: (model, step function)."""
-    config = RunConfig.from_dict(config.to_dict()).validate()
-    device = resolve_device(config.train.device if device is None else device)
+class _Trainer(NamedTuple):
+    """What training builds from a config: the task (of the first α), the network table,
+    the fused model, its optimizer, the step function and the data streams."""
+    task: SparseParityTask
+    nets: list
+    model: FusedMLP
+    opt: torch.optim.Optimizer
+    step_fn: Callable
+    streams: list
+
+
+def _build(config: RunConfig, device: torch.device) -> _Trainer:
+    """The model, optimizer and step of a fresh run on ``device`` (:func:`train` and
+    :func:`new_step` alike)."""
     task = make_task(config, alpha=config.task.alpha_list[0])
     nets = network_table(config)
     model = build_model(config).to(device)
     opt = steps.optimizer(model, config.train.lr, config.train.step, device)
-    return model, make_step(config, task, nets, model, opt, device)[0]
+    return _Trainer(task, nets, model, opt, *make_step(config, task, nets, model, opt, device))
+
+
+def new_step(config: RunConfig, device=None):
+    """A fresh model (initialised as in :func:`train`) with its optimizer and step
+    function, for benchmarks and checks: (model, step function)."""
+    config = RunConfig.from_dict(config.to_dict()).validate()
+    built = _build(config, resolve_device(config.train.device if device is None else device))
+    return built.model, built.step_fn
 
 
 class _Session:
@@ -459,12 +482,8 @@ class _Session:
         tc = config.train
         self.config, self.out, self.device, self.log = config, out, device, log
         self.autocast = _autocast_factory(tc.precision, device)
-        self.task = make_task(config, alpha=config.task.alpha_list[0])
-        self.nets = network_table(config)
-        self.model = build_model(config).to(device)
-        self.opt = steps.optimizer(self.model, tc.lr, tc.step, device)
-        self.step_fn, self.streams = make_step(config, self.task, self.nets, self.model,
-                                               self.opt, device)
+        self.task, self.nets, self.model, self.opt, self.step_fn, self.streams = \
+            _build(config, device)
         self.test_sub, self.test_bits = self.task.test_set(tc.test_per_task, tc.test_seed,
                                                            device=device)
         self.test_y = self.task.label(self.test_sub, self.test_bits)
@@ -542,10 +561,8 @@ class _Session:
         """Stop a diverged run: save the metrics so far (the NaN evaluation shows it), no
         checkpoint, and raise a RunError naming the networks."""
         self.metrics.save(self.out)
-        names = ", ".join(f"width {self.nets[i]['width']} seed {self.nets[i]['seed']}"
-                          + (f" D {self.nets[i]['D']}" if self.nets[i]["D"] else "")
-                          for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5
-                                               else "")
+        names = "; ".join(network_name(self.nets[i]) for i in bad[:5]) + (
+            f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise RunError(f"training diverged at step {step}: NaN or infinite {what} of "
                        f"{len(bad)} of {len(self.nets)} network(s) ({names}); lr "
                        f"{self.config.train.lr:g} is too large? The metrics so far are in "

@@ -90,7 +90,8 @@ def _add_curve(sub, shared) -> None:
     c.add_argument("--form", default=None, choices=FORMS,
                    help="power (default; chinchilla with --x2), offset, chinchilla, broken, "
                         "max, bnsl")
-    c.add_argument("--breaks", type=int, default=1, help="bnsl: number of breaks (default 1)")
+    c.add_argument("--breaks", type=count(1), default=1,
+                   help="bnsl: number of breaks (default 1; at most 5)")
     c.add_argument("--tie", action="append", metavar="A=B",
                    help="fit one value for two parameters, e.g. alpha=beta (repeatable)")
     c.add_argument("--fix", action="append", metavar="NAME=VALUE",
@@ -113,8 +114,12 @@ def _add_curve(sub, shared) -> None:
 
 
 def _add_table_flags(c) -> None:
-    """--sep, --where, --assign, --group, --dropna: reading and selecting a table's rows."""
+    """--sep, --decimal, --where, --assign, --group, --dropna: reading and selecting a
+    table's rows."""
     c.add_argument("--sep", help="delimiter of a text table (default: sniffed; 'tab' for tab)")
+    c.add_argument("--decimal", choices=(".", ","),
+                   help="decimal mark of a text table (default '.', or ',' where the cells "
+                        "leave no doubt)")
     c.add_argument("--where", metavar="EXPR",
                    help="keep the rows where this pandas query is true, e.g. \"dataset == "
                         "'c4' and N > 1e7\" (names with dots or spaces in backticks)")
@@ -217,8 +222,8 @@ def run_curve(args) -> int:
         options["breaks"] = args.breaks
     result = fit.fit_table(args.data, x=args.x, y=args.y, x2=args.x2, sigma=args.sigma,
                            form=form, group=args.group, where=args.where, dropna=args.dropna,
-                           sep=args.sep, assign=args.assign, holdout=_holdout(args.holdout),
-                           variable=args.variable, **options)
+                           sep=args.sep, decimal=args.decimal, assign=args.assign,
+                           holdout=_holdout(args.holdout), variable=args.variable, **options)
     fits = result.fits if args.group else {None: result}
     points = _prediction_points(args.predict, form, form in fit.JOINT_FORMS)
     docs, text = {}, [result.summary()]
@@ -376,8 +381,9 @@ def run_sizes(args) -> int:
     """``quanta fit sizes``: α from the rank-frequency slope of sizes."""
     from fit.sizes import rank_frequency_exponent
 
-    if args.gof:
-        _check_gof_args(args)
+    if args.gof and args.method == "envelope":
+        raise CommandError("--gof: tests the tail of one set of sizes; not with --method "
+                           "envelope")
     sizes = _load_sizes(args)
     res = rank_frequency_exponent(sizes, method=args.method, rank_window=args.rank_window,
                                   bootstrap=args.bootstrap, level=args.level, seed=args.seed)
@@ -397,17 +403,9 @@ def _add_gof_args(z) -> None:
                    help="is a power law plausible? Clauset et al.'s goodness-of-fit p-value "
                         "and likelihood ratios against the exponential, stretched "
                         "exponential, log-normal and power law with cutoff")
-    z.add_argument("--sims", type=int, default=1000,
+    z.add_argument("--sims", type=count(1), default=1000,
                    help="synthetic data sets of --gof (default 1000: p to about ±0.016; "
                         "2500 for ±0.01), seeded by --seed")
-
-
-def _check_gof_args(args) -> None:
-    if args.method == "envelope":
-        raise CommandError("--gof: tests the tail of one set of sizes; not with --method "
-                           "envelope")
-    if args.sims < 1:
-        raise CommandError(f"--sims must be >= 1, got {args.sims}")
 
 
 def _run_gof(sizes, args) -> dict:

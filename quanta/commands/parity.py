@@ -376,40 +376,37 @@ def _add_export_parser(sub) -> None:
     e.set_defaults(func=cmd_export)
 
 
-def _demo_gpu(run_dir: Path, out: Path) -> list[Path]:
-    """A shipped, finished GPU run: both methods' exponents and every figure, from its
-    files."""
-    from empirical.parity import analysis, load_run
+def _demo_gpu(run, out: Path) -> list[Path]:
+    """A shipped, finished GPU run (a loaded ``Run``): both methods' exponents and every
+    figure, from its files."""
+    from empirical.parity import analysis
 
-    runs = [load_run(run_dir)]
-    cfg = runs[0].config
+    cfg, name = run.config, run.path.name
     what = ("parameters and steps: L(N), L(S)" if cfg.train.D is None
             else "training-set sizes: L(D)")
-    result = analysis.analyze(runs, method="both")
-    print(f"GPU run {run_dir.name} (the paper's Figure 2 at its scale, {what}; "
+    result = analysis.analyze([run], method="both")
+    print(f"GPU run {name} (the paper's Figure 2 at its scale, {what}; "
           f"{cfg.train.precision} on an H200; drawn from the shipped files):")
     print(result.summary())
-    written = [out / f"{run_dir.name}.json"]
+    written = [out / f"{name}.json"]
     write_json(result.to_dict(), written[0])
-    for name, fig in analysis_figures(runs, result, prefix=f"{run_dir.name}_"):
-        save_figure(fig, out / f"{name}.png", dpi=100)
-        written.append(out / f"{name}.png")
+    for fig_name, fig in analysis_figures([run], result, prefix=f"{name}_"):
+        save_figure(fig, out / f"{fig_name}.png", dpi=100)
+        written.append(out / f"{fig_name}.png")
     return written
 
 
-def _demo_partial(run_dir: Path, finished: list[Path]) -> None:
+def _demo_partial(run, finished: list) -> None:
     """A shipped partial GPU run (a precision check, not a headline): what it is, and the
-    L(N) exponent of it and of the finished run of the same task and widths at its last
-    step."""
-    from empirical.parity import analysis, load_run
+    L(N) exponent of it and of the finished runs (loaded) of the same task and widths at its
+    last step."""
+    from empirical.parity import analysis
 
-    run = load_run(run_dir)
     last = int(run.evaluated_steps()[-1])
-    print(f"GPU run {run_dir.name}: PARTIAL ({run.config.train.precision}, step {last} of "
+    print(f"GPU run {run.path.name}: PARTIAL ({run.config.train.precision}, step {last} of "
           f"{run.planned_steps}), not a finished Figure-2 run; a precision check "
           "(docs/parity.md):")
-    same = [load_run(d) for d in finished]
-    same = [r for r in same if (r.config.task, r.config.model.widths)
+    same = [r for r in finished if (r.config.task, r.config.model.widths)
             == (run.config.task, run.config.model.widths)]
     for r in [*same, run]:
         n = analysis.analyze([r.until(last)]).runs[0]["N"]
@@ -419,13 +416,21 @@ def _demo_partial(run_dir: Path, finished: list[Path]) -> None:
               f"L(N) exponent {ci or 'no fit'}")
 
 
-def gpu_runs(dirs) -> tuple[list[Path], list[Path]]:
-    """The GPU runs among ``dirs`` (folders named ``gpu_*``): the finished ones (the
-    headline) and the partial ones (paused before their last step: shown only as checks)."""
-    from empirical.parity import is_complete
+def load_gpu_runs(results: Path) -> list:
+    """Every shipped GPU run under ``results`` (the ``gpu_*`` folders holding a run, and the
+    α folders of a several-α run), each read once."""
+    from empirical.parity import load_run
 
-    gpu = [Path(d) for d in dirs if Path(d).name.startswith("gpu_")]
-    return [d for d in gpu if is_complete(d)], [d for d in gpu if not is_complete(d)]
+    return [load_run(d) for d in expand_run_dirs(sorted(Path(results).glob("gpu_*")))
+            if (d / "config.json").is_file()]
+
+
+def gpu_runs(runs) -> tuple[list, list]:
+    """The GPU runs among the loaded ``runs`` (folders named ``gpu_*``): the finished ones
+    (the headline) and the partial ones (paused before their last step: shown only as
+    checks)."""
+    gpu = [r for r in runs if r.path.name.startswith("gpu_")]
+    return [r for r in gpu if r.complete], [r for r in gpu if not r.complete]
 
 
 def _sweep_name(runs) -> str:
@@ -437,25 +442,23 @@ def _sweep_name(runs) -> str:
     return folder if "/" in prefix else folder.rstrip("0123456789._") or "runs"
 
 
-def _demo_alpha_sweeps(results: Path, out: Path) -> list[Path]:
-    """The shipped GPU α sweeps (the finished gpu_* runs under ``results``, the α folders of
-    a several-α run included, grouped by their settings; a group of at least two α is a
+def _demo_alpha_sweeps(runs: list, out: Path) -> list[Path]:
+    """The shipped GPU α sweeps (the finished ones of the loaded GPU ``runs``, the α folders
+    of a several-α run included, grouped by their settings; a group of at least two α is a
     sweep): both methods' exponents against α and α/(α+1), each seed alone beside the seed
     mean, as ``quanta parity alphas`` writes them: one JSON and one figure per sweep, not a
     figure per run."""
-    from empirical.parity import is_complete, load_run
     from empirical.parity.alpha_sweep import _signature, alpha_sweep
 
     groups: dict = {}
-    for d in expand_run_dirs(sorted(results.glob("gpu_*"))):
-        if (d / "config.json").is_file() and is_complete(d):
-            run = load_run(d)
+    for run in runs:
+        if run.complete:
             groups.setdefault(_signature(run), []).append(run)
     written = []
-    for runs in (g for g in groups.values() if len({r.config.task.alpha for r in g}) > 1):
-        name = _sweep_name(runs)
-        result = alpha_sweep(runs, method="both")
-        print(f"GPU α sweep {name} ({len(runs)} runs; the paper's Figures 10 and 11):")
+    for group in (g for g in groups.values() if len({r.config.task.alpha for r in g}) > 1):
+        name = _sweep_name(group)
+        result = alpha_sweep(group, method="both")
+        print(f"GPU α sweep {name} ({len(group)} runs; the paper's Figures 10 and 11):")
         print(result.summary())
         written += [out / f"alphas_{name}.json", out / f"alphas_{name}.png"]
         write_json(result.to_dict(), written[-2])
@@ -516,13 +519,14 @@ def demo(out_dir: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     dirs = expand_run_dirs([PARITY_RESULTS]) if PARITY_RESULTS.is_dir() else []
-    finished, partial = gpu_runs(dirs)
-    for d in finished:
-        written += _demo_gpu(d, out)
-    for d in partial:
-        _demo_partial(d, finished)
-    if dirs:
-        written += _demo_alpha_sweeps(PARITY_RESULTS, out)
+    gpu = load_gpu_runs(PARITY_RESULTS) if dirs else []    # each shipped GPU run read once
+    finished, partial = gpu_runs([r for r in gpu if r.path.parent == PARITY_RESULTS])
+    for run in finished:
+        written += _demo_gpu(run, out)
+    for run in partial:
+        _demo_partial(run, finished)
+    if gpu:
+        written += _demo_alpha_sweeps(gpu, out)
     cpu = [d for d in dirs if not d.name.startswith("gpu_")]
     if cpu:
         written += _demo_cpu_checks(cpu, out)

@@ -14,7 +14,8 @@ import numpy as np
 
 from common import resources
 from common.errors import InputError
-from quanta.io import add_output_args, add_resource_args, log_grid, save_figure, say, write_json
+from quanta.io import (add_output_args, add_resource_args, count, log_grid, positive,
+                       save_figure, say, seed, write_json)
 
 
 def add_parser(subparsers) -> None:
@@ -25,12 +26,13 @@ def add_parser(subparsers) -> None:
                     "error, theory's exact expectation and the fitted exponent.")
     p.add_argument("--regime", required=True, choices=("D", "S", "N"))
     p.add_argument("--alpha", type=float, required=True, help="the paper's α (> 0)")
-    p.add_argument("--tau", type=int, default=1, help="occurrences needed to learn (default 1)")
-    p.add_argument("--K", type=int, default=100_000, help="number of quanta (default 100000)")
-    p.add_argument("--batch", type=int, default=None, help="batch size B (regime S)")
+    p.add_argument("--tau", type=count(1), default=1,
+                   help="occurrences needed to learn (default 1)")
+    p.add_argument("--K", type=count(1), default=100_000, help="number of quanta (default 100000)")
+    p.add_argument("--batch", type=count(1), default=None, help="batch size B (regime S)")
     p.add_argument("--rule", default="samples", choices=("samples", "steps"),
                    help="S: learn at the τ-th sample, or once present in τ steps")
-    p.add_argument("--C", type=float, default=1.0, help="parameters per quantum (default 1)")
+    p.add_argument("--C", type=positive, default=1.0, help="parameters per quantum (default 1)")
     p.add_argument("--N", type=float, default=None, help="(D, S) capacity N: only ⌊N/C⌋ quanta fit")
     p.add_argument("--D", type=float, default=None, help="(N --noisy) training samples")
     p.add_argument("--noisy", action="store_true",
@@ -39,9 +41,9 @@ def add_parser(subparsers) -> None:
                    help="smallest grid value (default 1e2; 1 for N)")
     p.add_argument("--x-max", type=float, default=None,
                    help="largest grid value (default 1e9 samples; 1e9/B steps; K·C for N)")
-    p.add_argument("--points", type=int, default=30, help="grid points (default 30)")
-    p.add_argument("--reps", type=int, default=1000, help="realizations (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--points", type=count(2), default=30, help="grid points (default 30)")
+    p.add_argument("--reps", type=count(1), default=1000, help="realizations (default 1000)")
+    p.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     add_output_args(p)
     add_resource_args(p)
     p.set_defaults(func=run)
@@ -49,23 +51,12 @@ def add_parser(subparsers) -> None:
 
 def _x_grid(args) -> np.ndarray:
     """The log-spaced grid of D, S or N values from --x-min/--x-max/--points (integers but
-    for N)."""
-    if args.points < 2:
-        raise InputError("--points must be ≥ 2")
-    if args.K < 1:
-        raise InputError(f"--K must be an integer ≥ 1, got {args.K}")
-    if not (np.isfinite(args.C) and args.C > 0):
-        raise InputError(f"--C (parameters per quantum) must be a finite number > 0, got "
-                         f"{args.C:g}")
-    if args.reps < 1:
-        raise InputError(f"--reps must be an integer ≥ 1, got {args.reps}")
-    resources.check_memory(args.reps * (24.0 * args.points + 32.0),
-                           f"{args.reps:,} realizations over {args.points:,} grid points",
-                           "lower --reps or --points")
+    for N). Each flag's own range is its argparse type; ``simulate.check_run`` refuses the
+    rest (reps, memory, …) naming the argument."""
     if args.regime == "N":
         lo, hi = 1.0, float(args.K) * args.C
     elif args.regime == "S":
-        lo, hi = 1e2, 1e9 / max(args.batch or 1, 1)
+        lo, hi = 1e2, 1e9 / (args.batch or 1)
     else:
         lo, hi = 1e2, 1e9
     lo = lo if args.x_min is None else args.x_min
