@@ -191,6 +191,25 @@ def load_speed(out: Path | None, tiny: bool = False) -> dict:
     return dict(menus=[m for _, m in menus], source=", ".join(str(p) for p, _ in menus))
 
 
+def merge_menus(new: dict, old: dict | None) -> dict:
+    """A call's menu with the variants of the committed one (``old``) that it did not run
+    or skipped, when both measured the same configuration: a window that times a few new
+    variants keeps the earlier measurements of the rest (each variant says which menu
+    measured it: ``menu_device``, ``menu_torch``)."""
+    if not old or old.get("config") != new.get("config") or \
+            old.get("hidden_units") != new.get("hidden_units"):
+        return new
+    ran = {v["name"] for v in new["variants"] if v.get("status") != "skipped"}
+    kept = [dict(v, menu_device=v.get("menu_device", old.get("device")),
+                 menu_torch=v.get("menu_torch", old.get("torch")))
+            for v in old["variants"] if v["name"] not in ran]
+    fresh = [v for v in new["variants"] if v["name"] in ran]
+    merged = dict(new, variants=fresh + kept)
+    if "evaluation" not in new and "evaluation" in old:
+        merged["evaluation"] = old["evaluation"]
+    return merged
+
+
 def variant_ok(v: dict) -> bool:
     """A menu variant that ran and passes the check under today's tolerances (a menu
     written by older code may hold other ok flags; one without the gradient check is judged
@@ -230,12 +249,16 @@ def measured_variants(speed: dict) -> list[dict]:
             if name in seen:
                 continue
             seen.add(name)
-            if variant_ok(v):
+            if variant_ok(v) and name not in speed.get("failed", ()):
                 out.append(dict(v, name=name, rate=samples / v["s_per_step"],
                                 warmup_s=max(v["check_and_warmup_s"], compile_floor(v)),
                                 eval_rate=_eval_rate(speed["menus"], v)))
     return out or [dict(DEFAULT_SPEED, eval_rate=DEFAULT_EVAL_RATE,
                         name=_variant(DEFAULT_SPEED).name)]
+
+
+#: ``unmeasured``'s exit status when there is nothing to measure (1 would be a crash)
+ALL_MEASURED = 3
 
 
 def _variant(d: dict):
@@ -458,6 +481,8 @@ def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
     if (args.runs / plan["name"] / "config.json").exists():
         chosen = _resume_or_restart(plan, speed, chosen, args.runs / plan["name"], call)
     status = _run_plan(plan, chosen, call, args)
+    if status == "failed":      # not chosen again in this call
+        speed.setdefault("failed", set()).add(chosen["name"])
     fallback = fallback_variant(plan, speed, chosen, args.tiny)
     if status == "failed" and fallback and call.left() > call.reserve + 60:
         shutil.rmtree(args.runs / plan["name"], ignore_errors=True)
@@ -578,7 +603,10 @@ def next_plans(args) -> int:
             break
         if not _startable(plan, speed, call, args):
             continue
-        if run_plan(plan, speed, call, args) != "done":
+        status = run_plan(plan, speed, call, args)
+        if status == "failed" and plan.get("beat_s"):
+            continue            # an attempt at a faster step: the queue goes on without it
+        if status != "done":
             break
     left = [p["name"] for p in plans(args.tiny) if not done(p, args.results, args.carry, out)]
     call.say(f"plans left: {', '.join(left) if left else 'none'}; {call.summary()}")
@@ -586,17 +614,22 @@ def next_plans(args) -> int:
 
 
 def unmeasured(args) -> int:
-    """Exit status 0, naming them, when variants of ``parity_menu.MEASURE_NEXT`` have no
-    result (ok or failed) in the committed menu (the CPU queue has none), else 1: whether
-    a GPU window should start with a menu."""
-    from parity_menu import MEASURE_NEXT, Variant
+    """Whether a GPU window should start with a menu: exit status 0, printing the menu's
+    variants (``MENU_VARIANTS``) on the last line, when variants of
+    ``parity_menu.MEASURE_NEXT`` have no result (ok or failed) in the committed menu (the
+    CPU queue has none); else :data:`ALL_MEASURED`."""
+    from parity_menu import MEASURE_NEXT, WINDOW_AFTER, WINDOW_BEFORE, Variant
     menus = load_speed(None, args.tiny).get("menus", [])
     seen = {Variant.of(v).name for m in menus for v in m["variants"]
             if v.get("status") in ("ok", "error")}
     missing = [n for n in MEASURE_NEXT if Variant.parse(n).name not in seen]
-    print(f"unmeasured step variants: {', '.join(missing)}" if missing else
-          "every variant of parity_menu.MEASURE_NEXT has a committed measurement")
-    return 0 if missing else 1
+    if not missing:
+        print("every variant of parity_menu.MEASURE_NEXT has a committed measurement",
+              file=sys.stderr)
+        return ALL_MEASURED
+    print(f"unmeasured step variants: {', '.join(missing)}", file=sys.stderr)
+    print(",".join(WINDOW_BEFORE + missing + WINDOW_AFTER))
+    return 0
 
 
 def replace_marked(text: str, tag: str, content: str) -> str:
@@ -666,7 +699,9 @@ def ingest(args) -> int:
         shutil.copy(part, args.carry / part.name)
         print(f"carried {part.name} into {args.carry} (send it with carry: [\"{args.carry}\"])")
     if (src / "menu.json").exists() and not args.tiny:
-        shutil.copy(src / "menu.json", SPEED_FILE)
+        merged = merge_menus(json.loads((src / "menu.json").read_text()),
+                             _read_menu(SPEED_FILE))
+        SPEED_FILE.write_text(json.dumps(merged, indent=1) + "\n")
         print(f"menu -> {SPEED_FILE} (commit it: the next estimates use it)")
     _ingest_figures(src, args.benchmarks)
     return 0

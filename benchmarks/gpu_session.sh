@@ -26,9 +26,9 @@
 #   one-call (fig2_NS_speed), starts only when predicted to finish. Exit 0: queue done;
 #   75: plans left.
 # no mode (what a GPU window runs): when the committed menu (benchmarks/gpu_speed.json) lacks
-#   a variant of parity_menu.MEASURE_NEXT (today the Triton kernels and max-autotune),
-#   `menu $MENU_SECONDS` (240) first, then `next` for the rest of $GPU_SECONDS (540); else
-#   `next $GPU_SECONDS`. The queue's first plan, fig2_NS_speed3 (the Figure-2 sweep timed
+#   a variant of parity_menu.MEASURE_NEXT (today the Triton kernels), `menu $MENU_SECONDS`
+#   (240) of those, the reference, the best step so far and max-autotune first, then `next`
+#   for what is left of $GPU_SECONDS (540); else `next $GPU_SECONDS`. The queue's first plan, fig2_NS_speed3 (the Figure-2 sweep timed
 #   again), starts only when a measured variant is predicted under the 164 s of the last.
 # Between calls: copy $OUT back, run `ingest DIR` on it here (exports -> results/parity/,
 #   resume state -> .gpu/, menu -> benchmarks/gpu_speed.json, the timed plan's wall time ->
@@ -165,18 +165,23 @@ next_plans() {
 }
 
 window() {  # no mode: a GPU window's default (header)
-    local total=${GPU_SECONDS:-540} menu_s=${MENU_SECONDS:-240}
+    local total=${GPU_SECONDS:-540} menu_s=${MENU_SECONDS:-240} variants status start
     seconds "$total" GPU_SECONDS || return 2
     seconds "$menu_s" MENU_SECONDS || return 2
-    if [ "$menu_s" -gt 0 ] && [ "$menu_s" -lt "$total" ] \
-        && "$PY" benchmarks/gpu_queue.py unmeasured $(queue_args); then
-        echo "no mode given: menu $menu_s, then next $((total - menu_s)) (the modes: bash $0 help)"
-        menu "$menu_s"
-        next_plans $((total - menu_s))
-    else
+    variants=$("$PY" benchmarks/gpu_queue.py unmeasured $(queue_args))
+    status=$?
+    if [ "$status" -eq 3 ] || [ "$menu_s" -eq 0 ] || [ "$menu_s" -ge "$total" ]; then
         echo "no mode given: next $total (the modes: bash $0 help)"
         next_plans "$total"
+        return
     fi
+    # status 0: the variants to time; anything else (a crash): the menu's default list
+    [ "$status" -eq 0 ] || variants=""
+    variants=${MENU_VARIANTS:-$(echo "$variants" | tail -n 1)}
+    echo "no mode given: menu $menu_s${variants:+ ($variants)}, then next with the rest of $total s"
+    start=$SECONDS
+    MENU_VARIANTS=$variants menu "$menu_s"
+    next_plans $((total - (SECONDS - start)))
 }
 
 case "${1:-}" in

@@ -67,8 +67,13 @@ VARIANTS = ["eager/fp32", "graphs+triton/bf16", "compiled_graphs+adam+triton/bf1
             "compiled_graphs+gather_in+gather_out+adam/bf16", "compiled_graphs+gather_in/bf16",
             "compiled_graphs+gather_out/bf16"]
 #: the variants a GPU window measures before its queue until a committed menu holds them
-#: (``gpu_queue.py unmeasured``; ``bash benchmarks/gpu_session.sh`` with no mode)
-MEASURE_NEXT = VARIANTS[1:4]
+#: (``gpu_queue.py unmeasured``; ``bash benchmarks/gpu_session.sh`` with no mode), and
+#: what that menu runs besides them: the reference first; then, for a ratio on the same
+#: machine, the best step so far, and max-autotune if time is left (not required: its
+#: 150 s of compilation would crowd out the rest)
+MEASURE_NEXT = ["graphs+triton/bf16", "compiled_graphs+adam+triton/bf16"]
+WINDOW_BEFORE, WINDOW_AFTER = ["eager/fp32"], ["compiled_graphs/bf16",
+                                               "compiled_graphs+autotune/bf16"]
 #: what a variant must stay within, against the fp32 eager step on the same batches:
 #: ‖Δg‖/‖g‖ of the first step's gradient (the same parameters and batch: the rounding of
 #: the precision, ~1e-6 in fp32, ~1e-2 in bf16; a wrong gradient is off by O(1)), and

@@ -12,11 +12,10 @@ from common.errors import InputError
 from empirical.parity import FusedMLP, TrainConfig
 from empirical.parity.steps import _losses_and_logit_grads, loss_and_grads, unit_slots
 from strategies import seeds
-from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from parity_helpers import needs_triton, one_torch_thread  # noqa: F401 (autouse fixture)
 
+pytestmark = needs_triton
 kernels = pytest.importorskip("empirical.parity.kernels")
-if not kernels.available():
-    pytest.skip("triton is not installed", allow_module_level=True)
 
 
 def problem(seed, groups=2, widths=(3, 9, 20), T=5, n=7, B=150, sort=True):
@@ -102,8 +101,9 @@ def test_kernels_give_the_written_out_losses_and_gradients(seed, groups, widths,
 def _configs():
     return [pytest.param(which, c, id=f"{which}-" + "-".join(f"{k}{v}" for k, v in c.kwargs.items())
                          + f"-w{c.num_warps}-s{c.num_stages}")
-            for which, cs in (("forward", kernels.FORWARD_CONFIGS),
-                              ("backward", kernels.BACKWARD_CONFIGS)) for c in cs]
+            for which, cs in (("forward", getattr(kernels, "FORWARD_CONFIGS", [])),
+                              ("backward", getattr(kernels, "BACKWARD_CONFIGS", [])))
+            for c in cs]
 
 
 @pytest.mark.parametrize("which,config", _configs())
@@ -132,6 +132,21 @@ def test_the_batch_is_sorted_by_subtask_with_its_labels_and_bits():
         got = sorted(zip(s[g].tolist(), map(tuple, x[g, :, :7].int().tolist()), y2[g].tolist()))
         assert got == want
     assert (x[..., 7] == 1).all() and (x[..., 8:] == 0).all()
+
+
+def test_the_step_leaves_dense_gradients_shaped_as_the_parameters():
+    """One group (a Figure-2 sweep): a gradient sliced out of the kernels' unit-major
+    layout would be strided, which CUDA's fused Adam refuses."""
+    from empirical.parity import ModelConfig, RunConfig, TaskConfig
+    from empirical.parity.train import new_step
+    cfg = RunConfig(TaskConfig(n_tasks=6, n_bits=8, k=3, alpha=0.4), ModelConfig(widths=[3, 5]),
+                    TrainConfig(steps=2, batch=64, device="cpu", step="manual",
+                                precision="bf16", step_options=["triton"]))
+    model, step = new_step(cfg)
+    step(1)
+    for name, p in model.named_parameters():
+        assert p.grad.shape == p.shape and p.grad.is_contiguous(), name
+        assert p.grad.stride() == p.stride(), name
 
 
 def test_triton_does_not_combine_with_the_other_hidden_layer_options():

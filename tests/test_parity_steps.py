@@ -1,7 +1,6 @@
 """The step variants (empirical.parity.steps) against the fp32 eager (autograd) step, the
 written-out backward against autograd, the CUDA-graph warm-up, and old run folders, which
 must load and resume as they were trained."""
-import importlib.util
 import json
 
 import numpy as np
@@ -15,7 +14,7 @@ from empirical.parity.steps import InputLayout, ManualStep, adam_states, adam_up
     lookup_logits, loss_and_grads, network_losses, unit_slots, warm_up_and_restore
 from empirical.parity.train import build_model, new_step
 from strategies import seeds
-from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from parity_helpers import needs_triton, one_torch_thread  # noqa: F401 (autouse fixture)
 
 #: ‖θ_variant − θ_fp32‖ / ‖θ_fp32 − θ_0‖ after 50 steps: float32 variants differ from the
 #: eager step only in the order of sums; bf16 products (8-bit mantissa) move each Adam
@@ -45,8 +44,6 @@ def relative_gap(got, ref, init):
 
 
 ALL_OPTIONS = ("gather_in", "gather_out", "adam")
-needs_triton = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
-                                  reason="triton is not installed")
 
 
 @pytest.mark.parametrize("step,precision,options", [

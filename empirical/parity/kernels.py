@@ -121,7 +121,7 @@ if triton is not None:
         subtask of each rank (BM, -1 where unused), and the one-hot sample × rank matrix."""
         r = tl.arange(0, BM)
         step = (sub != sub_next).to(tl.int32)                  # a new run starts after b
-        rank = tl.sum(tl.where(r[None, :] < r[:, None], step[None, :], 0), 1)
+        rank = tl.cumsum(step, 0) - step
         onehot = (rank[:, None] == r[None, :]) & live[:, None]
         of_rank = tl.max(tl.where(onehot, sub[:, None], -1), 0)
         return onehot, of_rank
@@ -141,9 +141,9 @@ if triton is not None:
         n0 = tl.min(tl.where(net >= 0, net, 1 << 20), 0)
         cols = 2 * n0 + tl.arange(0, NW)
         pick0, pick1 = _selector(net - n0, NW, 0), _selector(net - n0, NW, 1)
+        w_out = (pick0 * w0[None, :] + pick1 * w1[None, :]).to(gz_ptr.dtype.element_ty)
         acc_w = tl.zeros((BN, KB), dtype=tl.float32)
-        acc_w0 = tl.zeros((BN,), dtype=tl.float32)
-        acc_w1 = tl.zeros((BN,), dtype=tl.float32)
+        acc_hz = tl.zeros((BN, NW), dtype=tl.float32)                  # hᵀ·∂z
         share = tl.cdiv(tl.cdiv(B, S), BM) * BM
         lo = tl.program_id(2) * share
         hi = tl.minimum(lo + share, B)
@@ -157,20 +157,21 @@ if triton is not None:
             h = tl.maximum(pre, 0.0)
             gz = tl.load(gz_ptr + (g * B + rows[:, None]) * NC + cols[None, :],
                          mask=live[:, None] & (cols < NC)[None, :], other=0.0)
-            gz0 = _dot(gz, pick0.to(gz.dtype), PREC)                # BM × BN: ∂z of each
-            gz1 = _dot(gz, pick1.to(gz.dtype), PREC)                # unit's network
-            acc_w0 += tl.sum(h * gz0, 0)
-            acc_w1 += tl.sum(h * gz1, 0)
-            g_pre = tl.where(pre > 0, gz0 * w0[None, :] + gz1 * w1[None, :], 0.0).to(x.dtype)
+            acc_hz += _dot(tl.trans(h.to(gz.dtype)), gz, PREC)
+            g_h = _dot(gz, w_out, PREC)                  # ∂z of each unit's network · w_out
+            g_pre = tl.where(pre > 0, g_h, 0.0).to(x.dtype)
             acc_w += _dot(tl.trans(g_pre), x, PREC)
             sub_next = tl.load(sub_ptr + g * B + rows + 1, mask=rows + 1 < hi, other=-1)
             onehot, of_rank = _subtask_ranks(sub, sub_next, live, BM)
             per_rank = _dot(tl.trans(onehot.to(tl.float32).to(x.dtype)), g_pre, PREC)   # BM × BN
             tl.atomic_add(dc_ptr + (g * Hp + j[None, :]) * T + of_rank[:, None], per_rank,
-                          mask=(of_rank >= 0)[:, None])
-        tl.atomic_add(dwx_ptr + (g * Hp + j[:, None]) * KB + k[None, :], acc_w)
-        tl.atomic_add(dw2_ptr + (g * Hp + j) * 2, acc_w0)
-        tl.atomic_add(dw2_ptr + (g * Hp + j) * 2 + 1, acc_w1)
+                          mask=(of_rank >= 0)[:, None], sem="relaxed")
+        # relaxed: the sums are read only after the kernel
+        tl.atomic_add(dwx_ptr + (g * Hp + j[:, None]) * KB + k[None, :], acc_w, sem="relaxed")
+        tl.atomic_add(dw2_ptr + (g * Hp + j) * 2, tl.sum(acc_hz * tl.trans(pick0), 1),
+                      sem="relaxed")
+        tl.atomic_add(dw2_ptr + (g * Hp + j) * 2 + 1, tl.sum(acc_hz * tl.trans(pick1), 1),
+                      sem="relaxed")
 
     def _config(BM, BN, warps, stages, **more):
         return triton.Config(dict(BM=BM, BN=BN, **more), num_warps=warps, num_stages=stages)
@@ -181,14 +182,26 @@ if triton is not None:
     BACKWARD_CONFIGS = [_config(64, 64, 4, 2, S=8), _config(64, 128, 8, 2, S=8),
                         _config(32, 64, 4, 2, S=8), _config(64, 64, 4, 2, S=16),
                         _config(32, 128, 4, 2, S=16), _config(128, 64, 8, 2, S=4)]
-    _KEY = ["B", "Hp", "T", "KB", "NC", "NW"]
+    assert all(UNIT_ALIGN % c.kwargs["BN"] == 0 for c in FORWARD_CONFIGS + BACKWARD_CONFIGS)
+    _KEY = ["B", "Hp", "T", "KB", "NC", "NW", "PREC"]
     _GRADS = ["dwx_ptr", "dc_ptr", "dw2_ptr"]    # accumulated: zeroed before each trial
-    _KERNELS = {tuned: (triton.autotune(fwd, key=_KEY, cache_results=True)(_forward_kernel),
-                        triton.autotune(bwd, key=_KEY, reset_to_zero=_GRADS,
-                                        cache_results=True)(_backward_kernel))
-                for tuned, fwd, bwd in [(True, FORWARD_CONFIGS, BACKWARD_CONFIGS),
-                                        (False, [_config(64, 128, 4, 2)],
-                                         [_config(64, 128, 4, 2, S=1)])]}   # interpreter
+
+    def _tuned(forward, backward):
+        return (triton.autotune(forward, key=_KEY, cache_results=True)(_forward_kernel),
+                triton.autotune(backward, key=_KEY, reset_to_zero=_GRADS,
+                                cache_results=True)(_backward_kernel))
+
+    #: the kernels by how they run: bf16 on CUDA, autotuned; float32 products on CUDA (no
+    #: tensor-core bf16 path, registers spill: one small tile, for checks); the interpreter
+    _KERNELS = {"tuned": _tuned(FORWARD_CONFIGS, BACKWARD_CONFIGS),
+                "float32": _tuned([_config(64, 64, 4, 2)], [_config(64, 64, 4, 2, S=8)]),
+                "interp": _tuned([_config(64, 128, 4, 2)], [_config(64, 128, 4, 2, S=1)])}
+
+
+def _contiguous(*tensors) -> None:
+    """The kernels index their inputs as dense row-major arrays: refuse any other."""
+    if not all(t.is_contiguous() for t in tensors):
+        raise InputError("the Triton kernels need contiguous inputs")
 
 
 def _most_networks(net: torch.Tensor) -> int:
@@ -219,7 +232,7 @@ class FusedLayer:
     net: torch.Tensor
     dtype: torch.dtype
     prec: str
-    tuned: bool
+    kernels: str
     NW: int
 
     @classmethod
@@ -233,7 +246,8 @@ class FusedLayer:
         Hg = net.shape[0]
         padded = net.new_full((-(-Hg // UNIT_ALIGN) * UNIT_ALIGN,), -1, dtype=torch.int32)
         padded[:Hg] = net
-        return cls(G, Hg, Mg, T, n_bits, padded, dtype, prec, tuned=cuda,
+        kernels = "interp" if not cuda else "tuned" if precision == "bf16" else "float32"
+        return cls(G, Hg, Mg, T, n_bits, padded, dtype, prec, kernels,
                    NW=min(_pow2(2 * Mg), _pow2(2 * _most_networks(padded))))
 
     @property
@@ -274,7 +288,8 @@ class FusedLayer:
         """Logits G × B × NC (float32; column 2m + c is network m's logit c; no b_out)."""
         G, B = sub.shape
         out = torch.empty(G, B, self.NC, dtype=torch.float32, device=x.device)
-        kernel = _KERNELS[self.tuned][0]
+        _contiguous(x, sub, wx, ctrl, w2)
+        kernel = _KERNELS[self.kernels][0]
         kernel[lambda m: (G, triton.cdiv(B, m["BM"]))](
             x, sub, wx, ctrl, w2, self.net, out, B, self.Hp, self.T, KB=self.KB, NC=self.NC,
             PREC=self.prec)
@@ -289,7 +304,8 @@ class FusedLayer:
         dwx = torch.zeros(G, self.Hp, self.KB, dtype=f32, device=dev)
         dc = torch.zeros(G, self.Hp, self.T, dtype=f32, device=dev)
         dw2 = torch.zeros(G, self.Hp, 2, dtype=f32, device=dev)
-        kernel = _KERNELS[self.tuned][1]
+        _contiguous(x, sub, wx, ctrl, w2, gz)
+        kernel = _KERNELS[self.kernels][1]
         kernel[lambda m: (G, self.Hp // m["BN"], m["S"])](
             x, sub, wx, ctrl, w2, self.net, gz, dwx, dc, dw2, B, self.Hp, self.T, KB=self.KB,
             NC=self.NC, NW=self.NW, PREC=self.prec)

@@ -363,8 +363,9 @@ class TritonGrads:
         L = self.layer
         H, n = L.G * L.Hg, L.n_bits
         g_w_in = torch.cat([g_ctrl[:, :L.Hg], g_wx[:, :L.Hg, :n]], -1).reshape(H, L.T + n)
-        return (g_w_in, g_wx[:, :L.Hg, n].reshape(H), g_w2[:, :L.Hg].reshape(H, 2),
-                g_logits.sum(1).reshape(-1, 2))
+        grads = (g_w_in, g_wx[:, :L.Hg, n].reshape(H), g_w2[:, :L.Hg].reshape(H, 2),
+                 g_logits.sum(1).reshape(-1, 2))
+        return tuple(g.contiguous() for g in grads)     # CUDA's fused Adam wants dense grads
 
     def __call__(self, w_in, b_in, w_out, b_out, slot, step_t):
         x, sub, y, wx, ctrl, w2 = self.prepare(w_in, b_in, w_out, step_t)
