@@ -13,6 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'  # [test] holds every extra (quanta[all])
+	# Triton for the kernels' tests, in its interpreter (3.8: NumPy 2); not in [test], whose
+	# pin would fight the exact one a CUDA build of torch brings with it
+	$(PY) -c "import triton" 2>/dev/null || $(PY) -m pip install --quiet 'triton>=3.8'
 	touch $@
 
 demo: setup

@@ -5,6 +5,7 @@ the trip back through $OUT.
     python benchmarks/gpu_queue.py estimate            # plan --estimate
     python benchmarks/gpu_queue.py next --seconds 540  # what gpu_session.sh next runs
     python benchmarks/gpu_queue.py ingest DIR          # unpack a call's $OUT into the checkout
+    python benchmarks/gpu_queue.py unmeasured          # exit 0: a window starts with a menu
 
 State between calls on fresh machines lives only in the checkout: a plan is done when
 ``results/parity/gpu_<export>/`` holds its export (committed after ``ingest``), or when its
@@ -23,8 +24,10 @@ measured on 2026-12-04 with the eager bf16 step.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -53,7 +56,8 @@ START_S = 10.0
 #: least seconds of compilation and capture per step kind (+ compile_fwd, + autotune): a
 #: menu that compiled a variant after its sibling measured a cached compilation
 COMPILE_FLOOR_S = {"eager": 0.0, "manual": 0.0, "graphs": 1.0, "compiled": 15.0,
-                   "compiled_graphs": 15.0, "compile_fwd": 10.0, "autotune": 30.0}
+                   "compiled_graphs": 15.0, "compile_fwd": 10.0, "autotune": 30.0,
+                   "triton": 10.0}
 #: evaluations before any menu measured them, in hidden-unit-samples per second: 66 ms
 #: for 72 networks (H = 6 444) on 500 × 1 000 test samples (the fig10 plan's log of
 #: 2026-12-04, module forward under bf16 autocast)
@@ -81,7 +85,8 @@ def _plans() -> list[dict]:
     """The queue. ``export``: the options of the export; ``export_as``: its name when not
     the plan's; ``final``: keep the last checkpoint; ``one_call``: start only when
     predicted to finish in the call; ``timed``: report its wall time (ingest writes it into
-    BENCHMARKS.md)."""
+    BENCHMARKS.md); ``beat_s``: start only when a measured variant is predicted to take
+    less than this (a timing worth repeating only with a faster step)."""
     alpha_ns = "--steps 100000 --eval-points 100 --width-grid 9 300 12 --seeds 0 1 2 --checkpoints 5"
     alpha_d = f"--steps {D_STEPS} --eval-points 60 --widths 500 --D-grid 10000 5000000 12 --checkpoints 3"
     return [
@@ -89,6 +94,10 @@ def _plans() -> list[dict]:
         # than 20: the export keeps the last only, and each costs ~0.3 s of saving
         dict(name="fig2_NS_speed", args=f"{FIG2_NS} --checkpoints 2", export="--no-accuracy",
              final=True, export_as="fig2_NS_v2", one_call=True, timed=True),
+        # the Figure-2 sweep timed again once a step beats the 164 s of fig2_NS_speed
+        # (BENCHMARKS.md, 2026-12-04; issue #14's target: 120 s)
+        dict(name="fig2_NS_speed3", args=f"{FIG2_NS} --checkpoints 2", export="--no-accuracy",
+             final=True, export_as="fig2_NS_v3", one_call=True, timed=True, beat_s=164.0),
         dict(name="fig2_NS", args=f"{FIG2_NS} --checkpoints 20", export="--no-accuracy",
              final=True),
         dict(name="fig2_D", args=f"{FIG2} --steps {D_STEPS} --eval-points 60 --alpha 0.4 "
@@ -122,12 +131,17 @@ def export_name(plan: dict) -> str:
 
 
 def plan_config(plan: dict):
-    """The RunConfig of a plan's ``quanta parity train`` arguments."""
+    """The RunConfig of a plan's ``quanta parity train`` arguments (a fresh copy)."""
+    from empirical.parity.config import RunConfig
+    return RunConfig.from_dict(_parsed_config(plan["args"]).to_dict())
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_config(args: str):
     from quanta.commands.parity import add_parser, config_from_args
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="c"))
-    argv = ["parity", "train", "--out", "x", *plan["args"].split()]
-    return config_from_args(parser.parse_args(argv))
+    return config_from_args(parser.parse_args(["parity", "train", "--out", "x", *args.split()]))
 
 
 def resume_bytes(config) -> int:
@@ -177,6 +191,25 @@ def load_speed(out: Path | None, tiny: bool = False) -> dict:
     return dict(menus=[m for _, m in menus], source=", ".join(str(p) for p, _ in menus))
 
 
+def merge_menus(new: dict, old: dict | None) -> dict:
+    """A call's menu with the variants of the committed one (``old``) that it did not run
+    or skipped, when both measured the same configuration: a window that times a few new
+    variants keeps the earlier measurements of the rest (each variant says which menu
+    measured it: ``menu_device``, ``menu_torch``)."""
+    if not old or old.get("config") != new.get("config") or \
+            old.get("hidden_units") != new.get("hidden_units"):
+        return new
+    ran = {v["name"] for v in new["variants"] if v.get("status") != "skipped"}
+    kept = [dict(v, menu_device=v.get("menu_device", old.get("device")),
+                 menu_torch=v.get("menu_torch", old.get("torch")))
+            for v in old["variants"] if v["name"] not in ran]
+    fresh = [v for v in new["variants"] if v["name"] in ran]
+    merged = dict(new, variants=fresh + kept)
+    if "evaluation" not in new and "evaluation" in old:
+        merged["evaluation"] = old["evaluation"]
+    return merged
+
+
 def variant_ok(v: dict) -> bool:
     """A menu variant that ran and passes the check under today's tolerances (a menu
     written by older code may hold other ok flags; one without the gradient check is judged
@@ -189,11 +222,12 @@ def compile_floor(v: dict) -> float:
     from parity_menu import Variant
     var = Variant.of(v)
     return (COMPILE_FLOOR_S[var.step] + COMPILE_FLOOR_S["compile_fwd"] * var.compile_forward
-            + COMPILE_FLOOR_S["autotune"] * ("autotune" in var.options))
+            + sum(COMPILE_FLOOR_S[o] for o in ("autotune", "triton") if o in var.options))
 
 
 def _eval_rate(menus: list[dict], v: dict) -> float:
-    lookup = "gather_in" in (v.get("options") or [])
+    from empirical.parity.steps import LOOKUP_OPTIONS
+    lookup = bool(set(LOOKUP_OPTIONS) & set(v.get("options") or []))
     for menu in menus:
         if "evaluation" in menu:
             return menu["evaluation"]["unit_samples_per_s"]["lookup" if lookup else "product"]
@@ -215,12 +249,16 @@ def measured_variants(speed: dict) -> list[dict]:
             if name in seen:
                 continue
             seen.add(name)
-            if variant_ok(v):
+            if variant_ok(v) and name not in speed.get("failed", ()):
                 out.append(dict(v, name=name, rate=samples / v["s_per_step"],
                                 warmup_s=max(v["check_and_warmup_s"], compile_floor(v)),
                                 eval_rate=_eval_rate(speed["menus"], v)))
     return out or [dict(DEFAULT_SPEED, eval_rate=DEFAULT_EVAL_RATE,
                         name=_variant(DEFAULT_SPEED).name)]
+
+
+#: ``unmeasured``'s exit status when there is nothing to measure (1 would be a crash)
+ALL_MEASURED = 3
 
 
 def _variant(d: dict):
@@ -242,10 +280,14 @@ def speed_line(speed: dict) -> str:
             f"(from {speed['source']})")
 
 
-def choose_variant(speed: dict, size: dict) -> dict:
-    """The measured variant that finishes ``size`` soonest (compilation and evaluations
-    included): step, precision, compile_forward, options, name and the predicted seconds."""
-    v = min(measured_variants(speed), key=lambda v: predicted_seconds(v, size))
+def choose_variant(speed: dict, size: dict, exclude=()) -> dict:
+    """The measured variant, other than those named in ``exclude``, that finishes ``size``
+    soonest (compilation and evaluations included): step, precision, compile_forward,
+    options, name and the predicted seconds. With every measured variant excluded, the
+    speed before any menu (:data:`DEFAULT_SPEED`)."""
+    pool = [v for v in measured_variants(speed) if v["name"] not in exclude] or \
+        measured_variants(dict(DEFAULT_SPEED))
+    v = min(pool, key=lambda v: predicted_seconds(v, size))
     var = _variant(v)
     return dict(var.fields(), name=var.name, seconds=predicted_seconds(v, size))
 
@@ -255,14 +297,14 @@ def _resume_or_restart(plan: dict, speed: dict, chosen: dict, run_dir: Path, cal
     started with, unless starting afresh with ``chosen`` is predicted to finish sooner
     (then the paused run is deleted)."""
     import torch
+    from empirical.parity.config import read_config
     from parity_menu import Variant
-    t = json.loads((run_dir / "config.json").read_text())["train"]
-    saved = Variant(t.get("step", "eager"), t["precision"], bool(t["compile"]),
-                    tuple(t.get("step_options") or ()))
+    t = read_config(run_dir / "config.json").train       # older configs' defaults filled in
+    saved = Variant(t.step, t.precision, bool(t.compile), tuple(t.step_options or ()))
     resume = run_dir / "checkpoints" / "resume.pt"
     if not resume.exists():
         return dict(chosen, **saved.fields(), name=saved.name)
-    left = 1 - torch.load(resume, map_location="cpu", weights_only=True)["step"] / t["steps"]
+    left = 1 - torch.load(resume, map_location="cpu", weights_only=True)["step"] / t.steps
     same = [v for v in measured_variants(speed) if v["name"] == saved.name] or [DEFAULT_SPEED]
     t_resume = predicted_seconds(same[0], plan_size(plan), left)
     if chosen["seconds"] < t_resume and chosen["name"] != saved.name:
@@ -431,21 +473,34 @@ def _unpack(parts: list[Path], dest: Path) -> None:
 
 def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
     """Train one plan within the call's time; 'done', 'paused' or 'failed'. A plan whose
-    chosen step fails before its first resume state is tried again, once, with today's
-    proven step (eager, bf16, compiled forward)."""
+    chosen step fails before its first resume state is tried again, once, with the next
+    measured variant (:func:`fallback_variant`)."""
     if _unpack_resume(plan, args.carry, args.runs):
         call.say(f"{plan['name']}: unpacked the carried resume state")
     chosen = choose_variant(speed, plan_size(plan))
     if (args.runs / plan["name"] / "config.json").exists():
         chosen = _resume_or_restart(plan, speed, chosen, args.runs / plan["name"], call)
     status = _run_plan(plan, chosen, call, args)
-    fallback = choose_variant(TINY_SPEED if args.tiny else DEFAULT_SPEED, plan_size(plan))
-    if status == "failed" and fallback["name"] != chosen["name"] \
-            and call.left() > call.reserve + 60:
+    if status == "failed":      # not chosen again in this call
+        speed.setdefault("failed", set()).add(chosen["name"])
+    fallback = fallback_variant(plan, speed, chosen, args.tiny)
+    if status == "failed" and fallback and call.left() > call.reserve + 60:
         shutil.rmtree(args.runs / plan["name"], ignore_errors=True)
         call.say(f"{plan['name']}: trying again with {fallback['name']}")
         status = _run_plan(plan, fallback, call, args)
     return status
+
+
+def fallback_variant(plan: dict, speed: dict, failed: dict, tiny: bool = False) -> dict | None:
+    """The variant to try a plan again with after ``failed`` broke before its first resume
+    state: the next measured one (the CPU queue: plain eager float32 steps), or None when
+    there is none or, for a plan that must beat ``beat_s``, when it would not."""
+    size = plan_size(plan)
+    v = choose_variant(TINY_SPEED, size) if tiny else \
+        choose_variant(speed, size, exclude={failed["name"]})
+    if v["name"] == failed["name"] or v["seconds"] >= plan.get("beat_s", math.inf):
+        return None
+    return v
 
 
 def _run_plan(plan: dict, variant: dict, call: Call, args) -> str:
@@ -516,7 +571,12 @@ def _startable(plan: dict, speed: dict, call: Call, args) -> bool:
     """Whether to start (or resume) ``plan`` now: a plan marked one_call, or whose resume
     state would not fit what is left of $OUT, only when predicted to finish in the call."""
     size = plan_size(plan)
-    need = choose_variant(speed, size)["seconds"] * 1.2 + call.reserve
+    predicted = choose_variant(speed, size)["seconds"]
+    need = predicted * 1.2 + call.reserve
+    if predicted >= plan.get("beat_s", math.inf):
+        call.say(f"{plan['name']}: predicted {predicted:.0f} s, not under the "
+                 f"{plan['beat_s']:.0f} s it must beat: skipped")
+        return False
     if _carried_resume(plan, args.carry) and not plan.get("one_call"):
         return True
     why = "it runs in one call" if plan.get("one_call") else \
@@ -543,11 +603,33 @@ def next_plans(args) -> int:
             break
         if not _startable(plan, speed, call, args):
             continue
-        if run_plan(plan, speed, call, args) != "done":
+        status = run_plan(plan, speed, call, args)
+        if status == "failed" and plan.get("beat_s"):
+            continue            # an attempt at a faster step: the queue goes on without it
+        if status != "done":
             break
     left = [p["name"] for p in plans(args.tiny) if not done(p, args.results, args.carry, out)]
     call.say(f"plans left: {', '.join(left) if left else 'none'}; {call.summary()}")
     return 0 if not left else 75
+
+
+def unmeasured(args) -> int:
+    """Whether a GPU window should start with a menu: exit status 0, printing the menu's
+    variants (``MENU_VARIANTS``) on the last line, when variants of
+    ``parity_menu.MEASURE_NEXT`` have no result (ok or failed) in the committed menu (the
+    CPU queue has none); else :data:`ALL_MEASURED`."""
+    from parity_menu import MEASURE_NEXT, WINDOW_AFTER, WINDOW_BEFORE, Variant
+    menus = load_speed(None, args.tiny).get("menus", [])
+    seen = {Variant.of(v).name for m in menus for v in m["variants"]
+            if v.get("status") in ("ok", "error")}
+    missing = [n for n in MEASURE_NEXT if Variant.parse(n).name not in seen]
+    if not missing:
+        print("every variant of parity_menu.MEASURE_NEXT has a committed measurement",
+              file=sys.stderr)
+        return ALL_MEASURED
+    print(f"unmeasured step variants: {', '.join(missing)}", file=sys.stderr)
+    print(",".join(WINDOW_BEFORE + missing + WINDOW_AFTER))
+    return 0
 
 
 def replace_marked(text: str, tag: str, content: str) -> str:
@@ -617,7 +699,9 @@ def ingest(args) -> int:
         shutil.copy(part, args.carry / part.name)
         print(f"carried {part.name} into {args.carry} (send it with carry: [\"{args.carry}\"])")
     if (src / "menu.json").exists() and not args.tiny:
-        shutil.copy(src / "menu.json", SPEED_FILE)
+        merged = merge_menus(json.loads((src / "menu.json").read_text()),
+                             _read_menu(SPEED_FILE))
+        SPEED_FILE.write_text(json.dumps(merged, indent=1) + "\n")
         print(f"menu -> {SPEED_FILE} (commit it: the next estimates use it)")
     _ingest_figures(src, args.benchmarks)
     return 0
@@ -646,7 +730,7 @@ def _ingest_figures(src: Path, benchmarks: Path) -> None:
 def main(argv=None) -> int:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=["estimate", "next", "ingest"])
+    p.add_argument("action", choices=["estimate", "next", "ingest", "unmeasured"])
     p.add_argument("dir", nargs="?", help="ingest: the folder holding a call's $OUT files")
     p.add_argument("--seconds", type=float, default=540.0)
     p.add_argument("--out", default=os.environ.get("OUT"))
@@ -675,7 +759,8 @@ def main(argv=None) -> int:
         p.error("next needs --out or $OUT")
     if args.action == "ingest" and not args.dir:
         p.error("ingest needs the folder of a call's $OUT files")
-    return {"estimate": estimate, "next": next_plans, "ingest": ingest}[args.action](args)
+    return {"estimate": estimate, "next": next_plans, "ingest": ingest,
+            "unmeasured": unmeasured}[args.action](args)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@
 #   bash benchmarks/gpu_session.sh ingest DIR         # unpack a call's returned $OUT (here)
 #   bash benchmarks/gpu_session.sh check              # GPU facts, pytest -m gpu, the benchmark
 #   bash benchmarks/gpu_session.sh run PLAN [SECONDS] # train one named plan (below)
-#   bash benchmarks/gpu_session.sh                    # no mode: next $GPU_SECONDS (540)
+#   bash benchmarks/gpu_session.sh                    # no mode: a GPU window (below)
 #
 # menu: benchmarks/parity_menu.py on the Figure-2 sweep (30 widths, batch 20 000): ms/step,
 #   network-steps/s, ratio to the paper's script (0.0598 s/step), fraction of the floor and
 #   the check against fp32 (first gradient, parameters after 50 steps), for every step
-#   variant (with step options: gather_in, gather_out, adam, autotune), then one evaluation
+#   variant (with step options: gather_in, gather_out, adam, autotune, triton), then one evaluation
 #   timed both ways and the fastest variant profiled; printed and written to $OUT/menu.json.
 #   Stops itself within SECONDS and exits 0.
 # next: benchmarks/gpu_queue.py: the queue's plans in order (fig2_NS_speed: the Figure-2 N/S
@@ -25,6 +25,11 @@
 #   16 MiB each, 64 MiB together); a plan whose resume state would not fit, or marked
 #   one-call (fig2_NS_speed), starts only when predicted to finish. Exit 0: queue done;
 #   75: plans left.
+# no mode (what a GPU window runs): when the committed menu (benchmarks/gpu_speed.json) lacks
+#   a variant of parity_menu.MEASURE_NEXT (today the Triton kernels), `menu $MENU_SECONDS`
+#   (240) of those, the reference, the best step so far and max-autotune first, then `next`
+#   for what is left of $GPU_SECONDS (540); else `next $GPU_SECONDS`. The queue's first plan, fig2_NS_speed3 (the Figure-2 sweep timed
+#   again), starts only when a measured variant is predicted under the 164 s of the last.
 # Between calls: copy $OUT back, run `ingest DIR` on it here (exports -> results/parity/,
 #   resume state -> .gpu/, menu -> benchmarks/gpu_speed.json, the timed plan's wall time ->
 #   BENCHMARKS.md), commit results/parity/gpu_*, benchmarks/gpu_speed.json and
@@ -159,6 +164,26 @@ next_plans() {
     return $status
 }
 
+window() {  # no mode: a GPU window's default (header)
+    local total=${GPU_SECONDS:-540} menu_s=${MENU_SECONDS:-240} variants status start
+    seconds "$total" GPU_SECONDS || return 2
+    seconds "$menu_s" MENU_SECONDS || return 2
+    variants=$("$PY" benchmarks/gpu_queue.py unmeasured $(queue_args))
+    status=$?
+    if [ "$status" -eq 3 ] || [ "$menu_s" -eq 0 ] || [ "$menu_s" -ge "$total" ]; then
+        echo "no mode given: next $total (the modes: bash $0 help)"
+        next_plans "$total"
+        return
+    fi
+    # status 0: the variants to time; anything else (a crash): the menu's default list
+    [ "$status" -eq 0 ] || variants=""
+    variants=${MENU_VARIANTS:-$(echo "$variants" | tail -n 1)}
+    echo "no mode given: menu $menu_s${variants:+ ($variants)}, then next with the rest of $total s"
+    start=$SECONDS
+    MENU_VARIANTS=$variants menu "$menu_s"
+    next_plans $((total - (SECONDS - start)))
+}
+
 case "${1:-}" in
     check) check ;;
     run) shift; run "$@" ;;
@@ -168,9 +193,7 @@ case "${1:-}" in
           "$PY" benchmarks/gpu_queue.py estimate --out "$OUT" $(queue_args) ;;
     ingest) [ -n "${2:-}" ] || { echo "usage: ingest DIR (a call's returned \$OUT)" >&2; exit 2; }
             "$PY" benchmarks/gpu_queue.py ingest "$2" $(queue_args) ;;
-    "") # run as it stands (a GPU window's default): the queue for GPU_SECONDS (540)
-        echo "no mode given: next ${GPU_SECONDS:-540} (the modes: bash $0 help)"
-        next_plans "${GPU_SECONDS:-540}" ;;
-    help|-h|--help) sed -n '2,52p' "$0" ;;
-    *) sed -n '2,52p' "$0"; exit 2 ;;
+    "") window ;;
+    help|-h|--help) sed -n '2,57p' "$0" ;;
+    *) sed -n '2,57p' "$0"; exit 2 ;;
 esac

@@ -55,16 +55,25 @@ PAPER_S_PER_STEP = 0.0598
 PEAK_FLOPS = {"bf16": 790e12, "tf32": 395e12, "fp32": 67e12}
 PEAK_BYTES = 4.3e12
 #: the variants a menu runs by default, in order of expected value (a menu short of time
-#: skips the last): the reference, the best of the 2026-12-04 menu (compiled_graphs/bf16,
-#: 0.737 ms per Figure-2 step), the step options (empirical.parity.config.STEP_OPTIONS)
-#: together, with autotune (a minute or two of compilation), then one at a time (which of
-#: them gains what). The variants of earlier menus (manual, graphs, compiled,
-#: eager+compile_fwd, tf32) run when named in --variants (MENU_VARIANTS).
-VARIANTS = ["eager/fp32", "compiled_graphs/bf16",
-            "compiled_graphs+gather_in+gather_out+adam/bf16",
-            "compiled_graphs+gather_in+gather_out+adam+autotune/bf16",
-            "compiled_graphs+gather_in+gather_out/bf16", "compiled_graphs+gather_in/bf16",
-            "compiled_graphs+gather_out/bf16", "compiled_graphs+adam/bf16"]
+#: skips the last): the reference; the Triton kernels (step option triton: eager glue in a
+#: CUDA graph, then compiled glue with Adam); inductor's max-autotune, never reached by
+#: the menus of 2026-12-04; the best of those menus (compiled_graphs/bf16, 0.706 ms per
+#: Figure-2 step) as this machine's baseline; then the other step options. The variants of
+#: earlier menus (manual, graphs, compiled, eager+compile_fwd, tf32) run when named in
+#: --variants (MENU_VARIANTS).
+VARIANTS = ["eager/fp32", "graphs+triton/bf16", "compiled_graphs+adam+triton/bf16",
+            "compiled_graphs+autotune/bf16", "compiled_graphs/bf16",
+            "compiled_graphs+triton/bf16", "compiled_graphs+adam/bf16",
+            "compiled_graphs+gather_in+gather_out+adam/bf16", "compiled_graphs+gather_in/bf16",
+            "compiled_graphs+gather_out/bf16"]
+#: the variants a GPU window measures before its queue until a committed menu holds them
+#: (``gpu_queue.py unmeasured``; ``bash benchmarks/gpu_session.sh`` with no mode), and
+#: what that menu runs besides them: the reference first; then, for a ratio on the same
+#: machine, the best step so far, and max-autotune if time is left (not required: its
+#: 150 s of compilation would crowd out the rest)
+MEASURE_NEXT = ["graphs+triton/bf16", "compiled_graphs+adam+triton/bf16"]
+WINDOW_BEFORE, WINDOW_AFTER = ["eager/fp32"], ["compiled_graphs/bf16",
+                                               "compiled_graphs+autotune/bf16"]
 #: what a variant must stay within, against the fp32 eager step on the same batches:
 #: ‖Δg‖/‖g‖ of the first step's gradient (the same parameters and batch: the rounding of
 #: the precision, ~1e-6 in fp32, ~1e-2 in bf16; a wrong gradient is off by O(1)), and
@@ -74,10 +83,11 @@ VARIANTS = ["eager/fp32", "compiled_graphs/bf16",
 TOLERANCE = {"fp32": dict(grad=1e-4, params=1e-2), "tf32": dict(grad=2e-2, params=0.3),
              "bf16": dict(grad=5e-2, params=0.3)}
 #: seconds a variant needs besides its timed steps (compilation, capture), budgeted upfront;
-#: the option autotune adds AUTOTUNE_RESERVE
+#: the option autotune adds AUTOTUNE_RESERVE, the option triton (its kernels' compilation
+#: and autotuning over 10 configurations) TRITON_RESERVE
 SETUP_RESERVE = {"eager": 5.0, "manual": 5.0, "graphs": 10.0, "compiled": 60.0,
                  "compiled_graphs": 60.0}
-AUTOTUNE_RESERVE = 90.0
+AUTOTUNE_RESERVE, TRITON_RESERVE = 90.0, 30.0
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,8 @@ class Variant:
 
     def setup_reserve(self) -> float:
         return (SETUP_RESERVE[self.step] + SETUP_RESERVE["compiled"] * self.compile_forward
-                + AUTOTUNE_RESERVE * ("autotune" in self.options))
+                + AUTOTUNE_RESERVE * ("autotune" in self.options)
+                + TRITON_RESERVE * ("triton" in self.options))
 
 
 def step_cost(n_bits: int, hidden: int, batch: int, in_dim: int, act_bytes: int = 2) -> dict:

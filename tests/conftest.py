@@ -10,6 +10,11 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import torch
+
+if not torch.cuda.is_available():   # Triton's kernels run interpreted (set before its import)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 import matplotlib
 
 matplotlib.use("Agg")

@@ -137,9 +137,13 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     shutil.rmtree(tmp_path / "runs")                          # the machine went back
     ing = cpu_session(tmp_path, "x", "ingest", str(tmp_path / "out1"))
     assert ing.returncode == 0 and list((tmp_path / "carry").glob("tiny_speed.resume.tar*"))
-    second = cpu_session(tmp_path, "out2", GPU_SECONDS="300")    # no mode: the default `next`
+    # no mode: a GPU window, whose menu (the CPU queue has no committed one) times the
+    # Triton kernels in Triton's interpreter, then the queue
+    second = cpu_session(tmp_path, "out2", GPU_SECONDS="300", MENU_SECONDS="60",
+                         MENU_VARIANTS="eager/fp32,manual+triton/bf16")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "no mode given: next 300" in second.stdout
+    assert "no mode given: menu 60 (eager/fp32,manual+triton/bf16), then next" in second.stdout
+    assert "manual+triton/bf16" in second.stdout and (tmp_path / "out2" / "menu.json").exists()
     assert "unpacked the carried resume state" in second.stdout
     assert "plans left: none" in second.stdout and "timing {" in second.stdout
     assert_within_transfer_limits(tmp_path / "out2")
@@ -153,18 +157,13 @@ def test_next_runs_the_queue_across_fresh_machines_and_ingest_brings_it_home(tmp
     assert [d.name for d in ns] == ["alpha0.2", "alpha0.6"]
     text = bench.read_text()
     assert "tiny_speed -->_GPU_" not in text and "s end to end** (" in text, text
-    assert "Resumed" in text and "gpu:menu -->_GPU_" in text       # no menu in this call
-    assert text.startswith("before <!-- gpu:tiny_speed -->") and "--> after\n" in text
+    assert "Resumed" in text and text.startswith("before <!-- gpu:tiny_speed -->")
+    assert "--> after\n" in text
+    # the menu's table where its markers are, the Triton variant checked against fp32
+    assert "_GPU_" not in text and "| manual+triton/bf16 | " in text, text
+    assert "One evaluation (" in text and " OFF " not in text
     est = cpu_session(tmp_path, "x", "plan", "--estimate")
     assert est.stdout.count("[done]") == 3, est.stdout
-
-    # ingest writes a menu's table where its markers are
-    menu_dir = tmp_path / "menu_call"
-    res = cpu_session(tmp_path, "menu_call", "menu", "40", MENU_VARIANTS="eager/fp32,manual/bf16")
-    assert res.returncode == 0, res.stdout + res.stderr
-    cpu_session(tmp_path, "x", "ingest", str(menu_dir), QUEUE_OPTS=f"--benchmarks {bench}")
-    text = bench.read_text()
-    assert "_GPU_" not in text and "| manual/bf16 | " in text and "One evaluation (" in text
 
     # the paused-and-resumed timed plan equals its configuration trained in one go
     sys.path.insert(0, str(SCRIPT.parent))
@@ -292,6 +291,103 @@ def test_queue_picks_the_variant_that_finishes_a_plan_soonest_under_todays_toler
     assert long["name"] == "compiled/bf16" and long["seconds"] == pytest.approx(
         q.START_S + 60.0 + 2000.0)
     assert all(not q.variant_ok(v) for v in menu["variants"] if v["step"] == "graphs")
+
+
+def test_a_failed_variant_is_retried_with_the_next_measured_one_if_that_can_do():
+    """A step that passed the menu but broke in training (the Triton kernels, say) is
+    replaced by the next fastest measured variant, not by the speed before any menu; a plan
+    that must beat a time is not retried with a variant that would not."""
+    q = _queue_module()
+    ok = dict(rel=0.1, grad_rel=0.01)
+    speed = dict(menus=[_menu([("graphs", "bf16", 1e-3, 1.0, ok),
+                               ("manual", "bf16", 2e-3, 1.0, ok),
+                               ("eager", "bf16", 9e-3, 1.0, ok)])], source="test")
+    plan = dict(q.TINY_PLANS[0])
+    size = q.plan_size(plan)
+    failed = q.choose_variant(speed, size)
+    assert failed["name"] == "graphs/bf16"
+    again = q.fallback_variant(plan, speed, failed)
+    assert again["name"] == "manual/bf16"
+    assert again["seconds"] == pytest.approx(q.choose_variant(
+        speed, size, exclude={"graphs/bf16"})["seconds"])
+    assert q.fallback_variant(dict(plan, beat_s=again["seconds"]), speed, failed) is None
+    assert q.fallback_variant(dict(plan, beat_s=again["seconds"] + 1), speed, failed) == again
+    alone = dict(menus=[_menu([("graphs", "bf16", 1e-3, 1.0, ok)])], source="test")
+    assert q.fallback_variant(plan, alone, failed)["name"] == q._variant(q.DEFAULT_SPEED).name
+
+
+def test_a_window_times_only_what_the_committed_menu_lacks(tmp_path, capsys):
+    """`unmeasured` (the no-mode window's question): exit 0 and the menu's variants (the
+    reference, the missing ones, the best so far and max-autotune) while a variant of
+    MEASURE_NEXT has no result; a skipped one counts as missing, a failed one as measured;
+    3 when none is missing."""
+    q = _queue_module()
+    from parity_menu import MEASURE_NEXT, WINDOW_AFTER, WINDOW_BEFORE
+    ok = dict(rel=0.1, grad_rel=0.01)
+    menu = _menu([("compiled_graphs", "bf16", 1e-3, 1.0, ok)])
+    first, second = MEASURE_NEXT
+    menu["variants"] += [dict(menu["variants"][0], name=first, status="error"),
+                         dict(menu["variants"][0], name=second, status="skipped")]
+    for v in menu["variants"][1:]:
+        v["step"], v["options"] = v["name"].split("+")[0], v["name"].split("/")[0].split("+")[1:]
+    args = type("Args", (), dict(tiny=False))()
+    q.SPEED_FILE, saved = tmp_path / "committed.json", q.SPEED_FILE
+    try:
+        q.SPEED_FILE.write_text(json.dumps(menu))
+        assert q.unmeasured(args) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == ",".join(
+            WINDOW_BEFORE + [second] + WINDOW_AFTER)
+        menu["variants"][2]["status"] = "ok"
+        q.SPEED_FILE.write_text(json.dumps(menu))
+        assert q.unmeasured(args) == q.ALL_MEASURED == 3
+    finally:
+        q.SPEED_FILE = saved
+
+
+def test_a_failed_attempt_at_a_faster_step_does_not_stop_the_queue(tmp_path, monkeypatch):
+    """The timed plan with ``beat_s`` fails (its fast step breaks in training): the queue
+    goes on with the next plan; any other failed plan stops the call, as before."""
+    q = _queue_module()
+    ran = []
+    outcome = {"fast": "failed", "after": "done", "broken": "failed", "last": "done"}
+    monkeypatch.setattr(q, "done", lambda plan, *a, **k: False)
+    monkeypatch.setattr(q, "_startable", lambda *a: True)
+    monkeypatch.setattr(q, "run_plan", lambda plan, *a: ran.append(plan["name"])
+                        or outcome[plan["name"]])
+    monkeypatch.setattr(q, "load_speed", lambda *a: dict(q.TINY_SPEED))
+    args = type("Args", (), dict(out=str(tmp_path / "out"), seconds=1e4, reserve=0.0,
+                                 out_limit=q.MAX_OUT_BYTES, tiny=True, runs=tmp_path / "runs",
+                                 min_train=0.0, results=tmp_path, carry=tmp_path))()
+    for names, want in ((["fast", "after"], ["fast", "after"]),
+                        (["broken", "last"], ["broken"])):
+        ran.clear()
+        monkeypatch.setattr(q, "plans", lambda tiny: [dict(name=n, beat_s=100.0)
+                                                      if n == "fast" else dict(name=n)
+                                                      for n in names])
+        assert q.next_plans(args) == 75 and ran == want
+
+
+def test_ingest_keeps_the_committed_measurements_a_menu_did_not_repeat():
+    """A window's menu times a few variants: merged into the committed menu, it replaces
+    those it ran, keeps the others (marked with the menu that measured them) and the
+    evaluation; a menu of another configuration replaces the committed one whole."""
+    q = _queue_module()
+    ok = dict(rel=0.1, grad_rel=0.01)
+    old = _menu([("compiled_graphs", "bf16", 1e-3, 1.0, ok), ("graphs", "bf16", 2e-3, 1.0, ok),
+                 ("manual", "bf16", 3e-3, 1.0, ok)])
+    old.update(device="H200 (old)", torch="2.11", evaluation=dict(product_s=0.03))
+    new = _menu([("compiled_graphs", "bf16", 0.9e-3, 1.0, ok), ("graphs", "bf16", 1.0, 1.0, ok)])
+    new["variants"][1]["status"] = "skipped"
+    new.update(device="H200 (new)", torch="2.11")
+    merged = q.merge_menus(new, old)
+    by = {v["name"]: v for v in merged["variants"]}
+    assert sorted(by) == ["compiled_graphs/bf16", "graphs/bf16", "manual/bf16"]
+    assert by["compiled_graphs/bf16"]["s_per_step"] == 0.9e-3
+    assert by["graphs/bf16"]["s_per_step"] == 2e-3 and by["graphs/bf16"]["menu_device"] == "H200 (old)"
+    assert "menu_device" not in by["compiled_graphs/bf16"]
+    assert merged["evaluation"] == old["evaluation"] and merged["device"] == "H200 (new)"
+    other = dict(new, hidden_units=7)
+    assert q.merge_menus(other, old) == other
 
 
 def test_this_calls_menu_overrides_the_committed_one_and_compilation_has_a_floor(tmp_path):

@@ -14,7 +14,7 @@ from empirical.parity.steps import InputLayout, ManualStep, adam_states, adam_up
     lookup_logits, loss_and_grads, network_losses, unit_slots, warm_up_and_restore
 from empirical.parity.train import build_model, new_step
 from strategies import seeds
-from parity_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from parity_helpers import needs_triton, one_torch_thread  # noqa: F401 (autouse fixture)
 
 #: ‖θ_variant − θ_fp32‖ / ‖θ_fp32 − θ_0‖ after 50 steps: float32 variants differ from the
 #: eager step only in the order of sums; bf16 products (8-bit mantissa) move each Adam
@@ -50,7 +50,10 @@ ALL_OPTIONS = ("gather_in", "gather_out", "adam")
     ("manual", "fp32", ()), ("manual", "bf16", ()), ("eager", "bf16", ()),
     ("manual", "fp32", ("gather_in",)), ("manual", "fp32", ("gather_out",)),
     ("manual", "fp32", ("adam",)), ("manual", "fp32", ALL_OPTIONS),
-    ("manual", "bf16", ALL_OPTIONS)])
+    ("manual", "bf16", ALL_OPTIONS),
+    # the Triton kernels (tests/test_parity_kernels.py), in its interpreter without CUDA
+    pytest.param("manual", "fp32", ("triton",), marks=needs_triton),
+    pytest.param("manual", "bf16", ("adam", "triton"), marks=needs_triton)])
 def test_step_variants_equal_the_fp32_eager_step_after_50_steps(step, precision, options):
     ref = params_after(config())
     init = torch.cat([p.detach().reshape(-1) for p in build_model(config()).parameters()])
@@ -274,7 +277,9 @@ def test_committed_runs_of_older_code_still_load():
 @pytest.mark.parametrize("step,precision,options", [
     ("eager", "bf16", ()), ("manual", "fp32", ()), ("graphs", "fp32", ()), ("graphs", "bf16", ()),
     ("compiled", "bf16", ()), ("compiled_graphs", "fp32", ()), ("compiled_graphs", "bf16", ()),
-    ("graphs", "bf16", ALL_OPTIONS), ("compiled_graphs", "bf16", ALL_OPTIONS)])
+    ("graphs", "bf16", ALL_OPTIONS), ("compiled_graphs", "bf16", ALL_OPTIONS),
+    ("graphs", "fp32", ("triton",)), ("graphs", "bf16", ("triton",)),
+    ("compiled_graphs", "bf16", ("adam", "triton"))])
 def test_cuda_step_variants_equal_the_fp32_eager_step(step, precision, options):
     """On the GPU (TF32 off for fp32): every variant, the CUDA-graph ones included."""
     torch.backends.cuda.matmul.allow_tf32 = False

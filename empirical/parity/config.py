@@ -26,8 +26,10 @@ STEPS = ("eager", "manual", "compiled", "graphs", "compiled_graphs")
 #: the block-diagonal matrix); ``adam``: Adam inside the step's function (compiled with
 #: it, so the gradients' copies and casts fuse into the update); ``autotune``: the
 #: compiled steps with inductor's max-autotune (Triton GEMM templates with the ReLU and
-#: the lookups fused into their epilogues; minutes of compilation)
-STEP_OPTIONS = ("gather_in", "gather_out", "adam", "autotune")
+#: the lookups fused into their epilogues; minutes of compilation); ``triton``: the hidden
+#: layer forward and backward as two Triton kernels that never write the B × H activations
+#: (empirical.parity.kernels; autotuned on CUDA, Triton's interpreter elsewhere)
+STEP_OPTIONS = ("gather_in", "gather_out", "adam", "autotune", "triton")
 #: where batches come from: "counter" (one batched draw for all groups, a pure function of
 #: the step: empirical.parity.task.SweepSampler) or "streams" (one torch.Generator per group,
 #: drawn group by group: the sampler of runs written before the counter sampler existed)
@@ -173,6 +175,9 @@ class TrainConfig:
         if "autotune" in opts and not self.step.startswith("compiled"):
             raise InputError("step option 'autotune' needs a compiled step (compiled, "
                              "compiled_graphs)")
+        if "triton" in opts and {"gather_in", "gather_out"} & set(opts):
+            raise InputError("step option 'triton' computes the hidden layer its own way; "
+                             "drop gather_in and gather_out")
         self.step_options = [o for o in STEP_OPTIONS if o in opts]     # canonical order
 
 

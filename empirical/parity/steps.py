@@ -17,7 +17,9 @@ The written-out steps take options (``TrainConfig.step_options``) that do the sa
 arithmetic another way: ``gather_in`` (the one-hot control part of the input as a row
 lookup, :class:`InputLayout`; evaluations too, :func:`lookup_logits`), ``gather_out`` (the
 output layer's backward as a per-unit lookup, :func:`_unit_lookup`), ``adam`` (Adam inside
-the step's function, :func:`adam_update`) and ``autotune`` (inductor's max-autotune).
+the step's function, :func:`adam_update`), ``autotune`` (inductor's max-autotune) and
+``triton`` (the hidden layer's forward and backward as two Triton kernels that never write
+the activations, :class:`TritonGrads`; evaluations look the control rows up).
 
 Every step returns the per-network losses of its batch (measured before its update). In
 ``bf16`` the matrix products take bf16 inputs and the activations are kept in bf16, while
@@ -39,6 +41,8 @@ from .task import SparseParityTask, SweepSampler
 WARMUP_STEPS = 3
 #: the written-out step pads hidden units, inputs and logits to multiples of this
 ALIGN = 8
+#: step options whose runs evaluate with the control rows looked up (:func:`lookup_logits`)
+LOOKUP_OPTIONS = ("gather_in", "triton")
 
 
 def matmul_dtype(precision: str) -> torch.dtype:
@@ -254,9 +258,9 @@ def lookup_logits(model: FusedMLP, bits: torch.Tensor, t0: int, t1: int,
 
 
 def evaluation_lookup(train_config) -> torch.dtype | None:
-    """The dtype of :func:`lookup_logits` for a run's evaluations (step option
-    ``gather_in``), else None (the module's forward)."""
-    if "gather_in" not in (train_config.step_options or []):
+    """The dtype of :func:`lookup_logits` for a run's evaluations (step options
+    ``gather_in``, ``triton``), else None (the module's forward)."""
+    if not set(LOOKUP_OPTIONS) & set(train_config.step_options or []):
         return None
     return matmul_dtype(train_config.precision)
 
@@ -321,6 +325,55 @@ class EagerStep:
         return losses.detach()
 
 
+class TritonGrads:
+    """Losses and gradients of one step, step option ``triton``: the batch drawn and sorted
+    and the parameters packed (:meth:`prepare`), the kernels' forward, the loss and its
+    logit gradients (:meth:`loss`), the kernels' backward, the gradients unpacked into the
+    parameters' shapes (:meth:`unpack`). The three pieces are compiled when the step is
+    (``compile``); the kernels run between them. Called as :meth:`ManualStep.grads`."""
+
+    def __init__(self, model: FusedMLP, task: SparseParityTask, sampler: SweepSampler,
+                 precision: str, compile: bool = False, autotune: bool = False):
+        from .kernels import FusedLayer
+        G = len(sampler.groups)
+        Hg, Mg = model.w_in.shape[0] // G, model.n_networks // G
+        self.sampler = sampler
+        self.layer = FusedLayer.build(model.unit_net[:Hg] % Mg, G, Mg, task.n_tasks,
+                                      task.n_bits, precision)
+        for name in ("prepare", "loss", "unpack"):
+            fn = getattr(self, name)
+            setattr(self, name, compiled(fn, autotune) if compile else fn)
+
+    def prepare(self, w_in, b_in, w_out, step_t):
+        sub, bits, y = self.sampler.draw(step_t)
+        return (*self.layer.inputs(sub, bits, y), *self.layer.pack(w_in, b_in, w_out))
+
+    def loss(self, z: torch.Tensor, b_out: torch.Tensor, y: torch.Tensor):
+        """Per-network losses, their logit gradients (G × B × Mg × 2) and those as the
+        backward kernel reads them (G × B × NC, the product dtype)."""
+        G, B = y.shape
+        M2 = 2 * self.layer.Mg
+        logits = z[..., :M2].reshape(G, B, -1, 2) + b_out.view(G, 1, -1, 2)
+        losses, g_logits = _losses_and_logit_grads(logits, y)
+        gz = F.pad(g_logits.reshape(G, B, M2), (0, self.layer.NC - M2))
+        return losses, g_logits, gz.to(self.layer.dtype).contiguous()
+
+    def unpack(self, g_wx, g_ctrl, g_w2, g_logits):
+        """(g_w_in, g_b_in, g_w_out, g_b_out) from the kernel's unit-major gradients."""
+        L = self.layer
+        H, n = L.G * L.Hg, L.n_bits
+        g_w_in = torch.cat([g_ctrl[:, :L.Hg], g_wx[:, :L.Hg, :n]], -1).reshape(H, L.T + n)
+        grads = (g_w_in, g_wx[:, :L.Hg, n].reshape(H), g_w2[:, :L.Hg].reshape(H, 2),
+                 g_logits.sum(1).reshape(-1, 2))
+        return tuple(g.contiguous() for g in grads)     # CUDA's fused Adam wants dense grads
+
+    def __call__(self, w_in, b_in, w_out, b_out, slot, step_t):
+        x, sub, y, wx, ctrl, w2 = self.prepare(w_in, b_in, w_out, step_t)
+        losses, g_logits, gz = self.loss(self.layer.forward(x, sub, wx, ctrl, w2), b_out, y)
+        grads = self.layer.backward(x, sub, wx, ctrl, w2, gz)
+        return losses, self.unpack(*grads, g_logits)
+
+
 class ManualStep:
     """The written-out step (:func:`loss_and_grads`) on batches drawn by ``sampler``:
     eager kernels, or the draw-forward-backward compiled as one function
@@ -339,8 +392,13 @@ class ManualStep:
         self.slot = unit_slots(model, len(sampler.groups)).to(model.w_in.device)
         task._tables(model.w_in.device)          # fill the task's device cache before tracing
         self.adam = "adam" in options
+        autotune, triton = "autotune" in options, "triton" in options
+        self._adam = adam_update
+        if triton:          # the kernels are called between compiled pieces, not traced
+            self.grads = TritonGrads(model, task, sampler, precision, compile, autotune)
+            self._adam = compiled(adam_update, autotune) if compile else adam_update
         fn = self.step_with_adam if self.adam else self.grads
-        self.fn = compiled(fn, "autotune" in options) if compile else fn
+        self.fn = compiled(fn, autotune) if compile and not triton else fn
         device = model.w_in.device
         self.step_t = torch.zeros((), dtype=torch.int64, device=device)
         self.graph = None
@@ -361,7 +419,7 @@ class ManualStep:
         """:meth:`grads` and Adam's update in one function (step option ``adam``)."""
         losses, grads = self.grads(*params, slot, step_t)
         group = self.opt.param_groups[0]
-        adam_update(params, grads, states, group["lr"], group["betas"], group["eps"])
+        self._adam(params, grads, states, group["lr"], group["betas"], group["eps"])
         return losses, grads
 
     @torch.no_grad()        # else torch.compile traces for autograd and keeps activations
