@@ -102,8 +102,17 @@ def _configs():
     return [pytest.param(which, c, id=f"{which}-" + "-".join(f"{k}{v}" for k, v in c.kwargs.items())
                          + f"-w{c.num_warps}-s{c.num_stages}")
             for which, cs in (("forward", getattr(kernels, "FORWARD_CONFIGS", [])),
-                              ("backward", getattr(kernels, "BACKWARD_CONFIGS", [])))
+                              ("backward", getattr(kernels, "BACKWARD_CONFIGS", [])),
+                              *_float32_configs())
             for c in cs]
+
+
+def _float32_configs():
+    """The one tile of float32 products on CUDA (for checks)."""
+    if not hasattr(kernels, "_KERNELS"):
+        return []
+    forward, backward = kernels._KERNELS["float32"]
+    return [("forward", forward.configs), ("backward", backward.configs)]
 
 
 @pytest.mark.parametrize("which,config", _configs())
@@ -119,6 +128,27 @@ def test_every_autotuned_configuration_gives_the_same_gradients(which, config):
     x, s, y2 = layer.inputs(sub, bits, y)
     fwd, bwd = (config, None) if which == "forward" else (None, config)
     assert_matches(kernel_grads(layer, model, x, s, y2, fwd, bwd), reference(model, sub, bits, y))
+
+
+def test_the_kernels_compile_for_the_h200_without_a_gpu():
+    """What the interpreter cannot check: Triton's compiler and the ptxas it ships accept
+    both kernels for sm90 (bf16 with tensor-core wgmma products, and the float32 tile),
+    within the shared memory (benchmarks/triton_sm90.py, the first configuration of each)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "triton_sm90.py"
+    import triton
+    if not (Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "ptxas").exists():
+        pytest.skip("this triton has no ptxas")
+    for precision in ("bf16", "fp32"):
+        res = subprocess.run([sys.executable, str(script), "--first", "--precision", precision],
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stdout + res.stderr
+        lines = res.stdout.splitlines()
+        assert len(lines) == 2 and all("registers" in line for line in lines), res.stdout
+        if precision == "bf16":
+            assert all("wgmma True" in line for line in lines), res.stdout
 
 
 def test_the_batch_is_sorted_by_subtask_with_its_labels_and_bits():
