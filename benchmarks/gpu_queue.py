@@ -703,7 +703,8 @@ def ingest(args) -> int:
                              _read_menu(SPEED_FILE))
         SPEED_FILE.write_text(json.dumps(merged, indent=1) + "\n")
         print(f"menu -> {SPEED_FILE} (commit it: the next estimates use it)")
-    _ingest_figures(src, args.benchmarks)
+    if not (args.tiny and args.benchmarks == BENCHMARKS_FILE):   # no CPU figures in it
+        _ingest_figures(src, args.benchmarks)
     return 0
 
 
