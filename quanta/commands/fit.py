@@ -197,7 +197,7 @@ def _add_sizes(sub, shared) -> None:
                    help="estimator (default mle)")
     z.add_argument("--column", help="column of sizes (default: the first column; for "
                                     "envelope, every column is one clustering)")
-    z.add_argument("--rank-window", type=int, nargs=2, metavar=("FIRST", "LAST"),
+    z.add_argument("--rank-window", type=count(1), nargs=2, metavar=("FIRST", "LAST"),
                    help="(ols/envelope) ranks used")
     _add_gof_args(z)
     add_output_args(z)

@@ -296,7 +296,7 @@ def _add_analyze_parser(sub) -> None:
     a.add_argument("--window", type=float, nargs=2, default=(0.05, 0.9), metavar=("LO", "HI"),
                    help="(quanta) fit where the loss lies between LO and HI times ln 2 (the "
                         "chance loss)")
-    a.add_argument("--until-step", type=int, default=None, metavar="STEP",
+    a.add_argument("--until-step", type=count(0), default=None, metavar="STEP",
                    help="analyse each run as it stood at STEP (its evaluations up to STEP), "
                         "e.g. a partial run beside a finished one at their common step")
     a.add_argument("--step-window", type=float, nargs=2, metavar=("LO", "HI"), default=None,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from common.errors import InputError, RunError
 from quanta.commands.parity import EXIT_PAUSED
-from quanta.io import add_output_args, declare_paths, say, write_json
+from quanta.io import add_output_args, count, declare_paths, say, write_json
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "sweep" / "examples"
 
@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     r.add_argument("--address", default=None, metavar="ADDR",
                    help="(ray) the cluster to join, e.g. auto or ray://HEAD:10001 "
                         "(default: start Ray on this machine)")
-    r.add_argument("--max-parallel", type=int, default=None, metavar="N",
+    r.add_argument("--max-parallel", type=count(1), default=None, metavar="N",
                    help="jobs at a time (default: the CPU count here; on Ray, what the "
                         "cluster's resources allow)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quanta.io import (CommandError, add_output_args, add_resource_args, save_figure, say,
-                       write_json)
+from quanta.io import (CommandError, add_output_args, add_resource_args, count, save_figure,
+                       say, write_json)
 
 
 def add_parser(subparsers) -> None:
@@ -27,8 +27,8 @@ def add_parser(subparsers) -> None:
                     "a=0, b=1) at each n, D or S given.")
     p.add_argument("--alpha", type=float, required=True,
                    help="the paper's alpha: frequencies p_k ∝ k^-(alpha+1)")
-    p.add_argument("--tau", type=int, default=1, help="occurrences needed to learn a quantum (default 1)")
-    p.add_argument("--K", type=int, default=None, help="number of quanta (default: infinite)")
+    p.add_argument("--tau", type=count(1), default=1, help="occurrences needed to learn a quantum (default 1)")
+    p.add_argument("--K", type=count(1), default=None, help="number of quanta (default: infinite)")
     p.add_argument("--C", type=float, default=1.0, help="parameters per quantum (default 1)")
     p.add_argument("--n", type=float, nargs="+", default=[], metavar="n", help="quanta learned")
     p.add_argument("--D", type=float, nargs="+", default=[], metavar="D", help="samples (multi-epoch)")
