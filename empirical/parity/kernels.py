@@ -46,6 +46,10 @@ def available() -> bool:
     return triton is not None
 
 
+def _version() -> tuple[int, int]:
+    return tuple(int(p) for p in triton.__version__.split(".")[:2])
+
+
 def require(device: torch.device) -> None:
     """Refuse what cannot run: no Triton, or no CUDA and Triton imported without its
     interpreter (``empirical.parity`` asks for it on import, unless triton came first)."""
@@ -56,6 +60,10 @@ def require(device: torch.device) -> None:
         raise InputError("step option 'triton' without CUDA runs in Triton's interpreter, "
                          "which must be chosen before triton is first imported: set "
                          "TRITON_INTERPRET=1 in the environment")
+    if device.type != "cuda" and _version() < (3, 8):
+        raise InputError(f"step option 'triton' without CUDA runs in Triton's interpreter, "
+                         f"which needs triton 3.8 or later with NumPy 2 (this is "
+                         f"{triton.__version__}): pip install 'triton>=3.8'")
 
 
 def _pow2(n: int, least: int = 16) -> int:
