@@ -96,7 +96,8 @@ def main(argv=None) -> int:
                 r = compile_one(which, c, args.precision, Path(tmp))
                 ok = "error" not in r and r["shared"] <= SHARED_LIMIT
                 bad += not ok
-                name = f"{which} {args.precision} {c.kwargs} warps {c.num_warps} stages {c.num_stages}"
+                name = (f"{which} {args.precision} {c.kwargs} warps {c.num_warps} "
+                        f"stages {c.num_stages}")
                 print(f"{name}: " + (r["error"] if "error" in r else
                       f"{r['seconds']:.1f} s, shared {r['shared']} B, {r['registers']} "
                       f"registers, spill {r['spill']} B, wgmma {r['wgmma']}"

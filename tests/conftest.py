@@ -10,10 +10,9 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import torch
-
-if not torch.cuda.is_available():   # Triton's kernels run interpreted (set before its import)
-    os.environ.setdefault("TRITON_INTERPRET", "1")
+# without CUDA, empirical.parity asks for Triton's interpreter, which must come before
+# anything (torch.compile too) imports triton
+import empirical.parity  # noqa: E402,F401
 
 import matplotlib
 

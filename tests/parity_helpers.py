@@ -1,26 +1,13 @@
 """Shared by the parity trainer's tests."""
-import importlib.metadata
-import importlib.util
-
 import pytest
 import torch
 
+from empirical.parity.kernels import why_not
 
-def _triton_runs() -> bool:
-    """Triton is there and can run the kernels here: compiled on CUDA, else in its
-    interpreter, which needs 3.8 with NumPy 2 (3.6's indexes a 1-element array as a
-    scalar)."""
-    if importlib.util.find_spec("triton") is None:
-        return False
-    if torch.cuda.is_available():
-        return True
-    major, minor = (int(p) for p in importlib.metadata.version("triton").split(".")[:2])
-    return (major, minor) >= (3, 8)
-
-
-#: skip a test of the step option ``triton`` where its kernels cannot run
-needs_triton = pytest.mark.skipif(not _triton_runs(),
-                                  reason="needs triton (3.8 or later without CUDA)")
+_triton_blocked = why_not(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+#: skip a test of the step option ``triton`` where its kernels cannot run (and say why)
+needs_triton = pytest.mark.skipif(_triton_blocked is not None,
+                                  reason=f"step option 'triton' {_triton_blocked}")
 
 
 @pytest.fixture(autouse=True)

@@ -6,21 +6,24 @@ reads it for the weight gradient: about six passes over B·H activations, which 
 cost more than all its products (BENCHMARKS.md, parity: 0.32 of the floor). Here nothing of
 size B × H reaches memory:
 
-- :meth:`FusedLayer.forward`: a program takes BM samples of one group and walks over the group's
-  hidden units in blocks of BN: pre = [bits 1]·W + C[subtask] (the bits' product with the
-  bias riding as a column, the control part a row lookup), h = relu(pre), and the per-network
-  logits h·blockdiag(w_out) accumulated in registers; only the B × NC logits are written.
-- :meth:`FusedLayer.backward`: a program takes BN units and a share of the batch and recomputes pre and
-  h tile by tile; with the logits' gradient it forms ∂/∂pre and accumulates the gradients of
-  the bits' weights and bias ([∂pre]ᵀ·[bits 1]), of the output weights (Σ h·∂z) and of the
-  control rows. The last is a sum over the samples of each subtask: the samples of a tile
-  are ranked by distinct subtask (sorted batches have few per tile), summed per rank with
-  one product, and added to that subtask's row with one atomic add per (rank, unit).
+- :meth:`FusedLayer.forward`: a program takes BM samples of one group and walks over the
+  group's hidden units in blocks of BN: pre = [bits 1]·W + C[subtask] (the bits' product
+  with the bias riding as a column, the control part a row lookup), h = relu(pre), and the
+  per-network logits h·blockdiag(w_out) accumulated in registers; only the B × NC logits
+  are written.
+- :meth:`FusedLayer.backward`: a program takes BN units and a share of the batch and
+  recomputes pre and h tile by tile; with the logits' gradient it forms ∂/∂pre and
+  accumulates the gradients of the bits' weights and bias ([∂pre]ᵀ·[bits 1]), hᵀ·∂z (the
+  output weights' gradient is read from it at the end) and the control rows'. The last is a
+  sum over the samples of each subtask: the samples of a tile are ranked by run of equal
+  subtask (sorted batches have few runs per tile), summed per rank with one product, and
+  added to that subtask's row with one atomic add per (rank, unit).
 
 Both kernels are autotuned on CUDA over :data:`FORWARD_CONFIGS` / :data:`BACKWARD_CONFIGS`.
 Without CUDA they run in Triton's interpreter (``TRITON_INTERPRET=1``, which
-``empirical.parity`` sets on import, before Triton's), whose products have no bf16: there the products' operands are rounded
-to the product dtype and multiplied in float32 (the same values, summed in another order).
+``empirical.parity`` sets on import, before Triton's), whose products have no bf16: there
+the products' operands are rounded to the product dtype and multiplied in float32 (the same
+values, summed in another order).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ import torch
 from torch.nn import functional as F
 
 from common.errors import InputError, MissingExtraError
+from .steps import matmul_dtype
 
 try:
     import triton
@@ -50,20 +54,30 @@ def _version() -> tuple[int, int]:
     return tuple(int(p) for p in triton.__version__.split(".")[:2])
 
 
-def require(device: torch.device) -> None:
-    """Refuse what cannot run: no Triton, or no CUDA and Triton imported without its
-    interpreter (``empirical.parity`` asks for it on import, unless triton came first)."""
+def why_not(device: torch.device) -> str | None:
+    """Why the kernels cannot run on ``device`` (None: they can): no Triton, or no CUDA
+    and Triton imported without its interpreter (``empirical.parity`` asks for it on
+    import, unless triton came first), or an interpreter older than 3.8 (its NumPy 2
+    indexing breaks mid-kernel)."""
     if triton is None:
-        raise MissingExtraError("step option 'triton' needs the triton package "
-                                "(pip install triton; CUDA builds of torch include it)")
-    if device.type != "cuda" and type(tl.zeros).__name__ != "InterpretedFunction":
-        raise InputError("step option 'triton' without CUDA runs in Triton's interpreter, "
-                         "which must be chosen before triton is first imported: set "
-                         "TRITON_INTERPRET=1 in the environment")
-    if device.type != "cuda" and _version() < (3, 8):
-        raise InputError(f"step option 'triton' without CUDA runs in Triton's interpreter, "
-                         f"which needs triton 3.8 or later with NumPy 2 (this is "
-                         f"{triton.__version__}): pip install 'triton>=3.8'")
+        return "needs the triton package (pip install triton; CUDA builds of torch include it)"
+    if device.type == "cuda":
+        return None
+    if type(tl.zeros).__name__ != "InterpretedFunction":
+        return ("without CUDA runs in Triton's interpreter, which must be chosen before "
+                "triton is first imported: set TRITON_INTERPRET=1 in the environment")
+    if _version() < (3, 8):
+        return (f"without CUDA runs in Triton's interpreter, which needs triton 3.8 or later "
+                f"with NumPy 2 (this is {triton.__version__}): pip install 'triton>=3.8'")
+    return None
+
+
+def require(device: torch.device) -> None:
+    """Refuse, in one line, what :func:`why_not` says cannot run."""
+    reason = why_not(device)
+    if reason:
+        error = MissingExtraError if triton is None else InputError
+        raise error(f"step option 'triton' {reason}")
 
 
 def _pow2(n: int, least: int = 16) -> int:
@@ -245,7 +259,6 @@ class FusedLayer:
     net: torch.Tensor
     dtype: torch.dtype
     prec: str
-    kernels: str
     NW: int
 
     @classmethod
@@ -254,14 +267,17 @@ class FusedLayer:
         laid out alike) in ``precision`` (fp32, tf32, bf16)."""
         require(net.device)
         cuda = net.device.type == "cuda"
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         prec = {"fp32": "ieee", "tf32": "tf32", "bf16": "bf16"}[precision] if cuda else "interp"
         Hg = net.shape[0]
         padded = net.new_full((-(-Hg // UNIT_ALIGN) * UNIT_ALIGN,), -1, dtype=torch.int32)
         padded[:Hg] = net
-        kernels = "interp" if not cuda else "tuned" if precision == "bf16" else "float32"
-        return cls(G, Hg, Mg, T, n_bits, padded, dtype, prec, kernels,
+        return cls(G, Hg, Mg, T, n_bits, padded, matmul_dtype(precision), prec,
                    NW=min(_pow2(2 * Mg), _pow2(2 * _most_networks(padded))))
+
+    @property
+    def kernels(self) -> str:
+        """Which of :data:`_KERNELS`: the interpreter's, bf16 autotuned, or float32's."""
+        return {"interp": "interp", "bf16": "tuned"}.get(self.prec, "float32")
 
     @property
     def Hp(self) -> int:
