@@ -280,14 +280,11 @@ def speed_line(speed: dict) -> str:
             f"(from {speed['source']})")
 
 
-def choose_variant(speed: dict, size: dict, exclude=()) -> dict:
-    """The measured variant, other than those named in ``exclude``, that finishes ``size``
-    soonest (compilation and evaluations included): step, precision, compile_forward,
-    options, name and the predicted seconds. With every measured variant excluded, the
-    speed before any menu (:data:`DEFAULT_SPEED`)."""
-    pool = [v for v in measured_variants(speed) if v["name"] not in exclude] or \
-        measured_variants(dict(DEFAULT_SPEED))
-    v = min(pool, key=lambda v: predicted_seconds(v, size))
+def choose_variant(speed: dict, size: dict) -> dict:
+    """The measured variant that finishes ``size`` soonest (compilation and evaluations
+    included; none that failed in this call, ``speed["failed"]``): step, precision,
+    compile_forward, options, name and the predicted seconds."""
+    v = min(measured_variants(speed), key=lambda v: predicted_seconds(v, size))
     var = _variant(v)
     return dict(var.fields(), name=var.name, seconds=predicted_seconds(v, size))
 
@@ -481,9 +478,9 @@ def run_plan(plan: dict, speed: dict, call: Call, args) -> str:
     if (args.runs / plan["name"] / "config.json").exists():
         chosen = _resume_or_restart(plan, speed, chosen, args.runs / plan["name"], call)
     status = _run_plan(plan, chosen, call, args)
+    fallback = fallback_variant(plan, speed, chosen, args.tiny)
     if status == "failed":      # not chosen again in this call
         speed.setdefault("failed", set()).add(chosen["name"])
-    fallback = fallback_variant(plan, speed, chosen, args.tiny)
     if status == "failed" and fallback and call.left() > call.reserve + 60:
         shutil.rmtree(args.runs / plan["name"], ignore_errors=True)
         call.say(f"{plan['name']}: trying again with {fallback['name']}")
@@ -496,11 +493,17 @@ def fallback_variant(plan: dict, speed: dict, failed: dict, tiny: bool = False) 
     state: the next measured one (the CPU queue: plain eager float32 steps), or None when
     there is none or, for a plan that must beat ``beat_s``, when it would not."""
     size = plan_size(plan)
-    v = choose_variant(TINY_SPEED, size) if tiny else \
-        choose_variant(speed, size, exclude={failed["name"]})
-    if v["name"] == failed["name"] or v["seconds"] >= plan.get("beat_s", math.inf):
+    v = choose_variant(TINY_SPEED, size) if tiny else choose_variant(
+        dict(speed, failed=set(speed.get("failed", ())) | {failed["name"]}), size)
+    if v["name"] == failed["name"] or not beats(plan, v["seconds"]):
         return None
     return v
+
+
+def beats(plan: dict, seconds: float) -> bool:
+    """Whether a plan predicted to take ``seconds`` is worth starting: under its
+    ``beat_s``, if it has one."""
+    return seconds < plan.get("beat_s", math.inf)
 
 
 def _run_plan(plan: dict, variant: dict, call: Call, args) -> str:
@@ -573,7 +576,7 @@ def _startable(plan: dict, speed: dict, call: Call, args) -> bool:
     size = plan_size(plan)
     predicted = choose_variant(speed, size)["seconds"]
     need = predicted * 1.2 + call.reserve
-    if predicted >= plan.get("beat_s", math.inf):
+    if not beats(plan, predicted):
         call.say(f"{plan['name']}: predicted {predicted:.0f} s, not under the "
                  f"{plan['beat_s']:.0f} s it must beat: skipped")
         return False

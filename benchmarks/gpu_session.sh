@@ -28,8 +28,9 @@
 # no mode (what a GPU window runs): when the committed menu (benchmarks/gpu_speed.json) lacks
 #   a variant of parity_menu.MEASURE_NEXT (today the Triton kernels), `menu $MENU_SECONDS`
 #   (240) of those, the reference, the best step so far and max-autotune first, then `next`
-#   for what is left of $GPU_SECONDS (540); else `next $GPU_SECONDS`. The queue's first plan, fig2_NS_speed3 (the Figure-2 sweep timed
-#   again), starts only when a measured variant is predicted under the 164 s of the last.
+#   for what is left of $GPU_SECONDS (540); else `next $GPU_SECONDS`. The queue's first
+#   plan, fig2_NS_speed3 (the Figure-2 sweep timed again), starts only when a measured
+#   variant is predicted under the 164 s of the last.
 # Between calls: copy $OUT back, run `ingest DIR` on it here (exports -> results/parity/,
 #   resume state -> .gpu/, menu -> benchmarks/gpu_speed.json, the timed plan's wall time ->
 #   BENCHMARKS.md), commit results/parity/gpu_*, benchmarks/gpu_speed.json and
@@ -194,6 +195,6 @@ case "${1:-}" in
     ingest) [ -n "${2:-}" ] || { echo "usage: ingest DIR (a call's returned \$OUT)" >&2; exit 2; }
             "$PY" benchmarks/gpu_queue.py ingest "$2" $(queue_args) ;;
     "") window ;;
-    help|-h|--help) sed -n '2,57p' "$0" ;;
-    *) sed -n '2,57p' "$0"; exit 2 ;;
+    help|-h|--help) sed -n '2,58p' "$0" ;;
+    *) sed -n '2,58p' "$0"; exit 2 ;;
 esac

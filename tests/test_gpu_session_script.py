@@ -309,7 +309,7 @@ def test_a_failed_variant_is_retried_with_the_next_measured_one_if_that_can_do()
     again = q.fallback_variant(plan, speed, failed)
     assert again["name"] == "manual/bf16"
     assert again["seconds"] == pytest.approx(q.choose_variant(
-        speed, size, exclude={"graphs/bf16"})["seconds"])
+        dict(speed, failed={"graphs/bf16"}), size)["seconds"])
     assert q.fallback_variant(dict(plan, beat_s=again["seconds"]), speed, failed) is None
     assert q.fallback_variant(dict(plan, beat_s=again["seconds"] + 1), speed, failed) == again
     alone = dict(menus=[_menu([("graphs", "bf16", 1e-3, 1.0, ok)])], source="test")
