@@ -195,6 +195,6 @@ case "${1:-}" in
     ingest) [ -n "${2:-}" ] || { echo "usage: ingest DIR (a call's returned \$OUT)" >&2; exit 2; }
             "$PY" benchmarks/gpu_queue.py ingest "$2" $(queue_args) ;;
     "") window ;;
-    help|-h|--help) sed -n '2,58p' "$0" ;;
-    *) sed -n '2,58p' "$0"; exit 2 ;;
+    help|-h|--help) sed -n '2,59p' "$0" ;;
+    *) sed -n '2,59p' "$0"; exit 2 ;;
 esac
