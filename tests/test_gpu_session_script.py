@@ -454,3 +454,12 @@ def test_ingest_of_a_missing_folder_is_refused(tmp_path):
     res = cpu_session(tmp_path, "x", "ingest", str(tmp_path / "no-such-call"))
     assert res.returncode == 2 and "not a folder" in res.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_help_prints_the_whole_header(tmp_path):
+    """`help` prints the script's header comment, every line of it (a hand-kept line range
+    went stale once when the header grew)."""
+    lines = SCRIPT.read_text().splitlines()
+    header = lines[1:lines.index("set -uo pipefail")]
+    res = session(tmp_path, "out", "help")
+    assert res.returncode == 0 and res.stdout.splitlines() == header
